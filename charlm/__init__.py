@@ -1,0 +1,1 @@
+"""charlm: character-level recurrent language models, compiled with Numba."""

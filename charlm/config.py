@@ -1,0 +1,103 @@
+"""Configuration: one dataclass that holds every setting of a run and travels in the checkpoint."""
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+CELLS = ("lstm", "gru", "rnn")
+MODES = ("auto", "stream", "lines")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+@dataclass
+class Config:
+    """Every setting of a training run. Fields left at ``None`` are chosen from the corpus and the
+    time budget when training starts (see :func:`charlm.train.resolve_config`); a checkpoint always
+    holds the resolved values."""
+
+    cell: str = "lstm"
+    hidden_size: int | None = None
+    num_layers: int = 2
+    dropout: float | None = None
+    mode: str = "auto"
+    seq_len: int = 100
+    batch_size: int = 50
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    lr_min_frac: float = 0.1         # the cosine schedule decays to lr * lr_min_frac
+    warmup_steps: int = 100
+    clip: float = 5.0
+    steps: int | None = None
+    epochs: float | None = None
+    max_time: float | None = None    # seconds
+    val_frac: float = 0.1
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    min_count: int = 1
+    seed: int = 1337
+
+    def validate(self):
+        """Raise UsageError, naming the option, for any value out of range."""
+        checks = [
+            (self.cell in CELLS, "--cell", f"must be one of {', '.join(CELLS)}"),
+            (self.mode in MODES, "--mode", f"must be one of {', '.join(MODES)}"),
+            (self.optimizer in OPTIMIZERS, "--optimizer", f"must be one of {', '.join(OPTIMIZERS)}"),
+            (self.hidden_size is None or 1 <= self.hidden_size <= 8192, "--hidden", "must be between 1 and 8192"),
+            (1 <= self.num_layers <= 16, "--layers", "must be between 1 and 16"),
+            (self.dropout is None or 0.0 <= self.dropout < 1.0, "--dropout", "must be in [0, 1)"),
+            (1 <= self.seq_len <= 100_000, "--seq-len", "must be between 1 and 100000"),
+            (1 <= self.batch_size <= 100_000, "--batch-size", "must be between 1 and 100000"),
+            (0.0 < self.lr < 10.0, "--lr", "must be in (0, 10)"),
+            (self.clip >= 0.0, "--clip", "must be >= 0 (0 turns clipping off)"),
+            (self.steps is None or self.steps >= 1, "--steps", "must be >= 1"),
+            (self.epochs is None or self.epochs > 0, "--epochs", "must be > 0"),
+            (self.max_time is None or self.max_time > 0, "--max-time", "must be > 0"),
+            (0.0 <= self.val_frac < 1.0, "--val-frac", "must be in [0, 1)"),
+            (self.eval_every is None or self.eval_every >= 1, "--eval-every", "must be >= 1"),
+            (self.checkpoint_every is None or self.checkpoint_every >= 1, "--checkpoint-every", "must be >= 1"),
+            (self.min_count >= 1, "--min-count", "must be >= 1"),
+            (0 <= self.seed < 2**63, "--seed", "must be between 0 and 2^63 - 1"),
+        ]
+        for ok, option, rule in checks:
+            if not ok:
+                raise UsageError(f"{option} {rule}")
+        return self
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        """Build from a checkpoint's JSON; keys this version does not know are ignored."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("config is not a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+def parse_duration(text):
+    """'90s', '10m', '1.5h', '45' (seconds) -> seconds as float."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise UsageError(f"--max-time: cannot read {text!r} as a duration (examples: 90s, 10m, 2h)")
+    unit = match.group(2).lower() if match.group(2) else None
+    seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
+    if seconds <= 0:
+        raise UsageError("--max-time must be > 0")
+    return seconds
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
