@@ -1,0 +1,182 @@
+"""Checkpoint I/O: the only place that reads or writes ``.npz`` files (SPEC.md, "Checkpoint").
+
+Besides the keys of the spec, a checkpoint written during training holds the latest training state
+for ``--resume`` under ``state.*``:
+
+- ``state.params``: the latest weights, one flat float32 array (the order of ``parameter_shapes``);
+- ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size;
+- ``state.carry``: the recurrent state carried between batches, (L, S, B, H), stream mode;
+- ``state.json``: step, epoch, data position, RNG state, elapsed time and the validation history.
+
+Nothing is ever unpickled: arrays are read with ``allow_pickle=False``, so a file that carries
+object arrays is refused before anything in it runs.
+"""
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Config
+from .errors import CheckpointError, UsageError
+from .model import FlatArrays, parameter_shapes
+from .vocab import Vocab
+
+FORMAT, FORMAT_VERSION = "charlm", 1
+
+
+@dataclass
+class TrainingState:
+    """What ``--resume`` needs to continue a run exactly where it stopped."""
+    params: np.ndarray                               # latest weights, flat
+    moments: dict = field(default_factory=dict)      # optimizer state: name -> flat array
+    carry: np.ndarray | None = None                  # (L, S, B, H) in stream mode
+    info: dict = field(default_factory=dict)         # step, epoch, position, rng, history, ...
+
+
+@dataclass
+class Checkpoint:
+    config: Config
+    vocab: Vocab
+    weights: FlatArrays                              # the best weights: what sample/score use
+    training: TrainingState | None = None
+
+
+def save(path, checkpoint):
+    """Write checkpoint to path atomically: a temporary file in the same folder, flushed to disk,
+    then renamed over path. On any failure the previous file at path is left untouched."""
+    arrays = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION, np.int64),
+        "config": np.array(checkpoint.config.to_json()),
+        "vocab": np.array(checkpoint.vocab.tokens),
+    }
+    arrays.update((name, checkpoint.weights[name]) for name, _ in checkpoint.weights.shapes)
+    state = checkpoint.training
+    if state is not None:
+        arrays["state.params"] = state.params
+        arrays.update((f"state.opt.{name}", a) for name, a in state.moments.items())
+        if state.carry is not None:
+            arrays["state.carry"] = state.carry
+        arrays["state.json"] = np.array(json.dumps(state.info))
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-", suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_folder(folder)
+    except OSError as e:
+        raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; "
+                              "the previous checkpoint (if any) is unchanged") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path, with_training_state=False):
+    """Read and check a checkpoint. Raises CheckpointError with a one-line reason for a file that is
+    missing, not a checkpoint, truncated, corrupted, from a newer charlm, inconsistent or not finite."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"no checkpoint at {path} (train one with `charlm train CORPUS --out {path}`)")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise CheckpointError(f"{path} holds pickled objects; charlm never unpickles, refusing it") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint: truncated or corrupted ({e})") from None
+    return _parse(path, arrays, with_training_state)
+
+
+def _scalar(arrays, key, kind, path):
+    a = arrays.get(key)
+    if a is None or a.shape != () or a.dtype.kind not in kind:
+        raise CheckpointError(f"{path} is not a charlm checkpoint (no valid '{key}' entry)")
+    return a.item()
+
+
+def _parse(path, arrays, with_training_state):
+    if _scalar(arrays, "format", "U", path) != FORMAT:
+        raise CheckpointError(f"{path} is not a charlm checkpoint")
+    version = _scalar(arrays, "format_version", "iu", path)
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer charlm (format version {version}, this "
+                              f"one reads {FORMAT_VERSION}); upgrade charlm to use it")
+    if version < 1:
+        raise CheckpointError(f"{path} has an invalid format version {version}")
+    try:
+        config = Config.from_json(_scalar(arrays, "config", "U", path)).validate()
+        if config.hidden_size is None or config.mode not in ("stream", "lines"):
+            raise ValueError("config is not resolved")
+    except (ValueError, TypeError, UsageError) as e:
+        raise CheckpointError(f"{path} has an unreadable config ({e})") from None
+    tokens = arrays.get("vocab")
+    if tokens is None or tokens.ndim != 1 or tokens.dtype.kind != "U":
+        raise CheckpointError(f"{path} has no valid vocabulary")
+    try:
+        vocab = Vocab(tokens.tolist())
+    except ValueError as e:
+        raise CheckpointError(f"{path} has an invalid vocabulary ({e})") from None
+    shapes = parameter_shapes(config.cell, len(vocab), config.hidden_size, config.num_layers)
+    weights = FlatArrays(shapes)
+    for name, shape in shapes:
+        weights[name][...] = _weight(arrays, name, shape, path)
+    training = _training_state(path, arrays, weights.flat.size) if with_training_state else None
+    return Checkpoint(config, vocab, weights, training)
+
+
+def _weight(arrays, name, shape, path):
+    a = arrays.get(name)
+    if a is None:
+        raise CheckpointError(f"{path} is missing the weight '{name}'")
+    if a.shape != shape:
+        raise CheckpointError(f"{path}: '{name}' has shape {a.shape}, the config needs {shape}")
+    if a.dtype.kind != "f":
+        raise CheckpointError(f"{path}: '{name}' is not a float array")
+    if not np.all(np.isfinite(a)):
+        raise CheckpointError(f"{path}: '{name}' holds NaN or infinite values")
+    return a
+
+
+def _training_state(path, arrays, size):
+    """The ``state.*`` entries, or None when the checkpoint has none (e.g. written by export)."""
+    if "state.json" not in arrays:
+        return None
+    try:
+        info = json.loads(_scalar(arrays, "state.json", "U", path))
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as e:
+        raise CheckpointError(f"{path} has an unreadable training state ({e})") from None
+    params = _weight(arrays, "state.params", (size,), path)
+    moments = {key[len("state.opt."):]: _weight(arrays, key, (size,), path)
+               for key in arrays if key.startswith("state.opt.")}
+    carry = arrays.get("state.carry")
+    if carry is not None:
+        carry = _weight(arrays, "state.carry", carry.shape, path)
+    return TrainingState(params.astype(np.float32), moments, carry, info)
