@@ -1,0 +1,109 @@
+"""Forward-only recurrent steps for scoring (Numba): no caches kept for a backward pass.
+
+The same cells as ``kernels.recurrent`` (equations in SPEC.md, "Model"), written for inference:
+each step computes ``h_{t-1} W_h`` into one scratch row block and turns it in place into the
+activated gates, so the memory is that of the outputs ``hs`` alone. The input projection arrives
+through a row table: step t of sequence b reads row ``rows[t, b]`` of ``x_table``. For layer 0 the
+table is ``W_x`` itself and ``rows`` the token ids (the one-hot product is a row gather that never
+materialises); for the layers above it is the precomputed ``(T*B, G*H)`` product of the layer
+below's outputs with ``W_x``, and ``rows[t, b] = t*B + b``. The bias ``b`` is added here.
+
+Shapes: T steps, B sequences, H hidden units, G gates. ``rows`` (T, B), ``x_table`` (R, G*H),
+``b`` (G*H,), ``w_h`` (H, G*H), ``hs`` (T, B, H) receives h_1..h_T. The state arrays ``h`` (and
+``c``), (B, H), hold the initial state on entry and the final state on exit.
+Memory per layer: T*B*H floats for hs plus B*G*H of scratch.
+"""
+import numpy as np
+from numba import njit
+
+from .activations import sigmoid, tanh
+
+KERNEL = dict(cache=True, error_model="numpy", nogil=True)
+
+
+@njit(**KERNEL)
+def rnn_steps(rows, x_table, b, w_h, h, hs):
+    """h_t = tanh(x_table[rows[t]] + b + h_{t-1} W_h)."""
+    T = rows.shape[0]
+    B, H = h.shape
+    z = np.empty((B, H), h.dtype)
+    for t in range(T):
+        np.dot(h if t == 0 else hs[t - 1], w_h, z)
+        for k in range(B):
+            zk, xk, hk = z[k], x_table[rows[t, k]], hs[t, k]
+            for j in range(H):
+                hk[j] = tanh(zk[j] + xk[j] + b[j])
+    h[:] = hs[T - 1]
+
+
+@njit(**KERNEL)
+def lstm_steps(rows, x_table, b, w_h, h, c, hs):
+    """Gates [u f o c~] = act(x_table[rows[t]] + b + h_{t-1} W_h); c_t = u c~ + f c_{t-1},
+    h_t = o tanh(c_t). c is updated in place step by step."""
+    T = rows.shape[0]
+    B, H = h.shape
+    z = np.empty((B, 4 * H), h.dtype)
+    for t in range(T):
+        np.dot(h if t == 0 else hs[t - 1], w_h, z)
+        for k in range(B):
+            zk, xk = z[k], x_table[rows[t, k]]
+            for j in range(3 * H):
+                zk[j] = sigmoid(zk[j] + xk[j] + b[j])
+            for j in range(3 * H, 4 * H):
+                zk[j] = tanh(zk[j] + xk[j] + b[j])
+            ck, hk = c[k], hs[t, k]
+            for j in range(H):
+                ct = zk[j] * zk[3 * H + j] + zk[H + j] * ck[j]
+                ck[j] = ct
+                hk[j] = zk[2 * H + j] * tanh(ct)
+    h[:] = hs[T - 1]
+
+
+@njit(**KERNEL)
+def gru_steps(rows, x_table, b, w_h_ru, w_h_c, h, hs):
+    """r, u = sigmoid(x[rows[t]] + b + h_{t-1} W_h,ru); c~ = tanh(x_c + b_c + (r h_{t-1}) W_h,c);
+    h_t = u c~ + (1 - u) h_{t-1}. W_h comes split in its contiguous blocks W_h,ru (H, 2H) and
+    W_h,c (H, H)."""
+    T = rows.shape[0]
+    B, H = h.shape
+    one = h.dtype.type(1.0)
+    z_ru = np.empty((B, 2 * H), h.dtype)
+    rh = np.empty((B, H), h.dtype)
+    z_c = np.empty((B, H), h.dtype)
+    for t in range(T):
+        h_prev = h if t == 0 else hs[t - 1]
+        np.dot(h_prev, w_h_ru, z_ru)
+        for k in range(B):
+            zk, xk, hp, rk = z_ru[k], x_table[rows[t, k]], h_prev[k], rh[k]
+            for j in range(2 * H):
+                zk[j] = sigmoid(zk[j] + xk[j] + b[j])
+            for j in range(H):
+                rk[j] = zk[j] * hp[j]
+        np.dot(rh, w_h_c, z_c)
+        for k in range(B):
+            zk, ck, xk, hp, hk = z_ru[k], z_c[k], x_table[rows[t, k]], h_prev[k], hs[t, k]
+            for j in range(H):
+                u = zk[H + j]
+                cand = tanh(ck[j] + xk[2 * H + j] + b[2 * H + j])
+                hk[j] = u * cand + (one - u) * hp[j]
+    h[:] = hs[T - 1]
+
+
+@njit(**KERNEL)
+def log_softmax_at(logits, b, targets, out):
+    """out[n] = log softmax(logits[n] + b)[targets[n]] for (N, V) logits, in float64; 0 where
+    targets[n] < 0. With z = logits[n] + b and m = max(z): log p_k = z_k - m - log sum_i exp(z_i - m)."""
+    N, V = logits.shape
+    for n in range(N):
+        k = targets[n]
+        if k < 0:
+            out[n] = 0.0
+            continue
+        zn = logits[n]
+        m = zn[0] + b[0]
+        for i in range(1, V):
+            m = max(m, zn[i] + b[i])
+        s = 0.0
+        for i in range(V):
+            s += np.exp(np.float64(zn[i] + b[i] - m))
+        out[n] = np.float64(zn[k] + b[k] - m) - np.log(s)

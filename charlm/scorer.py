@@ -1,0 +1,402 @@
+"""Scoring: the log-probability of a text under a model, and the same figures for a whole file.
+
+The definition (SPEC.md, "Log-probability of a text"): from the zero state, with ``<EOS>`` as the
+first input,
+
+    log P(c_1 .. c_n) = sum_t log p(c_t | <EOS>, c_1 .. c_{t-1})  [+ log p(<EOS> | <EOS>, c_1 .. c_n)]
+
+the bracketed term in lines mode only. Characters outside the vocabulary count as ``<UNK>``.
+Bits per character divide by the number of predicted tokens: n in stream mode, n + 1 in lines mode,
+where the closing ``<EOS>`` counts as one character. It is a prediction the model makes like any
+other, and training's loss averages over the same tokens, so ``score --file`` on a validation text
+gives the validation bits/char that training reports.
+
+Texts are scored as one batch, one column each, padded with target -1. Files are read
+incrementally and scored in batches of columns, so memory does not grow with the file:
+
+- lines mode: every non-blank line is one independent example (as in training); lines are
+  buffered, sorted by length and batched so that little padding is needed.
+- stream mode: the exact value is one sequential pass (``exact=True``, batch 1, slow). The default
+  cuts the file into segments of ``SEGMENT`` characters, scored side by side. Each segment but the
+  first starts from the zero state ``BURN_IN`` characters early: the model reads those characters
+  to warm its state, and their log-probabilities are not counted (the segment before counts them).
+  The first segment starts exactly as the definition says. A character-level model forgets what it
+  read a few hundred characters ago, so the difference from the exact value is small: measured in
+  ``tests/test_score.py`` and in the README.
+"""
+import codecs
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CorpusError, UsageError
+from .kernels import inference
+from .kernels.linalg import matmul
+from .model import GATES, STATES
+from .vocab import EOS, EOS_ID, UNK_ID
+
+COLUMNS = 256          # sequences scored side by side: rows of the recurrent products
+ROWS_PER_BLOCK = 4096  # time steps per block = ROWS_PER_BLOCK // columns: bounds the buffers
+SEGMENT = 1024         # stream-mode file: characters counted per column
+BURN_IN = 128          # stream-mode file: characters read before a segment to warm its state
+LINE_BUFFER = 1 << 20  # lines-mode file: characters of lines sorted and batched together
+READ_BYTES = 1 << 16   # file read size
+LN2 = math.log(2.0)
+
+
+@dataclass
+class Score:
+    """The figures of one text (or one file, then ``text`` is None and ``file`` its path)."""
+    text: str | None
+    log_prob: float                  # nats
+    num_tokens: int                  # predicted tokens: characters, plus <EOS> in lines mode
+    unknown: list                    # characters not in the vocabulary, scored as <UNK>
+    per_char: list | None = None     # [(char, log_prob)], "<EOS>" last in lines mode
+    file: str | None = None
+    burn_in: int | None = None       # stream-mode file scored by segments: the burn-in length
+
+    @property
+    def log2_prob(self):
+        return self.log_prob / LN2
+
+    @property
+    def probability(self):
+        """exp(log_prob); 0.0 when it underflows (long texts): use log_prob."""
+        return math.exp(self.log_prob)
+
+    @property
+    def bits_per_char(self):
+        return -self.log2_prob / self.num_tokens
+
+    @property
+    def perplexity(self):
+        return math.exp(-self.log_prob / self.num_tokens)
+
+    def to_json(self):
+        data = {"file": self.file} if self.file is not None else {"text": self.text}
+        data.update(log_prob=self.log_prob, log2_prob=self.log2_prob, probability=self.probability,
+                    bits_per_char=self.bits_per_char, perplexity=self.perplexity,
+                    num_tokens=self.num_tokens, unknown=self.unknown)
+        if self.file is not None:
+            data["burn_in"] = self.burn_in
+        if self.per_char is not None:
+            data["per_char"] = [{"char": c, "log_prob": lp} for c, lp in self.per_char]
+        return data
+
+
+# ---- the forward pass ----------------------------------------------------------------------------
+
+class Forward:
+    """The network's forward pass for scoring: time-blocked, no training caches, buffers reused.
+
+    Memory for B columns: with R = ROWS_PER_BLOCK rows (time steps x columns) per block, about
+    R * (G*H + 2*H + V) float32 values (the input products of a layer above the first, two
+    layers' outputs, the logits), whatever the length of the sequences.
+    """
+
+    def __init__(self, network):
+        p = network.params
+        self.cell, self.H, self.V = network.cell, network.hidden_size, network.vocab_size
+        self.L = network.num_layers
+        self.layers = []
+        for layer in range(self.L):
+            w_x = np.ascontiguousarray(p[f"layers.{layer}.W_x"])
+            w_h = np.ascontiguousarray(p[f"layers.{layer}.W_h"])
+            b = np.ascontiguousarray(p[f"layers.{layer}.b"])
+            if self.cell == "gru":
+                w_h = (np.ascontiguousarray(w_h[:, :2 * self.H]),
+                       np.ascontiguousarray(w_h[:, 2 * self.H:]))
+            self.layers.append((w_x, w_h, b))
+        self.out_w = np.ascontiguousarray(p["out.W"])
+        self.out_b = np.ascontiguousarray(p["out.b"])
+        self.dtype = self.out_w.dtype
+        self._buffers_key, self._buffers = None, None
+
+    def zero_state(self, batch_size):
+        return np.zeros((self.L, STATES[self.cell], batch_size, self.H), self.dtype)
+
+    def _buffers_for(self, block, B):
+        if self._buffers_key != (block, B):
+            rows = block * B
+            self._buffers = dict(
+                hs=[np.empty((block, B, self.H), self.dtype) for _ in range(2)],
+                x_table=np.empty((rows, GATES[self.cell] * self.H), self.dtype),
+                logits=np.empty((rows, self.V), self.dtype),
+                rows=np.arange(rows, dtype=np.int32).reshape(block, B),
+            )
+            self._buffers_key = (block, B)
+        return self._buffers
+
+    def log_probs(self, x, y, state):
+        """log p(y[t, b] | x[.., b]) as (T, B) float64, 0 where y = -1, for int32 token ids x, y
+        (T, B); state (L, S, B, H) is advanced in place."""
+        T, B = x.shape
+        out = np.zeros((T, B), np.float64)
+        block = max(1, min(T, ROWS_PER_BLOCK // B))
+        buffers = self._buffers_for(block, B)
+        for t0 in range(0, T, block):
+            t1 = min(T, t0 + block)
+            self._block(x[t0:t1], y[t0:t1], state, out[t0:t1], buffers)
+        return out
+
+    def _block(self, x, y, state, out, buf):
+        steps, B = x.shape
+        rows = steps * B
+        below = None
+        for layer, (w_x, w_h, b) in enumerate(self.layers):
+            hs = buf["hs"][layer % 2][:steps]                              # (steps, B, H)
+            if layer == 0:
+                table, index = w_x, x
+            else:
+                table, index = buf["x_table"][:rows], buf["rows"][:steps]   # (steps*B, G*H)
+                matmul(below.reshape(rows, self.H), w_x, table)
+            h = state[layer, 0]
+            if self.cell == "lstm":
+                inference.lstm_steps(index, table, b, w_h, h, state[layer, 1], hs)
+            elif self.cell == "gru":
+                inference.gru_steps(index, table, b, w_h[0], w_h[1], h, hs)
+            else:
+                inference.rnn_steps(index, table, b, w_h, h, hs)
+            below = hs
+        targets = y.reshape(-1)
+        if (targets >= 0).any():     # burn-in blocks predict nothing that counts
+            logits = buf["logits"][:rows]                                   # (steps*B, V)
+            matmul(below.reshape(rows, self.H), self.out_w, logits)
+            inference.log_softmax_at(logits, self.out_b, targets, out.reshape(-1))
+
+
+def warm_up(model):
+    """Load (or on a first run compile) the scoring kernels on a one-step input."""
+    ids = np.zeros((1, 1), np.int32)
+    engine = Forward(model.network)
+    engine.log_probs(ids, ids, engine.zero_state(1))
+
+
+# ---- texts ---------------------------------------------------------------------------------------
+
+def score(model, text, per_char=False):
+    """Score one text (returns a :class:`Score`) or a list of texts (returns a list, scored as
+    one batch). ``per_char`` adds each predicted token's log-probability."""
+    texts = [text] if isinstance(text, str) else list(text)
+    for t in texts:
+        if not isinstance(t, str):
+            raise UsageError(f"can only score text, not {type(t).__name__}")
+        if not t:
+            raise UsageError("cannot score an empty text: there is no character to predict")
+        if any("\ud800" <= ch <= "\udfff" for ch in t):
+            raise UsageError(f"{t!r} is not valid Unicode text (it holds a lone surrogate, "
+                             "e.g. from bytes that are not UTF-8)")
+    lines = model.config.mode == "lines"
+    engine = Forward(model.network)
+    results = [None] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # similar lengths together
+    for start in range(0, len(order), COLUMNS):
+        chosen = order[start:start + COLUMNS]
+        ids = [model.vocab.encode(texts[i]) for i in chosen]
+        x, y = _pad_examples(ids, lines)
+        logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
+        for col, i in enumerate(chosen):
+            n = len(ids[col]) + lines
+            terms = logp[:n, col]
+            chars = list(texts[i]) + [EOS] * lines
+            results[i] = Score(texts[i], float(terms.sum()), n, model.vocab.unknown(texts[i]),
+                               list(zip(chars, terms.tolist())) if per_char else None)
+    return results[0] if isinstance(text, str) else results
+
+
+def _pad_examples(ids_list, lines):
+    """Inputs <EOS> c_1 .. c_n, targets c_1 .. c_n (<EOS> in lines mode), one column each,
+    padded with input <EOS> and target -1: (T, B) int32 x, y."""
+    T = max(len(ids) for ids in ids_list) + lines
+    x = np.zeros((T, len(ids_list)), np.int32)
+    y = np.full((T, len(ids_list)), -1, np.int32)
+    for col, ids in enumerate(ids_list):
+        n = len(ids)
+        x[1:n + lines, col] = ids[:n + lines - 1]
+        y[:n, col] = ids
+        if lines:
+            y[n, col] = EOS_ID
+    return x, y
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+class _FileReader:
+    """The text of a file, decoded incrementally in chunks, with newlines normalised to \\n and a
+    leading byte-order mark dropped (as training reads a corpus). ``done`` counts bytes read."""
+
+    def __init__(self, path, encoding):
+        self.path, self.encoding = path, encoding
+        if not os.path.exists(path):
+            raise CorpusError(f"no such file: {path}")
+        if os.path.isdir(path):
+            raise CorpusError(f"{path} is a folder; give a text file")
+        try:
+            self.decoder = codecs.getincrementaldecoder(encoding)()
+        except LookupError:
+            raise UsageError(f"--encoding: unknown encoding {encoding!r}") from None
+        self.nul_is_text = encoding.lower().replace("-", "").replace("_", "").startswith(
+            ("utf16", "utf32"))
+        self.total = os.path.getsize(path)
+        self.done = 0
+
+    def chunks(self):
+        first, held = True, ""    # a chunk's final \r waits: it may be half of a \r\n
+        try:
+            with open(self.path, "rb") as f:
+                while True:
+                    data = f.read(READ_BYTES)
+                    text = self._decode(data, final=not data)
+                    self.done += len(data)
+                    if first and text:
+                        text, first = text.lstrip("\ufeff"), False
+                    text = held + text
+                    held = ""
+                    if data and text.endswith("\r"):
+                        text, held = text[:-1], "\r"
+                    text = text.replace("\r\n", "\n").replace("\r", "\n")
+                    if text:
+                        yield text
+                    if not data:
+                        return
+        except OSError as e:
+            raise CorpusError(f"cannot read {self.path}: {e.strerror or e}") from None
+
+    def _decode(self, data, final):
+        if not self.nul_is_text and b"\0" in data:
+            offset = self.done + data.index(b"\0")
+            raise CorpusError(f"{self.path} looks like a binary file (NUL byte at offset {offset}), "
+                              "not text")
+        pending = len(self.decoder.getstate()[0])
+        try:
+            return self.decoder.decode(data, final)
+        except UnicodeDecodeError as e:
+            offset = self.done - pending + e.start
+            raise CorpusError(f"{self.path} is not valid {self.encoding}: byte "
+                              f"0x{e.object[e.start]:02x} at offset {offset} ({e.reason}); read "
+                              "another encoding with e.g. --encoding latin-1") from None
+
+
+def score_file(model, path, encoding="utf-8", progress=None, exact=False):
+    """Score the whole file at path (see the module docstring for how). ``progress(done, total)``
+    is called with bytes read after each batch. ``exact`` (stream mode) scores it sequentially,
+    exactly as the definition says, at batch 1."""
+    reader = _FileReader(path, encoding)
+    if model.config.mode == "lines":
+        tally = _score_lines(model, reader, progress)
+        burn_in = None
+    else:
+        burn_in = 0 if exact else BURN_IN
+        tally = _score_stream(model, reader, progress, 1 if exact else COLUMNS,
+                              burn_in, _stream_columns_estimate(reader.total))
+    if tally.tokens == 0:
+        raise CorpusError(f"{path} is empty: there is nothing to score")
+    if progress is not None:
+        progress(reader.total, reader.total)
+    return Score(None, tally.log_prob, tally.tokens, list(tally.unknown), file=str(path),
+                 burn_in=burn_in)
+
+
+class _Tally:
+    """Running totals of a file: log-probability, tokens, unknown characters."""
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+        self.log_prob, self.tokens, self.unknown = 0.0, 0, {}
+
+    def encode(self, text):
+        ids = self.vocab.encode(text)
+        for i in np.flatnonzero(ids == UNK_ID):
+            self.unknown.setdefault(text[i], None)
+        return ids
+
+
+def _stream_columns_estimate(size_bytes):
+    """Columns per batch for a file of size_bytes: batches of equal width (a narrow last batch
+    would run its full length at a poor matrix-product speed). Bytes bound characters from above."""
+    columns = max(1, -(-size_bytes // SEGMENT))
+    batches = -(-columns // COLUMNS)
+    return -(-columns // batches)
+
+
+def _score_stream(model, reader, progress, max_columns, burn_in, columns_hint):
+    """Column k reads the inputs ids'[kS .. kS + W + S) of ids' = <EOS> c_1 c_2 .., predicting the
+    next token at each step (S = SEGMENT, W = burn_in), and counts its last S predictions (all of
+    them for column 0, which starts at the beginning exactly as the definition does). The counted
+    spans tile the file. Columns are scored in batches of B; ``pending`` holds ids' from the first
+    column of the next batch on. With burn_in = 0 and B = 1 the state is carried from segment to
+    segment instead, which is the exact sequential computation."""
+    tally = _Tally(model.vocab)
+    engine = Forward(model.network)
+    exact = burn_in == 0
+    B = 1 if exact else min(max_columns, columns_hint)
+    S, W = SEGMENT, burn_in
+    state = engine.zero_state(1) if exact else None
+    pending = np.array([EOS_ID], np.int32)
+    first = 0    # index of pending's first column
+    for text in reader.chunks():
+        pending = np.concatenate([pending, tally.encode(text)])
+        while len(pending) >= B * S + W + 1:
+            _stream_batch(engine, pending, first, B, S, W, tally, state)
+            pending = pending[B * S:]
+            first += B
+            if progress is not None:
+                progress(reader.done, reader.total)
+    targets = len(pending) - 1
+    # the columns still needed to count every target from offset W (offset 0 for column 0) on
+    left = -(-(targets - W) // S) if targets > W else int(first == 0 and targets > 0)
+    for start in range(0, left, B):
+        _stream_batch(engine, pending[start * S:], first + start, min(B, left - start), S, W,
+                      tally, state)
+    return tally
+
+
+def _stream_batch(engine, ids, first, B, S, W, tally, state):
+    """Score B columns of ids (ids' from column ``first`` on, as in :func:`_score_stream`)."""
+    T = min(W + S, len(ids) - 1)
+    pos = np.arange(T)[:, None] + S * np.arange(B)[None, :]       # (T, B) offsets into ids
+    x = np.where(pos < len(ids), ids[np.minimum(pos, len(ids) - 1)], EOS_ID).astype(np.int32)
+    y = np.where(pos + 1 < len(ids), ids[np.minimum(pos + 1, len(ids) - 1)], -1).astype(np.int32)
+    y[:W, 1 if first == 0 else 0:] = -1         # burn-in: read, not counted
+    if state is None:
+        state = engine.zero_state(B)
+    logp = engine.log_probs(x, y, state)
+    tally.log_prob += float(logp.sum())
+    tally.tokens += int((y >= 0).sum())
+
+
+def _score_lines(model, reader, progress):
+    """Every non-blank line is one example; lines are buffered, sorted by length and scored in
+    batches of COLUMNS."""
+    tally = _Tally(model.vocab)
+    engine = Forward(model.network)
+    lines, chars, partial = [], 0, ""
+    for text in reader.chunks():
+        parts = (partial + text).split("\n")
+        partial = parts.pop()
+        for line in parts:
+            if line.strip():
+                lines.append(line)
+                chars += len(line)
+        if chars >= LINE_BUFFER:
+            _score_line_buffer(engine, lines, tally)
+            lines, chars = [], 0
+            if progress is not None:
+                progress(reader.done, reader.total)
+    if partial.strip():
+        lines.append(partial)
+    if lines:
+        _score_line_buffer(engine, lines, tally)
+    return tally
+
+
+def _score_line_buffer(engine, lines, tally):
+    lines.sort(key=len)
+    for start in range(0, len(lines), COLUMNS):
+        ids = [tally.encode(line) for line in lines[start:start + COLUMNS]]
+        x, y = _pad_examples(ids, lines=True)
+        logp = engine.log_probs(x, y, engine.zero_state(len(ids)))
+        tally.log_prob += float(logp.sum())
+        tally.tokens += sum(len(i) + 1 for i in ids)
