@@ -1,0 +1,85 @@
+"""``charlm info``: what a checkpoint holds."""
+import math
+
+import click
+
+from .common import consoles, print_json, reports_errors
+
+EXAMPLES = """
+\b
+Examples:
+  charlm info                 # describes charlm.npz
+  charlm info names.npz --json
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("model", default="charlm.npz", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def info(model, as_json):
+    """Describe the checkpoint MODEL: its config, size, vocabulary, training and validation history."""
+    from ..checkpoint import load
+    ckpt = load(model, with_training_state=True)
+    report = describe(ckpt, model)
+    if as_json:
+        print_json(report)
+    else:
+        _print(report)
+
+
+def describe(ckpt, path):
+    state = ckpt.training.info if ckpt.training else {}
+    history = state.get("history", [])
+    best = state.get("best_val_loss")
+    return {
+        "model": path, "config": _config(ckpt.config), "parameters": int(ckpt.weights.flat.size),
+        "vocab_size": len(ckpt.vocab), "vocab": ckpt.vocab.tokens,
+        "steps": state.get("step"), "epochs": state.get("epoch"),
+        "train_seconds": state.get("elapsed"),
+        "best_val_loss": best, "best_val_bpc": best / math.log(2) if best is not None else None,
+        "best_step": state.get("best_step"), "resumable": ckpt.training is not None,
+        "history": [{k: r[k] for k in ("step", "elapsed", "train_loss", "val_loss")} for r in history],
+    }
+
+
+def _config(config):
+    import dataclasses
+    return dataclasses.asdict(config)
+
+
+def _print(report):
+    from rich.table import Table
+    console, _ = consoles()
+    c = report["config"]
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("model", f"[bold]{c['cell']}[/] {c['num_layers']}x{c['hidden_size']}, "
+                           f"{report['parameters']:,} parameters, {c['mode']} mode")
+    table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} lr {c['lr']:g}, "
+                              f"dropout {c['dropout']:g}, clip {c['clip']:g}, seed {c['seed']}")
+    if report["steps"] is not None:
+        table.add_row("progress", f"{report['steps']:,} steps, {report['train_seconds'] or 0:.0f}s of training")
+    if report["best_val_loss"] is not None:
+        table.add_row("best val", f"{report['best_val_loss']:.4f} nats/char "
+                                  f"({report['best_val_bpc']:.3f} bits/char) at step {report['best_step']}")
+    chars = "".join(t for t in report["vocab"][2:] if t.isprintable() and t != " ")
+    table.add_row("vocabulary", f"{report['vocab_size']} tokens: <EOS> <UNK> space/newline and {chars}")
+    table.add_row("resumable", "yes (--resume)" if report["resumable"] else "no (weights only)")
+    console.print(table)
+    if report["history"]:
+        _print_history(console, report["history"])
+
+
+def _print_history(console, history):
+    """The validation curve at a glance: at most a dozen rows, evenly spread, and the last."""
+    from rich.table import Table
+    keep = sorted(set(history[i]["step"] for i in
+                      range(0, len(history), max(1, len(history) // 12))) | {history[-1]["step"]})
+    table = Table("step", "time", "train", "val", "bits/char", title="validation history")
+    for r in history:
+        if r["step"] in keep:
+            val = r["val_loss"]
+            table.add_row(str(r["step"]), f"{r['elapsed']:.0f}s",
+                          f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "-",
+                          f"{val:.4f}", f"{val / math.log(2):.3f}")
+    console.print(table)

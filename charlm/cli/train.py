@@ -1,0 +1,180 @@
+"""``charlm train``: the command line over :func:`charlm.train.prepare` and ``Trainer.run``."""
+import math
+import time
+
+import click
+
+from .common import compile_notice, consoles, print_json, reports_errors
+
+EXAMPLES = """
+\b
+Examples:
+  charlm train                                  # the bundled names, about a minute
+  charlm train input.txt --max-time 10m         # any UTF-8 text; stops after ten minutes
+  charlm train code.py --cell gru --hidden 256 --layers 3 --out code.npz
+  charlm train input.txt --out run.npz --resume --steps 5000   # continue a run to step 5000
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("corpus", required=False, type=click.Path(dir_okay=True))
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help="Recurrent cell.  [default: lstm]")
+@click.option("--hidden", "hidden_size", type=int, help="Units per layer.  [default: sized to the corpus]")
+@click.option("--layers", "num_layers", type=int, help="Stacked recurrent layers.  [default: 2]")
+@click.option("--seq-len", type=int, help="Time steps of truncated backpropagation.  [default: 100]")
+@click.option("--batch-size", type=int, help="Sequences per batch.  [default: 50]")
+@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help="[default: adam]")
+@click.option("--lr", type=float, help="Peak learning rate (warm-up, then cosine decay).  [default: 0.002]")
+@click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
+@click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  [default: 5]")
+@click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")
+@click.option("--epochs", type=float, help="Stop after this many passes over the training data.")
+@click.option("--max-time", help="Stop within this wall time, validation included: 90s, 10m, 2h.")
+@click.option("--val-frac", type=float, help="Fraction held out for validation; 0 for none.  [default: 0.1]")
+@click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
+              help="lines: one example per line; stream: one long text.  [default: auto]")
+@click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  [default: 1]")
+@click.option("--eval-every", type=int, help="Steps between validations.  [default: about 5% of the time]")
+@click.option("--checkpoint-every", type=int, help="Also save every N steps (always: at each validation and at the end).")
+@click.option("--out", default="charlm.npz", show_default=True, help="Checkpoint to write.")
+@click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the corpus.")
+@click.option("--seed", type=int, help="Random seed: same seed, same run.  [default: 1337]")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end, nothing else.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@reports_errors
+def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **options):
+    """Train a character-level language model on CORPUS (default: the bundled names).
+
+    Writes the best weights (by validation loss) and the latest training state to --out; Ctrl-C
+    saves and stops, and --resume continues exactly where it stopped.
+    """
+    from ..config import parse_duration
+    from ..train import prepare
+    if max_time is not None:
+        options["max_time"] = parse_duration(max_time)
+    out_console, err_console = consoles()
+    reporter = (SilentReporter() if as_json else NoticeReporter(err_console) if quiet
+                else ProgressReporter(err_console))
+    trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
+    with compile_notice(enabled=not as_json):
+        from ..compile import warm_up
+        warm_up(trainer.config.cell)
+    reason = trainer.run()
+    summary = summarize(trainer, reason)
+    if as_json:
+        print_json(summary)
+    else:
+        _report_end(trainer, summary, reason, corpus, out_console, quiet)
+    if reason == "interrupted":
+        raise SystemExit(130)
+
+
+def summarize(trainer, reason):
+    c = trainer.config
+    best = trainer.best_val
+    return {
+        "model": trainer.out, "stopped": reason, "steps": trainer.step_count,
+        "epochs": round(trainer.epoch + trainer.index / len(trainer.dataset.train), 3),
+        "train_loss": trainer.train_loss, "best_val_loss": best,
+        "best_val_bpc": best / math.log(2) if best is not None else None,
+        "best_step": trainer.best_step, "chars_per_sec": trainer.chars_seen / max(trainer.elapsed, 1e-9),
+        "elapsed": round(trainer.elapsed, 2),
+        "config": {"cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
+                   "mode": c.mode, "dropout": c.dropout, "batch_size": c.batch_size,
+                   "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
+    }
+
+
+def _report_end(trainer, summary, reason, corpus, console, quiet):
+    if reason == "interrupted":
+        again = f"charlm train {corpus + ' ' if corpus else ''}--out {trainer.out} --resume"
+        console.print(f"[yellow]Stopped at step {trainer.step_count}; saved to {trainer.out}.[/] "
+                      f"Continue with: [bold]{again}[/]")
+        return
+    best = summary["best_val_loss"]
+    val = (f", best validation loss {best:.4f} nats ({summary['best_val_bpc']:.3f} bits/char) "
+           f"at step {summary['best_step']}" if best is not None else "")
+    console.print(f"[green]Trained {summary['steps']} steps in {summary['elapsed']:.0f}s[/]{val}; "
+                  f"saved to [bold]{trainer.out}[/].")
+    if quiet:
+        return
+    from ..api import load
+    model = load(trainer.out)
+    lines = model.config.mode == "lines"
+    samples = model.sample(num=5 if lines else 1, length=None if lines else 300, temperature=0.8)
+    console.print("[dim]Samples (charlm sample for more):[/]")
+    for text in samples:
+        console.print("  " + text.replace("\n", "\n  "), markup=False)
+
+
+class SilentReporter:
+    """--json: nothing but the summary at the end."""
+
+    def start(self, trainer): ...
+    def step(self, trainer, loss): ...
+    def evaluated(self, trainer, record): ...
+    def notice(self, message): ...
+    def finish(self, trainer): ...
+
+
+class NoticeReporter(SilentReporter):
+    """--quiet: the choices made for the user (mode, model size, ...) on stderr, no progress."""
+
+    def __init__(self, console):
+        self.console = console
+
+    def notice(self, message):
+        self.console.print(f"[dim]{message}[/]")
+
+
+class ProgressReporter(NoticeReporter):
+    """A rich progress bar (step, loss, val loss, bits/char, chars/s, ETA) and one line per validation."""
+
+    def start(self, trainer):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        c = trainer.config
+        self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}, "
+                           f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
+                           f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
+                           f"dropout {c.dropout:g} -> {trainer.out}")
+        self.progress = Progress(
+            TextColumn("step {task.fields[step]:>6}"), BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("loss [cyan]{task.fields[loss]}[/]  val [magenta]{task.fields[val]}[/] "
+                       "([magenta]{task.fields[bpc]}[/] bpc)  {task.fields[speed]} chars/s"),
+            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+            console=self.console, transient=False)
+        self.task = self.progress.add_task("train", total=1.0, step=trainer.step_count, loss="-",
+                                           val="-", bpc="-", speed="-", eta="-")
+        self.smoothed = None
+        self.last_draw = 0.0
+        self.progress.start()
+
+    def step(self, trainer, loss):
+        self.smoothed = loss if self.smoothed is None else 0.95 * self.smoothed + 0.05 * loss
+        now = time.monotonic()
+        if now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        done = min(trainer.progress(), 1.0)
+        eta = trainer.elapsed * (1 - done) / done if done > 0 else None
+        from ..config import format_duration
+        self.progress.update(self.task, completed=done, step=trainer.step_count,
+                             loss=f"{self.smoothed:.3f}", speed=f"{trainer.chars_per_sec or 0:,.0f}",
+                             eta=format_duration(eta) if eta is not None else "-")
+
+    def evaluated(self, trainer, record):
+        val = record["val_loss"]
+        mark = " [green]best[/]" if record["best"] else ""
+        train = record["train_loss"]
+        self.progress.update(self.task, val=f"{val:.3f}", bpc=f"{val / math.log(2):.3f}")
+        self.progress.console.print(
+            f"step {record['step']:>6}  train {train:.4f}  val {val:.4f} nats "
+            f"({val / math.log(2):.3f} bits/char){mark}" if train is not None else
+            f"step {record['step']:>6}  val {val:.4f}{mark}")
+
+    def finish(self, trainer):
+        self.progress.update(self.task, completed=min(trainer.progress(), 1.0), step=trainer.step_count)
+        self.progress.stop()

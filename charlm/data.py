@@ -1,0 +1,183 @@
+"""Corpora: reading a text file, choosing the mode, the validation split and the training batches.
+
+Batches are time-major token ids ``x``, ``y`` of shape (T, B); a target of -1 is padding.
+
+- stream mode (char-rnn's layout): the text, with ``<EOS>`` as its first input, is cut into B
+  contiguous streams; batch k holds steps [kT, (k+1)T) of every stream, so the recurrent state
+  carries from one batch to the next. Each epoch starts the streams at an offset in [0, T) drawn
+  from the seed and the epoch, so truncation points move from epoch to epoch.
+- lines mode: each line is one example, ``<EOS> c1 .. cn`` -> ``c1 .. cn <EOS>``; B lines per batch,
+  padded; a line longer than T is cut into chunks of T steps with the state carried within it.
+"""
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorpusError, UsageError
+from .vocab import EOS_ID
+
+BUNDLED = "names.txt"
+
+
+@dataclass
+class Corpus:
+    text: str
+    name: str          # the path, or "bundled names" for the default corpus
+
+
+def read_corpus(path=None, encoding="utf-8"):
+    """The text of path (the bundled names when path is None), with newlines normalised to \\n.
+    Raises CorpusError with one clear line for anything that is not usable text."""
+    if path is None:
+        return Corpus(_bundled_bytes().decode("utf-8"), "the bundled names (corpora/names.txt)")
+    data = _read_bytes(path)
+    nul = data.find(b"\0", 0, 1 << 20)
+    if nul >= 0 and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
+        raise CorpusError(f"{path} looks like a binary file (NUL byte at offset {nul}), not text")
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise UsageError(f"--encoding: unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset "
+                          f"{e.start} ({e.reason}); read another encoding with e.g. --encoding latin-1"
+                          ) from None
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise CorpusError(f"{path} is empty: there is nothing to learn from")
+    return Corpus(text, str(path))
+
+
+def _bundled_bytes():
+    """The default corpus: installed as the package ``charlm.corpora``; in a source checkout that
+    has not been installed it is the ``corpora/`` folder next to the package."""
+    try:
+        return resources.files("charlm.corpora").joinpath(BUNDLED).read_bytes()
+    except ModuleNotFoundError:
+        return (Path(__file__).resolve().parent.parent / "corpora" / BUNDLED).read_bytes()
+
+
+def _read_bytes(path):
+    if not os.path.exists(path):
+        raise CorpusError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise CorpusError(f"{path} is a folder; give a text file")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def detect_mode(text):
+    """'lines' for a list of short independent lines (names, words), 'stream' for running text
+    (prose or code: blank lines, or long lines). Returns the mode and the reason, for the user."""
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) < 2:
+        return "stream", "the text is a single line"
+    if any(not line.strip() for line in lines):
+        return "stream", "the text has blank lines (running text)"
+    mean = sum(map(len, lines)) / len(lines)
+    if mean > 60:
+        return "stream", f"its lines are long ({mean:.0f} characters on average)"
+    return "lines", f"{len(lines):,} short lines without blank lines (one example per line)"
+
+
+def split_lines(text, val_frac, seed):
+    """The non-empty lines, split into (train, val) by a seeded random choice of val_frac of them."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    n_val = int(round(len(lines) * val_frac))
+    if val_frac > 0 and len(lines) >= 2:
+        n_val = min(max(n_val, 1), len(lines) - 1)
+    order = np.random.default_rng([seed, 0x5EED]).permutation(len(lines))
+    val = set(order[:n_val].tolist())
+    return ([s for i, s in enumerate(lines) if i not in val],
+            [s for i, s in enumerate(lines) if i in val])
+
+
+def split_stream(ids, val_frac):
+    """(train, val) token ids: val is the last val_frac of the text. Both keep the character
+    before them as their first input: <EOS> for train, the last training character for val."""
+    n_val = int(len(ids) * val_frac)
+    full = np.concatenate([[EOS_ID], ids]).astype(np.int32)
+    cut = len(full) - n_val
+    return full[:cut], (full[cut - 1:] if n_val > 0 else full[:0])
+
+
+class StreamBatches:
+    """Stream-mode batches of one epoch, addressed by index so that a run can resume anywhere."""
+
+    def __init__(self, ids, batch_size, seq_len, seed):
+        self.ids, self.B, self.T, self.seed = ids, batch_size, seq_len, seed
+        self.stream_len = (len(ids) - 1) // batch_size
+
+    def __len__(self):
+        return max(1, (self.stream_len - self.T) // self.T) if self.stream_len > self.T else 1
+
+    def offset(self, epoch):
+        if self.stream_len <= self.T:
+            return 0
+        return int(np.random.default_rng([self.seed, epoch, 0x0FF5]).integers(self.T))
+
+    def batch(self, epoch, index):
+        start = self.offset(epoch) + index * self.T
+        T = min(self.T, self.stream_len - start)
+        starts = np.arange(self.B) * self.stream_len + start
+        cols = starts[None, :] + np.arange(T)[:, None]          # (T, B)
+        return self.ids[cols], self.ids[cols + 1]
+
+
+class LineBatches:
+    """Lines-mode batches of one epoch: the lines shuffled by (seed, epoch), B per batch, each
+    batch cut into chunks of at most T steps. ``batch(epoch, index)`` returns the chunks."""
+
+    def __init__(self, lines_ids, batch_size, seq_len, seed):
+        self.lines, self.B, self.T, self.seed = lines_ids, batch_size, seq_len, seed
+
+    def __len__(self):
+        return -(-len(self.lines) // self.B)
+
+    def batch(self, epoch, index):
+        order = np.random.default_rng([self.seed, epoch, 0x11E5]).permutation(len(self.lines))
+        chosen = [self.lines[i] for i in order[index * self.B:(index + 1) * self.B]]
+        return pad_lines(chosen, self.T)
+
+
+def pad_lines(lines_ids, seq_len=None):
+    """Chunks [(x, y), ...] of at most seq_len steps covering the padded examples
+    <EOS> c1..cn -> c1..cn <EOS>, one column per line."""
+    steps = max(len(ids) for ids in lines_ids) + 1
+    B = len(lines_ids)
+    x = np.zeros((steps, B), np.int32)
+    y = np.full((steps, B), -1, np.int32)
+    x[0] = EOS_ID
+    for col, ids in enumerate(lines_ids):
+        n = len(ids)
+        x[1:n + 1, col] = ids
+        y[:n, col] = ids
+        y[n, col] = EOS_ID
+    T = seq_len or steps
+    return [(x[t:t + T], y[t:t + T]) for t in range(0, steps, T)]
+
+
+def fit_batch_shape(mode, n_train, batch_size, seq_len):
+    """Shrink the batch (and in stream mode the sequence) for a corpus too short for them.
+    Returns (batch_size, seq_len, notice or None)."""
+    if mode == "lines":
+        if n_train < batch_size:
+            return n_train, seq_len, (f"only {n_train} training lines: batch size {batch_size} -> "
+                                      f"{n_train}")
+        return batch_size, seq_len, None
+    chars = n_train - 1
+    if chars < 2:
+        raise CorpusError("the corpus is too short to train on (it needs at least 2 characters "
+                          "for training, after the validation split)")
+    if chars >= batch_size * (seq_len + 1):
+        return batch_size, seq_len, None
+    B = max(1, min(batch_size, chars // (seq_len + 1)))
+    T = min(seq_len, chars // B - 1) if chars // B > 1 else 1
+    return B, T, (f"the corpus has only {chars:,} training characters: batch {batch_size} x "
+                  f"sequence {seq_len} -> {B} x {T}")

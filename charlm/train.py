@@ -1,0 +1,465 @@
+"""Training: the loop, its schedule, validation, checkpoints, interruption and exact resume.
+
+Everything random is a function of ``seed``: the initial weights, the validation split, the order of
+lines and the stream offsets of each epoch (functions of (seed, epoch)), and dropout (one generator
+whose state goes into the checkpoint). Resuming from a checkpoint therefore continues bit for bit.
+"""
+import math
+import os
+import signal
+import threading
+import time
+import zlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import data
+from .config import Config, format_duration
+from .errors import CheckpointError, TrainingDiverged, UsageError
+from .kernels import optim
+from .model import FlatArrays, Network, init_parameters, parameter_shapes
+from .vocab import Vocab
+
+ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)
+RMSPROP = dict(alpha=0.95, eps=1e-8)
+DEFAULT_EPOCHS = 50
+DEFAULT_MAX_TIME = 600.0
+
+
+# ---- choosing what the user left open ----------------------------------------------------------
+
+def resolve_config(config, text):
+    """A copy of config with mode, model size, dropout and stop rule chosen where left open.
+    Returns (config, notices) where notices explain each choice to the user."""
+    notices = []
+    if config.mode == "auto":
+        mode, reason = data.detect_mode(text)
+        notices.append(f"mode: {mode} ({reason}; --mode to override)")
+        config = replace(config, mode=mode)
+    if config.steps is None and config.epochs is None and config.max_time is None:
+        config = replace(config, epochs=DEFAULT_EPOCHS, max_time=DEFAULT_MAX_TIME)
+        notices.append(f"training for {DEFAULT_EPOCHS} epochs or {format_duration(DEFAULT_MAX_TIME)}, "
+                       "whichever comes first (--steps, --epochs or --max-time to choose)")
+    chars = len(text) * (1 - config.val_frac)
+    if config.hidden_size is None:
+        config = replace(config, hidden_size=_auto_hidden(chars, config))
+        notices.append(f"model: {config.num_layers}-layer {config.cell.upper()} with "
+                       f"{config.hidden_size} units, sized to {chars:,.0f} training characters "
+                       "(--hidden to choose)")
+    if config.dropout is None:
+        config = replace(config, dropout=_auto_dropout(chars, config.hidden_size))
+    return config, notices
+
+
+def _auto_hidden(chars, config):
+    """Big enough to use the data, small enough to see it several times within the budget."""
+    if chars < 100_000:
+        return 128
+    if chars < 400_000 or (config.max_time is not None and config.max_time < 300):
+        return 256
+    return 512
+
+
+def _auto_dropout(chars, hidden):
+    """More dropout where the model is large for the data: a character LSTM overfits about a
+    million characters within minutes without it."""
+    params_per_char = 8 * hidden * hidden / max(chars, 1)
+    if params_per_char < 0.05:
+        return 0.0
+    return 0.1 if params_per_char < 1.0 else 0.25
+
+
+# ---- the learning-rate schedule and the optimizers ---------------------------------------------
+
+def learning_rate(config, step, progress):
+    """Linear warm-up over warmup_steps, then cosine decay from lr to lr * lr_min_frac as progress
+    (the fraction of the budget used: steps, epochs or time, whichever binds) goes from 0 to 1."""
+    low = config.lr * config.lr_min_frac
+    lr = low + (config.lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    if config.warmup_steps > 0 and step < config.warmup_steps:
+        lr *= (step + 1) / config.warmup_steps
+    return lr
+
+
+class Optimizer:
+    """Adam, RMSprop or SGD over the flat parameter buffer; ``moments`` is its whole state."""
+
+    def __init__(self, name, size, moments=None):
+        self.name = name
+        names = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ()}[name]
+        self.moments = moments if moments else {k: np.zeros(size, np.float32) for k in names}
+        if set(self.moments) != set(names) or any(a.shape != (size,) for a in self.moments.values()):
+            raise CheckpointError("the optimizer state in the checkpoint does not match its model")
+
+    def step(self, params, grads, lr, scale, t):
+        if self.name == "adam":
+            optim.adam_update(params, grads, self.moments["m"], self.moments["v"], lr, scale,
+                              ADAM["beta1"], ADAM["beta2"], ADAM["eps"], t)
+        elif self.name == "rmsprop":
+            optim.rmsprop_update(params, grads, self.moments["v"], lr, scale, RMSPROP["alpha"],
+                                 RMSPROP["eps"])
+        else:
+            optim.sgd_update(params, grads, lr, scale)
+
+
+# ---- the data of a run --------------------------------------------------------------------------
+
+@dataclass
+class Dataset:
+    vocab: Vocab
+    train: object            # StreamBatches or LineBatches
+    val: list                # evaluation batches: lists of chunks [(x, y), ...], each from zero state
+    val_tokens: int
+    train_chars: int
+    notices: list
+
+
+def build_dataset(config, text, vocab):
+    """The training batches and validation chunks of text, shrinking the batch if text is short.
+    Returns (config, dataset) where config holds the batch shape actually used."""
+    notices = []
+    if config.mode == "lines":
+        train_lines, val_lines = data.split_lines(text, config.val_frac, config.seed)
+        if not train_lines:
+            raise data.CorpusError("the corpus has no non-empty line to train on")
+        B, T, notice = data.fit_batch_shape("lines", len(train_lines), config.batch_size, config.seq_len)
+        train = data.LineBatches([vocab.encode(s) for s in train_lines], B, T, config.seed)
+        val = _line_eval_batches([vocab.encode(s) for s in val_lines], B, T)
+        train_chars = sum(len(s) + 1 for s in train_lines)
+    else:
+        train_ids, val_ids = data.split_stream(vocab.encode(text), config.val_frac)
+        B, T, notice = data.fit_batch_shape("stream", len(train_ids), config.batch_size, config.seq_len)
+        train = data.StreamBatches(train_ids, B, T, config.seed)
+        val = _stream_eval_batches(val_ids, B, T)
+        train_chars = len(train_ids) - 1
+    if notice:
+        notices.append(notice)
+    val_tokens = sum(int((y >= 0).sum()) for chunks in val for _, y in chunks)
+    config = replace(config, batch_size=B, seq_len=T)
+    return config, Dataset(vocab, train, val, val_tokens, train_chars, notices)
+
+
+def _line_eval_batches(lines_ids, B, T):
+    ordered = sorted(lines_ids, key=len)          # similar lengths together: little padding
+    return [data.pad_lines(ordered[i:i + B], T) for i in range(0, len(ordered), B)]
+
+
+def _stream_eval_batches(ids, B, T):
+    """The validation text as B streams read T steps at a time (one evaluation batch)."""
+    if len(ids) < 2:
+        return []
+    B = max(1, min(B, (len(ids) - 1) // T))
+    length = (len(ids) - 1) // B
+    starts = np.arange(B) * length
+    chunks = []
+    for t in range(0, length, T):
+        cols = starts[None, :] + np.arange(t, min(t + T, length))[:, None]
+        chunks.append((ids[cols], ids[cols + 1]))
+    return [chunks]
+
+
+# ---- the trainer ----------------------------------------------------------------------------------
+
+class Reporter:
+    """What the trainer tells its caller; the command line draws progress from it. Silent here."""
+
+    def start(self, trainer): ...
+    def step(self, trainer, loss): ...
+    def evaluated(self, trainer, record): ...
+    def notice(self, message): ...
+    def finish(self, trainer): ...
+
+
+class Trainer:
+    """One training run: a network, its optimizer and data, and the bookkeeping to resume it."""
+
+    def __init__(self, config, dataset, out, params=None, state=None, reporter=None, corpus_id=None):
+        self.config, self.dataset, self.out = config, dataset, out
+        self.corpus_id = corpus_id
+        self.reporter = reporter or Reporter()
+        V = len(dataset.vocab)
+        shapes = parameter_shapes(config.cell, V, config.hidden_size, config.num_layers)
+        self.params = FlatArrays(shapes)
+        if params is None:
+            init_parameters(self.params, config.cell, np.random.default_rng([config.seed, 1]))
+        else:
+            self.params.flat[:] = params
+        self.grads = self.params.like()
+        self.network = Network(config.cell, V, config.hidden_size, config.num_layers, self.params)
+        info = state.info if state else {}
+        self.optimizer = Optimizer(config.optimizer, self.params.flat.size,
+                                   state.moments if state else None)
+        self.rng = np.random.Generator(np.random.PCG64(config.seed))
+        if "rng" in info:
+            self.rng.bit_generator.state = info["rng"]
+        self.step_count = info.get("step", 0)
+        self.epoch, self.index, self.chunk = info.get("epoch", 0), info.get("index", 0), info.get("chunk", 0)
+        self.elapsed = info.get("elapsed", 0.0)
+        self.chars_seen = info.get("chars_seen", 0)
+        self.history = info.get("history", [])
+        self.best_val = info.get("best_val_loss")
+        self.best_step = info.get("best_step")
+        self.best = self.params.flat.copy() if state is None else None
+        self.carry = state.carry if state is not None and state.carry is not None else None
+        self.loss_sum, self.loss_count = info.get("loss_sum", 0.0), info.get("loss_count", 0)
+        self.train_loss = info.get("train_loss")
+        self.eval_seconds = info.get("eval_seconds")
+        self.stop_requested = False
+        self.stop_reason = None
+        self.chars_per_sec = None
+
+    # -- progress and stopping
+
+    def progress(self):
+        """Fraction of the budget used: the largest of the step, epoch and time fractions."""
+        c, done = self.config, []
+        if c.steps:
+            done.append(self.step_count / c.steps)
+        if c.epochs:
+            done.append((self.epoch + self.index / len(self.dataset.train)) / c.epochs)
+        if c.max_time:
+            done.append(self.elapsed / c.max_time)
+        return max(done)
+
+    def _out_of_budget(self, step_seconds):
+        c = self.config
+        if c.steps is not None and self.step_count >= c.steps:
+            return "steps"
+        if c.epochs is not None and self.epoch + self.index / len(self.dataset.train) >= c.epochs - 1e-9:
+            return "epochs"
+        if c.max_time is not None:
+            # keep room for the final validation: --max-time is a hard budget that includes it
+            reserve = self._eval_estimate() + step_seconds
+            if self.elapsed + reserve > c.max_time:
+                return "time"
+        return None
+
+    def _eval_estimate(self):
+        if not self.dataset.val:
+            return 0.0
+        if self.eval_seconds is not None:
+            return 1.2 * self.eval_seconds
+        rate = self.chars_per_sec or 10_000.0
+        return 1.5 * self.dataset.val_tokens / (2.0 * rate)
+
+    @property
+    def eval_every(self):
+        """Steps between validations: about ten times the steps that the validation set's size
+        would take to train on, so that validation costs a few percent of the run."""
+        c = self.config
+        if c.eval_every:
+            return c.eval_every
+        per_step = c.batch_size * c.seq_len
+        return int(min(1000, max(25, 10 * math.ceil(self.dataset.val_tokens / per_step))))
+
+    # -- the loop
+
+    def run(self):
+        """Train until the budget is spent or a stop is requested; returns the reason."""
+        restore = self._catch_interrupts()
+        try:
+            self.reporter.start(self)
+            self._loop()
+            if self.stop_reason != "interrupted" and (self.dataset.val and
+                                                      (not self.history or self.history[-1]["step"] != self.step_count)):
+                self._evaluate()
+            self.save()
+            self.reporter.finish(self)
+            return self.stop_reason
+        finally:
+            restore()
+
+    def _loop(self):
+        step_seconds = 0.0
+        last_saved = self.step_count
+        while True:
+            self.stop_reason = "interrupted" if self.stop_requested else self._out_of_budget(step_seconds)
+            if self.stop_reason:
+                return
+            started = time.perf_counter()
+            loss, tokens = self._train_step()
+            step_seconds = time.perf_counter() - started
+            self.elapsed += step_seconds
+            self.chars_per_sec = tokens / step_seconds if step_seconds > 0 else None
+            self.reporter.step(self, loss)
+            if self.dataset.val and self.step_count % self.eval_every == 0:
+                self._evaluate()
+                self.save()
+                last_saved = self.step_count
+            elif self.config.checkpoint_every and self.step_count - last_saved >= self.config.checkpoint_every:
+                self.save()
+                last_saved = self.step_count
+
+    def _next_batch(self):
+        """(x, y, state) of the current position; advances the position after the last chunk."""
+        train = self.dataset.train
+        if isinstance(train, data.StreamBatches):
+            x, y = train.batch(self.epoch, self.index)
+            state = self.carry if self.index > 0 and self.carry is not None else None
+            advance = True
+        else:
+            chunks = train.batch(self.epoch, self.index)
+            x, y = chunks[self.chunk]
+            state = self.carry if self.chunk > 0 else None
+            self.chunk += 1
+            advance = self.chunk == len(chunks)
+        if advance:
+            self.chunk = 0
+            self.index += 1
+            if self.index == len(train):
+                self.epoch, self.index = self.epoch + 1, 0
+        if state is None:
+            state = self.network.zero_state(x.shape[1])
+        return x, y, state
+
+    def _train_step(self):
+        c = self.config
+        x, y, state = self._next_batch()
+        loss, count, self.carry = self.network.loss_and_gradients(x, y, state, self.grads, c.dropout, self.rng)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss} at step {self.step_count + 1}; {self.out} keeps the last good "
+                f"checkpoint. Try a lower --lr (e.g. {c.lr / 3:.2g}) or a smaller --clip (e.g. 1)")
+        norm = math.sqrt(optim.squared_norm(self.grads.flat))
+        if not math.isfinite(norm):
+            raise TrainingDiverged(
+                f"the gradient became {norm} at step {self.step_count + 1}; {self.out} keeps the last "
+                f"good checkpoint. Try a lower --lr (e.g. {c.lr / 3:.2g}) or --clip 1")
+        scale = min(1.0, c.clip / (norm + 1e-6)) if c.clip > 0 else 1.0
+        lr = learning_rate(c, self.step_count, self.progress())
+        self.step_count += 1
+        self.optimizer.step(self.params.flat, self.grads.flat, lr, scale, self.step_count)
+        tokens = int(count)
+        self.chars_seen += tokens
+        self.loss_sum += loss * tokens
+        self.loss_count += tokens
+        return loss, tokens
+
+    def evaluate(self):
+        """Mean validation loss in nats per token (no dropout), or None without a validation set."""
+        if not self.dataset.val:
+            return None
+        total, count = 0.0, 0
+        for chunks in self.dataset.val:
+            state = None
+            for x, y in chunks:
+                state = self.network.zero_state(x.shape[1]) if state is None else state
+                logp, state = self.network.log_probs(x, y, state)
+                total -= float(logp.sum())
+                count += int((y >= 0).sum())
+        return total / max(count, 1)
+
+    def _evaluate(self):
+        started = time.perf_counter()
+        val = self.evaluate()
+        self.eval_seconds = time.perf_counter() - started
+        self.elapsed += self.eval_seconds
+        if self.loss_count:
+            self.train_loss = self.loss_sum / self.loss_count
+        self.loss_sum, self.loss_count = 0.0, 0
+        improved = self.best_val is None or val < self.best_val
+        if improved:
+            self.best_val, self.best_step = val, self.step_count
+            self.best = self.params.flat.copy()
+        record = {"step": self.step_count, "elapsed": round(self.elapsed, 3),
+                  "train_loss": self.train_loss, "val_loss": val, "best": improved}
+        self.history.append(record)
+        self.reporter.evaluated(self, record)
+
+    # -- checkpoints
+
+    def info(self):
+        return {"step": self.step_count, "epoch": self.epoch, "index": self.index, "chunk": self.chunk,
+                "rng": self.rng.bit_generator.state, "elapsed": self.elapsed,
+                "chars_seen": self.chars_seen, "history": self.history, "best_val_loss": self.best_val,
+                "best_step": self.best_step, "train_loss": self.train_loss,
+                "loss_sum": self.loss_sum, "loss_count": self.loss_count,
+                "eval_seconds": self.eval_seconds, "corpus": self.corpus_id}
+
+    def save(self):
+        """The best weights (the latest when there is no validation) and the latest state."""
+        best = FlatArrays(self.params.shapes, self.best if self.dataset.val and self.best is not None
+                          else self.params.flat)
+        state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry, self.info())
+        ckpt.save(self.out, ckpt.Checkpoint(self.config, self.dataset.vocab, best, state))
+
+    def _catch_interrupts(self):
+        """First Ctrl-C: finish the current step, save, stop. A second one stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum, frame):
+            if self.stop_requested:
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            self.reporter.notice("interrupted: saving the latest state (Ctrl-C again to quit at once)")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+
+# ---- the entry point ------------------------------------------------------------------------------
+
+def corpus_fingerprint(text):
+    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8"))}
+
+
+def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
+            reporter=None, **options):
+    """Read the corpus, resolve the config (or restore it with resume) and build the Trainer."""
+    reporter = reporter or Reporter()
+    options = {k: v for k, v in options.items() if v is not None}
+    if resume and force:
+        raise UsageError("--resume and --force contradict each other: --resume continues the run "
+                         f"in {out}, --force replaces it")
+    if os.path.exists(out) and not (resume or force):
+        raise UsageError(f"{out} exists: add --resume to continue its training, --force to replace "
+                         "it, or choose another --out")
+    text = data.read_corpus(corpus, encoding).text
+    if resume:
+        trainer = _resume(out, text, options, reporter)
+    else:
+        config = Config(**options).validate()
+        config, notices = resolve_config(config, text)
+        vocab = Vocab.from_text(text, config.min_count)
+        config, dataset = build_dataset(config, text, vocab)
+        for message in notices + dataset.notices:
+            reporter.notice(message)
+        trainer = Trainer(config, dataset, out, reporter=reporter, corpus_id=corpus_fingerprint(text))
+    return trainer
+
+
+RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every")
+
+
+def _resume(out, text, options, reporter):
+    if not os.path.exists(out):
+        raise UsageError(f"--resume: there is no {out} to continue (train without --resume first)")
+    saved = ckpt.load(out, with_training_state=True)
+    if saved.training is None:
+        raise CheckpointError(f"{out} has no training state to resume from (only weights)")
+    if saved.training.info.get("corpus") not in (None, corpus_fingerprint(text)):
+        raise UsageError(f"--resume: this is not the corpus {out} was trained on")
+    ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE
+                     and getattr(saved.config, k) != v)
+    if ignored:
+        reporter.notice("--resume keeps the run's settings; ignored: " + ", ".join(ignored))
+    given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
+    config = replace(saved.config, **given).validate()
+    _, dataset = build_dataset(config, text, saved.vocab)
+    trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter,
+                      corpus_fingerprint(text))
+    trainer.best = saved.weights.flat.copy()
+    return trainer
+
+
+def train_model(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
+                reporter=None, **options):
+    """Train and return the trained :class:`charlm.api.Model` (see :func:`prepare`)."""
+    from .api import load
+    trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
+    trainer.run()
+    return load(out)

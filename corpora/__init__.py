@@ -1,0 +1,1 @@
+"""Small corpora bundled with charlm (installed as ``charlm.corpora``); see README.md here."""
