@@ -73,11 +73,22 @@ def _auto_dropout(chars, hidden):
 
 # ---- the learning-rate schedule and the optimizers ---------------------------------------------
 
-def learning_rate(config, step, progress):
-    """Linear warm-up over warmup_steps, then cosine decay from lr to lr * lr_min_frac as progress
-    (the fraction of the budget used: steps, epochs or time, whichever binds) goes from 0 to 1."""
+EPOCH_DECAY = 0.97
+
+
+def learning_rate(config, step, epochs_done, time_fraction=None):
+    """Linear warm-up over warmup_steps, then a decay to lr * lr_min_frac.
+
+    With a time budget (``time_fraction`` = elapsed / --max-time) the decay is a cosine over the
+    budget, or over --epochs if that ends the run first, so the whole budget is used. Otherwise
+    it is char-rnn's 3% per epoch, which does not depend on where the run will stop: a run resumed
+    with a larger --steps or --epochs continues exactly as if it had been planned that long."""
     low = config.lr * config.lr_min_frac
-    lr = low + (config.lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    if time_fraction is not None:
+        done = max(time_fraction, epochs_done / config.epochs if config.epochs else 0.0)
+        lr = low + (config.lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+    else:
+        lr = max(low, config.lr * EPOCH_DECAY ** epochs_done)
     if config.warmup_steps > 0 and step < config.warmup_steps:
         lr *= (step + 1) / config.warmup_steps
     return lr
@@ -328,7 +339,9 @@ class Trainer:
                 f"the gradient became {norm} at step {self.step_count + 1}; {self.out} keeps the last "
                 f"good checkpoint. Try a lower --lr (e.g. {c.lr / 3:.2g}) or --clip 1")
         scale = min(1.0, c.clip / (norm + 1e-6)) if c.clip > 0 else 1.0
-        lr = learning_rate(c, self.step_count, self.progress())
+        epochs_done = self.epoch + self.index / len(self.dataset.train)
+        time_fraction = self.elapsed / c.max_time if c.max_time else None
+        lr = learning_rate(c, self.step_count, epochs_done, time_fraction)
         self.step_count += 1
         self.optimizer.step(self.params.flat, self.grads.flat, lr, scale, self.step_count)
         tokens = int(count)

@@ -1,0 +1,59 @@
+"""Shared fixtures. Tiny models keep every test fast; the Numba kernels compile once and are cached
+on disk (``cache=True``), so later tests and later runs load them."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# Tiny matrices gain nothing from BLAS threads and two-core machines lose a lot to them when the
+# test processes run side by side. Set before numpy loads BLAS, and inherited by subprocesses.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+NAMES = ["Anna", "Bob", "Carla", "Dmitri", "Eve", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kemal",
+         "Lea", "Mia", "Noor", "Otto", "Pia", "Quinn", "Rosa", "Sven", "Tao"]
+
+
+def charlm_command():
+    """The installed console script next to this interpreter (what a user runs)."""
+    script = Path(sys.executable).with_name("charlm")
+    if not script.exists():
+        found = shutil.which("charlm")
+        if found is None:
+            pytest.fail("the charlm console script is not installed: pip install -e '.[test]'")
+        script = Path(found)
+    return [str(script)]
+
+
+def run_charlm(*args, cwd=None, timeout=300, env=None):
+    """Run the installed charlm command; returns the CompletedProcess (text mode)."""
+    return subprocess.run(charlm_command() + [str(a) for a in args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def names_file(tmp_path):
+    """A small list of names (lines mode)."""
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(NAMES * 3) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def prose_file(tmp_path):
+    """A little running text with blank lines (stream mode), generated here."""
+    rng = np.random.default_rng(7)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "its", "bed"]
+    paragraphs = [" ".join(rng.choice(words, 40)) + "." for _ in range(40)]
+    path = tmp_path / "prose.txt"
+    path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Options for a very small, quick model."""
+    return dict(hidden_size=16, num_layers=2, batch_size=8, seq_len=16, seed=3)

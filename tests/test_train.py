@@ -1,0 +1,137 @@
+"""Training end to end through the Python API: it learns, it is reproducible, it resumes exactly."""
+import math
+
+import numpy as np
+import pytest
+
+from charlm import checkpoint
+from charlm.config import Config
+from charlm.data import detect_mode, read_corpus
+from charlm.errors import TrainingDiverged, UsageError
+from charlm.train import learning_rate, prepare
+
+
+def run(corpus, out, **options):
+    trainer = prepare(str(corpus) if corpus else None, str(out), **options)
+    trainer.run()
+    return trainer
+
+
+def test_tiny_corpus_is_overfit_to_near_zero_loss(tmp_path):
+    corpus = tmp_path / "abc.txt"
+    corpus.write_text("abcdefgh\n" * 30)          # one line, repeated: fully predictable
+    trainer = run(corpus, tmp_path / "m.npz", cell="lstm", hidden_size=32, num_layers=2,
+                  steps=300, val_frac=0.0, dropout=0.0, lr=1e-2, batch_size=10, seed=1)
+    x, y, state = trainer.dataset.train.batch(0, 0)[0] + (None,)
+    logp, _ = trainer.network.log_probs(x, y, trainer.network.zero_state(x.shape[1]))
+    assert -logp[y >= 0].mean() < 0.05       # from ln(11) = 2.4 at the start
+
+
+def test_training_loss_falls_on_the_bundled_corpus(tmp_path):
+    trainer = run(None, tmp_path / "m.npz", hidden_size=64, steps=120, eval_every=40, seed=5)
+    vals = [r["val_loss"] for r in trainer.history]
+    assert trainer.config.mode == "lines"
+    assert len(vals) == 3
+    assert vals[-1] < vals[0] - 0.3
+    assert vals[-1] < math.log(len(trainer.dataset.vocab)) - 0.8   # far below a uniform guess
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_same_seed_gives_the_same_loss_curve(tmp_path, prose_file, tiny, cell):
+    runs = [run(prose_file, tmp_path / f"{k}.npz", cell=cell, steps=30, eval_every=10, dropout=0.2,
+                **tiny) for k in range(2)]
+    curves = [[(r["train_loss"], r["val_loss"]) for r in t.history] for t in runs]
+    assert len(curves[0]) == 3 and curves[0] == curves[1]
+    assert np.array_equal(runs[0].params.flat, runs[1].params.flat)
+
+
+@pytest.mark.parametrize("mode,corpus", [("stream", "prose_file"), ("lines", "names_file")])
+def test_resume_continues_bit_for_bit(tmp_path, request, tiny, mode, corpus):
+    corpus = request.getfixturevalue(corpus)
+    whole = run(corpus, tmp_path / "whole.npz", steps=40, dropout=0.3, eval_every=15, **tiny)
+    run(corpus, tmp_path / "half.npz", steps=20, dropout=0.3, eval_every=15, **tiny)
+    resumed = prepare(str(corpus), str(tmp_path / "half.npz"), resume=True, steps=40)
+    resumed.run()
+    assert whole.config.mode == mode
+    assert np.array_equal(whole.params.flat, resumed.params.flat)
+    for name in ("m", "v"):
+        assert np.array_equal(whole.optimizer.moments[name], resumed.optimizer.moments[name])
+    # the same validation losses where both validated (the stopped run also validated at step 20)
+    val = [{r["step"]: r["val_loss"] for r in t.history} for t in (whole, resumed)]
+    assert val[0] == {step: loss for step, loss in val[1].items() if step != 20}
+    saved = [checkpoint.load(str(tmp_path / f), True) for f in ("whole.npz", "half.npz")]
+    assert np.array_equal(saved[0].training.params, saved[1].training.params)
+
+
+def test_optimizers_all_learn(tmp_path, prose_file, tiny):
+    for name, lr in (("adam", 1e-2), ("rmsprop", 3e-3), ("sgd", 1.0)):
+        trainer = run(prose_file, tmp_path / f"{name}.npz", optimizer=name, lr=lr, steps=60,
+                      eval_every=30, **tiny)
+        first, last = trainer.history[0]["val_loss"], trainer.history[-1]["val_loss"]
+        assert last < first, name
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_checkpoint(tmp_path, prose_file, tiny):
+    out = tmp_path / "m.npz"
+    run(prose_file, out, steps=10, **tiny)
+    before = out.read_bytes()
+    trainer = prepare(str(prose_file), str(out), resume=True, steps=20)
+    trainer.params.flat[:] = np.nan                       # what a blow-up leaves behind
+    with pytest.raises(TrainingDiverged, match=r"step 11.*lower --lr"):
+        trainer.run()
+    assert out.read_bytes() == before
+
+
+def test_an_existing_checkpoint_is_never_replaced_silently(tmp_path, names_file, tiny):
+    out = tmp_path / "m.npz"
+    run(names_file, out, steps=2, **tiny)
+    with pytest.raises(UsageError, match="--resume.*--force"):
+        prepare(str(names_file), str(out), steps=2)
+    run(names_file, out, steps=3, force=True, **tiny)
+    assert checkpoint.load(str(out), True).training.info["step"] == 3
+
+
+def test_resume_refuses_another_corpus(tmp_path, names_file, prose_file, tiny):
+    out = tmp_path / "m.npz"
+    run(names_file, out, steps=2, **tiny)
+    with pytest.raises(UsageError, match="not the corpus"):
+        prepare(str(prose_file), str(out), resume=True, steps=4)
+
+
+def test_max_time_is_a_hard_budget_that_includes_validation(tmp_path, prose_file, tiny):
+    trainer = run(prose_file, tmp_path / "m.npz", max_time=3.0, **tiny)
+    assert trainer.stop_reason == "time"
+    assert trainer.elapsed <= 3.0
+    assert trainer.history[-1]["step"] == trainer.step_count        # validated at the end
+
+
+def test_checkpoint_every_saves_between_validations(tmp_path, prose_file, tiny, monkeypatch):
+    saved_at = []
+    import charlm.train as train_module
+    real_save = train_module.ckpt.save
+    monkeypatch.setattr(train_module.ckpt, "save",
+                        lambda path, c: (saved_at.append(c.training.info["step"]), real_save(path, c)))
+    run(prose_file, tmp_path / "m.npz", steps=12, checkpoint_every=5, eval_every=100, **tiny)
+    assert saved_at == [5, 10, 12]
+
+
+def test_mode_detection():
+    assert detect_mode(read_corpus(None).text)[0] == "lines"
+    assert detect_mode("Anna\nBob\nCarla\n")[0] == "lines"
+    assert detect_mode("To be, or not.\n\nThat is the question.\n")[0] == "stream"
+    assert detect_mode("one single line of text")[0] == "stream"
+
+
+def test_learning_rate_warms_up_then_follows_the_time_budget():
+    c = Config(lr=1e-2, warmup_steps=10, lr_min_frac=0.1, max_time=60.0)
+    assert learning_rate(c, 0, 0.0, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(c, 9, 0.0, 0.0) == pytest.approx(1e-2)
+    assert learning_rate(c, 500, 3.0, 0.5) == pytest.approx(0.55e-2)
+    assert learning_rate(c, 900, 6.0, 1.0) == pytest.approx(1e-3)
+
+
+def test_learning_rate_without_a_time_budget_decays_per_epoch():
+    c = Config(lr=1e-2, warmup_steps=0, lr_min_frac=0.5)
+    assert learning_rate(c, 100, 1.0) == pytest.approx(0.97e-2)
+    assert learning_rate(c, 100, 10.0) == pytest.approx(1e-2 * 0.97 ** 10)
+    assert learning_rate(c, 100, 1000.0) == pytest.approx(0.5e-2)
