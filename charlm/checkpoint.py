@@ -101,6 +101,8 @@ def load(path, with_training_state=False):
         raise CheckpointError(f"no checkpoint at {path} (train one with `charlm train CORPUS --out {path}`)")
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if not _is_zip(path):
+        raise CheckpointError(f"{path} is not a charlm checkpoint (not an .npz file), or it is truncated")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -111,6 +113,12 @@ def load(path, with_training_state=False):
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path} is not a readable checkpoint: truncated or corrupted ({e})") from None
     return _parse(path, arrays, with_training_state)
+
+
+def _is_zip(path):
+    """np.load treats anything that is neither .npy nor .npz as a pickle; only zips get that far."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def _scalar(arrays, key, kind, path):

@@ -1,0 +1,195 @@
+"""Checkpoints: the spec's layout, atomic writes, and refusing anything damaged, foreign or unsafe."""
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from charlm import checkpoint
+from charlm.checkpoint import Checkpoint, TrainingState
+from charlm.config import Config
+from charlm.errors import CheckpointError
+from charlm.model import FlatArrays, init_parameters, parameter_shapes
+from charlm.vocab import Vocab
+
+
+def make_checkpoint(cell="gru", hidden=6, layers=2, with_state=True):
+    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode="lines", dropout=0.0)
+    vocab = Vocab.from_text("hello world\n")
+    weights = FlatArrays(parameter_shapes(cell, len(vocab), hidden, layers))
+    init_parameters(weights, cell, np.random.default_rng(0))
+    state = None
+    if with_state:
+        n = weights.flat.size
+        state = TrainingState(weights.flat + 1, {"m": np.ones(n, np.float32), "v": np.zeros(n, np.float32)},
+                              np.zeros((layers, 1, 4, hidden), np.float32), {"step": 7, "history": []})
+    return Checkpoint(config, vocab, weights, state)
+
+
+@pytest.fixture(scope="module")
+def saved_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "m.npz"
+    checkpoint.save(str(path), make_checkpoint())
+    return path.read_bytes()
+
+
+def write(tmp_path, data, name="m.npz"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_round_trip(tmp_path, cell):
+    original = make_checkpoint(cell)
+    path = str(tmp_path / "m.npz")
+    checkpoint.save(path, original)
+    loaded = checkpoint.load(path, with_training_state=True)
+    assert loaded.config == original.config
+    assert loaded.vocab.tokens == original.vocab.tokens
+    assert np.array_equal(loaded.weights.flat, original.weights.flat)
+    assert np.array_equal(loaded.training.params, original.training.params)
+    assert set(loaded.training.moments) == {"m", "v"}
+    assert loaded.training.info == {"step": 7, "history": []}
+    assert os.listdir(tmp_path) == ["m.npz"]             # no temporary file left behind
+
+
+def test_layout_is_readable_with_numpy_alone(tmp_path):
+    path = str(tmp_path / "m.npz")
+    checkpoint.save(path, make_checkpoint("lstm", hidden=5, layers=2))
+    with np.load(path, allow_pickle=False) as npz:
+        assert str(npz["format"]) == "charlm" and int(npz["format_version"]) == 1
+        config = json.loads(str(npz["config"]))
+        assert (config["cell"], config["hidden_size"], config["num_layers"], config["mode"]) == \
+            ("lstm", 5, 2, "lines")
+        vocab = list(npz["vocab"])
+        assert vocab[:2] == ["<EOS>", "<UNK>"]
+        V = len(vocab)
+        assert npz["layers.0.W_x"].shape == (V, 20) and npz["layers.0.W_x"].dtype == np.float32
+        assert npz["layers.1.W_x"].shape == (5, 20)
+        assert npz["layers.1.W_h"].shape == (5, 20) and npz["layers.1.b"].shape == (20,)
+        assert npz["out.W"].shape == (5, V) and npz["out.b"].shape == (V,)
+
+
+def test_a_pickle_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    buffer = io.BytesIO()
+    np.savez(buffer, format=np.array("charlm"), config=np.array([Exploit()], dtype=object))
+    path = write(tmp_path, buffer.getvalue())
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        checkpoint.load(path)
+    assert not marker.exists()
+
+
+def rewrite(tmp_path, saved_bytes, change):
+    """A copy of the saved checkpoint with its arrays changed by change(dict)."""
+    with np.load(io.BytesIO(saved_bytes), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return write(tmp_path, buffer.getvalue())
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda a: a.update(format_version=np.array(2)), "newer charlm"),
+    (lambda a: a.update(format=np.array("pytorch")), "not a charlm checkpoint"),
+    (lambda a: a.pop("format"), "not a charlm checkpoint"),
+    (lambda a: a.update(config=np.array("{not json")), "unreadable config"),
+    (lambda a: a.update(config=np.array('{"cell": "transformer", "hidden_size": 6}')), "unreadable config"),
+    (lambda a: a.update(vocab=np.array(["a", "b"])), "invalid vocabulary"),
+    (lambda a: a.pop("out.W"), "missing the weight 'out.W'"),
+    (lambda a: a.update({"layers.1.W_h": np.zeros((6, 17), np.float32)}), "has shape"),
+    (lambda a: a["out.b"].__setitem__(0, np.nan), "NaN"),
+    (lambda a: a.update({"state.json": np.array("[1, 2]")}), "unreadable training state"),
+])
+def test_bad_contents_are_refused_with_a_reason(tmp_path, saved_bytes, change, message):
+    path = rewrite(tmp_path, saved_bytes, change)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(path, with_training_state=True)
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "not an .npz file"),
+    (b"PK\x03\x04 not really a zip", "truncated or corrupted"),
+    (b"\x89HDF\r\n\x1a\n", "not an .npz file"),
+    (b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "not an .npz file"),
+])
+def test_foreign_files_are_refused(tmp_path, data, message):
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(write(tmp_path, data))
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        checkpoint.load(str(tmp_path / "nope.npz"))
+    with pytest.raises(CheckpointError, match="is a folder"):
+        checkpoint.load(str(tmp_path))
+
+
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(fraction=st.floats(0.0, 1.0, exclude_max=True))
+def test_any_truncation_is_a_clean_error(tmp_path, saved_bytes, fraction):
+    path = write(tmp_path, saved_bytes[:int(len(saved_bytes) * fraction)])
+    with pytest.raises(CheckpointError):
+        checkpoint.load(path, with_training_state=True)
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_bit_flip_is_a_clean_error_or_harmless(tmp_path, saved_bytes, data):
+    """A flipped bit must never crash the loader. It is caught (CRC-32 of each entry, the checks on
+    layout and values) or it lands where it changes nothing that is used (e.g. a zip timestamp)."""
+    flips = data.draw(st.lists(st.integers(0, len(saved_bytes) * 8 - 1), min_size=1, max_size=3))
+    damaged = bytearray(saved_bytes)
+    for bit in flips:
+        damaged[bit // 8] ^= 1 << (bit % 8)
+    path = write(tmp_path, bytes(damaged))
+    try:
+        loaded = checkpoint.load(path, with_training_state=True)
+    except CheckpointError:
+        return
+    original = make_checkpoint()
+    assert np.array_equal(loaded.weights.flat, original.weights.flat)
+    assert loaded.config == original.config
+
+
+def test_a_failed_write_keeps_the_old_checkpoint(tmp_path):
+    path = tmp_path / "m.npz"
+    checkpoint.save(str(path), make_checkpoint())
+    before = path.read_bytes()
+    os.chmod(tmp_path, 0o500)
+    try:
+        if os.access(tmp_path, os.W_OK):
+            pytest.skip("running as a user who can write to read-only folders (root)")
+        with pytest.raises(CheckpointError, match="could not write.*unchanged"):
+            checkpoint.save(str(path), make_checkpoint("lstm"))
+    finally:
+        os.chmod(tmp_path, 0o700)
+    assert path.read_bytes() == before
+
+
+def test_an_error_while_writing_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    checkpoint.save(str(path), make_checkpoint())
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device.*unchanged"):
+        checkpoint.save(str(path), make_checkpoint("lstm"))
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]
