@@ -2,13 +2,34 @@
 import click
 
 from .. import __version__
+from .common import fail
 from .info import info
 from .sample import sample
 from .score import score
 from .train import train
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """Click reports a bad option with the usage text and the error over several lines; charlm's
+    rule is one line for every error, so the message is reworded to name the help to read."""
+
+    def main(self, args=None, prog_name=None, **kwargs):
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.ctx.get_help())
+            raise SystemExit(0) from None
+        except click.UsageError as e:
+            command = e.ctx.command_path if e.ctx else "charlm"
+            fail(f"{e.format_message()} (see {command} --help)", 2)
+        except click.exceptions.Abort:
+            fail("interrupted", 130)
+        except click.ClickException as e:
+            fail(e.format_message(), e.exit_code)
+
+
+@click.group(cls=OneLineErrors,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="charlm")
 def main():
     """Train character-level language models (RNN, GRU, LSTM) and generate and score text.
