@@ -207,7 +207,8 @@ class Trainer:
             self.rng.bit_generator.state = info["rng"]
         self.step_count = info.get("step", 0)
         self.epoch, self.index, self.chunk = info.get("epoch", 0), info.get("index", 0), info.get("chunk", 0)
-        self.elapsed = info.get("elapsed", 0.0)
+        self.elapsed_before = info.get("elapsed", 0.0)      # seconds of training in earlier runs
+        self.started = None
         self.chars_seen = info.get("chars_seen", 0)
         self.history = info.get("history", [])
         self.best_val = info.get("best_val_loss")
@@ -217,11 +218,18 @@ class Trainer:
         self.loss_sum, self.loss_count = info.get("loss_sum", 0.0), info.get("loss_count", 0)
         self.train_loss = info.get("train_loss")
         self.eval_seconds = info.get("eval_seconds")
+        self.save_seconds = 0.0
         self.stop_requested = False
         self.stop_reason = None
         self.chars_per_sec = None
 
     # -- progress and stopping
+
+    @property
+    def elapsed(self):
+        """Wall time of the run so far, earlier runs of a resumed one included."""
+        now = time.perf_counter()
+        return self.elapsed_before + (now - self.started if self.started is not None else 0.0)
 
     def progress(self):
         """Fraction of the budget used: the largest of the step, epoch and time fractions."""
@@ -242,7 +250,7 @@ class Trainer:
             return "epochs"
         if c.max_time is not None:
             # keep room for the final validation: --max-time is a hard budget that includes it
-            reserve = self._eval_estimate() + step_seconds
+            reserve = self._eval_estimate() + step_seconds + 2 * self.save_seconds
             if self.elapsed + reserve > c.max_time:
                 return "time"
         return None
@@ -270,6 +278,7 @@ class Trainer:
     def run(self):
         """Train until the budget is spent or a stop is requested; returns the reason."""
         restore = self._catch_interrupts()
+        self.started = time.perf_counter()
         try:
             self.reporter.start(self)
             self._loop()
@@ -280,6 +289,7 @@ class Trainer:
             self.reporter.finish(self)
             return self.stop_reason
         finally:
+            self.elapsed_before, self.started = self.elapsed, None
             restore()
 
     def _loop(self):
@@ -292,7 +302,6 @@ class Trainer:
             started = time.perf_counter()
             loss, tokens = self._train_step()
             step_seconds = time.perf_counter() - started
-            self.elapsed += step_seconds
             self.chars_per_sec = tokens / step_seconds if step_seconds > 0 else None
             self.reporter.step(self, loss)
             if self.dataset.val and self.step_count % self.eval_every == 0:
@@ -368,7 +377,6 @@ class Trainer:
         started = time.perf_counter()
         val = self.evaluate()
         self.eval_seconds = time.perf_counter() - started
-        self.elapsed += self.eval_seconds
         if self.loss_count:
             self.train_loss = self.loss_sum / self.loss_count
         self.loss_sum, self.loss_count = 0.0, 0
@@ -396,7 +404,9 @@ class Trainer:
         best = FlatArrays(self.params.shapes, self.best if self.dataset.val and self.best is not None
                           else self.params.flat)
         state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry, self.info())
+        started = time.perf_counter()
         ckpt.save(self.out, ckpt.Checkpoint(self.config, self.dataset.vocab, best, state))
+        self.save_seconds = time.perf_counter() - started
 
     def _catch_interrupts(self):
         """First Ctrl-C: finish the current step, save, stop. A second one stops at once."""
