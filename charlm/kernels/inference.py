@@ -36,6 +36,9 @@ def rnn_steps(rows, x_table, b, w_h, h, hs):
     h[:] = hs[T - 1]
 
 
+# The loops below run over whole 1-d views from index 0: a loop over z[k, 3H:4H] written as
+# range(3H, 4H) on z[k] was left scalar by LLVM and took 4.5 times as long.
+
 @njit(**KERNEL)
 def lstm_steps(rows, x_table, b, w_h, h, c, hs):
     """Gates [u f o c~] = act(x_table[rows[t]] + b + h_{t-1} W_h); c_t = u c~ + f c_{t-1},
@@ -43,19 +46,23 @@ def lstm_steps(rows, x_table, b, w_h, h, c, hs):
     T = rows.shape[0]
     B, H = h.shape
     z = np.empty((B, 4 * H), h.dtype)
+    b_ufo, b_c = b[:3 * H], b[3 * H:]
     for t in range(T):
         np.dot(h if t == 0 else hs[t - 1], w_h, z)
         for k in range(B):
             zk, xk = z[k], x_table[rows[t, k]]
+            ufo, x_ufo = zk[:3 * H], xk[:3 * H]
             for j in range(3 * H):
-                zk[j] = sigmoid(zk[j] + xk[j] + b[j])
-            for j in range(3 * H, 4 * H):
-                zk[j] = tanh(zk[j] + xk[j] + b[j])
+                ufo[j] = sigmoid(ufo[j] + x_ufo[j] + b_ufo[j])
+            cand, x_c = zk[3 * H:], xk[3 * H:]
+            for j in range(H):
+                cand[j] = tanh(cand[j] + x_c[j] + b_c[j])
+            u, f, o = zk[:H], zk[H:2 * H], zk[2 * H:3 * H]
             ck, hk = c[k], hs[t, k]
             for j in range(H):
-                ct = zk[j] * zk[3 * H + j] + zk[H + j] * ck[j]
-                ck[j] = ct
-                hk[j] = zk[2 * H + j] * tanh(ct)
+                ck[j] = u[j] * cand[j] + f[j] * ck[j]
+            for j in range(H):
+                hk[j] = o[j] * tanh(ck[j])
     h[:] = hs[T - 1]
 
 
@@ -70,22 +77,24 @@ def gru_steps(rows, x_table, b, w_h_ru, w_h_c, h, hs):
     z_ru = np.empty((B, 2 * H), h.dtype)
     rh = np.empty((B, H), h.dtype)
     z_c = np.empty((B, H), h.dtype)
+    b_ru, b_c = b[:2 * H], b[2 * H:]
     for t in range(T):
         h_prev = h if t == 0 else hs[t - 1]
         np.dot(h_prev, w_h_ru, z_ru)
         for k in range(B):
-            zk, xk, hp, rk = z_ru[k], x_table[rows[t, k]], h_prev[k], rh[k]
+            ru, x_ru, hp, rk = z_ru[k], x_table[rows[t, k]][:2 * H], h_prev[k], rh[k]
             for j in range(2 * H):
-                zk[j] = sigmoid(zk[j] + xk[j] + b[j])
+                ru[j] = sigmoid(ru[j] + x_ru[j] + b_ru[j])
             for j in range(H):
-                rk[j] = zk[j] * hp[j]
+                rk[j] = ru[j] * hp[j]
         np.dot(rh, w_h_c, z_c)
         for k in range(B):
-            zk, ck, xk, hp, hk = z_ru[k], z_c[k], x_table[rows[t, k]], h_prev[k], hs[t, k]
+            ck, x_c = z_c[k], x_table[rows[t, k]][2 * H:]
             for j in range(H):
-                u = zk[H + j]
-                cand = tanh(ck[j] + xk[2 * H + j] + b[2 * H + j])
-                hk[j] = u * cand + (one - u) * hp[j]
+                ck[j] = tanh(ck[j] + x_c[j] + b_c[j])
+            u, hp, hk = z_ru[k][H:], h_prev[k], hs[t, k]
+            for j in range(H):
+                hk[j] = u[j] * ck[j] + (one - u[j]) * hp[j]
     h[:] = hs[T - 1]
 
 
