@@ -1,0 +1,364 @@
+"""Sampling: the Numba generation loop against a plain numpy network, every option and stop rule,
+and the sample command (in-process and through the installed console script)."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
+
+from charlm import checkpoint
+from charlm.api import Model
+from charlm.checkpoint import Checkpoint
+from charlm.cli import main
+from charlm.config import Config
+from charlm.errors import UsageError
+from charlm.kernels import sampling
+from charlm.model import FlatArrays, init_parameters, parameter_shapes
+from charlm.sampler import Generation
+from charlm.vocab import EOS_ID, UNK_ID, Vocab
+
+from conftest import run_charlm
+
+TEXT = "the quick brown fox jumps over the lazy dog; PACK MY BOX WITH FIVE DOZEN JUGS."
+NO_PRIME = np.zeros(0, np.int64)
+
+
+def make_model(cell="lstm", hidden=8, layers=2, mode="stream", seed=0, eos_bias=0.0, unk_bias=0.0):
+    """A randomly initialised model; a large eos_bias/unk_bias makes that token near certain."""
+    vocab = Vocab.from_text(TEXT)
+    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0)
+    params = FlatArrays(parameter_shapes(cell, len(vocab), hidden, layers))
+    init_parameters(params, cell, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    for name, _ in params.shapes:         # non-zero biases, so that they are tested too
+        if name.endswith("b"):
+            params[name][:] += rng.normal(0, 0.5, params[name].shape).astype(np.float32)
+    params["out.b"][EOS_ID] += eos_bias
+    params["out.b"][UNK_ID] += unk_bias
+    return Model(Checkpoint(config, vocab, params))
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class Reference:
+    """The network of SPEC.md, one step at a time, in float64 numpy."""
+
+    def __init__(self, model):
+        net = model.network
+        self.cell, self.L, self.H = net.cell, net.num_layers, net.hidden_size
+        self.p = {name: net.params[name].astype(np.float64) for name, _ in net.params.shapes}
+        self.h = np.zeros((self.L, self.H))
+        self.c = np.zeros((self.L, self.H))
+
+    def step(self, token):
+        """Feed one token; returns the logits of the next."""
+        H, x = self.H, None
+        for l in range(self.L):
+            w_x, w_h, b = (self.p[f"layers.{l}.{k}"] for k in ("W_x", "W_h", "b"))
+            zx = (w_x[token] if l == 0 else x @ w_x) + b
+            h = self.h[l]
+            if self.cell == "rnn":
+                h = np.tanh(zx + h @ w_h)
+            elif self.cell == "lstm":
+                z = zx + h @ w_h
+                u, f, o, g = sigmoid(z[:H]), sigmoid(z[H:2 * H]), sigmoid(z[2 * H:3 * H]), np.tanh(z[3 * H:])
+                self.c[l] = u * g + f * self.c[l]
+                h = o * np.tanh(self.c[l])
+            else:
+                r = sigmoid(zx[:H] + h @ w_h[:, :H])
+                u = sigmoid(zx[H:2 * H] + h @ w_h[:, H:2 * H])
+                g = np.tanh(zx[2 * H:] + (r * h) @ w_h[:, 2 * H:])
+                h = u * g + (1 - u) * h
+            self.h[l] = x = h
+        return x @ self.p["out.W"] + self.p["out.b"]
+
+
+def probabilities(logits, temperature=1.0):
+    """softmax(logits / temperature) with <UNK> removed."""
+    z = np.array(logits, np.float64) / temperature
+    z[UNK_ID] = -np.inf
+    p = np.exp(z - z.max())
+    return p / p.sum()
+
+
+def run(model, num, steps, prime=NO_PRIME, workers=1, seed=0, temperature=1.0, stop=False):
+    """Generate with the kernel directly: (tokens (steps, num), uniforms, Generation)."""
+    gen = Generation(model.network, num, workers)
+    uniforms = np.random.default_rng(seed).random((steps, num))
+    out = gen.step(prime, uniforms, temperature, 0, 1.0, stop)
+    return out, uniforms, gen
+
+
+def assert_drawn_by_inverse_cdf(p, token, u, slack=1e-5):
+    """token is the one whose interval of the cumulative distribution holds u (up to slack)."""
+    cdf = np.cumsum(p)
+    lo = cdf[token] - p[token]
+    assert lo - slack <= u <= cdf[token] + slack, (token, u, lo, cdf[token])
+
+
+# ---- the kernel against the reference ---------------------------------------------------------
+
+CASES = [(cell, layers, num, workers) for cell in ("rnn", "gru", "lstm") for layers in (1, 2)
+         for num, workers in ((1, 1), (1, 2), (3, 1))]
+
+
+@pytest.mark.parametrize("cell,layers,num,workers", CASES)
+def test_generation_matches_the_numpy_network(cell, layers, num, workers):
+    model = make_model(cell, hidden=8, layers=layers)
+    prime = model.vocab.encode("the lazy dog").astype(np.int64)
+    out, uniforms, gen = run(model, num, 30, prime, workers)
+    assert out.shape == (30, num)
+    for i in range(num):
+        ref = Reference(model)
+        for token in [EOS_ID] + list(prime[:-1]):
+            ref.step(token)
+        token = prime[-1]
+        for t in range(30):
+            p = probabilities(ref.step(token))
+            token = out[t, i]
+            assert_drawn_by_inverse_cdf(p, token, uniforms[t, i])
+        h, c = gen.state                  # after reading the last input: the draw not fed back yet
+        np.testing.assert_allclose(h[:, i], ref.h, atol=2e-5)
+        if cell == "lstm":
+            np.testing.assert_allclose(c[:, i], ref.c, atol=2e-5)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_two_workers_draw_exactly_what_one_does(cell):
+    model = make_model(cell, hidden=16, layers=2)
+    one, _, g1 = run(model, 1, 200, workers=1, seed=5)
+    two, _, g2 = run(model, 1, 200, workers=2, seed=5)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(g1.state[0], g2.state[0])
+
+
+def test_state_carries_from_chunk_to_chunk():
+    model = make_model("gru", hidden=8)
+    whole, uniforms, _ = run(model, 2, 50)
+    gen = Generation(model.network, 2)
+    parts = [gen.step(NO_PRIME, uniforms[a:b], 1.0, 0, 1.0, False) for a, b in ((0, 7), (7, 8), (8, 50))]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+# ---- the draw ---------------------------------------------------------------------------------
+
+def reference_support(p, top_k, top_p):
+    """The tokens that may be drawn and their renormalised probabilities, in the order the draw
+    accumulates them: most probable first, or by token id when nothing is cut."""
+    if top_k in range(1, len(p) - 1) or top_p < 1:
+        order = np.argsort(-p, kind="stable")[:len(p) - 1]      # <UNK> (p = 0) is last
+    else:
+        order = np.flatnonzero(np.arange(len(p)) != UNK_ID)
+    if top_k:
+        order = order[:top_k]
+    q = p[order] / p[order].sum()
+    if top_p < 1:
+        order = order[:np.searchsorted(np.cumsum(q), top_p - 1e-12) + 1]
+    return order, p[order] / p[order].sum()
+
+
+@settings(max_examples=300, deadline=None)
+@given(logits=st.lists(st.floats(-8, 8), min_size=3, max_size=12, unique=True),
+       temperature=st.sampled_from([0.3, 1.0, 2.5]), top_k=st.integers(0, 12),
+       top_p=st.sampled_from([0.05, 0.5, 0.9, 1.0]), u=st.floats(0, 1, exclude_max=True))
+def test_draw_restricts_to_top_k_and_nucleus_and_never_draws_unk(logits, temperature, top_k, top_p, u):
+    logits = np.array(logits, np.float32)
+    token = sampling.draw(logits, u, temperature, top_k, top_p, np.empty(len(logits)))
+    assert token != UNK_ID
+    support, q = reference_support(probabilities(logits, temperature), top_k, top_p)
+    rank = list(support).index(token)          # fails if token is outside the support
+    cdf = np.cumsum(q)
+    assert cdf[rank] - q[rank] - 1e-6 <= u <= cdf[rank] + 1e-6
+
+
+@given(logits=st.lists(st.floats(-8, 8), min_size=3, max_size=12, unique=True))
+def test_temperature_zero_is_argmax_without_unk(logits):
+    logits = np.array(logits, np.float32)
+    expected = np.argmax(np.where(np.arange(len(logits)) == UNK_ID, -np.inf, logits))
+    assert sampling.draw(logits, 0.99, 0.0, 0, 1.0, np.empty(len(logits))) == expected
+
+
+def test_draw_follows_the_distribution():
+    logits = np.array([0.5, 3.0, 1.0, 0.0, -1.0, 2.0], np.float32)
+    p = probabilities(logits, 0.7)
+    uniforms = np.random.default_rng(0).random(20000)
+    counts = np.bincount([sampling.draw(logits, u, 0.7, 0, 1.0, np.empty(6)) for u in uniforms],
+                         minlength=6) / len(uniforms)
+    np.testing.assert_allclose(counts, p, atol=0.01)
+
+
+# ---- the options of sample() ----------------------------------------------------------------
+
+def test_greedy_is_the_argmax_of_each_step_and_ignores_the_seed():
+    model = make_model("lstm")
+    text = model.sample(length=40, temperature=0, seed=1)[0]
+    assert model.sample(length=40, temperature=0, seed=2)[0] == text
+    ref, token = Reference(model), EOS_ID
+    for ch in text:
+        p = probabilities(ref.step(token))
+        token = EOS_ID if ch == "\n" else model.vocab.encode(ch)[0]
+        assert p[token] == pytest.approx(p.max(), abs=1e-5)
+    assert model.sample(num=3, length=40, temperature=0) == [text] * 3
+    assert model.sample(length=40, top_k=1, seed=3) == [text]
+    assert model.sample(length=40, top_p=1e-6, seed=4) == [text]
+
+
+def test_same_seed_same_samples_and_streaming_changes_nothing():
+    model = make_model("gru", hidden=16)
+    first = model.sample(num=4, length=300, seed=11, top_k=10, top_p=0.95, temperature=1.3)
+    assert model.sample(num=4, length=300, seed=11, top_k=10, top_p=0.95, temperature=1.3) == first
+    assert model.sample(num=4, length=300, seed=12) != first
+    assert len(model.sample(num=2, length=30)) == 2            # seed None: fresh randomness
+    pieces = []
+    text = model.sample(length=300, seed=11, on_text=pieces.append)[0]
+    assert len(pieces) > 3 and "".join(pieces) == text
+    assert model.sample(length=300, seed=11) == [text]
+
+
+def test_two_workers_for_a_wide_model_sample_what_one_worker_does():
+    model = make_model("lstm", hidden=128, layers=1)
+    one = Generation(model.network, 1, 1)
+    uniforms = np.random.default_rng(3).random((100, 1))
+    expected = one.step(NO_PRIME, uniforms, 1.0, 0, 1.0, False)
+    text = model.vocab.decode(expected[:, 0])
+    assert sampling_workers(model) == 2
+    pieces = []
+    assert model.sample(length=100, seed=3, on_text=pieces.append) == [text]
+
+
+def sampling_workers(model):
+    from charlm.sampler import default_workers
+    return default_workers(model.config.hidden_size, 1)
+
+
+def test_unk_is_never_drawn():
+    model = make_model("rnn", unk_bias=30.0)
+    out, _, _ = run(model, 5, 200)
+    assert not np.any(out == UNK_ID)
+    assert [len(t) for t in model.sample(num=3, length=50, seed=0)] == [50] * 3
+
+
+def test_stop_rules():
+    eos = make_model("lstm", mode="lines", eos_bias=40.0)
+    assert eos.sample(num=2, seed=0) == ["", ""]                          # lines: stops at <EOS>
+    assert eos.sample(length=5, stop_at_eos=False, seed=0) == ["\n" * 5]  # <EOS> written as newline
+    stream = make_model("lstm", mode="stream", eos_bias=40.0)
+    assert stream.sample(length=5, seed=0) == ["\n" * 5]                # stream: length only
+    assert stream.sample(length=5, stop_at_eos=True, seed=0) == [""]
+    never = make_model("lstm", mode="lines", eos_bias=-40.0)
+    assert [len(t) for t in never.sample(num=2, seed=0)] == [1000, 1000]  # the cap in lines mode
+    assert len(make_model("lstm", mode="stream").sample(seed=0)[0]) == 200
+    assert make_model().sample(num=2, length=0) == ["", ""]
+
+
+def test_samples_of_a_batch_stop_independently():
+    model = make_model("gru", mode="lines", eos_bias=2.0)
+    gen = Generation(model.network, 16)
+    out = gen.step(NO_PRIME, np.random.default_rng(1).random((100, 16)), 1.0, 0, 1.0, True)
+    lengths = []
+    for i in range(16):
+        ends = np.flatnonzero(out[:, i] == EOS_ID)
+        assert len(ends) == 1 and np.all(out[ends[0] + 1:, i] == -1)
+        lengths.append(ends[0])
+    assert len(set(lengths)) > 1 and len(out) == max(lengths) + 1
+    texts = model.sample(num=16, seed=1)
+    assert all("\n" not in t for t in texts)
+
+
+def test_prime_is_read_first_and_not_returned():
+    model = make_model("lstm")
+    out, uniforms, _ = run(model, 1, 20, model.vocab.encode("the fox").astype(np.int64), seed=9)
+    assert model.sample(length=20, prime="the fox", seed=9) == [model.vocab.decode(out[:, 0])]
+    assert model.sample(length=20, prime="the fox", seed=9) != model.sample(length=20, seed=9)
+
+
+def test_a_prime_with_unknown_characters_is_refused_by_name():
+    with pytest.raises(UsageError, match="'é'.*'☃'"):
+        make_model().sample(prime="thé ☃")
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("temperature", -0.5, "--temperature"), ("temperature", float("nan"), "--temperature"),
+    ("top_k", -1, "--top-k"), ("top_p", 0.0, "--top-p"), ("top_p", 1.5, "--top-p"),
+    ("length", -1, "--length"), ("num", 0, "--num"), ("num", 2.5, "--num"),
+    ("seed", -3, "--seed"), ("prime", 7, "--prime"), ("stop_at_eos", "yes", "--stop-at-eos"),
+])
+def test_bad_options_are_refused_with_the_option_name(option, value, message):
+    with pytest.raises(UsageError, match=message):
+        make_model().sample(**{option: value})
+
+
+def test_on_text_needs_a_single_sample():
+    with pytest.raises(UsageError, match="on_text"):
+        make_model().sample(num=2, on_text=print)
+
+
+# ---- the command ------------------------------------------------------------------------------
+
+@pytest.fixture
+def model_file(tmp_path):
+    model = make_model("gru", hidden=16, mode="lines")
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, model.checkpoint)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["sample", *map(str, args)], catch_exceptions=False)
+
+
+def test_command_prints_and_streams_samples(model_file):
+    result = invoke("--model", model_file, "--num", 3, "--seed", 4, "--length", 30)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == make_model("gru", hidden=16, mode="lines").sample(
+        num=3, seed=4, length=30)
+    result = invoke("--model", model_file, "--seed", 4, "--prime", "PACK", "--length", 30)
+    assert result.exit_code == 0 and result.stdout.startswith("PACK") and result.stdout.endswith("\n")
+
+
+def test_command_json_gives_the_text_after_the_prime(model_file):
+    result = invoke("--model", model_file, "--json", "--num", 2, "--seed", 1, "--prime", "the",
+                    "--no-stop-at-eos", "--length", 25, "--temperature", 0.5, "--top-k", 5,
+                    "--top-p", 0.9)
+    assert result.exit_code == 0, result.stderr
+    samples = json.loads(result.stdout)["samples"]
+    model = make_model("gru", hidden=16, mode="lines")
+    assert samples == model.sample(num=2, seed=1, prime="the", stop_at_eos=False, length=25,
+                                   temperature=0.5, top_k=5, top_p=0.9)
+    assert [len(s) for s in samples] == [25, 25]
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["--temperature", "-1"], "--temperature"), (["--top-p", "0"], "--top-p"),
+    (["--top-k", "-2"], "--top-k"), (["--num", "0"], "--num"), (["--length", "-5"], "--length"),
+    (["--prime", "ü"], "'ü'"), (["--seed", "-1"], "--seed"),
+])
+def test_command_bad_options_end_with_one_line(model_file, args, pattern):
+    result = invoke("--model", model_file, "--prime", "the", *args)
+    assert result.exit_code == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and pattern in lines[0]
+
+
+def test_command_missing_model(tmp_path):
+    result = invoke("--model", tmp_path / "none.npz")
+    assert result.exit_code == 4 and "none.npz" in result.stderr
+
+
+def test_help_lists_every_option_with_examples():
+    text = invoke("--help").stdout
+    for option in ("--model", "--length", "--temperature", "--top-k", "--top-p", "--prime", "--num",
+                   "--seed", "--stop-at-eos", "--json", "Examples", "unknown"):
+        assert option in text
+
+
+def test_console_script_samples_like_the_api(model_file):
+    result = run_charlm("sample", "--model", model_file, "--json", "--seed", 8, "--num", 2)
+    assert result.returncode == 0, result.stderr
+    expected = make_model("gru", hidden=16, mode="lines").sample(num=2, seed=8)
+    assert json.loads(result.stdout) == {"samples": expected}
+    bad = run_charlm("sample", "--model", model_file, "--top-p", "7")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--top-p" in bad.stderr
