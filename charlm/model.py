@@ -5,16 +5,27 @@ can be done for all time steps at once is done here as one matrix product: the i
 ``x W_x`` (a row gather for layer 0, whose input is one-hot), the output layer, and every weight
 gradient (``dW = X^T dZ`` over the T*B rows of a batch).
 
+The sequences of a batch are independent until their gradients are summed, so a batch is split
+into one shard of sequences per core, each run by its own thread over its own buffers with
+single-threaded BLAS (the kernels release the GIL), and the shards' gradients are added at the end.
+On two cores this beats letting OpenBLAS split each product: the recurrent products are small
+((B, H) by (H, G*H), one per step), so its threads spend much of their time handing work over and
+spinning, and the element-wise cell updates between them would run on one core.
+
 Shapes: ``x``, ``y`` are (T, B) token ids (time-major; a target of -1 is padding). The recurrent
 state is one array (L, S, B, H): L layers, S = 2 for the LSTM (h, c) and 1 otherwise.
+Training memory: per layer and shard, T*b*(2*G*H + 3*H) floats for b sequences (gates, dz, hs and
+cs or r*h, dropout output), plus T*b*(V + H) for the output layer and one copy of the parameters
+per shard beyond the first for its gradient.
 """
-from dataclasses import dataclass
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .kernels import loss as loss_kernels
-from .kernels.linalg import matmul
 from .kernels import recurrent as rk
+from .kernels.linalg import blas_threads, gather_rows, matmul, scatter_add_rows
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 STATES = {"rnn": 1, "gru": 1, "lstm": 2}
@@ -85,72 +96,150 @@ def init_parameters(params, cell, rng):
             b[hidden:2 * hidden] = -1.0
 
 
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_pool = None
+
+
+def _run(tasks):
+    """Call every task, the first in this thread and the others on a shared pool; return their
+    results in order. BLAS runs single-threaded meanwhile: the tasks already fill the cores."""
+    global _pool
+    if len(tasks) == 1:
+        return [tasks[0]()]
+    if _pool is None or _pool._max_workers < len(tasks) - 1:
+        _pool = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="charlm-shard")
+    with blas_threads(1):
+        futures = [_pool.submit(task) for task in tasks[1:]]
+        try:
+            first = tasks[0]()
+        finally:
+            rest = [f.result() for f in futures]
+    return [first] + rest
+
+
+class _Weights:
+    """One layer's weights as the kernels take them (GRU: W_h split into contiguous blocks)."""
+
+    def __init__(self, params, cell, layer):
+        self.w_x, self.w_h, self.b = (params[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
+        if cell == "gru":
+            H = self.w_h.shape[0]
+            self.w_ru = np.ascontiguousarray(self.w_h[:, :2 * H])   # (H, 2H)
+            self.w_c = np.ascontiguousarray(self.w_h[:, 2 * H:])    # (H, H)
+
+
+class _Shard:
+    """One thread's share of a batch, b sequences of T steps, and its buffers. The buffers are kept
+    from batch to batch while (T, b) stays, so that a training step allocates almost nothing."""
+
+    def __init__(self, net, T, b):
+        L, H, V, G = net.num_layers, net.hidden_size, net.vocab_size, GATES[net.cell]
+        dt = net.params.flat.dtype
+        self.net = net
+        self.gates = np.empty((L, T, b, G * H), dt)     # zx, then the activated gates
+        self.hs = np.empty((L, T + 1, b, H), dt)        # h_0 .. h_T
+        self.cs = np.empty((L, T + 1, b, H), dt) if net.cell == "lstm" else None
+        self.rh = np.empty((L, T, b, H), dt) if net.cell == "gru" else None
+        self.dropped = np.empty((L, T, b, H), dt)       # each layer's output after dropout
+        self.logits = np.empty((T * b, V), dt)
+        self.dlogits = np.empty((T * b, V), dt)
+        self.dz = np.empty((T, b, G * H), dt)           # one layer at a time, top down
+        self.dh = np.empty((T, b, H), dt)               # gradient reaching a layer's outputs
+
+    def forward(self, weights, x, state, masks):
+        """Logits (T*b, V) without the output bias, for ids x (T, b) from state (L, S, b, H);
+        returns the top layer's output (T, b, H)."""
+        net = self.net
+        T, b = x.shape
+        inp = None
+        for layer, w in enumerate(weights):
+            gates, hs = self.gates[layer], self.hs[layer]
+            if layer == 0:
+                gather_rows(w.w_x, x.reshape(-1), gates.reshape(T * b, -1))   # one-hot input
+            else:
+                matmul(inp.reshape(T * b, -1), w.w_x, gates.reshape(T * b, -1))
+            hs[0] = state[layer, 0]
+            if net.cell == "rnn":
+                rk.rnn_forward(gates, w.b, w.w_h, hs)
+            elif net.cell == "lstm":
+                self.cs[layer, 0] = state[layer, 1]
+                rk.lstm_forward(gates, w.b, w.w_h, hs, self.cs[layer])
+            else:
+                rk.gru_forward(gates, w.b, w.w_ru, w.w_c, hs, self.rh[layer])
+            inp = hs[1:]
+            if masks is not None:
+                inp = np.multiply(inp, masks[layer], out=self.dropped[layer])
+        matmul(inp.reshape(T * b, -1), net.params["out.W"], self.logits)
+        return inp
+
+    def final_state(self, out):
+        """Write the state after the last step into out (L, S, b, H)."""
+        out[:, 0] = self.hs[:, -1]
+        if self.cs is not None:
+            out[:, 1] = self.cs[:, -1]
+
+    def train(self, weights, x, y, state, masks, scale, grads, new_state):
+        """Forward and backward over this shard; writes the gradient of scale * (summed loss) into
+        grads and the final state into new_state. Returns the summed loss."""
+        net, p = self.net, self.net.params
+        x = np.ascontiguousarray(x)
+        T, b = x.shape
+        H = net.hidden_size
+        top = self.forward(weights, x, state, masks)
+        self.final_state(new_state)
+        loss = loss_kernels.softmax_cross_entropy(self.logits, p["out.b"], y.reshape(-1), scale,
+                                                  self.dlogits, grads["out.b"])
+        matmul(top.reshape(T * b, H).T, self.dlogits, grads["out.W"])
+        dh = self.dh.reshape(T * b, H)
+        matmul(self.dlogits, p["out.W"].T, dh)
+        dz = self.dz.reshape(T * b, -1)
+        for layer in reversed(range(net.num_layers)):
+            w, hs, gates = weights[layer], self.hs[layer], self.gates[layer]
+            if masks is not None:
+                self.dh *= masks[layer]
+            h_prev = hs[:-1].reshape(T * b, H)
+            dw_h = grads[f"layers.{layer}.W_h"]
+            if net.cell == "rnn":
+                rk.rnn_backward(self.dh, w.w_h, gates, self.dz)
+                matmul(h_prev.T, dz, dw_h)
+            elif net.cell == "lstm":
+                rk.lstm_backward(self.dh, w.w_h, self.cs[layer], gates, self.dz)
+                matmul(h_prev.T, dz, dw_h)
+            else:
+                rk.gru_backward(self.dh, w.w_ru, w.w_c, hs, gates, self.dz)
+                # the r and u blocks multiply h_{t-1}, the candidate's block r * h_{t-1}
+                dw_h[:, :2 * H] = product(h_prev.T, np.ascontiguousarray(dz[:, :2 * H]))
+                dw_h[:, 2 * H:] = product(self.rh[layer].reshape(T * b, H).T,
+                                          np.ascontiguousarray(dz[:, 2 * H:]))
+            dz.sum(axis=0, out=grads[f"layers.{layer}.b"])
+            dw_x = grads[f"layers.{layer}.W_x"]
+            if layer == 0:
+                dw_x[:] = 0.0
+                scatter_add_rows(dw_x, x.reshape(-1), dz)
+            else:
+                below = self.dropped[layer - 1] if masks is not None else self.hs[layer - 1, 1:]
+                matmul(below.reshape(T * b, H).T, dz, dw_x)
+                matmul(dz, w.w_x.T, dh)
+        return loss
+
+    def log_probs(self, weights, x, y, state, out, new_state):
+        """out (T, b) = log p(y | x) (0 on padding); the final state into new_state."""
+        x = np.ascontiguousarray(x)
+        self.forward(weights, x, state, None)
+        self.final_state(new_state)
+        logp = np.empty(self.logits.shape[0], np.float64)
+        loss_kernels.log_softmax_at(self.logits, self.net.params["out.b"], y.reshape(-1), logp)
+        out[:] = logp.reshape(out.shape)
+
+
 def product(a, b):
     """a @ b through :func:`kernels.linalg.matmul` (one BLAS for everything)."""
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
     matmul(a, b, out)
     return out
-
-
-# ---- the cells: forward and backward through one layer ------------------------------------------
-
-def _previous_h(h0, hs):
-    """(T*B, H) rows of h_0 .. h_{T-1}, the inputs of the recurrent products."""
-    return np.concatenate([h0[None], hs[:-1]]).reshape(-1, h0.shape[-1])
-
-
-def layer_forward(cell, zx, w_h, state):
-    """Run one layer over zx (T, B, G*H) from state (S, B, H); returns hs (T, B, H), the cache
-    for the backward pass, and the final state (S, B, H)."""
-    T, B, width = zx.shape
-    H = w_h.shape[0]
-    hs = np.empty((T, B, H), zx.dtype)
-    if cell == "rnn":
-        rk.rnn_forward(zx, w_h, state[0], hs)
-        return hs, (), hs[-1][None].copy()
-    gates = np.empty((T, B, width), zx.dtype)
-    if cell == "lstm":
-        cs = np.empty((T, B, H), zx.dtype)
-        rk.lstm_forward(zx, w_h, state[0], state[1], hs, cs, gates)
-        return hs, (cs, gates), np.stack([hs[-1], cs[-1]])
-    rh = np.empty((T, B, H), zx.dtype)
-    w_ru, w_c = np.ascontiguousarray(w_h[:, :2 * H]), np.ascontiguousarray(w_h[:, 2 * H:])
-    rk.gru_forward(zx, w_ru, w_c, state[0], hs, gates, rh)
-    return hs, (gates, rh), hs[-1][None].copy()
-
-
-def layer_backward(cell, dhs, w_h, state, hs, cache, dw_h):
-    """Backward through one layer: returns dz (T, B, G*H) and writes dW_h into dw_h."""
-    T, B, H = hs.shape
-    dz = np.empty((T, B, GATES[cell] * H), hs.dtype)
-    h_prev = _previous_h(state[0], hs)
-    if cell == "rnn":
-        rk.rnn_backward(dhs, w_h, hs, dz)
-    elif cell == "lstm":
-        cs, gates = cache
-        rk.lstm_backward(dhs, w_h, state[1], cs, gates, dz)
-    else:
-        gates, rh = cache
-        w_ru, w_c = np.ascontiguousarray(w_h[:, :2 * H]), np.ascontiguousarray(w_h[:, 2 * H:])
-        rk.gru_backward(dhs, w_ru, w_c, state[0], hs, gates, dz)
-        dz2 = dz.reshape(T * B, -1)
-        dw_h[:, :2 * H] = product(h_prev.T, np.ascontiguousarray(dz2[:, :2 * H]))
-        dw_h[:, 2 * H:] = product(rh.reshape(T * B, H).T, np.ascontiguousarray(dz2[:, 2 * H:]))
-        return dz
-    matmul(h_prev.T, dz.reshape(T * B, -1), dw_h)
-    return dz
-
-
-# ---- the whole network ---------------------------------------------------------------------------
-
-@dataclass
-class Trace:
-    """What the forward pass keeps for the backward pass of one batch."""
-    inputs: list        # per layer: its input, (T, B) ids for layer 0, else (T, B, H) after dropout
-    outputs: list       # per layer: hs (T, B, H)
-    caches: list
-    masks: list         # per layer: dropout mask (T, B, H) or None
-    top: np.ndarray     # (T*B, H): the input of the output layer
 
 
 class Network:
@@ -160,83 +249,81 @@ class Network:
         self.cell, self.vocab_size = cell, vocab_size
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.params = params
+        self._shards = {}          # (T, B) -> [(lo, hi, _Shard)], for the latest two shapes
+        self._grads = []           # gradient buffers of the shards after the first
 
     def zero_state(self, batch_size):
         return np.zeros((self.num_layers, STATES[self.cell], batch_size, self.hidden_size),
                         self.params.flat.dtype)
 
-    def forward(self, x, state, dropout=0.0, rng=None):
-        """Logits (T*B, V) for token ids x (T, B) from state (L, S, B, H); also the new state and
-        the trace for :meth:`backward`. Dropout (inverted, rate ``dropout``) is applied to each
-        layer's output, never to the recurrent connection."""
-        p = self.params
-        T, B = x.shape
-        trace = Trace([], [], [], [], None)
-        new_state = np.empty_like(state)
-        inp = x
-        for layer in range(self.num_layers):
-            w_x, w_h, b = p[f"layers.{layer}.W_x"], p[f"layers.{layer}.W_h"], p[f"layers.{layer}.b"]
-            if layer == 0:
-                zx = np.take(w_x, x, axis=0)                      # (T, B, G*H): one-hot input
-            else:
-                zx = product(inp.reshape(T * B, -1), w_x).reshape(T, B, -1)
-            zx += b
-            hs, cache, new_state[layer] = layer_forward(self.cell, zx, w_h, state[layer])
-            mask = None
-            out = hs
-            if dropout > 0.0:
-                keep = rng.random(hs.shape, dtype=np.float32) >= dropout
-                mask = keep.astype(hs.dtype) * hs.dtype.type(1.0 / (1.0 - dropout))
-                out = hs * mask
-            trace.inputs.append(inp)
-            trace.outputs.append(hs)
-            trace.caches.append(cache)
-            trace.masks.append(mask)
-            inp = out
-        trace.top = inp.reshape(T * B, -1)
-        logits = product(trace.top, p["out.W"])
-        logits += p["out.b"]
-        return logits, new_state, trace
+    def _split(self, T, B):
+        """The shards for a (T, B) batch: one per core, as equal as can be."""
+        key = (T, B)
+        if key not in self._shards:
+            if len(self._shards) >= 2:
+                del self._shards[next(iter(self._shards))]
+            edges = np.linspace(0, B, min(_cores(), B) + 1).round().astype(int)
+            self._shards[key] = [(lo, hi, _Shard(self, T, hi - lo)) for lo, hi in zip(edges[:-1], edges[1:])]
+        return self._shards[key]
 
-    def backward(self, dlogits, state, trace, grads):
-        """Write the gradient of the loss into grads (a FlatArrays like params), given dlogits
-        (T*B, V) and the state and trace of the forward pass."""
-        p = self.params
-        T, B, H = trace.outputs[0].shape
-        matmul(trace.top.T, dlogits, grads["out.W"])
-        dlogits.sum(axis=0, out=grads["out.b"])
-        d_out = product(dlogits, p["out.W"].T).reshape(T, B, H)        # gradient reaching the top output
-        for layer in reversed(range(self.num_layers)):
-            mask = trace.masks[layer]
-            dhs = d_out * mask if mask is not None else d_out
-            w_x = p[f"layers.{layer}.W_x"]
-            dz = layer_backward(self.cell, dhs, p[f"layers.{layer}.W_h"], state[layer],
-                                trace.outputs[layer], trace.caches[layer],
-                                grads[f"layers.{layer}.W_h"])
-            dz2 = dz.reshape(T * B, -1)
-            dz2.sum(axis=0, out=grads[f"layers.{layer}.b"])
-            dw_x = grads[f"layers.{layer}.W_x"]
-            if layer == 0:
-                dw_x[:] = 0.0
-                loss_kernels.scatter_add_rows(dw_x, trace.inputs[0].reshape(-1), dz2)
-            else:
-                inp = trace.inputs[layer].reshape(T * B, -1)
-                matmul(inp.T, dz2, dw_x)
-                d_out = product(dz2, w_x.T).reshape(T, B, H)
+    def _weights(self):
+        return [_Weights(self.params, self.cell, layer) for layer in range(self.num_layers)]
+
+    def _masks(self, dropout, rng, T, b):
+        """Inverted-dropout masks (L, T, b, H) for one shard: 0 or 1 / (1 - dropout)."""
+        keep = rng.random((self.num_layers, T, b, self.hidden_size), dtype=np.float32) >= dropout
+        return keep.astype(self.params.flat.dtype) * self.params.flat.dtype.type(1.0 / (1.0 - dropout))
+
+    def forward(self, x, state, dropout=0.0, rng=None):
+        """Logits (T*B, V) (row t*B + b: step t of sequence b) for token ids x (T, B) from state
+        (L, S, B, H), and the new state. Dropout (inverted, rate ``dropout``) is applied to each
+        layer's output, never to the recurrent connection."""
+        T, B = x.shape
+        shards = self._split(T, B)
+        weights = self._weights()
+        new_state = np.empty_like(state)
+        masks = [self._masks(dropout, rng, T, hi - lo) if dropout > 0.0 else None
+                 for lo, hi, _ in shards]
+        _run([lambda s=s, lo=lo, hi=hi, m=m: s.forward(weights, np.ascontiguousarray(x[:, lo:hi]),
+                                                       state[:, :, lo:hi], m)
+              for (lo, hi, s), m in zip(shards, masks)])
+        logits = np.empty((T, B, self.vocab_size), self.params.flat.dtype)
+        for lo, hi, s in shards:
+            s.final_state(new_state[:, :, lo:hi])
+            logits[:, lo:hi] = s.logits.reshape(T, hi - lo, -1) + self.params["out.b"]
+        return logits.reshape(T * B, -1), new_state
 
     def loss_and_gradients(self, x, y, state, grads, dropout=0.0, rng=None):
         """One training batch: returns (mean loss in nats, target count, new state) and writes
-        the gradients into grads."""
-        logits, new_state, trace = self.forward(x, state, dropout, rng)
-        dlogits = np.empty_like(logits)
-        loss, count = loss_kernels.softmax_cross_entropy(logits, y.reshape(-1), dlogits)
-        self.backward(dlogits, state, trace, grads)
-        return loss, count, new_state
+        the gradients of the mean loss into grads."""
+        T, B = x.shape
+        shards = self._split(T, B)
+        weights = self._weights()
+        count = int(np.count_nonzero(y >= 0))
+        scale = 1.0 / count if count else 0.0
+        while len(self._grads) < len(shards) - 1:
+            self._grads.append(grads.like())
+        new_state = np.empty_like(state)
+        tasks = []
+        for k, (lo, hi, s) in enumerate(shards):
+            masks = self._masks(dropout, rng, T, hi - lo) if dropout > 0.0 else None
+            tasks.append(lambda s=s, lo=lo, hi=hi, masks=masks, g=grads if k == 0 else self._grads[k - 1]:
+                         s.train(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi], masks,
+                                 scale, g, new_state[:, :, lo:hi]))
+        losses = _run(tasks)
+        for g in self._grads[:len(shards) - 1]:
+            grads.flat += g.flat
+        return sum(losses) * scale, count, new_state
 
     def log_probs(self, x, y, state):
         """Log-probabilities (T, B) of targets y given inputs x, without dropout; 0 on padding.
         Returns them with the new state."""
-        logits, new_state, _ = self.forward(x, state)
-        out = np.empty(logits.shape[0], np.float64)
-        loss_kernels.log_softmax_at(logits, y.reshape(-1), out)
-        return out.reshape(y.shape), new_state
+        T, B = x.shape
+        shards = self._split(T, B)
+        weights = self._weights()
+        out = np.empty((T, B), np.float64)
+        new_state = np.empty_like(state)
+        _run([lambda s=s, lo=lo, hi=hi: s.log_probs(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi],
+                                                    out[:, lo:hi], new_state[:, :, lo:hi])
+              for lo, hi, s in shards])
+        return out, new_state

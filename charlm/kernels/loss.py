@@ -1,6 +1,7 @@
-"""Softmax cross-entropy over the vocabulary, and the embedding-gradient scatter (Numba).
+"""Softmax cross-entropy over the vocabulary (Numba).
 
-Targets are token ids; a target of -1 marks padding (lines mode) and contributes nothing.
+Targets are token ids; a target of -1 marks padding (lines mode) and contributes nothing. The output
+layer's bias is added here rather than in a separate pass over the (N, V) logits.
 """
 import numpy as np
 from numba import njit
@@ -9,8 +10,8 @@ KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 
 @njit(**KERNEL)
-def log_softmax_at(logits, targets, out):
-    """out[n] = log softmax(logits[n])[targets[n]] for (N, V) logits; 0 where targets[n] < 0.
+def log_softmax_at(logits, b, targets, out):
+    """out[n] = log softmax(logits[n] + b)[targets[n]] for (N, V) logits; 0 where targets[n] < 0.
 
     log p_k = z_k - m - log(sum_i exp(z_i - m)), with m = max(z) so that no exp overflows.
     """
@@ -20,58 +21,47 @@ def log_softmax_at(logits, targets, out):
         if k < 0:
             out[n] = 0.0
             continue
-        m = logits[n, 0]
+        z = logits[n]
+        m = z[0] + b[0]
         for i in range(1, V):
-            m = max(m, logits[n, i])
+            m = max(m, z[i] + b[i])
         s = 0.0
         for i in range(V):
-            s += np.exp(np.float64(logits[n, i] - m))
-        out[n] = logits[n, k] - m - np.log(s)
+            s += np.exp(np.float64(z[i] + b[i] - m))
+        out[n] = z[k] + b[k] - m - np.log(s)
 
 
 @njit(**KERNEL)
-def softmax_cross_entropy(logits, targets, dlogits):
-    """Mean negative log-likelihood over the non-padding targets of (N, V) logits.
+def softmax_cross_entropy(logits, b, targets, scale, dlogits, db):
+    """Summed negative log-likelihood of the non-padding targets under softmax(logits + b),
+    for (N, V) logits, returned in float64.
 
-    Writes dlogits = (softmax(logits) - onehot(targets)) / count, zero on padding rows, and
-    returns (mean loss in nats, count).
+    Writes the gradient of scale * loss: dlogits = scale * (softmax(logits + b) - onehot(target)),
+    zero on padding rows, and db = its column sums. (scale = 1 / count gives the mean loss's.)
     """
     N, V = logits.shape
-    count = 0
-    for n in range(N):
-        if targets[n] >= 0:
-            count += 1
-    if count == 0:
-        dlogits[:] = 0.0
-        return 0.0, 0
-    scale = 1.0 / count
+    db[:] = 0.0
     total = 0.0
     for n in range(N):
         k = targets[n]
+        d = dlogits[n]
         if k < 0:
-            dlogits[n, :] = 0.0
+            d[:] = 0.0
             continue
-        m = logits[n, 0]
+        z = logits[n]
+        m = z[0] + b[0]
         for i in range(1, V):
-            m = max(m, logits[n, i])
+            m = max(m, z[i] + b[i])
         s = 0.0
         for i in range(V):
-            e = np.exp(np.float64(logits[n, i] - m))
-            dlogits[n, i] = e
+            e = np.exp(np.float64(z[i] + b[i] - m))
+            d[i] = e
             s += e
-        total += m + np.log(s) - logits[n, k]
+        total += m + np.log(s) - (z[k] + b[k])
         inv = scale / s
         for i in range(V):
-            dlogits[n, i] *= inv
-        dlogits[n, k] -= scale
-    return total * scale, count
-
-
-@njit(**KERNEL)
-def scatter_add_rows(dw, rows, dz):
-    """dw[rows[n]] += dz[n]: the gradient of a row gather (layer 0's one-hot input product)."""
-    N, G = dz.shape
-    for n in range(N):
-        r = rows[n]
-        for j in range(G):
-            dw[r, j] += dz[n, j]
+            d[i] *= inv
+        d[k] -= scale
+        for i in range(V):
+            db[i] += d[i]
+    return total
