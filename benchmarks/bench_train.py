@@ -1,0 +1,269 @@
+"""Training speed of charlm against PyTorch, side by side on this machine (issue 5).
+
+Both sides train the same model on tiny Shakespeare (read from ../shared/data, never copied into the
+repo): a 2-layer LSTM or GRU over the characters, a linear output layer, cross-entropy, Adam at
+lr 2e-3, gradients clipped to global norm 5, batch 50, sequence 50, the recurrent state carried
+(detached) from batch to batch. charlm feeds one-hot characters (layer 0's input product is a row
+gather); PyTorch an ``nn.Embedding(V, H)``, as SPEC.md and the issue set them.
+
+    PYTHONPATH=. python benchmarks/bench_train.py [--configs lstm-128,gru-256] [--seconds 20]
+        [--rounds 2] [--markdown PATH] [--no-torch]
+
+Each side of each configuration runs in its own subprocess, so that its peak RSS (VmHWM) is its
+own; after a warm-up, the speed is the median chars/s over several timed windows. With ``--rounds``
+the two sides alternate, and the medians pool every round's windows: other processes on the machine
+then slow both sides alike. The charlm compile time is measured once, in a subprocess with an empty
+Numba cache: everything ``charlm train`` needs for one cell (a training step, an evaluation, the
+optimizers). PyTorch is an optional extra (``pip install '.[bench]'``); without it, only charlm runs.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                    "tinyshakespeare.txt")
+CONFIGS = {"lstm-128": ("lstm", 128), "lstm-256": ("lstm", 256), "lstm-512": ("lstm", 512),
+           "gru-256": ("gru", 256)}
+LAYERS, BATCH, SEQ, LR, CLIP = 2, 50, 50, 2e-3, 5.0
+
+
+# ---- what both sides share ------------------------------------------------------------------------
+
+def stream_data(path):
+    """Token ids (charlm's vocabulary: <EOS>, <UNK>, then the characters in code-point order) cut
+    into BATCH parallel streams: x, y (steps, BATCH), y one step ahead of x."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    index = {ch: i + 2 for i, ch in enumerate(sorted(set(text)))}
+    ids = np.fromiter((index[ch] for ch in text), np.int32, len(text))
+    n = (len(ids) - 1) // BATCH
+    x = ids[:n * BATCH].reshape(BATCH, n).T
+    y = ids[1:n * BATCH + 1].reshape(BATCH, n).T
+    return np.ascontiguousarray(x), np.ascontiguousarray(y), len(index) + 2
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process: VmHWM, or ru_maxrss where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_run(step, x, warmup, seconds, windows):
+    """Call step(x_batch, y_batch, first) over the streams: the first call (compile or load) timed
+    alone, then warm-up seconds, then `windows` windows of seconds / windows each.
+    Returns (first call seconds, chars/s per window)."""
+    steps = x.shape[0] // SEQ
+    batch = 0
+
+    def run_one():
+        nonlocal batch
+        step(batch % steps, batch % steps == 0)
+        batch += 1
+
+    start = time.perf_counter()
+    run_one()
+    first = time.perf_counter() - start
+    end = time.perf_counter() + warmup
+    while time.perf_counter() < end:
+        run_one()
+    rates = []
+    for _ in range(windows):
+        start, done = time.perf_counter(), 0
+        while True:
+            run_one()
+            done += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds / windows:
+                break
+        rates.append(done * SEQ * BATCH / elapsed)
+    return first, rates
+
+
+# ---- the two sides, each in its own process -------------------------------------------------------
+
+def charlm_side(cell, hidden, args):
+    from charlm.model import FlatArrays, Network, init_parameters, parameter_shapes
+    from charlm.kernels.optim import squared_norm
+    from charlm.train import Optimizer
+
+    x, y, V = stream_data(args.data)
+    params = FlatArrays(parameter_shapes(cell, V, hidden, LAYERS))
+    init_parameters(params, cell, np.random.default_rng(0))
+    grads = params.like()
+    net = Network(cell, V, hidden, LAYERS, params)
+    optimizer = Optimizer("adam", params.flat.size)
+    state = [None, 0]
+
+    def step(i, restart):
+        if restart:
+            state[0] = net.zero_state(BATCH)
+        xb, yb = x[i * SEQ:(i + 1) * SEQ], y[i * SEQ:(i + 1) * SEQ]
+        _, _, state[0] = net.loss_and_gradients(xb, yb, state[0], grads)
+        norm = np.sqrt(squared_norm(grads.flat))
+        state[1] += 1
+        optimizer.step(params.flat, grads.flat, LR, min(1.0, CLIP / (norm + 1e-6)), state[1])
+
+    return timed_run(step, x, args.warmup, args.seconds, args.windows)
+
+
+def torch_side(cell, hidden, args):
+    import torch
+    from torch import nn
+
+    x, y, V = stream_data(args.data)
+    x, y = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
+    torch.manual_seed(0)
+    rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](hidden, hidden, LAYERS)
+    model = nn.ModuleDict({"embed": nn.Embedding(V, hidden), "rnn": rnn, "out": nn.Linear(hidden, V)})
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = nn.CrossEntropyLoss()
+    state = [None]
+
+    def step(i, restart):
+        if restart:
+            state[0] = None
+        xb, yb = x[i * SEQ:(i + 1) * SEQ], y[i * SEQ:(i + 1) * SEQ]
+        h, carried = model["rnn"](model["embed"](xb), state[0])
+        loss = loss_fn(model["out"](h).reshape(-1, V), yb.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+        state[0] = tuple(s.detach() for s in carried) if cell == "lstm" else carried.detach()
+
+    return timed_run(step, x, args.warmup, args.seconds, args.windows)
+
+
+def compile_side(cell):
+    """Seconds to import charlm's training code and compile everything a run needs."""
+    start = time.perf_counter()
+    from charlm.compile import warm_up
+    warm_up(cell)
+    return time.perf_counter() - start
+
+
+def worker(args):
+    cell, hidden = CONFIGS[args.config] if args.config else (args.cell, None)
+    if args.worker == "compile":
+        print(json.dumps({"seconds": compile_side(cell)}))
+        return
+    side = charlm_side if args.worker == "charlm" else torch_side
+    first, rates = side(cell, hidden, args)
+    print(json.dumps({"first": first, "rates": rates, "rss_mb": peak_rss_mb()}))
+
+
+# ---- the parent: run the workers, print and write the table --------------------------------------
+
+def run_worker(args, *options, env=None):
+    command = [sys.executable, os.path.abspath(__file__), "--data", args.data,
+               "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+               "--windows", str(args.windows), *options]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"benchmark worker {' '.join(options)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(args):
+    has_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        compile_seconds = run_worker(args, "--worker", "compile", "--cell", "lstm", env=env)["seconds"]
+    rows = []
+    for name in args.configs:
+        sides = {"charlm": []} | ({"torch": []} if has_torch else {})
+        for _ in range(args.rounds):
+            for side in sides:
+                sides[side].append(run_worker(args, "--worker", side, "--config", name))
+        row = {"config": name, "cell": CONFIGS[name][0], "hidden": CONFIGS[name][1]}
+        for side, results in sides.items():
+            row[side] = statistics.median(r for res in results for r in res["rates"])
+            row[side + "_rss_mb"] = max(res["rss_mb"] for res in results)
+            row[side + "_first_s"] = results[0]["first"]
+        row["ratio"] = row["charlm"] / row["torch"] if has_torch else None
+        rows.append(row)
+        print(f"{name}: charlm {row['charlm']:,.0f} chars/s" +
+              (f", PyTorch {row['torch']:,.0f} chars/s, ratio {row['ratio']:.2f}" if has_torch else ""),
+              file=sys.stderr)
+    return rows, compile_seconds, has_torch
+
+
+HEADER = ("model", "charlm chars/s", "PyTorch chars/s", "ratio", "charlm peak RSS", "PyTorch peak RSS")
+
+
+def table_rows(rows):
+    for r in rows:
+        torch = "torch" in r
+        yield (f"{r['cell'].upper()} {LAYERS}x{r['hidden']}", f"{r['charlm']:,.0f}",
+               f"{r['torch']:,.0f}" if torch else "-", f"{r['ratio']:.2f}x" if torch else "-",
+               f"{r['charlm_rss_mb']:.0f} MB", f"{r['torch_rss_mb']:.0f} MB" if torch else "-")
+
+
+def markdown(rows, compile_seconds, args):
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
+    lines += ["", f"Batch {BATCH}, sequence {SEQ}, Adam, clip {CLIP:g}; median of "
+              f"{args.rounds * args.windows} windows of {args.seconds / args.windows:g} s per side "
+              f"on {os.cpu_count()} cores. charlm's first compile (empty Numba cache, LSTM): "
+              f"{compile_seconds:.1f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help=f"comma-separated, from {', '.join(CONFIGS)} (default: all)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per side and round")
+    parser.add_argument("--windows", type=int, default=5, help="timed windows per side and round")
+    parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds before the windows")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the table as markdown")
+    parser.add_argument("--no-torch", action="store_true", help="run charlm only")
+    parser.add_argument("--data", default=DATA, help="the training text (default: tiny Shakespeare)")
+    parser.add_argument("--worker", choices=("charlm", "torch", "compile"), help=argparse.SUPPRESS)
+    parser.add_argument("--config", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--cell", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in args.configs if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown config {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+    if not os.path.exists(args.data):
+        parser.error(f"no training text at {args.data}")
+
+    rows, compile_seconds, has_torch = measure(args)
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title="Training speed, charlm vs PyTorch" + ("" if has_torch else " (PyTorch not installed)"))
+    for column in HEADER:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for cells in table_rows(rows):
+        table.add_row(*cells)
+    console = Console()
+    console.print(table)
+    console.print(f"charlm first compile (empty Numba cache): {compile_seconds:.1f} s")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(rows, compile_seconds, args))
+
+
+if __name__ == "__main__":
+    main()
