@@ -27,17 +27,20 @@ incrementally and scored in batches of columns, so memory does not grow with the
 import codecs
 import math
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import CorpusError, UsageError
 from .kernels import inference
-from .kernels.linalg import matmul
+from .kernels.linalg import blas_threads, matmul
+from .kernels.loss import log_softmax_at
 from .model import GATES, STATES
 from .vocab import EOS, EOS_ID, UNK_ID
 
-COLUMNS = 256          # sequences scored side by side: rows of the recurrent products
+COLUMNS = 512          # sequences scored side by side, shared among the cores
+MIN_SHARE = 16         # fewest columns worth a thread of their own
 ROWS_PER_BLOCK = 4096  # time steps per block = ROWS_PER_BLOCK // columns: bounds the buffers
 SEGMENT = 1024         # stream-mode file: characters counted per column
 BURN_IN = 128          # stream-mode file: characters read before a segment to warm its state
@@ -89,7 +92,8 @@ class Score:
 # ---- the forward pass ----------------------------------------------------------------------------
 
 class Forward:
-    """The network's forward pass for scoring: time-blocked, no training caches, buffers reused.
+    """The network's forward pass for scoring on one thread: time-blocked, no training caches,
+    buffers reused from call to call.
 
     Memory for B columns: with R = ROWS_PER_BLOCK rows (time steps x columns) per block, about
     R * (G*H + 2*H + V) float32 values (the input products of a layer above the first, two
@@ -98,24 +102,17 @@ class Forward:
 
     def __init__(self, network):
         p = network.params
-        self.cell, self.H, self.V = network.cell, network.hidden_size, network.vocab_size
-        self.L = network.num_layers
+        self.cell, self.H, self.L = network.cell, network.hidden_size, network.num_layers
         self.layers = []
         for layer in range(self.L):
-            w_x = np.ascontiguousarray(p[f"layers.{layer}.W_x"])
-            w_h = np.ascontiguousarray(p[f"layers.{layer}.W_h"])
-            b = np.ascontiguousarray(p[f"layers.{layer}.b"])
+            w_x, w_h, b = (p[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
             if self.cell == "gru":
                 w_h = (np.ascontiguousarray(w_h[:, :2 * self.H]),
                        np.ascontiguousarray(w_h[:, 2 * self.H:]))
             self.layers.append((w_x, w_h, b))
-        self.out_w = np.ascontiguousarray(p["out.W"])
-        self.out_b = np.ascontiguousarray(p["out.b"])
+        self.out_w, self.out_b = p["out.W"], p["out.b"]
         self.dtype = self.out_w.dtype
         self._buffers_key, self._buffers = None, None
-
-    def zero_state(self, batch_size):
-        return np.zeros((self.L, STATES[self.cell], batch_size, self.H), self.dtype)
 
     def _buffers_for(self, block, B):
         if self._buffers_key != (block, B):
@@ -123,23 +120,21 @@ class Forward:
             self._buffers = dict(
                 hs=[np.empty((block, B, self.H), self.dtype) for _ in range(2)],
                 x_table=np.empty((rows, GATES[self.cell] * self.H), self.dtype),
-                logits=np.empty((rows, self.V), self.dtype),
+                logits=np.empty((rows, self.out_w.shape[1]), self.dtype),
                 rows=np.arange(rows, dtype=np.int32).reshape(block, B),
             )
             self._buffers_key = (block, B)
         return self._buffers
 
-    def log_probs(self, x, y, state):
-        """log p(y[t, b] | x[.., b]) as (T, B) float64, 0 where y = -1, for int32 token ids x, y
+    def log_probs(self, x, y, state, out):
+        """out (T, B) = log p(y[t, b] | x[.., b]), 0 where y = -1, for int32 token ids x, y
         (T, B); state (L, S, B, H) is advanced in place."""
         T, B = x.shape
-        out = np.zeros((T, B), np.float64)
         block = max(1, min(T, ROWS_PER_BLOCK // B))
         buffers = self._buffers_for(block, B)
         for t0 in range(0, T, block):
             t1 = min(T, t0 + block)
             self._block(x[t0:t1], y[t0:t1], state, out[t0:t1], buffers)
-        return out
 
     def _block(self, x, y, state, out, buf):
         steps, B = x.shape
@@ -164,13 +159,71 @@ class Forward:
         if (targets >= 0).any():     # burn-in blocks predict nothing that counts
             logits = buf["logits"][:rows]                                   # (steps*B, V)
             matmul(below.reshape(rows, self.H), self.out_w, logits)
-            inference.log_softmax_at(logits, self.out_b, targets, out.reshape(-1))
+            log_softmax_at(logits, self.out_b, targets, out.reshape(-1))
+
+
+class Engine:
+    """The columns of a batch split across the cores: one thread and one :class:`Forward` per
+    share, BLAS single-threaded meanwhile. Columns are independent, so the threads never wait on
+    each other; letting OpenBLAS split each small recurrent product instead keeps its threads
+    handing work over and leaves the element-wise cell updates on one core."""
+
+    def __init__(self, network):
+        self.network = network
+        self.forwards = [Forward(network) for _ in range(_cores())]
+
+    def zero_state(self, batch_size):
+        n = self.network
+        return np.zeros((n.num_layers, STATES[n.cell], batch_size, n.hidden_size),
+                        n.params.flat.dtype)
+
+    def log_probs(self, x, y, state):
+        """(T, B) float64 log p(y | x), 0 where y = -1, for int32 ids x, y (T, B); advances
+        state (L, S, B, H) in place."""
+        T, B = x.shape
+        out = np.zeros((T, B), np.float64)
+        shares = min(len(self.forwards), max(1, B // MIN_SHARE))
+        if shares == 1:
+            self.forwards[0].log_probs(x, y, state, out)
+            return out
+        edges = np.linspace(0, B, shares + 1).round().astype(int)
+        parts = []
+        for forward, lo, hi in zip(self.forwards, edges[:-1], edges[1:]):
+            part = (np.ascontiguousarray(x[:, lo:hi]), np.ascontiguousarray(y[:, lo:hi]),
+                    np.ascontiguousarray(state[:, :, lo:hi]), np.zeros((T, hi - lo)))
+            parts.append(part)
+        errors = []
+
+        def run(forward, part):
+            try:
+                forward.log_probs(*part)
+            except BaseException as e:    # re-raised in the calling thread
+                errors.append(e)
+
+        with blas_threads(1):
+            threads = [threading.Thread(target=run, args=(f, p), daemon=True)
+                       for f, p in zip(self.forwards[1:], parts[1:])]
+            for thread in threads:
+                thread.start()
+            run(self.forwards[0], parts[0])
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+        for lo, hi, (_, _, part_state, part_out) in zip(edges[:-1], edges[1:], parts):
+            state[:, :, lo:hi] = part_state
+            out[:, lo:hi] = part_out
+        return out
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def warm_up(model):
     """Load (or on a first run compile) the scoring kernels on a one-step input."""
     ids = np.zeros((1, 1), np.int32)
-    engine = Forward(model.network)
+    engine = Engine(model.network)
     engine.log_probs(ids, ids, engine.zero_state(1))
 
 
@@ -189,7 +242,7 @@ def score(model, text, per_char=False):
             raise UsageError(f"{t!r} is not valid Unicode text (it holds a lone surrogate, "
                              "e.g. from bytes that are not UTF-8)")
     lines = model.config.mode == "lines"
-    engine = Forward(model.network)
+    engine = Engine(model.network)
     results = [None] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # similar lengths together
     for start in range(0, len(order), COLUMNS):
@@ -329,7 +382,7 @@ def _score_stream(model, reader, progress, max_columns, burn_in, columns_hint):
     column of the next batch on. With burn_in = 0 and B = 1 the state is carried from segment to
     segment instead, which is the exact sequential computation."""
     tally = _Tally(model.vocab)
-    engine = Forward(model.network)
+    engine = Engine(model.network)
     exact = burn_in == 0
     B = 1 if exact else min(max_columns, columns_hint)
     S, W = SEGMENT, burn_in
@@ -371,7 +424,7 @@ def _score_lines(model, reader, progress):
     """Every non-blank line is one example; lines are buffered, sorted by length and scored in
     batches of COLUMNS."""
     tally = _Tally(model.vocab)
-    engine = Forward(model.network)
+    engine = Engine(model.network)
     lines, chars, partial = [], 0, ""
     for text in reader.chunks():
         parts = (partial + text).split("\n")

@@ -96,23 +96,3 @@ def gru_steps(rows, x_table, b, w_h_ru, w_h_c, h, hs):
             for j in range(H):
                 hk[j] = u[j] * ck[j] + (one - u[j]) * hp[j]
     h[:] = hs[T - 1]
-
-
-@njit(**KERNEL)
-def log_softmax_at(logits, b, targets, out):
-    """out[n] = log softmax(logits[n] + b)[targets[n]] for (N, V) logits, in float64; 0 where
-    targets[n] < 0. With z = logits[n] + b and m = max(z): log p_k = z_k - m - log sum_i exp(z_i - m)."""
-    N, V = logits.shape
-    for n in range(N):
-        k = targets[n]
-        if k < 0:
-            out[n] = 0.0
-            continue
-        zn = logits[n]
-        m = zn[0] + b[0]
-        for i in range(1, V):
-            m = max(m, zn[i] + b[i])
-        s = 0.0
-        for i in range(V):
-            s += np.exp(np.float64(zn[i] + b[i] - m))
-        out[n] = np.float64(zn[k] + b[k] - m) - np.log(s)
