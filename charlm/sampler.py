@@ -9,6 +9,7 @@ short so that text appears at once.
 import math
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -21,7 +22,9 @@ DEFAULT_EOS_CAP = 1000         # characters, when stopping at <EOS>: a cap for a
 MAX_NUM = 100_000
 MAX_LENGTH = 10_000_000
 FIRST_CHUNK = 16               # steps of the first kernel call when streaming; doubled up to
-MAX_CHUNK = 1024               # this, so the text keeps flowing at a few chunks per 0.1 s
+MAX_CHUNK = 1024               # this, so the text keeps flowing at a few chunks per 0.1 s;
+                               # also the chunk of a single sample not streamed, so that Pace
+                               # can measure and switch
 CHUNK_VALUES = 1 << 20         # steps x samples per call otherwise: bounds the per-call buffers
 MIN_SPLIT_HIDDEN = 128         # below this a batch-1 step is too short to pay for two barriers/layer
 
@@ -50,10 +53,13 @@ def sample(model, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0, prime
     length, stop_at_eos, forced = check_options(model, num, length, temperature, top_k, top_p,
                                                 prime, stop_at_eos, seed, on_text)
     vocab, network = model.vocab, model.network
-    run = Generation(network, num, workers=default_workers(network.hidden_size, num))
+    run = Generation(network, 1) if num == 1 else Batch(network, num)
     rng = np.random.default_rng(seed)
     pieces = [[] for _ in range(num)]
-    chunk = FIRST_CHUNK if on_text is not None else max(1, min(length, CHUNK_VALUES // num))
+    if on_text is not None:
+        chunk = FIRST_CHUNK
+    else:
+        chunk = MAX_CHUNK if num == 1 else max(1, CHUNK_VALUES // num)
     generated = 0
     while generated < length:
         steps = min(chunk, length - generated)
@@ -118,66 +124,103 @@ def check_options(model, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0
     return length, bool(stop_at_eos), model.vocab.encode(prime).astype(np.int64)
 
 
-def default_workers(hidden_size, num):
-    """Two workers for one sample of a large enough model on a POSIX machine with two free cores
-    (the barrier waits call sched_yield); one otherwise."""
-    if num != 1 or hidden_size % 2 or hidden_size < MIN_SPLIT_HIDDEN or os.name != "posix":
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 2 if (cores or 1) >= 2 else 1
-
-
 def pack(network, workers):
     """The weights of ``network`` as :func:`kernels.sampling.generate` reads them: per worker, the
     columns of its hidden units, gate block by gate block (the GRU's candidate block apart)."""
     p, cell = network.params, network.cell
     H, L, G = network.hidden_size, network.num_layers, GATES[cell]
     n = H // workers
-    main_gates = 2 if cell == "gru" else G
 
-    def columns(k, gates):
-        return np.array([g * H + np.arange(k * n, (k + 1) * n) for g in gates], np.intp).reshape(-1)
-
-    def stacked(name, layers, gates):
-        return np.ascontiguousarray(np.array(
-            [[p[f"layers.{l}.{name}"][..., columns(k, gates)] for l in layers]
-             for k in range(workers)], np.float32).reshape(
-                workers, len(layers), *(() if name == "b" else (H,)), len(gates) * n))
+    def split(w, gates):
+        """(..., G*H) -> (workers, ..., gates*n): worker k gets units [k n, (k + 1) n) of each gate."""
+        lead = w.shape[:-1]
+        w = w.reshape(*lead, G, workers, n)[..., gates, :, :]
+        return np.moveaxis(w, -2, 0).reshape(workers, *lead, -1)
 
     def part(gates):
-        emb = np.ascontiguousarray(np.array(
-            [p["layers.0.W_x"][:, columns(k, gates)] for k in range(workers)], np.float32))
-        return emb, stacked("W_x", range(1, L), gates), stacked("W_h", range(L), gates), \
-            stacked("b", range(L), gates)
+        """Layer 0's input rows, the input weights of the layers above, the recurrent weights and
+        the biases, for these gate blocks."""
+        width = (gates.stop - gates.start) * n
+        emb = np.ascontiguousarray(split(p["layers.0.W_x"], gates), np.float32)
+        w_x = np.empty((workers, L - 1, H, width), np.float32)
+        w_h = np.empty((workers, L, H, width), np.float32)
+        b = np.empty((workers, L, width), np.float32)
+        for l in range(L):
+            if l > 0:
+                w_x[:, l - 1] = split(p[f"layers.{l}.W_x"], gates)
+            w_h[:, l] = split(p[f"layers.{l}.W_h"], gates)
+            b[:, l] = split(p[f"layers.{l}.b"], gates)
+        return emb, w_x, w_h, b
 
-    weights = part(range(main_gates))
-    candidate = part([2] if cell == "gru" else [])
+    if cell == "gru":
+        weights, candidate = part(slice(0, 2)), part(slice(2, 3))
+    else:
+        weights, candidate = part(slice(0, G)), part(slice(0, 0))
     return weights + candidate + (np.ascontiguousarray(p["out.W"], np.float32),
                                   np.ascontiguousarray(p["out.b"], np.float32))
 
 
 def warm_up(network):
     """Compile the generation kernel, or load it from Numba's cache: a call that runs no step."""
-    Generation(network, 1).step(np.zeros(0, np.int64), np.zeros((0, 1)), 1.0, 0, 1.0, False)
+    Generation(network, 1, workers=1).step(np.zeros(0, np.int64), np.zeros((0, 1)), 1.0, 0, 1.0,
+                                           False)
+
+
+def cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Pace:
+    """Chooses a worker count from the measured speed of each. Two workers are faster on idle
+    cores; when another process holds one core, their barriers wait for a preempted partner and
+    one worker is faster. Both give the same tokens, so the choice can change at any chunk."""
+
+    RECHECK = 8                # every this many chunks, the slower choice is measured again
+
+    def __init__(self, choices):
+        self.rates = dict.fromkeys(choices)
+        self.chunks = 0
+
+    def pick(self):
+        untried = [k for k, r in self.rates.items() if r is None]
+        if untried:
+            return untried[0]
+        self.chunks += 1
+        ranked = sorted(self.rates, key=self.rates.get, reverse=True)
+        return ranked[-1] if self.chunks % self.RECHECK == 0 else ranked[0]
+
+    def record(self, workers, steps, seconds):
+        self.rates[workers] = steps / max(seconds, 1e-9)
 
 
 class Generation:
-    """The state of ``num`` samples being generated, and the kernel calls that advance it."""
+    """The state of ``num`` samples being generated, and the kernel calls that advance it.
 
-    def __init__(self, network, num, workers=1):
-        if workers > 1 and (num != 1 or network.hidden_size % workers):
-            raise ValueError("several workers split the hidden units of a single sample")
+    ``workers``: threads that split each step of a single sample (1 or 2), or None to choose by
+    :class:`Pace`. ``packed``: a dict of packed weights by worker count, shared between
+    generations of the same network."""
+
+    def __init__(self, network, num, workers=None, packed=None):
         from .kernels import sampling
         self.kernel = sampling.generate
-        self.sync_size = workers * sampling.SYNC_STRIDE
         self.cell = {"rnn": sampling.RNN, "gru": sampling.GRU, "lstm": sampling.LSTM}[network.cell]
-        self.weights = pack(network, workers)
-        self.workers = workers
-        L, H = network.num_layers, network.hidden_size
+        self.network = network
+        self.packed = {} if packed is None else packed
+        H = network.hidden_size
+        split = num == 1 and H % 2 == 0 and H >= MIN_SPLIT_HIDDEN and os.name == "posix" \
+            and cores() >= 2
+        if workers is None:
+            self.pace = Pace((2, 1) if split else (1,))
+        elif workers == 1 or (num == 1 and H % workers == 0):
+            self.pace = Pace((workers,))
+        else:
+            raise ValueError("several workers split the hidden units of a single sample")
+        L = network.num_layers
         self.h = np.zeros((2, L, num, H), np.float32)
         self.c = np.zeros((L, num, H), np.float32)
         self.rh = np.zeros((L, num, H), np.float32)
         self.tokens = np.full(num, EOS_ID, np.int64)
+        self.done = np.zeros(num, np.bool_)
         self.steps = 0
 
     @property
@@ -188,19 +231,64 @@ class Generation:
     def step(self, forced, uniforms, temperature, top_k, top_p, stop_at_eos):
         """Read the forced tokens, then draw len(uniforms) tokens per sample (see the kernel);
         returns the drawn tokens (steps, num), -1 after a sample's stop, fewer rows if all stopped."""
+        workers = self.pace.pick()
+        if workers not in self.packed:
+            self.packed[workers] = pack(self.network, workers)
+        from .kernels.sampling import SYNC_STRIDE
         out = np.empty(uniforms.shape, np.int64)
-        sync = np.zeros(self.sync_size, np.int64)
-        args = (self.cell, *self.weights, self.h, self.c, self.rh, self.tokens, self.steps,
-                forced, uniforms, temperature, top_k, top_p, stop_at_eos, out, sync)
-        if self.workers == 1:
-            ran = self.kernel(*args, 0, 1)
-        else:
-            helpers = [threading.Thread(target=self.kernel, args=args + (k, self.workers))
-                       for k in range(1, self.workers)]
-            for t in helpers:
-                t.start()
-            ran = self.kernel(*args, 0, self.workers)
-            for t in helpers:
-                t.join()
+        sync = np.zeros(workers * SYNC_STRIDE, np.int64)
+        args = (self.cell, *self.packed[workers], self.h, self.c, self.rh, self.tokens, self.done,
+                self.steps, forced, uniforms, temperature, top_k, top_p, stop_at_eos, out, sync)
+        start = time.perf_counter()
+        ran = run_together([lambda k=k: self.kernel(*args, k, workers) for k in range(workers)])[0]
+        self.pace.record(workers, len(forced) + ran, time.perf_counter() - start)
         self.steps += len(forced) + ran
         return out[:ran]
+
+
+class Batch:
+    """Several samples split into one :class:`Generation` per core, run side by side with
+    single-threaded BLAS: the samples are independent, so the threads never wait for each other
+    within a chunk (splitting each product across the cores instead makes every step wait)."""
+
+    def __init__(self, network, num):
+        edges = np.linspace(0, num, min(num, cores()) + 1).round().astype(int)
+        packed = {}
+        self.num = num
+        self.parts = [(lo, hi, Generation(network, hi - lo, workers=1, packed=packed))
+                      for lo, hi in zip(edges[:-1], edges[1:])]
+
+    def step(self, forced, uniforms, *options):
+        """As :meth:`Generation.step`, for all the parts."""
+        from .kernels.linalg import blas_threads
+        live = [(lo, hi, g) for lo, hi, g in self.parts if not g.done.all()]
+        with blas_threads(1):
+            outs = run_together([
+                lambda lo=lo, hi=hi, g=g: g.step(forced, np.ascontiguousarray(uniforms[:, lo:hi]), *options)
+                for lo, hi, g in live])
+        out = np.full((max(map(len, outs), default=0), self.num), -1, np.int64)
+        for (lo, hi, _), part in zip(live, outs):
+            out[:len(part), lo:hi] = part
+        return out
+
+
+def run_together(tasks):
+    """Call the tasks at once, the first in this thread and each other in a thread of its own;
+    return their results, or re-raise the first failure once all have ended."""
+    results, errors = [None] * len(tasks), []
+
+    def call(i):
+        try:
+            results[i] = tasks[i]()
+        except BaseException as e:       # noqa: B036 - handed to the calling thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(1, len(tasks))]
+    for t in threads:
+        t.start()
+    call(0)
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

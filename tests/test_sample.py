@@ -15,7 +15,8 @@ from charlm.config import Config
 from charlm.errors import UsageError
 from charlm.kernels import sampling
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm.sampler import Generation
+from charlm import sampler
+from charlm.sampler import Batch, Generation
 from charlm.vocab import EOS_ID, UNK_ID, Vocab
 
 from conftest import run_charlm
@@ -85,8 +86,8 @@ def probabilities(logits, temperature=1.0):
 
 
 def run(model, num, steps, prime=NO_PRIME, workers=1, seed=0, temperature=1.0, stop=False):
-    """Generate with the kernel directly: (tokens (steps, num), uniforms, Generation)."""
-    gen = Generation(model.network, num, workers)
+    """Generate with the kernel directly: (tokens (steps, num), uniforms, Generation or Batch)."""
+    gen = Batch(model.network, num) if workers == "batch" else Generation(model.network, num, workers)
     uniforms = np.random.default_rng(seed).random((steps, num))
     out = gen.step(prime, uniforms, temperature, 0, 1.0, stop)
     return out, uniforms, gen
@@ -102,7 +103,7 @@ def assert_drawn_by_inverse_cdf(p, token, u, slack=1e-5):
 # ---- the kernel against the reference ---------------------------------------------------------
 
 CASES = [(cell, layers, num, workers) for cell in ("rnn", "gru", "lstm") for layers in (1, 2)
-         for num, workers in ((1, 1), (1, 2), (3, 1))]
+         for num, workers in ((1, 1), (1, 2), (3, 1), (3, "batch"))]
 
 
 @pytest.mark.parametrize("cell,layers,num,workers", CASES)
@@ -120,6 +121,8 @@ def test_generation_matches_the_numpy_network(cell, layers, num, workers):
             p = probabilities(ref.step(token))
             token = out[t, i]
             assert_drawn_by_inverse_cdf(p, token, uniforms[t, i])
+        if workers == "batch":
+            continue
         h, c = gen.state                  # after reading the last input: the draw not fed back yet
         np.testing.assert_allclose(h[:, i], ref.h, atol=2e-5)
         if cell == "lstm":
@@ -224,14 +227,27 @@ def test_two_workers_for_a_wide_model_sample_what_one_worker_does():
     uniforms = np.random.default_rng(3).random((100, 1))
     expected = one.step(NO_PRIME, uniforms, 1.0, 0, 1.0, False)
     text = model.vocab.decode(expected[:, 0])
-    assert sampling_workers(model) == 2
+    assert set(Generation(model.network, 1).pace.rates) == {1, 2}
     pieces = []
     assert model.sample(length=100, seed=3, on_text=pieces.append) == [text]
 
 
-def sampling_workers(model):
-    from charlm.sampler import default_workers
-    return default_workers(model.config.hidden_size, 1)
+def test_pace_measures_each_choice_then_keeps_the_faster():
+    pace = sampler.Pace((2, 1))
+    assert pace.pick() == 2
+    pace.record(2, 100, 0.01)
+    assert pace.pick() == 1
+    pace.record(1, 100, 0.02)
+    picks = [pace.pick() for _ in range(2 * pace.RECHECK)]
+    assert picks.count(2) == 2 * pace.RECHECK - 2 and picks.count(1) == 2
+
+
+def test_samples_that_stopped_stay_stopped_across_chunks(monkeypatch):
+    model = make_model("lstm", mode="lines", eos_bias=1.5)
+    whole = model.sample(num=16, seed=2, length=60)
+    monkeypatch.setattr(sampler, "CHUNK_VALUES", 64)         # 4 steps per call
+    assert model.sample(num=16, seed=2, length=60) == whole
+    assert any(len(t) < 60 for t in whole) and len(set(whole)) > 8
 
 
 def test_unk_is_never_drawn():

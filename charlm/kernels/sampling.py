@@ -244,19 +244,19 @@ def draw(logits, u, temperature, top_k, top_p, p):
 
 @njit(**KERNEL)
 def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
-             h, c, rh, tokens, step0, forced, uniforms, temperature, top_k, top_p, stop_at_eos,
+             h, c, rh, tokens, done, step0, forced, uniforms, temperature, top_k, top_p, stop_at_eos,
              out, sync, worker, workers):
     """Run len(forced) + len(uniforms) steps (fewer if every sample stops) on B = len(tokens) samples.
 
     State, carried from call to call: h (2, L, B, H) double-buffered (step t reads h[t % 2] and
     writes h[1 - t % 2], so a worker never overwrites what the other is still reading), c (L, B, H)
-    for the LSTM, rh (L, B, H) scratch for the GRU's r * h, tokens (B,) the current inputs, int64.
-    step0 is the number of steps run by earlier calls.
+    for the LSTM, rh (L, B, H) scratch for the GRU's r * h, tokens (B,) the current inputs, int64,
+    done (B,) the samples that have stopped. step0 is the number of steps run by earlier calls.
 
     The first len(forced) steps read the prime: their next input is forced[s], nothing is drawn.
     Then each step draws the next token of every sample with uniforms[s] (B,) and writes it to
     out[s] (B,); a sample that has drawn <EOS> with stop_at_eos is finished and gets -1 from then on.
-    Returns the number of drawing steps run. Only worker 0 writes out and tokens.
+    Returns the number of drawing steps run. Only worker 0 writes out, tokens and done.
     """
     K, L = w_h.shape[0], w_h.shape[1]
     H = h.shape[3]
@@ -270,8 +270,8 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
     logits = np.empty((B, V), np.float32)
     p = np.empty(V, np.float64)
     tok = tokens.copy()
-    done = np.zeros(B, np.bool_)
-    live = B
+    finished = done.copy()
+    live = B - np.count_nonzero(finished)
     phase = 0
     F, S = forced.shape[0], uniforms.shape[0]
     for s in range(F + S):
@@ -309,18 +309,18 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
         add_product(h_out[L - 1], w_y, logits)
         t = s - F
         for i in range(B):
-            if done[i]:
+            if finished[i]:
                 out[t, i] = -1
                 continue
             tok[i] = draw(logits[i], uniforms[t, i], temperature, top_k, top_p, p)
             out[t, i] = tok[i]
             if stop_at_eos and tok[i] == EOS_ID:
-                done[i] = True
+                finished[i] = True
                 live -= 1
         if live == 0:
-            if worker == 0:
-                tokens[:] = tok
-            return t + 1
+            S = t + 1
+            break
     if worker == 0:
         tokens[:] = tok
+        done[:] = finished
     return S
