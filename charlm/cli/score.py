@@ -71,7 +71,7 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
                       f"in the model's vocabulary, scored as <UNK>: {escape(chars)}")
     out.print(_table(results, model))
     if per_char:
-        for r in results:
+        for r in results[:len(texts)]:
             out.print(_surprise_map(r))
         out.print(_legend())
 
