@@ -5,6 +5,13 @@ The generation starts from the zero state with ``<EOS>`` as the first input (as 
 reads the prime, then draws one character per step and feeds it back. Python sees one call per
 chunk of steps; a single sample's text is handed to ``on_text`` chunk by chunk, the first chunks
 short so that text appears at once.
+
+Both cores work on every request. A single sample splits each step's hidden units between two
+workers that meet at a barrier after each layer (:class:`Generation`, for models of at least
+``MIN_SPLIT_HIDDEN`` units; :class:`Pace` falls back to one worker while that is faster). Several
+samples are split into independent groups, one per core (:class:`Batch`). The uniforms that decide
+each draw come from one generator in a fixed order, so a seed gives the same texts however the
+work is split and chunked.
 """
 import math
 import os

@@ -26,8 +26,8 @@ Examples:
 @click.option("--top-k", type=int, default=0, show_default=True, metavar="K",
               help="Draw only among the K most probable characters (0: all).")
 @click.option("--top-p", type=float, default=1.0, show_default=True, metavar="P",
-              help="Nucleus sampling: draw only among the most probable characters that together "
-                   "hold probability P, in (0, 1] (1: all).")
+              help="Nucleus sampling: then draw only among the most probable characters that "
+                   "together hold probability P of what is left, in (0, 1] (1: all).")
 @click.option("--prime", default="", metavar="TEXT",
               help="Text to start from: read by the model, then continued. Every character must "
                    "be in the model's vocabulary (an unknown one is an error).")
