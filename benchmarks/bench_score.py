@@ -1,9 +1,12 @@
 """Speed of ``charlm score --file``: a 2x256 LSTM (random weights, vocabulary from the text) scores
 the first 1 MB of tiny Shakespeare (read from ../shared/data, never copied into the repo).
 
-    PYTHONPATH=. python benchmarks/bench_score.py [--runs 5] [--exact]
+    PYTHONPATH=. python benchmarks/bench_score.py [--runs 5] [--model PATH] [--exact]
 
-Prints chars/s, the median of the runs, as a table; the goal (issue 4) is 80,000 chars/s.
+Prints chars/s of the batched stream scoring (segments with burn-in), the median of the runs, as
+a table; the goal (issue 4) is 80,000 chars/s. ``--model`` scores with a trained checkpoint
+instead (a stream-mode one); ``--exact`` also times the exact sequential pass once and prints how
+far the batched bits/char is from it.
 """
 import argparse
 import os
@@ -16,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from charlm import scorer
-from charlm.api import Model
+from charlm.api import Model, load
 from charlm.checkpoint import Checkpoint
 from charlm.config import Config
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
@@ -37,35 +40,47 @@ def build_model(text, cell="lstm", hidden=256, layers=2, mode="stream"):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--exact", action="store_true", help="the sequential (batch 1) stream path")
+    parser.add_argument("--model", help="a trained stream-mode checkpoint instead of random weights")
+    parser.add_argument("--exact", action="store_true",
+                        help="also time the exact sequential pass and compare its bits/char")
     parser.add_argument("--corpus", default=CORPUS)
     args = parser.parse_args()
 
     with open(args.corpus, "rb") as f:
         data = f.read(SIZE)
     text = data.decode("utf-8", errors="ignore")
-    model = build_model(text)
+    model = load(args.model) if args.model else build_model(text)
     scorer.warm_up(model)
-    rows = []
+    c = model.config
+    table = Table(title=f"score --file: {c.cell} {c.num_layers}x{c.hidden_size} "
+                        f"({'trained' if args.model else 'random weights'}), first "
+                        f"{len(text):,} characters of tiny Shakespeare")
+    for name in ("run", "chars/s", "seconds", "bits/char"):
+        table.add_column(name, justify="right")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "first-1MB.txt")
         with open(path, "wb") as f:
             f.write(data)
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            result = scorer.score_file(model, path, exact=args.exact)
-            seconds = time.perf_counter() - start
-            rows.append((result.num_tokens / seconds, seconds, result.bits_per_char))
-
-    table = Table(title=f"score --file: 2x256 LSTM, first {len(text):,} characters of tiny "
-                        f"Shakespeare ({'exact, sequential' if args.exact else 'batched, burn-in'})")
-    for name in ("run", "chars/s", "seconds", "bits/char"):
-        table.add_column(name, justify="right")
-    for i, (speed, seconds, bpc) in enumerate(rows, 1):
-        table.add_row(str(i), f"{speed:,.0f}", f"{seconds:.3f}", f"{bpc:.4f}")
-    median = statistics.median(r[0] for r in rows)
-    table.add_row("median", f"[bold]{median:,.0f}[/]", "", "")
+        speeds = []
+        for i in range(args.runs):
+            speed, seconds, result = timed(model, path, exact=False)
+            speeds.append(speed)
+            table.add_row(f"batched {i + 1}", f"{speed:,.0f}", f"{seconds:.3f}",
+                          f"{result.bits_per_char:.6f}")
+        table.add_row("batched median", f"[bold]{statistics.median(speeds):,.0f}[/]", "", "")
+        if args.exact:
+            speed, seconds, exact = timed(model, path, exact=True)
+            table.add_row("exact", f"{speed:,.0f}", f"{seconds:.3f}", f"{exact.bits_per_char:.6f}")
+            gap = result.bits_per_char - exact.bits_per_char
+            table.add_row("batched - exact", "", "", f"{gap:+.2e} ({gap / exact.bits_per_char:+.1e})")
     Console().print(table)
+
+
+def timed(model, path, exact):
+    start = time.perf_counter()
+    result = scorer.score_file(model, path, exact=exact)
+    seconds = time.perf_counter() - start
+    return result.num_tokens / seconds, seconds, result
 
 
 if __name__ == "__main__":

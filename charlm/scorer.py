@@ -8,8 +8,8 @@ first input,
 the bracketed term in lines mode only. Characters outside the vocabulary count as ``<UNK>``.
 Bits per character divide by the number of predicted tokens: n in stream mode, n + 1 in lines mode,
 where the closing ``<EOS>`` counts as one character. It is a prediction the model makes like any
-other, and training's loss averages over the same tokens, so ``score --file`` on a validation text
-gives the validation bits/char that training reports.
+other, and training's loss averages over the same tokens, so the bits/char of ``score --file`` on
+held-out text compare with the validation bits/char that training reports.
 
 Texts are scored as one batch, one column each, padded with target -1. Files are read
 incrementally and scored in batches of columns, so memory does not grow with the file:
@@ -17,12 +17,14 @@ incrementally and scored in batches of columns, so memory does not grow with the
 - lines mode: every non-blank line is one independent example (as in training); lines are
   buffered, sorted by length and batched so that little padding is needed.
 - stream mode: the exact value is one sequential pass (``exact=True``, batch 1, slow). The default
-  cuts the file into segments of ``SEGMENT`` characters, scored side by side. Each segment but the
+  cuts the file into segments of S characters, scored side by side (S grows with the file from
+  ``MIN_SEGMENT`` to ``MAX_SEGMENT``, so the share of burn-in shrinks). Each segment but the
   first starts from the zero state ``BURN_IN`` characters early: the model reads those characters
   to warm its state, and their log-probabilities are not counted (the segment before counts them).
   The first segment starts exactly as the definition says. A character-level model forgets what it
-  read a few hundred characters ago, so the difference from the exact value is small: measured in
-  ``tests/test_score.py`` and in the README.
+  read a few hundred characters ago, so the result is close to the exact value: with a trained
+  2x256 LSTM on tiny Shakespeare, MEASURED. ``benchmarks/bench_score.py --exact`` measures it, and
+  ``tests/test_score.py`` holds the segments to the exact value for a model without memory.
 """
 import codecs
 import math
@@ -42,7 +44,8 @@ from .vocab import EOS, EOS_ID, UNK_ID
 COLUMNS = 512          # sequences scored side by side, shared among the cores
 MIN_SHARE = 16         # fewest columns worth a thread of their own
 ROWS_PER_BLOCK = 4096  # time steps per block = ROWS_PER_BLOCK // columns: bounds the buffers
-SEGMENT = 1024         # stream-mode file: characters counted per column
+MIN_SEGMENT = 1024     # stream-mode file: characters counted per column, at least ...
+MAX_SEGMENT = 8192     # ... and at most (bounds the memory: COLUMNS * MAX_SEGMENT token ids)
 BURN_IN = 128          # stream-mode file: characters read before a segment to warm its state
 LINE_BUFFER = 1 << 20  # lines-mode file: characters of lines sorted and batched together
 READ_BYTES = 1 << 16   # file read size
@@ -342,8 +345,8 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False):
         burn_in = None
     else:
         burn_in = 0 if exact else BURN_IN
-        tally = _score_stream(model, reader, progress, 1 if exact else COLUMNS,
-                              burn_in, _stream_columns_estimate(reader.total))
+        segment, columns = (MAX_SEGMENT, 1) if exact else _stream_layout(reader.total)
+        tally = _score_stream(model, reader, progress, columns, segment, burn_in)
     if tally.tokens == 0:
         raise CorpusError(f"{path} is empty: there is nothing to score")
     if progress is not None:
@@ -366,37 +369,44 @@ class _Tally:
         return ids
 
 
-def _stream_columns_estimate(size_bytes):
-    """Columns per batch for a file of size_bytes: batches of equal width (a narrow last batch
-    would run its full length at a poor matrix-product speed). Bytes bound characters from above."""
-    columns = max(1, -(-size_bytes // SEGMENT))
+def _stream_layout(size_bytes):
+    """(segment length S, columns per batch B) for a file of size_bytes, which bounds its number of
+    characters: the longest segments that still fill COLUMNS columns, and batches of equal width
+    (a narrow last batch would run its full length at a poor matrix-product speed)."""
+    segment = min(MAX_SEGMENT, max(MIN_SEGMENT, -(-size_bytes // COLUMNS)))
+    columns = max(1, -(-size_bytes // segment))
     batches = -(-columns // COLUMNS)
-    return -(-columns // batches)
+    return segment, -(-columns // batches)
 
 
-def _score_stream(model, reader, progress, max_columns, burn_in, columns_hint):
+def _score_stream(model, reader, progress, B, S, W):
     """Column k reads the inputs ids'[kS .. kS + W + S) of ids' = <EOS> c_1 c_2 .., predicting the
-    next token at each step (S = SEGMENT, W = burn_in), and counts its last S predictions (all of
+    next token at each step (S: segment, W: burn-in), and counts its last S predictions (all of
     them for column 0, which starts at the beginning exactly as the definition does). The counted
     spans tile the file. Columns are scored in batches of B; ``pending`` holds ids' from the first
-    column of the next batch on. With burn_in = 0 and B = 1 the state is carried from segment to
+    column of the next batch on. With W = 0 and B = 1 the state is carried from segment to
     segment instead, which is the exact sequential computation."""
     tally = _Tally(model.vocab)
     engine = Engine(model.network)
-    exact = burn_in == 0
-    B = 1 if exact else min(max_columns, columns_hint)
-    S, W = SEGMENT, burn_in
+    exact = W == 0
     state = engine.zero_state(1) if exact else None
     pending = np.array([EOS_ID], np.int32)
     first = 0    # index of pending's first column
+    parts, size = [pending], 1
     for text in reader.chunks():
-        pending = np.concatenate([pending, tally.encode(text)])
+        parts.append(tally.encode(text))
+        size += len(parts[-1])
+        if size < B * S + W + 1:
+            continue
+        pending = np.concatenate(parts)
         while len(pending) >= B * S + W + 1:
             _stream_batch(engine, pending, first, B, S, W, tally, state)
             pending = pending[B * S:]
             first += B
             if progress is not None:
                 progress(reader.done, reader.total)
+        parts, size = [pending], len(pending)
+    pending = np.concatenate(parts)
     targets = len(pending) - 1
     # the columns still needed to count every target from offset W (offset 0 for column 0) on
     left = -(-(targets - W) // S) if targets > W else int(first == 0 and targets > 0)

@@ -210,7 +210,8 @@ def memoryless_model():
 @pytest.mark.parametrize("length", [1, 5, 30, 31, 32, 95, 96, 97, 300, 1001])
 def test_stream_segments_tile_the_file_exactly(tmp_path, monkeypatch, length):
     """Every character is counted once, whatever the length against segments and batches."""
-    monkeypatch.setattr(scorer, "SEGMENT", 16)
+    monkeypatch.setattr(scorer, "MIN_SEGMENT", 16)
+    monkeypatch.setattr(scorer, "MAX_SEGMENT", 16)
     monkeypatch.setattr(scorer, "BURN_IN", 3)
     monkeypatch.setattr(scorer, "COLUMNS", 4)
     monkeypatch.setattr(scorer, "READ_BYTES", 50)
@@ -229,7 +230,8 @@ def test_stream_segments_tile_the_file_exactly(tmp_path, monkeypatch, length):
 def test_stream_burn_in_is_close_to_the_exact_value(tmp_path, monkeypatch, cell):
     """Segments of 64 characters with 64 of burn-in, against the exact sequential value: within
     0.1% of the bits per character (random weights; a trained model is measured in the README)."""
-    monkeypatch.setattr(scorer, "SEGMENT", 64)
+    monkeypatch.setattr(scorer, "MIN_SEGMENT", 64)
+    monkeypatch.setattr(scorer, "MAX_SEGMENT", 64)
     monkeypatch.setattr(scorer, "BURN_IN", 64)
     model = make_model(cell, "stream", hidden=32)
     text = TEXT * 40

@@ -32,7 +32,8 @@ SHADES = [(1.0, "black on green3"), (2.0, "black on yellow3"), (4.0, "black on d
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"results": [{"text", "log_prob", "log2_prob", "probability", '
                    '"bits_per_char", "perplexity", "num_tokens", "unknown", ...}]}.')
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of --file.")
+@click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
+              help="Encoding of --file (e.g. latin-1).")
 @click.option("--exact", is_flag=True,
               help="Stream-mode --file: one sequential pass, exactly the definition (slow). "
                    "By default the file is scored in parallel segments, each warmed up on the "
