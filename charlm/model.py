@@ -121,10 +121,12 @@ def _run(tasks):
 
 
 class _Weights:
-    """One layer's weights as the kernels take them (GRU: W_h split into contiguous blocks)."""
+    """One layer's weights as the kernels take them: also W_h^T for the forward time loop, and for
+    the GRU W_h split into contiguous blocks."""
 
     def __init__(self, params, cell, layer):
         self.w_x, self.w_h, self.b = (params[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
+        self.w_ht = np.ascontiguousarray(self.w_h.T)
         if cell == "gru":
             H = self.w_h.shape[0]
             self.w_ru = np.ascontiguousarray(self.w_h[:, :2 * H])   # (H, 2H)
@@ -163,12 +165,12 @@ class _Shard:
                 matmul(inp.reshape(T * b, -1), w.w_x, gates.reshape(T * b, -1))
             hs[0] = state[layer, 0]
             if net.cell == "rnn":
-                rk.rnn_forward(gates, w.b, w.w_h, hs)
+                rk.rnn_forward(gates, w.b, w.w_ht, hs)
             elif net.cell == "lstm":
                 self.cs[layer, 0] = state[layer, 1]
-                rk.lstm_forward(gates, w.b, w.w_h, hs, self.cs[layer])
+                rk.lstm_forward(gates, w.b, w.w_ht, hs, self.cs[layer])
             else:
-                rk.gru_forward(gates, w.b, w.w_ru, w.w_c, hs, self.rh[layer])
+                rk.gru_forward(gates, w.b, w.w_ht, hs, self.rh[layer])
             inp = hs[1:]
             if masks is not None:
                 inp = np.multiply(inp, masks[layer], out=self.dropped[layer])

@@ -81,16 +81,15 @@ def run_forward(cell, zx, b, w_h, h0, c0):
     gates = zx.copy()
     hs = np.empty((T + 1, B, H), zx.dtype)
     hs[0] = h0
+    w_ht = np.ascontiguousarray(w_h.T)
     if cell == "rnn":
-        rk.rnn_forward(gates, b, w_h, hs)
+        rk.rnn_forward(gates, b, w_ht, hs)
     elif cell == "lstm":
         cs = np.empty_like(hs)
         cs[0] = c0
-        rk.lstm_forward(gates, b, w_h, hs, cs)
+        rk.lstm_forward(gates, b, w_ht, hs, cs)
     else:
-        rh = np.empty((T, B, H), zx.dtype)
-        H2 = 2 * H
-        rk.gru_forward(gates, b, np.ascontiguousarray(w_h[:, :H2]), np.ascontiguousarray(w_h[:, H2:]), hs, rh)
+        rk.gru_forward(gates, b, w_ht, hs, np.empty((T, B, H), zx.dtype))
     return hs[1:], gates
 
 
@@ -127,18 +126,19 @@ def test_float32_backward_matches_float64(cell):
         hs[0] = h0
         dhs = np.random.default_rng(1).standard_normal((T, B, H)).astype(dtype)
         dz = np.empty_like(zx)
+        w_ht = np.ascontiguousarray(w_h.T)
         if cell == "rnn":
-            rk.rnn_forward(gates, b, w_h, hs)
+            rk.rnn_forward(gates, b, w_ht, hs)
             rk.rnn_backward(dhs, w_h, gates, dz)
         elif cell == "lstm":
             cs = np.empty_like(hs)
             cs[0] = c0
-            rk.lstm_forward(gates, b, w_h, hs, cs)
+            rk.lstm_forward(gates, b, w_ht, hs, cs)
             rk.lstm_backward(dhs, w_h, cs, gates, dz)
         else:
             w_ru, w_c = np.ascontiguousarray(w_h[:, :2 * H]), np.ascontiguousarray(w_h[:, 2 * H:])
             rh = np.empty((T, B, H), dtype)
-            rk.gru_forward(gates, b, w_ru, w_c, hs, rh)
+            rk.gru_forward(gates, b, w_ht, hs, rh)
             rk.gru_backward(dhs, w_ru, w_c, hs, gates, dz)
         results.append(dz)
     np.testing.assert_allclose(results[0], results[1], atol=5e-5, rtol=1e-4)
@@ -205,6 +205,19 @@ def test_gather_and_scatter_rows():
     ref = np.zeros_like(w)
     np.add.at(ref, rows, dz)
     np.testing.assert_allclose(dw, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (25, 300, 64), (8, 600, 13)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_nt_matches_numpy(shape, dtype):
+    """Odd row counts, ragged column blocks and more than one K block (of 256)."""
+    M, K, N = shape
+    rng = np.random.default_rng(6)
+    a, wt = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((N, K)).astype(dtype)
+    out = np.empty((M, N), dtype)
+    linalg.matmul_nt(a, wt, out)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ wt.T.astype(np.float64),
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
 
 
 def test_matmul_with_transposed_operands():

@@ -23,6 +23,9 @@ Shapes: T steps, B sequences, H hidden units.
   ``dz`` (T, B, G*H), the gradient of the pre-activations; the caller forms every weight gradient
   from it as one product over the whole sequence. Truncated BPTT: no gradient leaves through the
   initial state.
+- The forward passes take the recurrent weights transposed, ``w_ht`` = W_h^T (G*H, H), and the
+  backward passes W_h itself: both then run the per-step product as :func:`linalg.matmul_nt`
+  (a @ w.T with w's rows contiguous), which beats BLAS on these small products.
 
 All kernels are pure functions over arrays, generic over float32 and float64; each releases the
 GIL, so that two threads can run them on two halves of a batch.
@@ -32,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from .activations import sigmoid, tanh
+from .linalg import matmul_nt
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -99,36 +103,37 @@ def gru_update(zh_c, b, g, h_prev, h):
 # ---- forward through time ------------------------------------------------------------------------
 
 @njit(**KERNEL)
-def rnn_forward(gates, b, w_h, hs):
+def rnn_forward(gates, b, w_ht, hs):
     """gates (T, B, H) holds zx on entry and h_1..h_T on exit (also written to hs[1:])."""
     T = gates.shape[0]
     zh = np.empty_like(hs[0])
     for t in range(T):
-        np.dot(hs[t], w_h, zh)
+        matmul_nt(hs[t], w_ht, zh)
         rnn_cell(zh, b, gates[t])
         hs[t + 1] = gates[t]
 
 
 @njit(**KERNEL)
-def lstm_forward(gates, b, w_h, hs, cs):
+def lstm_forward(gates, b, w_ht, hs, cs):
     T = gates.shape[0]
     zh = np.empty_like(gates[0])
     for t in range(T):
-        np.dot(hs[t], w_h, zh)
+        matmul_nt(hs[t], w_ht, zh)
         lstm_cell(zh, b, gates[t], cs[t], cs[t + 1], hs[t + 1])
 
 
 @njit(**KERNEL)
-def gru_forward(gates, b, w_h_ru, w_h_c, hs, rh):
-    """w_h is passed split: w_h_ru = W_h[:, :2H], w_h_c = W_h[:, 2H:] (both contiguous).
-    Also writes rh (T, B, H) = r * h_{t-1}, the input of the candidate's recurrent product."""
+def gru_forward(gates, b, w_ht, hs, rh):
+    """Also writes rh (T, B, H) = r * h_{t-1}, the input of the candidate's recurrent product."""
     T = gates.shape[0]
-    zh_ru = np.empty((hs.shape[1], w_h_ru.shape[1]), hs.dtype)
+    H = hs.shape[2]
+    w_ru_t, w_c_t = w_ht[:2 * H], w_ht[2 * H:]      # row blocks of W_h^T: contiguous
+    zh_ru = np.empty((hs.shape[1], 2 * H), hs.dtype)
     zh_c = np.empty_like(hs[0])
     for t in range(T):
-        np.dot(hs[t], w_h_ru, zh_ru)
+        matmul_nt(hs[t], w_ru_t, zh_ru)
         gru_gates(zh_ru, b, gates[t], hs[t], rh[t])
-        np.dot(rh[t], w_h_c, zh_c)
+        matmul_nt(rh[t], w_c_t, zh_c)
         gru_update(zh_c, b, gates[t], hs[t], hs[t + 1])
 
 
@@ -145,7 +150,7 @@ def rnn_backward(dhs, w_h, gates, dz):
             h_i, d_i, dhs_i, dh_i = gates[t, i], dz[t, i], dhs[t, i], dh[i]
             for j in range(H):
                 d_i[j] = (dhs_i[j] + dh_i[j]) * (one - h_i[j] * h_i[j])
-        np.dot(dz[t], w_h.T, dh)
+        matmul_nt(dz[t], w_h, dh)
 
 
 @njit(**KERNEL)
@@ -177,14 +182,15 @@ def lstm_backward(dhs, w_h, cs, gates, dz):
                 d[3 * H + j] = dc_i[j] * u * (one - c_new * c_new)
             for j in range(H):
                 dc_i[j] *= g[H + j]
-        np.dot(dz[t], w_h.T, dh)
+        matmul_nt(dz[t], w_h, dh)
 
 
 @njit(**KERNEL)
 def gru_backward(dhs, w_h_ru, w_h_c, hs, gates, dz):
     """From h_t = u c~ + (1 - u) h_{t-1}, c~ = tanh(zx_c + (r h_{t-1}) W_h,c + b_c):
     dz_c~ = dh u (1 - c~^2), dz_u = dh (c~ - h_{t-1}) u(1-u), d(r h) = dz_c~ W_h,c^T,
-    dz_r = d(r h) h_{t-1} r(1-r), dh_{t-1} = dhs_{t-1} + dh (1-u) + d(r h) r + dz_ru W_h,ru^T."""
+    dz_r = d(r h) h_{t-1} r(1-r), dh_{t-1} = dhs_{t-1} + dh (1-u) + d(r h) r + dz_ru W_h,ru^T.
+    W_h comes split into contiguous blocks: w_h_ru = W_h[:, :2H], w_h_c = W_h[:, 2H:]."""
     T, B, H = dhs.shape
     one = hs.dtype.type(1.0)
     dh_next = np.zeros((B, H), hs.dtype)
@@ -208,7 +214,7 @@ def gru_backward(dhs, w_h_ru, w_h_c, hs, gates, dz):
                 dzru[H + j] = y
                 d[H + j] = y
                 dn[j] = dh * (one - u)
-        np.dot(dz_c, w_h_c.T, d_rh)
+        matmul_nt(dz_c, w_h_c, d_rh)
         for i in range(B):
             g, d, hp, dn, dzru, drh = gates[t, i], dz[t, i], h_prev[i], dh_next[i], dz_ru[i], d_rh[i]
             for j in range(H):
@@ -217,5 +223,5 @@ def gru_backward(dhs, w_h_ru, w_h_c, hs, gates, dz):
                 dzru[j] = x
                 d[j] = x
                 dn[j] += drh[j] * r
-        np.dot(dz_ru, w_h_ru.T, dh_ru)
+        matmul_nt(dz_ru, w_h_ru, dh_ru)
         dh_next += dh_ru
