@@ -1,0 +1,199 @@
+"""The command line: the design card end to end, one clear line for every bad input, and training
+that survives Ctrl-C and kill -9."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from charlm import checkpoint
+from charlm.cli import main
+
+from conftest import NAMES, charlm_command, run_charlm
+
+
+def invoke(*args):
+    """Run the CLI in this process (fast); returns click's Result with stdout and stderr apart."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, code, pattern=""):
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and pattern.lower() in lines[0].lower(), lines[0]
+
+
+def test_design_card_lines_run_in_an_empty_folder(tmp_path):
+    (tmp_path / "corpus.txt").write_text("\n".join(NAMES * 3) + "\n")
+    train = run_charlm("train", "corpus.txt", cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    assert "saved to charlm.npz" in train.stdout
+    sample = run_charlm("sample", "--length", "200", cwd=tmp_path)
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.strip()
+    score = run_charlm("score", "some sentence", cwd=tmp_path)
+    assert score.returncode == 0, score.stderr
+    assert "some" in score.stdout and "<UNK>" in score.stderr      # space and c are not in names
+
+
+def test_python_dash_m_is_the_same_command():
+    import sys
+    result = subprocess.run([sys.executable, "-m", "charlm", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "charlm" in result.stdout
+
+
+def test_train_json_summary_and_info(tmp_path, names_file):
+    out = tmp_path / "m.npz"
+    result = invoke("train", names_file, "--out", out, "--hidden", 16, "--steps", 12,
+                    "--eval-every", 6, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    for key in ("steps", "train_loss", "best_val_loss", "best_val_bpc", "chars_per_sec", "model"):
+        assert key in summary
+    assert summary["steps"] == 12 and summary["model"] == str(out)
+    assert summary["best_val_bpc"] == pytest.approx(summary["best_val_loss"] / 0.6931471805599453)
+    info = json.loads(invoke("info", out, "--json").stdout)
+    assert info["config"]["hidden_size"] == 16 and info["steps"] == 12
+    assert [r["step"] for r in info["history"]] == [6, 12]
+    shown = invoke("info", out)
+    assert shown.exit_code == 0 and "validation history" in shown.stdout
+
+
+def test_help_has_examples_on_every_command():
+    for command in ([], ["train"], ["sample"], ["score"], ["info"]):
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "Examples:" in result.stdout, command
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    files = {"empty": b"", "blank": b"\n \n\t\n", "latin1": "caf\u00e9 au lait\n".encode("latin-1"),
+             "binary": bytes(range(256)) * 4}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("name,code,pattern", [
+    ("missing.txt", 3, "no such file"),
+    ("folder", 3, "is a folder"),
+    ("empty", 3, "is empty"),
+    ("blank", 3, "is empty"),
+    ("latin1", 3, "byte 0xe9 at offset 3"),
+    ("binary", 3, "binary file"),
+])
+def test_bad_corpora(bad_files, name, code, pattern):
+    result = invoke("train", bad_files / name, "--out", bad_files / "m.npz")
+    assert_one_line_error(result, code, pattern)
+    assert not (bad_files / "m.npz").exists()
+
+
+def test_another_encoding_can_be_read(bad_files):
+    result = invoke("train", bad_files / "latin1", "--encoding", "latin-1", "--steps", 2, "--hidden", 8,
+                    "--out", bad_files / "m.npz", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "é" in checkpoint.load(str(bad_files / "m.npz")).vocab.tokens
+    assert_one_line_error(invoke("train", bad_files / "latin1", "--encoding", "klingon"), 2, "unknown encoding")
+
+
+def test_a_corpus_shorter_than_a_batch_shrinks_it_with_a_notice(tmp_path):
+    corpus = tmp_path / "short.txt"
+    corpus.write_text("To be or not to be.\n\nThat is the question.\n")
+    result = invoke("train", corpus, "--out", tmp_path / "m.npz", "--steps", 3, "--hidden", 8, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "batch 50 x sequence 100 ->" in result.stderr
+
+
+def test_unknown_cell_and_mode_are_one_line(names_file):
+    assert_one_line_error(invoke("train", names_file, "--cell", "transformer"), 2, "--cell")
+    assert_one_line_error(invoke("train", names_file, "--mode", "words"), 2, "--mode")
+    assert_one_line_error(invoke("train", names_file, "--max-time", "soon"), 2, "--max-time")
+    assert_one_line_error(invoke("train", names_file, "--hidden", "big"), 2, "--hidden")
+    assert_one_line_error(invoke("train", names_file, "--resume", "--force"), 2, "contradict")
+
+
+def test_existing_output_needs_resume_or_force(tmp_path, names_file):
+    out = tmp_path / "m.npz"
+    out.write_bytes(b"precious")
+    assert_one_line_error(invoke("train", names_file, "--out", out), 2, "--resume")
+    assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("model", ["missing.npz", "garbage.npz"])
+def test_bad_checkpoints_for_info_and_resume(tmp_path, names_file, model):
+    (tmp_path / "garbage.npz").write_bytes(os.urandom(300))
+    assert_one_line_error(invoke("info", tmp_path / model), 4)
+    code = 2 if model == "missing.npz" else 4
+    assert_one_line_error(invoke("train", names_file, "--out", tmp_path / model, "--resume"), code)
+
+
+OUT_OF_RANGE = {
+    "--hidden": st.integers(max_value=0), "--layers": st.integers(max_value=0),
+    "--seq-len": st.integers(max_value=0), "--batch-size": st.integers(max_value=0),
+    "--dropout": st.one_of(st.floats(max_value=-1e-9, allow_nan=False), st.floats(min_value=1.0)),
+    "--lr": st.floats(max_value=0.0, allow_nan=False), "--clip": st.floats(max_value=-1e-9, allow_nan=False),
+    "--steps": st.integers(max_value=0), "--epochs": st.floats(max_value=0.0, allow_nan=False),
+    "--val-frac": st.one_of(st.floats(max_value=-1e-9, allow_nan=False), st.floats(min_value=1.0)),
+    "--min-count": st.integers(max_value=0), "--checkpoint-every": st.integers(max_value=0),
+    "--eval-every": st.integers(max_value=0), "--seed": st.integers(max_value=-1),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(sorted(OUT_OF_RANGE)), data=st.data())
+def test_numeric_options_out_of_range_are_one_line(tmp_path, names_file, option, data):
+    value = data.draw(OUT_OF_RANGE[option])
+    result = invoke("train", names_file, "--out", tmp_path / "never.npz", option, value)
+    assert_one_line_error(result, 2, option)
+    assert not (tmp_path / "never.npz").exists()
+
+
+def start_training(corpus, out, *extra):
+    return subprocess.Popen(charlm_command() + ["train", str(corpus), "--out", str(out), "--hidden", "32",
+                                                "--batch-size", "8", "--seq-len", "32"] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(tmp_path, prose_file):
+    out = tmp_path / "m.npz"
+    process = start_training(prose_file, out, "--steps", "1000000", "--checkpoint-every", "20")
+    wait_for(out, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "--resume" in stdout
+    step = checkpoint.load(str(out), True).training.info["step"]
+    assert step >= 20
+    resumed = run_charlm("train", prose_file, "--out", out, "--resume", "--steps", step + 3, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["steps"] == step + 3
+
+
+def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, prose_file):
+    out = tmp_path / "m.npz"
+    rng = random.Random(11)
+    for kill in range(4):
+        process = start_training(prose_file, out, "--steps", "1000000", "--checkpoint-every", "1",
+                                 *(["--resume"] if out.exists() else []))
+        wait_for(out, process)
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.kill()
+        process.communicate()
+        loaded = checkpoint.load(str(out), True)            # never torn: old file or new one
+        assert loaded.training.info["step"] >= 1
