@@ -100,17 +100,17 @@ def _cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-_pool = None
+_pool, _pool_size = None, 0
 
 
 def _run(tasks):
     """Call every task, the first in this thread and the others on a shared pool; return their
     results in order. BLAS runs single-threaded meanwhile: the tasks already fill the cores."""
-    global _pool
+    global _pool, _pool_size
     if len(tasks) == 1:
         return [tasks[0]()]
-    if _pool is None or _pool._max_workers < len(tasks) - 1:
-        _pool = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="charlm-shard")
+    if _pool_size < len(tasks) - 1:
+        _pool, _pool_size = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="charlm-shard"), len(tasks) - 1
     with blas_threads(1):
         futures = [_pool.submit(task) for task in tasks[1:]]
         try:
