@@ -68,10 +68,15 @@ class FlatArrays:
 
 
 def init_parameters(params, cell, rng):
-    """Initialise in place: orthogonal recurrent blocks, uniform input and output weights with
-    variance 1/fan-in (1/H for layer 0's embedding rows), zero biases except the gate that decides
-    what to keep: the LSTM forget gate starts at +1 and the GRU update gate at -1, so that both
-    start by carrying their state forward (Jozefowicz et al. 2015)."""
+    """Initialise in place.
+
+    Recurrent blocks orthogonal; input and output weights uniform with variance 1/fan-in, except
+    layer 0's rows (one per character: an embedding folded into the gates), which get variance 1,
+    like the pre-activations of an embedding-fed layer. With 1/H there, Adam needed hundreds of
+    steps to tell the characters apart (tiny Shakespeare, 2x128 LSTM, 500 steps: training loss
+    2.07 against 1.73). Biases zero except the gate that decides what to keep: the LSTM forget
+    gate starts at +1 and the GRU update gate at -1, so that both start by carrying their state
+    forward (Jozefowicz et al. 2015)."""
     dtype = params.flat.dtype
     for name, shape in params.shapes:
         w = params[name]
@@ -83,8 +88,7 @@ def init_parameters(params, cell, rng):
                 q, r = np.linalg.qr(rng.standard_normal((hidden, hidden)))
                 w[:, k * hidden:(k + 1) * hidden] = (q * np.sign(np.diag(r))).astype(dtype)
         else:
-            fan_in = shape[1] // GATES[cell] if name == "layers.0.W_x" else shape[0]
-            bound = np.sqrt(3.0 / fan_in)
+            bound = np.sqrt(3.0 / (1 if name == "layers.0.W_x" else shape[0]))
             w[:] = rng.uniform(-bound, bound, shape).astype(dtype)
     num_layers = sum(1 for name, _ in params.shapes if name.endswith(".b")) - 1
     for layer in range(num_layers):
