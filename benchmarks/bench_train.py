@@ -185,6 +185,7 @@ def measure(args):
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         compile_seconds = run_worker(args, "--worker", "compile", "--cell", "lstm", env=env)["seconds"]
     rows = []
+    loads = [os.getloadavg()[0]]
     for name in args.configs:
         sides = {"charlm": []} | ({"torch": []} if has_torch else {})
         for _ in range(args.rounds):
@@ -197,10 +198,11 @@ def measure(args):
             row[side + "_first_s"] = results[0]["first"]
         row["ratio"] = row["charlm"] / row["torch"] if has_torch else None
         rows.append(row)
+        loads.append(os.getloadavg()[0])
         print(f"{name}: charlm {row['charlm']:,.0f} chars/s" +
               (f", PyTorch {row['torch']:,.0f} chars/s, ratio {row['ratio']:.2f}" if has_torch else ""),
               file=sys.stderr)
-    return rows, compile_seconds, has_torch
+    return rows, compile_seconds, has_torch, (min(loads), max(loads))
 
 
 HEADER = ("model", "charlm chars/s", "PyTorch chars/s", "ratio", "charlm peak RSS", "PyTorch peak RSS")
@@ -214,13 +216,14 @@ def table_rows(rows):
                f"{r['charlm_rss_mb']:.0f} MB", f"{r['torch_rss_mb']:.0f} MB" if torch else "-")
 
 
-def markdown(rows, compile_seconds, args):
+def markdown(rows, compile_seconds, loads, args):
     lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     lines += ["", f"Batch {BATCH}, sequence {SEQ}, Adam, clip {CLIP:g}; median of "
               f"{args.rounds * args.windows} windows of {args.seconds / args.windows:g} s per side "
               f"on {os.cpu_count()} cores. charlm's first compile (empty Numba cache, LSTM): "
-              f"{compile_seconds:.1f} s."]
+              f"{compile_seconds:.1f} s. Load average during the run: {loads[0]:.1f} to "
+              f"{loads[1]:.1f} (other processes share the cores when it exceeds about 2)."]
     return "\n".join(lines) + "\n"
 
 
@@ -249,7 +252,7 @@ def main():
     if not os.path.exists(args.data):
         parser.error(f"no training text at {args.data}")
 
-    rows, compile_seconds, has_torch = measure(args)
+    rows, compile_seconds, has_torch, loads = measure(args)
     from rich.console import Console
     from rich.table import Table
     table = Table(title="Training speed, charlm vs PyTorch" + ("" if has_torch else " (PyTorch not installed)"))
@@ -259,10 +262,11 @@ def main():
         table.add_row(*cells)
     console = Console()
     console.print(table)
-    console.print(f"charlm first compile (empty Numba cache): {compile_seconds:.1f} s")
+    console.print(f"charlm first compile (empty Numba cache): {compile_seconds:.1f} s; "
+                  f"load average {loads[0]:.1f} to {loads[1]:.1f}")
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(markdown(rows, compile_seconds, args))
+            f.write(markdown(rows, compile_seconds, loads, args))
 
 
 if __name__ == "__main__":

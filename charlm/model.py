@@ -149,7 +149,7 @@ class _Shard:
         self.hs = np.empty((L, T + 1, b, H), dt)        # h_0 .. h_T
         self.cs = np.empty((L, T + 1, b, H), dt) if net.cell == "lstm" else None
         self.rh = np.empty((L, T, b, H), dt) if net.cell == "gru" else None
-        self.dropped = np.empty((L, T, b, H), dt)       # each layer's output after dropout
+        self.dropped = None                             # (L, T, b, H) outputs after dropout
         self.logits = np.empty((T * b, V), dt)
         self.dlogits = np.empty((T * b, V), dt)
         self.dz = np.empty((T, b, G * H), dt)           # one layer at a time, top down
@@ -177,6 +177,8 @@ class _Shard:
                 rk.gru_forward(gates, w.b, w.w_ht, hs, self.rh[layer])
             inp = hs[1:]
             if masks is not None:
+                if self.dropped is None:
+                    self.dropped = np.empty((len(weights),) + inp.shape, inp.dtype)
                 inp = np.multiply(inp, masks[layer], out=self.dropped[layer])
         matmul(inp.reshape(T * b, -1), net.params["out.W"], self.logits)
         return inp
