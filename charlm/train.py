@@ -24,7 +24,7 @@ from .vocab import Vocab
 
 ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)
 RMSPROP = dict(alpha=0.95, eps=1e-8)
-DEFAULT_EPOCHS = 50
+DEFAULT_EPOCHS = 25
 DEFAULT_MAX_TIME = 600.0
 
 
