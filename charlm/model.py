@@ -14,9 +14,9 @@ spinning, and the element-wise cell updates between them would run on one core.
 
 Shapes: ``x``, ``y`` are (T, B) token ids (time-major; a target of -1 is padding). The recurrent
 state is one array (L, S, B, H): L layers, S = 2 for the LSTM (h, c) and 1 otherwise.
-Training memory: per layer and shard, T*b*(2*G*H + 3*H) floats for b sequences (gates, dz, hs and
-cs or r*h, dropout output), plus T*b*(V + H) for the output layer and one copy of the parameters
-per shard beyond the first for its gradient.
+Training memory: per layer and shard, T*b*(G*H + 3*H) floats for b sequences (gates, then dz in
+their place; hs and cs or r*h; the dropout output), plus T*b*G*H for the GRU's dz, T*b*(2V + H) for
+the output layer, and one copy of the parameters per shard beyond the first for its gradient.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -152,7 +152,7 @@ class _Shard:
         self.dropped = None                             # (L, T, b, H) outputs after dropout
         self.logits = np.empty((T * b, V), dt)
         self.dlogits = np.empty((T * b, V), dt)
-        self.dz = np.empty((T, b, G * H), dt)           # one layer at a time, top down
+        self.dz = np.empty((T, b, G * H), dt) if net.cell == "gru" else None   # others: in gates
         self.dh = np.empty((T, b, H), dt)               # gradient reaching a layer's outputs
 
     def forward(self, weights, x, state, masks):
@@ -203,18 +203,18 @@ class _Shard:
         matmul(top.reshape(T * b, H).T, self.dlogits, grads["out.W"])
         dh = self.dh.reshape(T * b, H)
         matmul(self.dlogits, p["out.W"].T, dh)
-        dz = self.dz.reshape(T * b, -1)
         for layer in reversed(range(net.num_layers)):
             w, hs, gates = weights[layer], self.hs[layer], self.gates[layer]
             if masks is not None:
                 self.dh *= masks[layer]
             h_prev = hs[:-1].reshape(T * b, H)
             dw_h = grads[f"layers.{layer}.W_h"]
+            dz = (self.dz if net.cell == "gru" else gates).reshape(T * b, -1)
             if net.cell == "rnn":
-                rk.rnn_backward(self.dh, w.w_h, gates, self.dz)
+                rk.rnn_backward(self.dh, w.w_h, gates)
                 matmul(h_prev.T, dz, dw_h)
             elif net.cell == "lstm":
-                rk.lstm_backward(self.dh, w.w_h, self.cs[layer], gates, self.dz)
+                rk.lstm_backward(self.dh, w.w_h, self.cs[layer], gates)
                 matmul(h_prev.T, dz, dw_h)
             else:
                 rk.gru_backward(self.dh, w.w_ru, w.w_c, hs, gates, self.dz)

@@ -20,8 +20,8 @@ Shapes: T steps, B sequences, H hidden units.
   ``hs[:-1]`` are the inputs of the recurrent products as one contiguous (T*B, H) block;
   ``cs`` (T+1, B, H) likewise for the LSTM's cell states.
 - Backward passes take ``dhs`` (T, B, H), the loss gradient reaching each h_t from above, and write
-  ``dz`` (T, B, G*H), the gradient of the pre-activations; the caller forms every weight gradient
-  from it as one product over the whole sequence. Truncated BPTT: no gradient leaves through the
+  ``dz`` (T, B, G*H), the gradient of the pre-activations (the rnn and the LSTM over ``gates``, in
+  place); the caller forms every weight gradient from it as one product over the whole sequence. Truncated BPTT: no gradient leaves through the
   initial state.
 - The forward passes take the recurrent weights transposed, ``w_ht`` = W_h^T (G*H, H), and the
   backward passes W_h itself: both then run the per-step product as :func:`linalg.matmul_nt`
@@ -29,7 +29,8 @@ Shapes: T steps, B sequences, H hidden units.
 
 All kernels are pure functions over arrays, generic over float32 and float64; each releases the
 GIL, so that two threads can run them on two halves of a batch.
-Training memory per layer: T*B*(2*G*H + 2*H) floats (gates, dz, hs, and cs or r*h).
+Training memory per layer: T*B*(G*H + 2*H) floats (gates, hs, and cs or r*h), plus T*B*G*H for the
+GRU's dz.
 """
 import numpy as np
 from numba import njit
@@ -140,25 +141,28 @@ def gru_forward(gates, b, w_ht, hs, rh):
 # ---- backward through time -----------------------------------------------------------------------
 
 @njit(**KERNEL)
-def rnn_backward(dhs, w_h, gates, dz):
-    """dz_t = (dh_t) * (1 - h_t^2), dh_{t-1} += dz_t W_h^T; gates (T, B, H) holds h_1..h_T."""
+def rnn_backward(dhs, w_h, gates):
+    """dz_t = (dh_t) * (1 - h_t^2), dh_{t-1} += dz_t W_h^T; gates (T, B, H) holds h_1..h_T on
+    entry and dz on exit."""
     T, B, H = gates.shape
     one = gates.dtype.type(1.0)
     dh = np.zeros((B, H), gates.dtype)      # dL/dh_t through the recurrence
     for t in range(T - 1, -1, -1):
         for i in range(B):
-            h_i, d_i, dhs_i, dh_i = gates[t, i], dz[t, i], dhs[t, i], dh[i]
+            g, dhs_i, dh_i = gates[t, i], dhs[t, i], dh[i]
             for j in range(H):
-                d_i[j] = (dhs_i[j] + dh_i[j]) * (one - h_i[j] * h_i[j])
-        matmul_nt(dz[t], w_h, dh)
+                g[j] = (dhs_i[j] + dh_i[j]) * (one - g[j] * g[j])
+        matmul_nt(gates[t], w_h, dh)
 
 
 @njit(**KERNEL)
-def lstm_backward(dhs, w_h, cs, gates, dz):
+def lstm_backward(dhs, w_h, cs, gates):
     """From h_t = o tanh(c_t), c_t = u c~ + f c_{t-1}:
     dc_t = dh_t o (1 - tanh^2 c_t) + f_{t+1} dc_{t+1};
     dz_u = dc u(1-u) c~, dz_f = dc f(1-f) c_{t-1}, dz_o = dh tanh(c_t) o(1-o), dz_c~ = dc u (1-c~^2);
-    dh_{t-1} = dhs_{t-1} + dz_t W_h^T."""
+    dh_{t-1} = dhs_{t-1} + dz_t W_h^T.
+    gates (T, B, 4H) holds the activated gates on entry and dz on exit (in place: the largest
+    buffer of training is not needed twice)."""
     T, B, H = dhs.shape
     one = cs.dtype.type(1.0)
     dh = np.zeros((B, H), cs.dtype)      # dL/dh_t through the recurrence
@@ -173,16 +177,16 @@ def lstm_backward(dhs, w_h, cs, gates, dz):
                 x = tanh(c_i[j])
                 tc_i[j] = x
                 dc_i[j] += dh_i[j] * g[2 * H + j] * (one - x * x)
-            d, cp = dz[t, i], cs[t, i]
+            cp = cs[t, i]
             for j in range(H):
                 u, f, o, c_new = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
-                d[j] = dc_i[j] * c_new * u * (one - u)
-                d[H + j] = dc_i[j] * cp[j] * f * (one - f)
-                d[2 * H + j] = dh_i[j] * tc_i[j] * o * (one - o)
-                d[3 * H + j] = dc_i[j] * u * (one - c_new * c_new)
-            for j in range(H):
-                dc_i[j] *= g[H + j]
-        matmul_nt(dz[t], w_h, dh)
+                d = dc_i[j]
+                g[j] = d * c_new * u * (one - u)
+                g[H + j] = d * cp[j] * f * (one - f)
+                g[2 * H + j] = dh_i[j] * tc_i[j] * o * (one - o)
+                g[3 * H + j] = d * u * (one - c_new * c_new)
+                dc_i[j] = d * f
+        matmul_nt(gates[t], w_h, dh)
 
 
 @njit(**KERNEL)
