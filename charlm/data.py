@@ -99,12 +99,12 @@ def split_lines(text, val_frac, seed):
 
 
 def split_stream(ids, val_frac):
-    """(train, val) token ids: val is the last val_frac of the text. Both keep the character
-    before them as their first input: <EOS> for train, the last training character for val."""
-    n_val = int(len(ids) * val_frac)
+    """(train, val) token ids: val is the last val_frac of the text, cut where nanoGPT cuts
+    (1,003,854 / 111,540 characters of tiny Shakespeare). Both keep the character before them as
+    their first input: <EOS> for train, the last training character for val."""
+    n_train = int(len(ids) * (1.0 - val_frac))
     full = np.concatenate([[EOS_ID], ids]).astype(np.int32)
-    cut = len(full) - n_val
-    return full[:cut], (full[cut - 1:] if n_val > 0 else full[:0])
+    return full[:n_train + 1], (full[n_train:] if n_train < len(ids) else full[:0])
 
 
 class StreamBatches:

@@ -140,7 +140,7 @@ class ProgressReporter(NoticeReporter):
                            f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
                            f"dropout {c.dropout:g} -> {trainer.out}")
         self.progress = Progress(
-            TextColumn("step {task.fields[step]:>6}"), BarColumn(),
+            TextColumn("step {task.fields[step]:>6}"), BarColumn(bar_width=16),
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("loss [cyan]{task.fields[loss]}[/]  val [magenta]{task.fields[val]}[/] "
                        "([magenta]{task.fields[bpc]}[/] bpc)  {task.fields[speed]} chars/s"),
@@ -150,6 +150,7 @@ class ProgressReporter(NoticeReporter):
                                            val="-", bpc="-", speed="-", eta="-")
         self.smoothed = None
         self.last_draw = 0.0
+        self.printed_at = -1.0
         self.progress.start()
 
     def step(self, trainer, loss):
@@ -166,10 +167,15 @@ class ProgressReporter(NoticeReporter):
                              eta=format_duration(eta) if eta is not None else "-")
 
     def evaluated(self, trainer, record):
+        """Every validation updates the bar; a line is printed for one in each 5% of the run."""
         val = record["val_loss"]
         mark = " [green]best[/]" if record["best"] else ""
         train = record["train_loss"]
         self.progress.update(self.task, val=f"{val:.3f}", bpc=f"{val / math.log(2):.3f}")
+        done = trainer.progress()
+        if done - self.printed_at < 0.05 and done < 1.0 and not trainer.stop_reason:
+            return
+        self.printed_at = done
         self.progress.console.print(
             f"step {record['step']:>6}  train {train:.4f}  val {val:.4f} nats "
             f"({val / math.log(2):.3f} bits/char){mark}" if train is not None else
