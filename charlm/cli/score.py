@@ -101,7 +101,7 @@ def _probability(log_prob):
     if log10 > -300:
         return f"{math.exp(log_prob):.4g}"
     exponent = math.floor(log10)
-    return f"{10 ** (log10 - exponent):.3f}e{exponent}"
+    return f"{10 ** (log10 - exponent):.2f}e{exponent}"
 
 
 def _table(results, model):
@@ -110,15 +110,19 @@ def _table(results, model):
     c = model.config
     table = Table(title=f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode"
                         + (" (<EOS> counted as a character)" if c.mode == "lines" else ""),
-                  title_justify="left")
-    table.add_column("text", overflow="fold", max_width=40)
+                  title_justify="left", caption_justify="left")
+    table.add_column("text", overflow="fold", min_width=12, max_width=40)
     for name in ("log P (nats)", "log2 P", "probability", "bits/char", "perplexity"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for r in results:
-        name = Text(f"{r.file} ({r.num_tokens:,} tokens)") if r.file is not None \
-            else Text(_shorten(r.text, 40))
-        table.add_row(name, f"{r.log_prob:.3f}", f"{r.log2_prob:.3f}", _probability(r.log_prob),
+        table.add_row(Text(r.file if r.file is not None else _shorten(r.text, 40)),
+                      f"{r.log_prob:.3f}", f"{r.log2_prob:.3f}", _probability(r.log_prob),
                       f"{r.bits_per_char:.3f}", f"{r.perplexity:.2f}")
+        if r.file is not None:
+            how = "" if r.burn_in is None else (
+                ", one sequential pass" if r.burn_in == 0 else
+                f", in segments warmed on {r.burn_in} characters each (--exact: sequential)")
+            table.caption = Text(f"{r.file}: {r.num_tokens:,} tokens{how}")
     return table
 
 
