@@ -24,10 +24,14 @@ third barrier. Larger batches use ``np.dot`` (BLAS matrix products) on one worke
 Weights come packed per worker (see ``charlm.sampler.pack``): worker k owns hidden units
 [k n, (k + 1) n), and its matrices hold the columns of those units gate block by gate block:
 
-    emb  (K, V, G'n)        layer 0's W_x rows           (G' = G, except 2 for the GRU's [r, u]
-    w_x  (K, L-1, H, G'n)   layers >= 1                  part, whose candidate block is kept
-    w_h  (K, L, H, G'n)     recurrent                    apart in emb_c, w_xc, w_hc: (..., n))
-    b    (K, L, G'n)
+    emb  (workers, V, G'n)        layer 0's W_x rows
+    w_x  (workers, L-1, H, G'n)   W_x of the layers above
+    w_h  (workers, L, H, G'n)     W_h
+    b    (workers, L, G'n)
+
+G' = G, except for the GRU: its [r, u] blocks are there (G' = 2), and its candidate block, which
+multiplies r * h_{t-1} instead of h_{t-1}, is kept apart in emb_c, w_xc, w_hc, b_c (..., n).
+For rnn and lstm those four are empty.
 """
 import numpy as np
 from llvmlite import ir
@@ -51,6 +55,9 @@ SPINS_BEFORE_YIELD = 2000
 
 @intrinsic
 def _load_acquire(typingctx, array, index):
+    if array.dtype != types.int64:
+        return None
+
     def codegen(context, builder, sig, args):
         arr = context.make_array(sig.args[0])(context, builder, args[0])
         ptr = cgutils.get_item_pointer(context, builder, sig.args[0], arr, [args[1]])
@@ -60,6 +67,9 @@ def _load_acquire(typingctx, array, index):
 
 @intrinsic
 def _store_release(typingctx, array, index, value):
+    if array.dtype != types.int64:
+        return None
+
     def codegen(context, builder, sig, args):
         arr = context.make_array(sig.args[0])(context, builder, args[0])
         ptr = cgutils.get_item_pointer(context, builder, sig.args[0], arr, [args[1]])
@@ -208,16 +218,7 @@ def draw(logits, u, temperature, top_k, top_p, p):
     eligible = V - 1
     k = eligible if top_k == 0 else min(top_k, eligible)
     if k == eligible and top_p >= 1.0:
-        target = u * total
-        acc = 0.0
-        last = best
-        for i in range(V):
-            if p[i] > 0.0:
-                acc += p[i]
-                last = i
-                if acc > target:
-                    return i
-        return last
+        return pick(p, np.arange(V), V, u * total, best)
     order = np.argsort(-p)                  # most probable first; <UNK> (p = 0) sorts last
     kept = 0.0
     for r in range(k):
@@ -231,13 +232,23 @@ def draw(logits, u, temperature, top_k, top_p, p):
                 k = r + 1
                 kept = acc
                 break
-    target = u * kept
+    return pick(p, order, k, u * kept, best)
+
+
+@njit(**KERNEL)
+def pick(p, order, k, target, best):
+    """The first of order[:k] at which the running sum of p exceeds target. Tokens of probability
+    0 (<UNK>, or an underflow) are skipped, also when rounding leaves the sum at the target."""
     acc = 0.0
+    last = best
     for r in range(k):
-        acc += p[order[r]]
-        if acc > target:
-            return order[r]
-    return order[0] if kept == 0.0 else order[k - 1]
+        i = order[r]
+        if p[i] > 0.0:
+            acc += p[i]
+            last = i
+            if acc > target:
+                return i
+    return last
 
 
 # ---- the generation loop ----------------------------------------------------------------------
