@@ -17,9 +17,6 @@ import numpy as np
 from numba import njit
 
 
-MATMUL_NT_K_BLOCK = 256
-
-
 @njit(cache=True, nogil=True)
 def matmul(a, b, out):
     """out = a @ b for 2-d arrays, each C- or Fortran-contiguous (a transposed view is fine)."""
@@ -32,42 +29,37 @@ def matmul_nt(a, wt, out):
     of the recurrent time loops, where M is a shard's few sequences.
 
     For these shapes a single-threaded OpenBLAS reached about 40 GFLOP/s here (it repacks the
-    whole weight matrix on every call). Here each output is a dot product along K, 2 rows of a by 4
-    rows of wt at a time (8 sums in registers, 6 loads per 8 multiply-adds); the loop over the
-    column blocks is the outer one, so that a (M x 256 floats, the K block) stays in L1 while wt
-    streams through once per call. ``fastmath`` lets LLVM split each sum into vector lanes, so the
-    summation order differs from a plain loop's (as it does in any BLAS)."""
+    whole weight matrix on every call); this loop 55 to 75. Each output is a dot product along K,
+    2 rows of a by 4 rows of wt at a time (8 sums in registers, 6 loads per 8 multiply-adds); the
+    loop over column blocks is the outer one, so that each block of wt is read from memory once
+    while the rows of a come from cache. Blocking K as well (256 to 1024) measured slower for
+    K <= 2048. ``fastmath`` lets LLVM split each sum into vector lanes, so the summation order
+    differs from a plain loop's (as it does in any BLAS)."""
     M, K = a.shape
     N = wt.shape[0]
-    for k0 in range(0, K, MATMUL_NT_K_BLOCK):
-        k1 = min(k0 + MATMUL_NT_K_BLOCK, K)
-        for j in range(0, N, 4):
-            # a ragged last block repeats row N - 1; its extra sums are computed and dropped
-            j1, j2, j3 = min(j + 1, N - 1), min(j + 2, N - 1), min(j + 3, N - 1)
-            w0, w1, w2, w3 = wt[j, k0:k1], wt[j1, k0:k1], wt[j2, k0:k1], wt[j3, k0:k1]
-            for i in range(0, M, 2):
-                a0, a1 = a[i, k0:k1], a[min(i + 1, M - 1), k0:k1]
-                s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = out.dtype.type(0.0)
-                for k in range(k1 - k0):
-                    x0, x1 = a0[k], a1[k]
-                    y0, y1, y2, y3 = w0[k], w1[k], w2[k], w3[k]
-                    s00 += x0 * y0
-                    s01 += x0 * y1
-                    s02 += x0 * y2
-                    s03 += x0 * y3
-                    s10 += x1 * y0
-                    s11 += x1 * y1
-                    s12 += x1 * y2
-                    s13 += x1 * y3
-                for r, s0, s1, s2, s3 in ((i, s00, s01, s02, s03), (i + 1, s10, s11, s12, s13)):
-                    if r < M:
-                        o = out[r]
-                        if k0 > 0:
-                            s0, s1, s2, s3 = s0 + o[j], s1 + o[j1], s2 + o[j2], s3 + o[j3]
-                        o[j] = s0
-                        o[j1] = s1
-                        o[j2] = s2
-                        o[j3] = s3
+    zero = out.dtype.type(0.0)
+    for j in range(0, N, 4):
+        # a ragged last block repeats row N - 1: its extra sums are computed and written twice
+        j1, j2, j3 = min(j + 1, N - 1), min(j + 2, N - 1), min(j + 3, N - 1)
+        w0, w1, w2, w3 = wt[j], wt[j1], wt[j2], wt[j3]
+        for i in range(0, M, 2):
+            i1 = min(i + 1, M - 1)
+            a0, a1 = a[i], a[i1]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            for k in range(K):
+                x0, x1 = a0[k], a1[k]
+                y0, y1, y2, y3 = w0[k], w1[k], w2[k], w3[k]
+                s00 += x0 * y0
+                s01 += x0 * y1
+                s02 += x0 * y2
+                s03 += x0 * y3
+                s10 += x1 * y0
+                s11 += x1 * y1
+                s12 += x1 * y2
+                s13 += x1 * y3
+            o0, o1 = out[i], out[i1]
+            o1[j], o1[j1], o1[j2], o1[j3] = s10, s11, s12, s13
+            o0[j], o0[j1], o0[j2], o0[j3] = s00, s01, s02, s03
 
 
 @njit(cache=True, nogil=True)
