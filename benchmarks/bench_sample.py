@@ -87,7 +87,8 @@ def command_wall_time(path, repeats):
     """Median wall time of ``python -m charlm sample --length 200``, after one run that fills the
     JIT cache."""
     command = [sys.executable, "-m", "charlm", "sample", "--model", str(path), "--length", "200"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path)
     times = []
     for i in range(repeats + 1):
         start = time.perf_counter()

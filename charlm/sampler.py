@@ -33,7 +33,7 @@ MAX_CHUNK = 1024               # this, so the text keeps flowing at a few chunks
                                # also the chunk of a single sample not streamed, so that Pace
                                # can measure and switch
 CHUNK_VALUES = 1 << 20         # steps x samples per call otherwise: bounds the per-call buffers
-MIN_SPLIT_HIDDEN = 128         # below this a batch-1 step is too short to pay for two barriers/layer
+MIN_SPLIT_HIDDEN = 128         # below this a batch-1 step is too short to pay for the barriers
 
 
 def sample(model, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
@@ -139,7 +139,7 @@ def pack(network, workers):
     n = H // workers
 
     def split(w, gates):
-        """(..., G*H) -> (workers, ..., gates*n): worker k gets units [k n, (k + 1) n) of each gate."""
+        """(..., G*H) -> (workers, ..., gates*n): worker k gets units [k n, (k + 1) n) of each."""
         lead = w.shape[:-1]
         w = w.reshape(*lead, G, workers, n)[..., gates, :, :]
         return np.moveaxis(w, -2, 0).reshape(workers, *lead, -1)
@@ -237,7 +237,7 @@ class Generation:
 
     def step(self, forced, uniforms, temperature, top_k, top_p, stop_at_eos):
         """Read the forced tokens, then draw len(uniforms) tokens per sample (see the kernel);
-        returns the drawn tokens (steps, num), -1 after a sample's stop, fewer rows if all stopped."""
+        returns the drawn tokens (steps, num), -1 after a sample's stop, fewer rows if all stop."""
         workers = self.pace.pick()
         if workers not in self.packed:
             self.packed[workers] = pack(self.network, workers)
@@ -271,7 +271,8 @@ class Batch:
         live = [(lo, hi, g) for lo, hi, g in self.parts if not g.done.all()]
         with blas_threads(1):
             outs = run_together([
-                lambda lo=lo, hi=hi, g=g: g.step(forced, np.ascontiguousarray(uniforms[:, lo:hi]), *options)
+                lambda lo=lo, hi=hi, g=g: g.step(forced, np.ascontiguousarray(uniforms[:, lo:hi]),
+                                                 *options)
                 for lo, hi, g in live])
         out = np.full((max(map(len, outs), default=0), self.num), -1, np.int64)
         for (lo, hi, _), part in zip(live, outs):

@@ -65,7 +65,8 @@ class Reference:
                 h = np.tanh(zx + h @ w_h)
             elif self.cell == "lstm":
                 z = zx + h @ w_h
-                u, f, o, g = sigmoid(z[:H]), sigmoid(z[H:2 * H]), sigmoid(z[2 * H:3 * H]), np.tanh(z[3 * H:])
+                u, f, o = sigmoid(z[:H]), sigmoid(z[H:2 * H]), sigmoid(z[2 * H:3 * H])
+                g = np.tanh(z[3 * H:])
                 self.c[l] = u * g + f * self.c[l]
                 h = o * np.tanh(self.c[l])
             else:
@@ -87,7 +88,10 @@ def probabilities(logits, temperature=1.0):
 
 def run(model, num, steps, prime=NO_PRIME, workers=1, seed=0, temperature=1.0, stop=False):
     """Generate with the kernel directly: (tokens (steps, num), uniforms, Generation or Batch)."""
-    gen = Batch(model.network, num) if workers == "batch" else Generation(model.network, num, workers)
+    if workers == "batch":
+        gen = Batch(model.network, num)
+    else:
+        gen = Generation(model.network, num, workers)
     uniforms = np.random.default_rng(seed).random((steps, num))
     out = gen.step(prime, uniforms, temperature, 0, 1.0, stop)
     return out, uniforms, gen
@@ -142,7 +146,8 @@ def test_state_carries_from_chunk_to_chunk():
     model = make_model("gru", hidden=8)
     whole, uniforms, _ = run(model, 2, 50)
     gen = Generation(model.network, 2)
-    parts = [gen.step(NO_PRIME, uniforms[a:b], 1.0, 0, 1.0, False) for a, b in ((0, 7), (7, 8), (8, 50))]
+    parts = [gen.step(NO_PRIME, uniforms[a:b], 1.0, 0, 1.0, False)
+             for a, b in ((0, 7), (7, 8), (8, 50))]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
@@ -167,7 +172,8 @@ def reference_support(p, top_k, top_p):
 @given(logits=st.lists(st.floats(-8, 8), min_size=3, max_size=12, unique=True),
        temperature=st.sampled_from([0.3, 1.0, 2.5]), top_k=st.integers(0, 12),
        top_p=st.sampled_from([0.05, 0.5, 0.9, 1.0]), u=st.floats(0, 1, exclude_max=True))
-def test_draw_restricts_to_top_k_and_nucleus_and_never_draws_unk(logits, temperature, top_k, top_p, u):
+def test_draw_keeps_to_top_k_and_nucleus_and_never_draws_unk(logits, temperature, top_k, top_p,
+                                                             u):
     logits = np.array(logits, np.float32)
     token = sampling.draw(logits, u, temperature, top_k, top_p, np.empty(len(logits)))
     assert token != UNK_ID
@@ -332,7 +338,8 @@ def test_command_prints_and_streams_samples(model_file):
     assert result.stdout.splitlines() == make_model("gru", hidden=16, mode="lines").sample(
         num=3, seed=4, length=30)
     result = invoke("--model", model_file, "--seed", 4, "--prime", "PACK", "--length", 30)
-    assert result.exit_code == 0 and result.stdout.startswith("PACK") and result.stdout.endswith("\n")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("PACK") and result.stdout.endswith("\n")
 
 
 def test_command_json_gives_the_text_after_the_prime(model_file):

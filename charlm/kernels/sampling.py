@@ -255,9 +255,9 @@ def pick(p, order, k, target, best):
 
 @njit(**KERNEL)
 def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
-             h, c, rh, tokens, done, step0, forced, uniforms, temperature, top_k, top_p, stop_at_eos,
-             out, sync, worker, workers):
-    """Run len(forced) + len(uniforms) steps (fewer if every sample stops) on B = len(tokens) samples.
+             h, c, rh, tokens, done, step0, forced, uniforms, temperature, top_k, top_p,
+             stop_at_eos, out, sync, worker, workers):
+    """Run len(forced) + len(uniforms) steps (fewer if all stop) on B = len(tokens) samples.
 
     State, carried from call to call: h (2, L, B, H) double-buffered (step t reads h[t % 2] and
     writes h[1 - t % 2], so a worker never overwrites what the other is still reading), c (L, B, H)
@@ -266,7 +266,7 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
 
     The first len(forced) steps read the prime: their next input is forced[s], nothing is drawn.
     Then each step draws the next token of every sample with uniforms[s] (B,) and writes it to
-    out[s] (B,); a sample that has drawn <EOS> with stop_at_eos is finished and gets -1 from then on.
+    out[s] (B,); a sample that has drawn <EOS> with stop_at_eos is done and gets -1 from then on.
     Returns the number of drawing steps run. Only worker 0 writes out, tokens and done.
     """
     K, L = w_h.shape[0], w_h.shape[1]
