@@ -38,10 +38,11 @@ class Model:
         from .scorer import score
         return score(self, text, per_char=per_char)
 
-    def score_file(self, path, encoding="utf-8", progress=None):
-        """The same figures for a whole file, in batched chunks (see :func:`charlm.scorer.score_file`)."""
+    def score_file(self, path, encoding="utf-8", progress=None, exact=False):
+        """The same figures for a whole file, in batched chunks, or in one sequential pass with
+        ``exact=True`` (see :func:`charlm.scorer.score_file`)."""
         from .scorer import score_file
-        return score_file(self, path, encoding=encoding, progress=progress)
+        return score_file(self, path, encoding=encoding, progress=progress, exact=exact)
 
     def __repr__(self):
         c = self.config
