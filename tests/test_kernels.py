@@ -230,9 +230,9 @@ def test_matmul_with_transposed_operands():
 
 
 def test_blas_threads_restores_the_setting():
-    if linalg._BLAS_THREADS is None:
+    if linalg._blas_thread_functions() is None:
         pytest.skip("Numba's BLAS is not an OpenBLAS reachable here")
-    get, _ = linalg._BLAS_THREADS
+    get, _ = linalg._blas_thread_functions()
     before = get()
     with linalg.blas_threads(1):
         assert get() == 1

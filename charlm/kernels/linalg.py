@@ -11,6 +11,7 @@ of its threads must run BLAS single-threaded, or the two would contend for the s
 """
 import contextlib
 import ctypes
+import functools
 import threading
 
 import numpy as np
@@ -97,17 +98,24 @@ def _openblas_thread_functions():
     return None
 
 
-_BLAS_THREADS = _openblas_thread_functions()
 _blas_lock = threading.RLock()   # the setting is process-wide: one block at a time changes it
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_thread_functions():
+    """Looked up on first use: importing SciPy costs about 0.2 s of start-up, which commands
+    that never call BLAS (batch-1 sampling) should not pay."""
+    return _openblas_thread_functions()
 
 
 @contextlib.contextmanager
 def blas_threads(n):
     """Run the block with BLAS limited to n threads, then restore the previous setting."""
-    if _BLAS_THREADS is None:
+    functions = _blas_thread_functions()
+    if functions is None:
         yield
         return
-    get, set_ = _BLAS_THREADS
+    get, set_ = functions
     with _blas_lock:
         previous = get()
         set_(n)
