@@ -4,7 +4,8 @@ Batches are time-major token ids ``x``, ``y`` of shape (T, B); a target of -1 is
 
 - stream mode (char-rnn's layout): the text, with ``<EOS>`` as its first input, is cut into B
   contiguous streams; batch k holds steps [kT, (k+1)T) of every stream, so the recurrent state
-  carries from one batch to the next. Each epoch starts the streams at an offset in [0, T) drawn
+  carries from one batch to the next. Each stream starts an epoch from the zero state with
+  ``<EOS>`` as its first input. Each epoch starts the streams at an offset in [0, T) drawn
   from the seed and the epoch, so truncation points move from epoch to epoch.
 - lines mode: each line is one example, ``<EOS> c1 .. cn`` -> ``c1 .. cn <EOS>``; B lines per batch,
   padded; a line longer than T is cut into chunks of T steps with the state carried within it.
@@ -127,7 +128,12 @@ class StreamBatches:
         T = min(self.T, self.stream_len - start)
         starts = np.arange(self.B) * self.stream_len + start
         cols = starts[None, :] + np.arange(T)[:, None]          # (T, B)
-        return self.ids[cols], self.ids[cols + 1]
+        x, y = self.ids[cols], self.ids[cols + 1]
+        if index == 0:
+            # every stream starts from the zero state, as a sample does: with <EOS> as its first
+            # input, so that sampling from <EOS> starts like text instead of mid-word
+            x[0] = EOS_ID
+        return x, y
 
 
 class LineBatches:

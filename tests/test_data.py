@@ -20,11 +20,13 @@ def test_stream_batches_cover_each_stream_in_order_with_next_character_targets()
     seen = []
     for k in range(len(batches)):
         x, y = batches.batch(epoch=0, index=k)
-        assert x.shape == (10, 4) and np.array_equal(y, x + 1)
-        seen.append(x)
-    x = np.concatenate(seen)                               # (steps, streams)
-    assert np.all(np.diff(x, axis=0) == 1)                 # each stream reads on without a gap
-    assert len(set(x[0] - batches.offset(0))) == 4         # four distinct streams
+        assert x.shape == (10, 4)
+        assert np.array_equal(y[1:], x[1:] + 1) and np.array_equal(y[0], x[0] + 1) == (k > 0)
+        seen.append(y)
+    assert np.all(seen[0][0] - 1 == np.arange(4) * batches.stream_len + batches.offset(0) + 1)
+    assert np.all(batches.batch(0, 0)[0][0] == EOS_ID)     # each stream starts like a sample
+    y = np.concatenate(seen)                               # (steps, streams)
+    assert np.all(np.diff(y, axis=0) == 1)                 # each stream reads on without a gap
 
 
 def test_stream_offsets_change_with_the_epoch_and_not_between_calls():
