@@ -453,6 +453,11 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
     if resume and force:
         raise UsageError("--resume and --force contradict each other: --resume continues the run "
                          f"in {out}, --force replaces it")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out: the folder {folder} does not exist")
+    if os.path.isdir(out):
+        raise UsageError(f"--out: {out} is a folder; give a file name such as {os.path.join(out, 'charlm.npz')}")
     if os.path.exists(out) and not (resume or force):
         raise UsageError(f"{out} exists: add --resume to continue its training, --force to replace "
                          "it, or choose another --out")
