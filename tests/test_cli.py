@@ -202,3 +202,34 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, prose_file)
         process.communicate()
         loaded = checkpoint.load(str(out), True)            # never torn: old file or new one
         assert loaded.training.info["step"] >= 1
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import numpy as np
+    from charlm.checkpoint import Checkpoint, save
+    from charlm.config import Config
+    from charlm.model import FlatArrays, init_parameters, parameter_shapes
+    from charlm.vocab import Vocab
+    vocab = Vocab.from_text("abc\n")
+    weights = FlatArrays(parameter_shapes("gru", len(vocab), 4, 1))
+    init_parameters(weights, "gru", np.random.default_rng(0))
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    save(str(path), Checkpoint(Config(cell="gru", hidden_size=4, num_layers=1, mode="lines", dropout=0.0),
+                               vocab, weights))
+    return path
+
+
+SAMPLE_OUT_OF_RANGE = {
+    "--temperature": st.floats(max_value=-1e-9, allow_nan=False),
+    "--top-p": st.one_of(st.floats(max_value=0.0, allow_nan=False), st.floats(min_value=1.0 + 1e-9)),
+    "--top-k": st.integers(max_value=-1), "--length": st.integers(max_value=-1),
+    "--num": st.integers(max_value=0),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(option=st.sampled_from(sorted(SAMPLE_OUT_OF_RANGE)), data=st.data())
+def test_sample_options_out_of_range_are_one_line(tiny_model, option, data):
+    value = data.draw(SAMPLE_OUT_OF_RANGE[option])
+    assert_one_line_error(invoke("sample", "--model", tiny_model, option, value), 2, option)
