@@ -269,7 +269,7 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
     out[s] (B,); a sample that has drawn <EOS> with stop_at_eos is done and gets -1 from then on.
     Returns the number of drawing steps run. Only worker 0 writes out, tokens and done.
     """
-    K, L = w_h.shape[0], w_h.shape[1]
+    L = w_h.shape[1]
     H = h.shape[3]
     B = tokens.shape[0]
     V = w_y.shape[1]
