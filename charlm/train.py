@@ -20,6 +20,7 @@ from .config import Config, format_duration
 from .errors import CheckpointError, TrainingDiverged, UsageError
 from .kernels import optim
 from .model import FlatArrays, Network, init_parameters, parameter_shapes
+from .reporter import Reporter
 from .vocab import Vocab
 
 ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)
@@ -187,16 +188,6 @@ def _stream_eval_batches(ids, B, T):
 
 
 # ---- the trainer ----------------------------------------------------------------------------------
-
-class Reporter:
-    """What the trainer tells its caller; the command line draws progress from it. Silent here."""
-
-    def start(self, trainer): ...
-    def step(self, trainer, loss): ...
-    def evaluated(self, trainer, record): ...
-    def notice(self, message): ...
-    def finish(self, trainer): ...
-
 
 class Trainer:
     """One training run: a network, its optimizer and data, and the bookkeeping to resume it."""

@@ -4,6 +4,7 @@ import time
 
 import click
 
+from ..reporter import Reporter
 from .common import compile_notice, consoles, print_json, reports_errors
 
 EXAMPLES = """
@@ -55,7 +56,7 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
     if max_time is not None:
         options["max_time"] = parse_duration(max_time)
     out_console, err_console = consoles()
-    reporter = (SilentReporter() if as_json else NoticeReporter(err_console) if quiet
+    reporter = (Reporter() if as_json else NoticeReporter(err_console) if quiet
                 else ProgressReporter(err_console))
     trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
     with compile_notice(enabled=not as_json):
@@ -109,17 +110,7 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
         console.print("  " + text.replace("\n", "\n  "), markup=False)
 
 
-class SilentReporter:
-    """--json: nothing but the summary at the end."""
-
-    def start(self, trainer): ...
-    def step(self, trainer, loss): ...
-    def evaluated(self, trainer, record): ...
-    def notice(self, message): ...
-    def finish(self, trainer): ...
-
-
-class NoticeReporter(SilentReporter):
+class NoticeReporter(Reporter):
     """--quiet: the choices made for the user (mode, model size, ...) on stderr, no progress."""
 
     def __init__(self, console):
