@@ -25,9 +25,9 @@ class Config:
     seq_len: int = 100
     batch_size: int = 50
     optimizer: str = "adam"
-    lr: float = 2e-3
+    lr: float = 5e-3
     lr_min_frac: float = 0.1         # the cosine schedule decays to lr * lr_min_frac
-    warmup_steps: int = 100
+    warmup_steps: int = 0            # steps of linear warm-up (none by default: see README)
     clip: float = 5.0
     steps: int | None = None
     epochs: float | None = None

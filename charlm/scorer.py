@@ -410,14 +410,29 @@ def _score_stream(model, reader, progress, B, S, W):
             if progress is not None:
                 progress(reader.done, reader.total)
         parts, size = [pending], len(pending)
-    pending = np.concatenate(parts)
-    targets = len(pending) - 1
-    # the columns still needed to count every target from offset W (offset 0 for column 0) on
+    _score_rest(engine, np.concatenate(parts), first, B, S, W, tally, state)
+    return tally
+
+
+def _score_rest(engine, ids, first, B, S, W, tally, state):
+    """Score the columns still needed to count every target of ids (ids' from column ``first``
+    on) from offset W on (offset 0 for column 0), B columns at a time."""
+    targets = len(ids) - 1
     left = -(-(targets - W) // S) if targets > W else int(first == 0 and targets > 0)
     for start in range(0, left, B):
-        _stream_batch(engine, pending[start * S:], first + start, min(B, left - start), S, W,
+        _stream_batch(engine, ids[start * S:], first + start, min(B, left - start), S, W,
                       tally, state)
-    return tally
+
+
+def stream_log_prob(network, ids):
+    """(log-probability in nats, predicted tokens) of a stream-mode text given as token ids,
+    computed as :func:`score_file` computes it for a file holding that text. Training reports
+    this for its validation text, so the two figures agree."""
+    tally = _Tally(vocab=None)
+    ids = np.concatenate([[EOS_ID], ids]).astype(np.int32)
+    segment, columns = _stream_layout(len(ids))
+    _score_rest(Engine(network), ids, 0, columns, segment, BURN_IN, tally, None)
+    return tally.log_prob, tally.tokens
 
 
 def _stream_batch(engine, ids, first, B, S, W, tally, state):

@@ -4,10 +4,12 @@ import math
 import numpy as np
 import pytest
 
+import charlm
 from charlm import checkpoint
 from charlm.config import Config
 from charlm.data import detect_mode, read_corpus
 from charlm.errors import TrainingDiverged, UsageError
+from charlm.scorer import score_file
 from charlm.train import learning_rate, prepare
 
 
@@ -61,6 +63,16 @@ def test_resume_continues_bit_for_bit(tmp_path, request, tiny, mode, corpus):
     assert val[0] == {step: loss for step, loss in val[1].items() if step != 20}
     saved = [checkpoint.load(str(tmp_path / f), True) for f in ("whole.npz", "half.npz")]
     assert np.array_equal(saved[0].training.params, saved[1].training.params)
+
+
+def test_stream_validation_loss_is_the_score_of_the_validation_text(tmp_path, prose_file, tiny):
+    trainer = run(prose_file, tmp_path / "m.npz", steps=20, eval_every=10, val_frac=0.1, **tiny)
+    text = prose_file.read_text(encoding="utf-8")
+    val_file = tmp_path / "val.txt"
+    val_file.write_text(text[int(len(text) * 0.9):], encoding="utf-8")
+    scored = score_file(charlm.load(tmp_path / "m.npz"), val_file, exact=True)
+    assert scored.num_tokens == trainer.dataset.val_tokens
+    assert -scored.log_prob / scored.num_tokens == pytest.approx(trainer.best_val, rel=1e-6)
 
 
 def test_optimizers_all_learn(tmp_path, prose_file, tiny):

@@ -25,7 +25,7 @@ Examples:
 @click.option("--seq-len", type=int, help="Time steps of truncated backpropagation.  [default: 100]")
 @click.option("--batch-size", type=int, help="Sequences per batch.  [default: 50]")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help="[default: adam]")
-@click.option("--lr", type=float, help="Peak learning rate (warm-up, then cosine decay).  [default: 0.002]")
+@click.option("--lr", type=float, help="Peak learning rate (then a cosine decay with --max-time).  [default: 0.005]")
 @click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
 @click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  [default: 5]")
 @click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")
@@ -97,7 +97,8 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
     best = summary["best_val_loss"]
     val = (f", best validation loss {best:.4f} nats ({summary['best_val_bpc']:.3f} bits/char) "
            f"at step {summary['best_step']}" if best is not None else "")
-    console.print(f"[green]Trained {summary['steps']} steps in {summary['elapsed']:.0f}s[/]{val}; "
+    steps = summary["steps"]
+    console.print(f"[green]Trained {steps} step{'s' * (steps != 1)} in {summary['elapsed']:.0f}s[/]{val}; "
                   f"saved to [bold]{trainer.out}[/].")
     if quiet:
         return
