@@ -101,11 +101,11 @@ def split_lines(text, val_frac, seed):
 
 def split_stream(ids, val_frac):
     """(train, val) token ids: val is the last val_frac of the text, cut where nanoGPT cuts
-    (1,003,854 / 111,540 characters of tiny Shakespeare). Both keep the character before them as
-    their first input: <EOS> for train, the last training character for val."""
+    (1,003,854 / 111,540 characters of tiny Shakespeare). Train starts with <EOS>, its first
+    input; val is the held-out text alone (validation scores it as a text of its own)."""
     n_train = int(len(ids) * (1.0 - val_frac))
     full = np.concatenate([[EOS_ID], ids]).astype(np.int32)
-    return full[:n_train + 1], (full[n_train:] if n_train < len(ids) else full[:0])
+    return full[:n_train + 1], full[n_train + 1:]
 
 
 class StreamBatches:

@@ -426,8 +426,9 @@ def _score_rest(engine, ids, first, B, S, W, tally, state):
 
 def stream_log_prob(network, ids):
     """(log-probability in nats, predicted tokens) of a stream-mode text given as token ids,
-    computed as :func:`score_file` computes it for a file holding that text. Training reports
-    this for its validation text, so the two figures agree."""
+    computed as :func:`score_file` computes it for a file (segments laid out by the number of
+    characters rather than bytes: the two agree within the burn-in error). Training reports this
+    for its validation text."""
     tally = _Tally(vocab=None)
     ids = np.concatenate([[EOS_ID], ids]).astype(np.int32)
     segment, columns = _stream_layout(len(ids))
