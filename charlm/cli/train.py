@@ -61,7 +61,7 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
     trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
     with compile_notice(enabled=not as_json):
         from ..compile import warm_up
-        warm_up(trainer.config.cell)
+        warm_up(trainer.config.cell, trainer.config.mode)
     reason = trainer.run()
     summary = summarize(trainer, reason)
     if as_json:
