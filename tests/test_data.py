@@ -9,7 +9,7 @@ from charlm.vocab import EOS_ID, UNK_ID, Vocab
 def test_stream_split_matches_nanogpt_on_tiny_shakespeare_sizes():
     ids = np.arange(1_115_394, dtype=np.int32) % 60 + 2
     train, val = split_stream(ids, 0.1)
-    assert len(train) - 1 == 1_003_854 and len(val) == 111_540     # targets of each
+    assert len(train) - 1 == 1_003_854 and len(val) == 111_540     # predicted tokens
     assert train[0] == EOS_ID
     assert np.array_equal(np.concatenate([train[1:], val]), ids)
 
