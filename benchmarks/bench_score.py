@@ -24,6 +24,7 @@ from rich.table import Table
 from charlm import scorer
 from charlm.api import Model, load
 from charlm.checkpoint import Checkpoint
+from charlm.compile import warm_up_forward
 from charlm.config import Config
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
 from charlm.vocab import Vocab
@@ -54,7 +55,7 @@ def main():
         data = f.read(SIZE)
     text = data.decode("utf-8", errors="ignore")
     model = load(args.model) if args.model else build_model(text)
-    scorer.warm_up(model)
+    warm_up_forward(model.network)
     c = model.config
     table = Table(title=f"score --file: {c.cell} {c.num_layers}x{c.hidden_size} "
                         f"({'trained' if args.model else 'random weights'}), first "

@@ -6,12 +6,12 @@ for ``--resume`` under ``state.*``:
 - ``state.params``: the latest weights, one flat float32 array (the order of ``parameter_shapes``);
 - ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size;
 - ``state.carry``: the recurrent state carried between batches, (L, S, B, H), stream mode;
-- ``state.json``: step, epoch, data position, RNG state, elapsed time and the validation history.
+- ``state.json``: the run state (``charlm.runstate.RunState``): step, data position, elapsed time,
+  the validation history and more.
 
 Nothing is ever unpickled: arrays are read with ``allow_pickle=False``, so a file that carries
 object arrays is refused before anything in it runs.
 """
-import json
 import os
 import tempfile
 import zipfile
@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Config
+from .config import OPTIMIZER_MOMENTS, Config
 from .errors import CheckpointError, UsageError
+from .cells import cell as cell_named
 from .model import FlatArrays, parameter_shapes
+from .runstate import RunState
 from .vocab import Vocab
 
 FORMAT, FORMAT_VERSION = "charlm", 1
@@ -32,8 +34,8 @@ class TrainingState:
     """What ``--resume`` needs to continue a run exactly where it stopped."""
     params: np.ndarray                               # latest weights, flat
     moments: dict = field(default_factory=dict)      # optimizer state: name -> flat array
-    carry: np.ndarray | None = None                  # (L, S, B, H) in stream mode
-    info: dict = field(default_factory=dict)         # step, epoch, position, rng, history, ...
+    carry: np.ndarray | None = None                  # (L, S, B, H): the state between batches
+    run: RunState = field(default_factory=RunState)
 
 
 @dataclass
@@ -60,7 +62,7 @@ def save(path, checkpoint):
         arrays.update((f"state.opt.{name}", a) for name, a in state.moments.items())
         if state.carry is not None:
             arrays["state.carry"] = state.carry
-        arrays["state.json"] = np.array(json.dumps(state.info))
+        arrays["state.json"] = np.array(state.run.to_json())
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -154,7 +156,7 @@ def _parse(path, arrays, with_training_state):
     weights = FlatArrays(shapes)
     for name, shape in shapes:
         weights[name][...] = _weight(arrays, name, shape, path)
-    training = _training_state(path, arrays, weights.flat.size) if with_training_state else None
+    training = _training_state(path, arrays, config, weights.flat.size) if with_training_state else None
     return Checkpoint(config, vocab, weights, training)
 
 
@@ -171,20 +173,32 @@ def _weight(arrays, name, shape, path):
     return a
 
 
-def _training_state(path, arrays, size):
-    """The ``state.*`` entries, or None when the checkpoint has none (e.g. written by export)."""
+def _training_state(path, arrays, config, size):
+    """The ``state.*`` entries, each checked against the config, or None when the checkpoint has
+    none (e.g. written by export)."""
     if "state.json" not in arrays:
         return None
     try:
-        info = json.loads(_scalar(arrays, "state.json", "U", path))
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
+        run = RunState.from_json(_scalar(arrays, "state.json", "U", path))
     except ValueError as e:
         raise CheckpointError(f"{path} has an unreadable training state ({e})") from None
     params = _weight(arrays, "state.params", (size,), path)
-    moments = {key[len("state.opt."):]: _weight(arrays, key, (size,), path)
-               for key in arrays if key.startswith("state.opt.")}
+    names = OPTIMIZER_MOMENTS[config.optimizer]
+    found = sorted(key[len("state.opt."):] for key in arrays if key.startswith("state.opt."))
+    if found != sorted(names):
+        raise CheckpointError(f"{path}: the optimizer state ({', '.join(found) or 'none'}) does not "
+                              f"match its optimizer {config.optimizer}")
+    moments = {name: _weight(arrays, f"state.opt.{name}", (size,), path) for name in names}
     carry = arrays.get("state.carry")
     if carry is not None:
         carry = _weight(arrays, "state.carry", carry.shape, path)
-    return TrainingState(params.astype(np.float32), moments, carry, info)
+        expected = (config.num_layers, cell_named(config.cell).num_states, config.batch_size,
+                    config.hidden_size)
+        columns = carry.shape[2] if carry.ndim == 4 else -1
+        columns_ok = (columns == config.batch_size if config.mode == "stream"
+                      else 1 <= columns <= config.batch_size)
+        if carry.ndim != 4 or carry.shape[:2] != expected[:2] or carry.shape[3] != expected[3] \
+                or not columns_ok:
+            raise CheckpointError(f"{path}: 'state.carry' has shape {carry.shape}, the config needs "
+                                  f"{expected}")
+    return TrainingState(params.astype(np.float32), moments, carry, run)

@@ -4,11 +4,12 @@ import json
 import re
 from dataclasses import dataclass
 
+from .cells import CELLS
 from .errors import UsageError
 
-CELLS = ("lstm", "gru", "rnn")
 MODES = ("auto", "stream", "lines")
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+OPTIMIZER_MOMENTS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ()}   # the state of each
+OPTIMIZERS = tuple(OPTIMIZER_MOMENTS)
 
 
 @dataclass

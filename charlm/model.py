@@ -18,22 +18,18 @@ Training memory: per layer and shard, T*b*(G*H + 3*H) floats for b sequences (ga
 their place; hs and cs or r*h; the dropout output), plus T*b*G*H for the GRU's dz, T*b*(2V + H) for
 the output layer, and one copy of the parameters per shard beyond the first for its gradient.
 """
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
+from .cells import cell as cell_named
 from .kernels import loss as loss_kernels
-from .kernels import recurrent as rk
-from .kernels.linalg import blas_threads, gather_rows, matmul, scatter_add_rows
-
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-STATES = {"rnn": 1, "gru": 1, "lstm": 2}
+from .kernels import recurrent
+from .kernels.linalg import gather_rows, matmul, scatter_add_rows
+from .parallel import cores, fan_out, split
 
 
 def parameter_shapes(cell, vocab_size, hidden_size, num_layers):
     """Names and shapes of every weight, in checkpoint order (SPEC.md, "Checkpoint")."""
-    width = GATES[cell] * hidden_size
+    width = cell_named(cell).gates * hidden_size
     shapes = []
     for layer in range(num_layers):
         d_in = vocab_size if layer == 0 else hidden_size
@@ -76,12 +72,15 @@ def init_parameters(params, cell, rng):
     steps to tell the characters apart (tiny Shakespeare, 2x128 LSTM, 500 steps: training loss
     2.07 against 1.73). Biases zero except the gate that decides what to keep: the LSTM forget
     gate starts at +1 and the GRU update gate at -1, so that both start by carrying their state
-    forward (Jozefowicz et al. 2015)."""
+    forward (Jozefowicz et al. 2015): the cell table (``charlm.cells``) says which."""
     dtype = params.flat.dtype
     for name, shape in params.shapes:
         w = params[name]
         if name.endswith(".b"):
-            w[:] = 0.0
+            if name.startswith("layers."):
+                cell_named(cell).initial_biases(w, params[name[:-1] + "W_h"].shape[0])
+            else:
+                w[:] = 0.0
         elif name.endswith("W_h"):
             hidden = shape[0]
             for k in range(shape[1] // hidden):
@@ -90,51 +89,14 @@ def init_parameters(params, cell, rng):
         else:
             bound = np.sqrt(3.0 / (1 if name == "layers.0.W_x" else shape[0]))
             w[:] = rng.uniform(-bound, bound, shape).astype(dtype)
-    num_layers = sum(1 for name, _ in params.shapes if name.endswith(".b")) - 1
-    for layer in range(num_layers):
-        b = params[f"layers.{layer}.b"]
-        hidden = params[f"layers.{layer}.W_h"].shape[0]
-        if cell == "lstm":
-            b[hidden:2 * hidden] = 1.0
-        elif cell == "gru":
-            b[hidden:2 * hidden] = -1.0
-
-
-def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-_pool, _pool_size = None, 0
-
-
-def _run(tasks):
-    """Call every task, the first in this thread and the others on a shared pool; return their
-    results in order. BLAS runs single-threaded meanwhile: the tasks already fill the cores."""
-    global _pool, _pool_size
-    if len(tasks) == 1:
-        return [tasks[0]()]
-    if _pool_size < len(tasks) - 1:
-        _pool, _pool_size = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="charlm-shard"), len(tasks) - 1
-    with blas_threads(1):
-        futures = [_pool.submit(task) for task in tasks[1:]]
-        try:
-            first = tasks[0]()
-        finally:
-            rest = [f.result() for f in futures]
-    return [first] + rest
 
 
 class _Weights:
-    """One layer's weights as the kernels take them: also W_h^T for the forward time loop, and for
-    the GRU W_h split into contiguous blocks."""
+    """One layer's weights as the kernels take them, with W_h^T for the forward time loop."""
 
-    def __init__(self, params, cell, layer):
+    def __init__(self, params, layer):
         self.w_x, self.w_h, self.b = (params[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
         self.w_ht = np.ascontiguousarray(self.w_h.T)
-        if cell == "gru":
-            H = self.w_h.shape[0]
-            self.w_ru = np.ascontiguousarray(self.w_h[:, :2 * H])   # (H, 2H)
-            self.w_c = np.ascontiguousarray(self.w_h[:, 2 * H:])    # (H, H)
 
 
 class _Shard:
@@ -142,23 +104,25 @@ class _Shard:
     from batch to batch while (T, b) stays, so that a training step allocates almost nothing."""
 
     def __init__(self, net, T, b):
-        L, H, V, G = net.num_layers, net.hidden_size, net.vocab_size, GATES[net.cell]
+        L, H, V, cell = net.num_layers, net.hidden_size, net.vocab_size, net.cell
         dt = net.params.flat.dtype
         self.net = net
-        self.gates = np.empty((L, T, b, G * H), dt)     # zx, then the activated gates
-        self.hs = np.empty((L, T + 1, b, H), dt)        # h_0 .. h_T
-        self.cs = np.empty((L, T + 1, b, H), dt) if net.cell == "lstm" else None
-        self.rh = np.empty((L, T, b, H), dt) if net.cell == "gru" else None
-        self.dropped = None                             # (L, T, b, H) outputs after dropout
+        self.forward_kernel = cell.kernel(recurrent, "forward")
+        self.backward_kernel = cell.kernel(recurrent, "backward")
+        self.gates = np.empty((L, T, b, cell.gates * H), dt)    # zx, then the activated gates
+        self.hs = np.empty((L, T + 1, b, H), dt)                # h_0 .. h_T
+        # the forward kernels' aux: c_0 .. c_T for the LSTM, r * h_{t-1} for the GRU
+        aux_steps = T + 1 if cell.num_states == 2 else T if cell.reset_gated else 0
+        self.aux = np.empty((L, aux_steps, b, H), dt)
+        self.dropped = None                                     # (L, T, b, H) outputs after dropout
         self.logits = np.empty((T * b, V), dt)
         self.dlogits = np.empty((T * b, V), dt)
-        self.dz = np.empty((T, b, G * H), dt) if net.cell == "gru" else None   # others: in gates
-        self.dh = np.empty((T, b, H), dt)               # gradient reaching a layer's outputs
+        self.dz = None if cell.dz_in_gates else np.empty((T, b, cell.gates * H), dt)
+        self.dh = np.empty((T, b, H), dt)                       # gradient reaching a layer's outputs
 
     def forward(self, weights, x, state, masks):
         """Logits (T*b, V) without the output bias, for ids x (T, b) from state (L, S, b, H);
         returns the top layer's output (T, b, H)."""
-        net = self.net
         T, b = x.shape
         inp = None
         for layer, w in enumerate(weights):
@@ -168,26 +132,22 @@ class _Shard:
             else:
                 matmul(inp.reshape(T * b, -1), w.w_x, gates.reshape(T * b, -1))
             hs[0] = state[layer, 0]
-            if net.cell == "rnn":
-                rk.rnn_forward(gates, w.b, w.w_ht, hs)
-            elif net.cell == "lstm":
-                self.cs[layer, 0] = state[layer, 1]
-                rk.lstm_forward(gates, w.b, w.w_ht, hs, self.cs[layer])
-            else:
-                rk.gru_forward(gates, w.b, w.w_ht, hs, self.rh[layer])
+            if state.shape[1] == 2:
+                self.aux[layer, 0] = state[layer, 1]
+            self.forward_kernel(gates, w.b, w.w_ht, hs, self.aux[layer])
             inp = hs[1:]
             if masks is not None:
                 if self.dropped is None:
                     self.dropped = np.empty((len(weights),) + inp.shape, inp.dtype)
                 inp = np.multiply(inp, masks[layer], out=self.dropped[layer])
-        matmul(inp.reshape(T * b, -1), net.params["out.W"], self.logits)
+        matmul(inp.reshape(T * b, -1), self.net.params["out.W"], self.logits)
         return inp
 
     def final_state(self, out):
         """Write the state after the last step into out (L, S, b, H)."""
         out[:, 0] = self.hs[:, -1]
-        if self.cs is not None:
-            out[:, 1] = self.cs[:, -1]
+        if out.shape[1] == 2:
+            out[:, 1] = self.aux[:, -1]
 
     def train(self, weights, x, y, state, masks, scale, grads, new_state):
         """Forward and backward over this shard; writes the gradient of scale * (summed loss) into
@@ -207,21 +167,18 @@ class _Shard:
             w, hs, gates = weights[layer], self.hs[layer], self.gates[layer]
             if masks is not None:
                 self.dh *= masks[layer]
+            dz = gates if self.dz is None else self.dz
+            self.backward_kernel(self.dh, w.w_h, hs, self.aux[layer], gates, dz)
+            dz = dz.reshape(T * b, -1)
             h_prev = hs[:-1].reshape(T * b, H)
             dw_h = grads[f"layers.{layer}.W_h"]
-            dz = (self.dz if net.cell == "gru" else gates).reshape(T * b, -1)
-            if net.cell == "rnn":
-                rk.rnn_backward(self.dh, w.w_h, gates)
-                matmul(h_prev.T, dz, dw_h)
-            elif net.cell == "lstm":
-                rk.lstm_backward(self.dh, w.w_h, self.cs[layer], gates)
-                matmul(h_prev.T, dz, dw_h)
-            else:
-                rk.gru_backward(self.dh, w.w_ru, w.w_c, hs, gates, self.dz)
+            if net.cell.reset_gated:
                 # the r and u blocks multiply h_{t-1}, the candidate's block r * h_{t-1}
                 dw_h[:, :2 * H] = product(h_prev.T, np.ascontiguousarray(dz[:, :2 * H]))
-                dw_h[:, 2 * H:] = product(self.rh[layer].reshape(T * b, H).T,
+                dw_h[:, 2 * H:] = product(self.aux[layer].reshape(T * b, H).T,
                                           np.ascontiguousarray(dz[:, 2 * H:]))
+            else:
+                matmul(h_prev.T, dz, dw_h)
             dz.sum(axis=0, out=grads[f"layers.{layer}.b"])
             dw_x = grads[f"layers.{layer}.W_x"]
             if layer == 0:
@@ -233,15 +190,6 @@ class _Shard:
                 matmul(dz, w.w_x.T, dh)
         return loss
 
-    def log_probs(self, weights, x, y, state, out, new_state):
-        """out (T, b) = log p(y | x) (0 on padding); the final state into new_state."""
-        x = np.ascontiguousarray(x)
-        self.forward(weights, x, state, None)
-        self.final_state(new_state)
-        logp = np.empty(self.logits.shape[0], np.float64)
-        loss_kernels.log_softmax_at(self.logits, self.net.params["out.b"], y.reshape(-1), logp)
-        out[:] = logp.reshape(out.shape)
-
 
 def product(a, b):
     """a @ b through :func:`kernels.linalg.matmul` (one BLAS for everything)."""
@@ -251,17 +199,20 @@ def product(a, b):
 
 
 class Network:
-    """A stack of recurrent layers and a softmax output, over a :class:`FlatArrays` of weights."""
+    """A stack of recurrent layers and a softmax output, over a :class:`FlatArrays` of weights;
+    ``cell`` is the cell's record in the cell table. This is the training pass (forward and
+    backward); the no-grad forward pass is ``charlm.forward``."""
 
     def __init__(self, cell, vocab_size, hidden_size, num_layers, params):
-        self.cell, self.vocab_size = cell, vocab_size
-        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.cell = cell_named(cell) if isinstance(cell, str) else cell
+        self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
         self.params = params
         self._shards = {}          # (T, B) -> [(lo, hi, _Shard)], for the latest two shapes
         self._grads = []           # gradient buffers of the shards after the first
 
     def zero_state(self, batch_size):
-        return np.zeros((self.num_layers, STATES[self.cell], batch_size, self.hidden_size),
+        """The initial recurrent state (L, S, B, H) of batch_size sequences."""
+        return np.zeros((self.num_layers, self.cell.num_states, batch_size, self.hidden_size),
                         self.params.flat.dtype)
 
     def _split(self, T, B):
@@ -270,68 +221,51 @@ class Network:
         if key not in self._shards:
             if len(self._shards) >= 2:
                 del self._shards[next(iter(self._shards))]
-            edges = np.linspace(0, B, min(_cores(), B) + 1).round().astype(int)
+            edges = split(B, min(cores(), B))
             self._shards[key] = [(lo, hi, _Shard(self, T, hi - lo)) for lo, hi in zip(edges[:-1], edges[1:])]
         return self._shards[key]
 
     def _weights(self):
-        return [_Weights(self.params, self.cell, layer) for layer in range(self.num_layers)]
+        return [_Weights(self.params, layer) for layer in range(self.num_layers)]
 
-    def _masks(self, dropout, rng, T, b):
-        """Inverted-dropout masks (L, T, b, H) for one shard: 0 or 1 / (1 - dropout)."""
-        keep = rng.random((self.num_layers, T, b, self.hidden_size), dtype=np.float32) >= dropout
-        return keep.astype(self.params.flat.dtype) * self.params.flat.dtype.type(1.0 / (1.0 - dropout))
+    def dropout_masks(self, dropout, key, columns, T):
+        """Inverted-dropout masks (L, T, b, H), 0 or 1 / (1 - dropout), for the batch columns
+        ``columns`` (global indices). Each column's mask is drawn from its own generator, seeded by
+        ``key`` (the run's seed and the step) and the column: it does not depend on how the batch
+        is split among threads or processes."""
+        dt = self.params.flat.dtype
+        masks = np.empty((self.num_layers, T, len(columns), self.hidden_size), dt)
+        for k, column in enumerate(columns):
+            draws = np.random.default_rng([*key, column]).random(
+                (self.num_layers, T, self.hidden_size), dtype=np.float32)
+            np.multiply(draws >= dropout, dt.type(1.0 / (1.0 - dropout)), out=masks[:, :, k])
+        return masks
 
-    def forward(self, x, state, dropout=0.0, rng=None):
-        """Logits (T*B, V) (row t*B + b: step t of sequence b) for token ids x (T, B) from state
-        (L, S, B, H), and the new state. Dropout (inverted, rate ``dropout``) is applied to each
-        layer's output, never to the recurrent connection."""
-        T, B = x.shape
-        shards = self._split(T, B)
-        weights = self._weights()
-        new_state = np.empty_like(state)
-        masks = [self._masks(dropout, rng, T, hi - lo) if dropout > 0.0 else None
-                 for lo, hi, _ in shards]
-        _run([lambda s=s, lo=lo, hi=hi, m=m: s.forward(weights, np.ascontiguousarray(x[:, lo:hi]),
-                                                       state[:, :, lo:hi], m)
-              for (lo, hi, s), m in zip(shards, masks)])
-        logits = np.empty((T, B, self.vocab_size), self.params.flat.dtype)
-        for lo, hi, s in shards:
-            s.final_state(new_state[:, :, lo:hi])
-            logits[:, lo:hi] = s.logits.reshape(T, hi - lo, -1) + self.params["out.b"]
-        return logits.reshape(T * B, -1), new_state
-
-    def loss_and_gradients(self, x, y, state, grads, dropout=0.0, rng=None):
+    def loss_and_gradients(self, x, y, state, grads, dropout=0.0, mask_key=(0,), first_column=0,
+                           count=None):
         """One training batch: returns (mean loss in nats, target count, new state) and writes
-        the gradients of the mean loss into grads."""
+        the gradients of the mean loss into grads. Dropout (inverted, rate ``dropout``, masks from
+        ``mask_key``) is applied to each layer's output, never to the recurrent connection.
+
+        For a share of a larger batch (data-parallel training), ``first_column`` is the global
+        index of x's first column and ``count`` the whole batch's number of targets, which the
+        mean divides by; the loss returned is then this share's part of the mean."""
         T, B = x.shape
         shards = self._split(T, B)
         weights = self._weights()
-        count = int(np.count_nonzero(y >= 0))
+        count = int(np.count_nonzero(y >= 0)) if count is None else count
         scale = 1.0 / count if count else 0.0
         while len(self._grads) < len(shards) - 1:
             self._grads.append(grads.like())
         new_state = np.empty_like(state)
         tasks = []
         for k, (lo, hi, s) in enumerate(shards):
-            masks = self._masks(dropout, rng, T, hi - lo) if dropout > 0.0 else None
+            masks = (self.dropout_masks(dropout, mask_key, range(first_column + lo, first_column + hi), T)
+                     if dropout > 0.0 else None)
             tasks.append(lambda s=s, lo=lo, hi=hi, masks=masks, g=grads if k == 0 else self._grads[k - 1]:
                          s.train(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi], masks,
                                  scale, g, new_state[:, :, lo:hi]))
-        losses = _run(tasks)
+        losses = fan_out(tasks)
         for g in self._grads[:len(shards) - 1]:
             grads.flat += g.flat
         return sum(losses) * scale, count, new_state
-
-    def log_probs(self, x, y, state):
-        """Log-probabilities (T, B) of targets y given inputs x, without dropout; 0 on padding.
-        Returns them with the new state."""
-        T, B = x.shape
-        shards = self._split(T, B)
-        weights = self._weights()
-        out = np.empty((T, B), np.float64)
-        new_state = np.empty_like(state)
-        _run([lambda s=s, lo=lo, hi=hi: s.log_probs(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi],
-                                                    out[:, lo:hi], new_state[:, :, lo:hi])
-              for lo, hi, s in shards])
-        return out, new_state

@@ -15,13 +15,12 @@ work is split and chunked.
 """
 import math
 import os
-import threading
 import time
 
 import numpy as np
 
 from .errors import UsageError
-from .model import GATES
+from .parallel import cores, fan_out, split
 from .vocab import EOS_ID
 
 DEFAULT_LENGTH = 200           # characters, when the length is the only stop
@@ -135,7 +134,7 @@ def pack(network, workers):
     """The weights of ``network`` as :func:`kernels.sampling.generate` reads them: per worker, the
     columns of its hidden units, gate block by gate block (the GRU's candidate block apart)."""
     p, cell = network.params, network.cell
-    H, L, G = network.hidden_size, network.num_layers, GATES[cell]
+    H, L, G = network.hidden_size, network.num_layers, cell.gates
     n = H // workers
 
     def split(w, gates):
@@ -159,22 +158,12 @@ def pack(network, workers):
             b[:, l] = split(p[f"layers.{l}.b"], gates)
         return emb, w_x, w_h, b
 
-    if cell == "gru":
+    if cell.reset_gated:   # the candidate block reads r * h_{t-1}: kept apart
         weights, candidate = part(slice(0, 2)), part(slice(2, 3))
     else:
         weights, candidate = part(slice(0, G)), part(slice(0, 0))
     return weights + candidate + (np.ascontiguousarray(p["out.W"], np.float32),
                                   np.ascontiguousarray(p["out.b"], np.float32))
-
-
-def warm_up(network):
-    """Compile the generation kernel, or load it from Numba's cache: a call that runs no step."""
-    Generation(network, 1, workers=1).step(np.zeros(0, np.int64), np.zeros((0, 1)), 1.0, 0, 1.0,
-                                           False)
-
-
-def cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class Pace:
@@ -210,21 +199,21 @@ class Generation:
     def __init__(self, network, num, workers=None, packed=None):
         from .kernels import sampling
         self.kernel = sampling.generate
-        self.cell = {"rnn": sampling.RNN, "gru": sampling.GRU, "lstm": sampling.LSTM}[network.cell]
+        self.cell = network.cell.code
         self.network = network
         self.packed = {} if packed is None else packed
         H = network.hidden_size
-        split = num == 1 and H % 2 == 0 and H >= MIN_SPLIT_HIDDEN and os.name == "posix" \
+        halves = num == 1 and H % 2 == 0 and H >= MIN_SPLIT_HIDDEN and os.name == "posix" \
             and cores() >= 2
         if workers is None:
-            self.pace = Pace((2, 1) if split else (1,))
+            self.pace = Pace((2, 1) if halves else (1,))
         elif workers == 1 or (num == 1 and H % workers == 0):
             self.pace = Pace((workers,))
         else:
             raise ValueError("several workers split the hidden units of a single sample")
         L = network.num_layers
         self.h = np.zeros((2, L, num, H), np.float32)
-        self.c = np.zeros((L, num, H), np.float32)
+        self.c = np.zeros((2, L, num, H), np.float32)
         self.rh = np.zeros((L, num, H), np.float32)
         self.tokens = np.full(num, EOS_ID, np.int64)
         self.done = np.zeros(num, np.bool_)
@@ -233,7 +222,7 @@ class Generation:
     @property
     def state(self):
         """(h, c): the current hidden and cell states, (L, num, H) each."""
-        return self.h[self.steps % 2], self.c
+        return self.h[self.steps % 2], self.c[self.steps % 2]
 
     def step(self, forced, uniforms, temperature, top_k, top_p, stop_at_eos):
         """Read the forced tokens, then draw len(uniforms) tokens per sample (see the kernel);
@@ -247,7 +236,7 @@ class Generation:
         args = (self.cell, *self.packed[workers], self.h, self.c, self.rh, self.tokens, self.done,
                 self.steps, forced, uniforms, temperature, top_k, top_p, stop_at_eos, out, sync)
         start = time.perf_counter()
-        ran = run_together([lambda k=k: self.kernel(*args, k, workers) for k in range(workers)])[0]
+        ran = fan_out([lambda k=k: self.kernel(*args, k, workers) for k in range(workers)])[0]
         self.pace.record(workers, len(forced) + ran, time.perf_counter() - start)
         self.steps += len(forced) + ran
         return out[:ran]
@@ -259,7 +248,7 @@ class Batch:
     within a chunk (splitting each product across the cores instead makes every step wait)."""
 
     def __init__(self, network, num):
-        edges = np.linspace(0, num, min(num, cores()) + 1).round().astype(int)
+        edges = split(num, min(num, cores()))
         packed = {}
         self.num = num
         self.parts = [(lo, hi, Generation(network, hi - lo, workers=1, packed=packed))
@@ -267,36 +256,11 @@ class Batch:
 
     def step(self, forced, uniforms, *options):
         """As :meth:`Generation.step`, for all the parts."""
-        from .kernels.linalg import blas_threads
         live = [(lo, hi, g) for lo, hi, g in self.parts if not g.done.all()]
-        with blas_threads(1):
-            outs = run_together([
-                lambda lo=lo, hi=hi, g=g: g.step(forced, np.ascontiguousarray(uniforms[:, lo:hi]),
-                                                 *options)
-                for lo, hi, g in live])
+        outs = fan_out([
+            lambda lo=lo, hi=hi, g=g: g.step(forced, np.ascontiguousarray(uniforms[:, lo:hi]), *options)
+            for lo, hi, g in live])
         out = np.full((max(map(len, outs), default=0), self.num), -1, np.int64)
         for (lo, hi, _), part in zip(live, outs):
             out[:len(part), lo:hi] = part
         return out
-
-
-def run_together(tasks):
-    """Call the tasks at once, the first in this thread and each other in a thread of its own;
-    return their results, or re-raise the first failure once all have ended."""
-    results, errors = [None] * len(tasks), []
-
-    def call(i):
-        try:
-            results[i] = tasks[i]()
-        except BaseException as e:       # noqa: B036 - handed to the calling thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(1, len(tasks))]
-    for t in threads:
-        t.start()
-    call(0)
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results

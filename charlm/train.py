@@ -1,8 +1,9 @@
 """Training: the loop, its schedule, validation, checkpoints, interruption and exact resume.
 
 Everything random is a function of ``seed``: the initial weights, the validation split, the order of
-lines and the stream offsets of each epoch (functions of (seed, epoch)), and dropout (one generator
-whose state goes into the checkpoint). Resuming from a checkpoint therefore continues bit for bit.
+lines and the stream offsets of each epoch (functions of (seed, epoch)), and the dropout masks
+(functions of (seed, step, batch column)). Resuming from a checkpoint therefore continues bit for
+bit.
 """
 import math
 import os
@@ -16,11 +17,13 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import data, scorer
-from .config import Config, format_duration
+from .config import OPTIMIZER_MOMENTS, Config, format_duration
 from .errors import CheckpointError, TrainingDiverged, UsageError
+from .forward import Engine
 from .kernels import optim
 from .model import FlatArrays, Network, init_parameters, parameter_shapes
 from .reporter import Reporter
+from .runstate import DROPOUT_MASKS, Evaluation, RunState
 from .vocab import Vocab
 
 ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)
@@ -116,10 +119,8 @@ class Optimizer:
 
     def __init__(self, name, size, moments=None):
         self.name = name
-        names = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ()}[name]
-        self.moments = moments if moments else {k: np.zeros(size, np.float32) for k in names}
-        if set(self.moments) != set(names) or any(a.shape != (size,) for a in self.moments.values()):
-            raise CheckpointError("the optimizer state in the checkpoint does not match its model")
+        self.moments = moments if moments else {k: np.zeros(size, np.float32)
+                                                 for k in OPTIMIZER_MOMENTS[name]}
 
     def step(self, params, grads, lr, scale, t):
         if self.name == "adam":
@@ -138,8 +139,8 @@ class Optimizer:
 class Dataset:
     vocab: Vocab
     train: object            # StreamBatches or LineBatches
-    val: object              # stream mode: the validation text's token ids; lines mode: its
-                             # evaluation batches, lists of chunks [(x, y), ...] from zero state
+    val: object              # stream mode: the validation text's token ids; lines mode: a list
+                             # of the validation lines' token ids
     val_tokens: int          # tokens that validation predicts (0: no validation)
     train_chars: int
     notices: list
@@ -155,8 +156,8 @@ def build_dataset(config, text, vocab):
             raise data.CorpusError("the corpus has no non-empty line to train on")
         B, T, notice = data.fit_batch_shape("lines", len(train_lines), config.batch_size, config.seq_len)
         train = data.LineBatches([vocab.encode(s) for s in train_lines], B, T, config.seed)
-        val = _line_eval_batches([vocab.encode(s) for s in val_lines], B, T)
-        val_tokens = sum(int((y >= 0).sum()) for chunks in val for _, y in chunks)
+        val = [vocab.encode(s) for s in val_lines]
+        val_tokens = sum(len(ids) + 1 for ids in val)
         train_chars = sum(len(s) + 1 for s in train_lines)
     else:
         train_ids, val_ids = data.split_stream(vocab.encode(text), config.val_frac)
@@ -170,19 +171,17 @@ def build_dataset(config, text, vocab):
     return config, Dataset(vocab, train, val, val_tokens, train_chars, notices)
 
 
-def _line_eval_batches(lines_ids, B, T):
-    ordered = sorted(lines_ids, key=len)          # similar lengths together: little padding
-    return [data.pad_lines(ordered[i:i + B], T) for i in range(0, len(ordered), B)]
-
-
 # ---- the trainer ----------------------------------------------------------------------------------
 
-class Trainer:
-    """One training run: a network, its optimizer and data, and the bookkeeping to resume it."""
+VALIDATIONS_PER_RUN = 20    # validate at every 5% of the budget (steps, epochs or time) ...
+MAX_VALIDATION_SHARE = 0.1  # ... unless that would spend more than this share of a timed run on it
 
-    def __init__(self, config, dataset, out, params=None, state=None, reporter=None, corpus_id=None):
+
+class Trainer:
+    """One training run: a network, its optimizer and data, and the run state to resume it."""
+
+    def __init__(self, config, dataset, out, params=None, saved=None, reporter=None, corpus_id=None):
         self.config, self.dataset, self.out = config, dataset, out
-        self.corpus_id = corpus_id
         self.reporter = reporter or Reporter()
         V = len(dataset.vocab)
         shapes = parameter_shapes(config.cell, V, config.hidden_size, config.num_layers)
@@ -193,26 +192,15 @@ class Trainer:
             self.params.flat[:] = params
         self.grads = self.params.like()
         self.network = Network(config.cell, V, config.hidden_size, config.num_layers, self.params)
-        info = state.info if state else {}
+        self.engine = Engine(self.network)
         self.optimizer = Optimizer(config.optimizer, self.params.flat.size,
-                                   state.moments if state else None)
-        self.rng = np.random.Generator(np.random.PCG64(config.seed))
-        if "rng" in info:
-            self.rng.bit_generator.state = info["rng"]
-        self.step_count = info.get("step", 0)
-        self.epoch, self.index, self.chunk = info.get("epoch", 0), info.get("index", 0), info.get("chunk", 0)
-        self.elapsed_before = info.get("elapsed", 0.0)      # seconds of training in earlier runs
+                                   saved.moments if saved else None)
+        self.run_state = saved.run if saved else RunState(corpus=corpus_id)
+        self.best = None            # the best weights so far; None until a validation has run
+        self.carry = saved.carry if saved else None
         self.started = None
-        self.chars_seen = info.get("chars_seen", 0)
-        self.history = info.get("history", [])
-        self.best_val = info.get("best_val_loss")
-        self.best_step = info.get("best_step")
-        self.best = self.params.flat.copy() if state is None else None
-        self.carry = state.carry if state is not None and state.carry is not None else None
-        self.loss_sum, self.loss_count = info.get("loss_sum", 0.0), info.get("loss_count", 0)
-        self.train_loss = info.get("train_loss")
-        self.eval_seconds = info.get("eval_seconds")
         self.save_seconds = 0.0
+        self.last_validation = (self.progress(), self.elapsed)
         self.stop_requested = False
         self.stop_reason = None
         self.chars_per_sec = None
@@ -223,24 +211,28 @@ class Trainer:
     def elapsed(self):
         """Wall time of the run so far, earlier runs of a resumed one included."""
         now = time.perf_counter()
-        return self.elapsed_before + (now - self.started if self.started is not None else 0.0)
+        return self.run_state.elapsed + (now - self.started if self.started is not None else 0.0)
+
+    @property
+    def epochs_done(self):
+        return self.run_state.epoch + self.run_state.index / len(self.dataset.train)
 
     def progress(self):
         """Fraction of the budget used: the largest of the step, epoch and time fractions."""
         c, done = self.config, []
         if c.steps:
-            done.append(self.step_count / c.steps)
+            done.append(self.run_state.step / c.steps)
         if c.epochs:
-            done.append((self.epoch + self.index / len(self.dataset.train)) / c.epochs)
+            done.append(self.epochs_done / c.epochs)
         if c.max_time:
             done.append(self.elapsed / c.max_time)
         return max(done)
 
     def _out_of_budget(self, step_seconds):
         c = self.config
-        if c.steps is not None and self.step_count >= c.steps:
+        if c.steps is not None and self.run_state.step >= c.steps:
             return "steps"
-        if c.epochs is not None and self.epoch + self.index / len(self.dataset.train) >= c.epochs - 1e-9:
+        if c.epochs is not None and self.epochs_done >= c.epochs - 1e-9:
             return "epochs"
         if c.max_time is not None:
             # keep room for the final validation: --max-time is a hard budget that includes it
@@ -252,20 +244,25 @@ class Trainer:
     def _eval_estimate(self):
         if not self.dataset.val_tokens:
             return 0.0
-        if self.eval_seconds is not None:
-            return 1.2 * self.eval_seconds
+        if self.run_state.eval_seconds is not None:
+            return 1.2 * self.run_state.eval_seconds
         rate = self.chars_per_sec or 10_000.0
         return 1.5 * self.dataset.val_tokens / (2.0 * rate)
 
-    @property
-    def eval_every(self):
-        """Steps between validations: about ten times the steps that the validation set's size
-        would take to train on, so that validation costs a few percent of the run."""
-        c = self.config
-        if c.eval_every:
-            return c.eval_every
-        per_step = c.batch_size * c.seq_len
-        return int(min(1000, max(25, 10 * math.ceil(self.dataset.val_tokens / per_step))))
+    def _validation_due(self):
+        """--eval-every N: every N steps. Otherwise each time the run passes another 5% of its
+        budget; in a timed run, not before validation's share of the time since the last one
+        would drop to MAX_VALIDATION_SHARE (a large validation set then validates less often)."""
+        if not self.dataset.val_tokens:
+            return False
+        if self.config.eval_every:
+            return self.run_state.step % self.config.eval_every == 0
+        last_progress, last_elapsed = self.last_validation
+        if math.floor(self.progress() * VALIDATIONS_PER_RUN) <= math.floor(last_progress * VALIDATIONS_PER_RUN):
+            return False
+        cost = self.run_state.eval_seconds
+        return (self.config.max_time is None or cost is None
+                or cost <= MAX_VALIDATION_SHARE * (self.elapsed - last_elapsed))
 
     # -- the loop
 
@@ -276,19 +273,20 @@ class Trainer:
         try:
             self.reporter.start(self)
             self._loop()
-            if self.stop_reason != "interrupted" and (self.dataset.val_tokens and
-                                                      (not self.history or self.history[-1]["step"] != self.step_count)):
+            history = self.run_state.history
+            if self.stop_reason != "interrupted" and self.dataset.val_tokens and \
+                    (not history or history[-1].step != self.run_state.step):
                 self._evaluate()
             self.save()
             self.reporter.finish(self)
             return self.stop_reason
         finally:
-            self.elapsed_before, self.started = self.elapsed, None
+            self.run_state.elapsed, self.started = self.elapsed, None
             restore()
 
     def _loop(self):
         step_seconds = 0.0
-        last_saved = self.step_count
+        last_saved = self.run_state.step
         while True:
             self.stop_reason = "interrupted" if self.stop_requested else self._out_of_budget(step_seconds)
             if self.stop_reason:
@@ -298,111 +296,101 @@ class Trainer:
             step_seconds = time.perf_counter() - started
             self.chars_per_sec = tokens / step_seconds if step_seconds > 0 else None
             self.reporter.step(self, loss)
-            if self.dataset.val_tokens and self.step_count % self.eval_every == 0:
+            if self._validation_due():
                 self._evaluate()
                 self.save()
-                last_saved = self.step_count
-            elif self.config.checkpoint_every and self.step_count - last_saved >= self.config.checkpoint_every:
+                last_saved = self.run_state.step
+            elif self.config.checkpoint_every and self.run_state.step - last_saved >= self.config.checkpoint_every:
                 self.save()
-                last_saved = self.step_count
+                last_saved = self.run_state.step
 
     def _next_batch(self):
         """(x, y, state) of the current position; advances the position after the last chunk."""
-        train = self.dataset.train
+        train, rs = self.dataset.train, self.run_state
         if isinstance(train, data.StreamBatches):
-            x, y = train.batch(self.epoch, self.index)
-            state = self.carry if self.index > 0 and self.carry is not None else None
+            x, y = train.batch(rs.epoch, rs.index)
+            state = self.carry if rs.index > 0 else None
             advance = True
         else:
-            chunks = train.batch(self.epoch, self.index)
-            x, y = chunks[self.chunk]
-            state = self.carry if self.chunk > 0 else None
-            self.chunk += 1
-            advance = self.chunk == len(chunks)
+            chunks = train.batch(rs.epoch, rs.index)
+            x, y = chunks[rs.chunk]
+            state = self.carry if rs.chunk > 0 else None
+            rs.chunk += 1
+            advance = rs.chunk == len(chunks)
         if advance:
-            self.chunk = 0
-            self.index += 1
-            if self.index == len(train):
-                self.epoch, self.index = self.epoch + 1, 0
+            rs.chunk = 0
+            rs.index += 1
+            if rs.index == len(train):
+                rs.epoch, rs.index = rs.epoch + 1, 0
         if state is None:
             state = self.network.zero_state(x.shape[1])
+        elif state.shape[2] != x.shape[1]:
+            raise CheckpointError(f"{self.out}: the saved recurrent state has {state.shape[2]} "
+                                  f"columns, the batch it continues has {x.shape[1]}")
         return x, y, state
 
     def _train_step(self):
-        c = self.config
+        c, rs = self.config, self.run_state
         x, y, state = self._next_batch()
-        loss, count, self.carry = self.network.loss_and_gradients(x, y, state, self.grads, c.dropout, self.rng)
+        loss, count, self.carry = self.network.loss_and_gradients(
+            x, y, state, self.grads, c.dropout, mask_key=(c.seed, rs.step))
         if not math.isfinite(loss):
             raise TrainingDiverged(
-                f"the loss became {loss} at step {self.step_count + 1}; {self.out} keeps the last good "
+                f"the loss became {loss} at step {rs.step + 1}; {self.out} keeps the last good "
                 f"checkpoint. Try a lower --lr (e.g. {c.lr / 3:.2g}) or a smaller --clip (e.g. 1)")
         norm = math.sqrt(optim.squared_norm(self.grads.flat))
         if not math.isfinite(norm):
             raise TrainingDiverged(
-                f"the gradient became {norm} at step {self.step_count + 1}; {self.out} keeps the last "
+                f"the gradient became {norm} at step {rs.step + 1}; {self.out} keeps the last "
                 f"good checkpoint. Try a lower --lr (e.g. {c.lr / 3:.2g}) or --clip 1")
         scale = min(1.0, c.clip / (norm + 1e-6)) if c.clip > 0 else 1.0
-        epochs_done = self.epoch + self.index / len(self.dataset.train)
+        rs.clipped_steps += scale < 1.0
         time_fraction = self.elapsed / c.max_time if c.max_time else None
-        lr = learning_rate(c, self.step_count, epochs_done, time_fraction)
-        self.step_count += 1
-        self.optimizer.step(self.params.flat, self.grads.flat, lr, scale, self.step_count)
+        lr = learning_rate(c, rs.step, self.epochs_done, time_fraction)
+        rs.step += 1
+        self.optimizer.step(self.params.flat, self.grads.flat, lr, scale, rs.step)
         tokens = int(count)
-        self.chars_seen += tokens
-        self.loss_sum += loss * tokens
-        self.loss_count += tokens
+        rs.chars_seen += tokens
+        rs.loss_sum += loss * tokens
+        rs.loss_count += tokens
         return loss, tokens
 
     def evaluate(self):
-        """Mean validation loss in nats per token (no dropout), or None without a validation set.
-        In stream mode it is the loss of the validation text read in order from <EOS>, computed as
-        `charlm score --file` computes it for a file (not that of B streams each starting cold)."""
+        """Mean validation loss in nats per token (no dropout), or None without a validation set:
+        the loss of the held-out text read in order from <EOS> (stream mode), or of the held-out
+        lines, each an example of its own (lines mode), as `charlm score --file` computes them."""
         if not self.dataset.val_tokens:
             return None
         if self.config.mode == "stream":
-            log_prob, count = scorer.stream_log_prob(self.network, self.dataset.val)
-            return -log_prob / count
-        total, count = 0.0, 0
-        for chunks in self.dataset.val:
-            state = None
-            for x, y in chunks:
-                state = self.network.zero_state(x.shape[1]) if state is None else state
-                logp, state = self.network.log_probs(x, y, state)
-                total -= float(logp.sum())
-                count += int((y >= 0).sum())
-        return total / max(count, 1)
+            log_prob, count = scorer.stream_log_prob(self.engine, self.dataset.val)
+        else:
+            log_prob, count = scorer.lines_log_prob(self.engine, self.dataset.val)
+        return -log_prob / count
 
     def _evaluate(self):
+        rs = self.run_state
         started = time.perf_counter()
         val = self.evaluate()
-        self.eval_seconds = time.perf_counter() - started
-        if self.loss_count:
-            self.train_loss = self.loss_sum / self.loss_count
-        self.loss_sum, self.loss_count = 0.0, 0
-        improved = self.best_val is None or val < self.best_val
+        rs.eval_seconds = time.perf_counter() - started
+        self.last_validation = (self.progress(), self.elapsed)
+        if rs.loss_count:
+            rs.train_loss = rs.loss_sum / rs.loss_count
+        rs.loss_sum, rs.loss_count = 0.0, 0
+        improved = rs.best_val_loss is None or val < rs.best_val_loss
         if improved:
-            self.best_val, self.best_step = val, self.step_count
+            rs.best_val_loss, rs.best_step = val, rs.step
             self.best = self.params.flat.copy()
-        record = {"step": self.step_count, "elapsed": round(self.elapsed, 3),
-                  "train_loss": self.train_loss, "val_loss": val, "best": improved}
-        self.history.append(record)
+        record = Evaluation(rs.step, round(self.elapsed, 3), rs.train_loss, val, improved)
+        rs.history.append(record)
         self.reporter.evaluated(self, record)
 
     # -- checkpoints
 
-    def info(self):
-        return {"step": self.step_count, "epoch": self.epoch, "index": self.index, "chunk": self.chunk,
-                "rng": self.rng.bit_generator.state, "elapsed": self.elapsed,
-                "chars_seen": self.chars_seen, "history": self.history, "best_val_loss": self.best_val,
-                "best_step": self.best_step, "train_loss": self.train_loss,
-                "loss_sum": self.loss_sum, "loss_count": self.loss_count,
-                "eval_seconds": self.eval_seconds, "corpus": self.corpus_id}
-
     def save(self):
-        """The best weights (the latest when there is no validation) and the latest state."""
-        best = FlatArrays(self.params.shapes, self.best if self.dataset.val_tokens and self.best is not None
-                          else self.params.flat)
-        state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry, self.info())
+        """The best weights (the latest until a validation has run, or without validation) and
+        the latest state."""
+        best = FlatArrays(self.params.shapes, self.best if self.best is not None else self.params.flat)
+        state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry, self.run_state)
         started = time.perf_counter()
         ckpt.save(self.out, ckpt.Checkpoint(self.config, self.dataset.vocab, best, state))
         self.save_seconds = time.perf_counter() - started
@@ -468,18 +456,22 @@ def _resume(out, text, options, reporter):
     saved = ckpt.load(out, with_training_state=True)
     if saved.training is None:
         raise CheckpointError(f"{out} has no training state to resume from (only weights)")
-    if saved.training.info.get("corpus") not in (None, corpus_fingerprint(text)):
+    if saved.training.run.corpus not in (None, corpus_fingerprint(text)):
         raise UsageError(f"--resume: this is not the corpus {out} was trained on")
     ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE
                      and getattr(saved.config, k) != v)
     if ignored:
         reporter.notice("--resume keeps the run's settings; ignored: " + ", ".join(ignored))
+    if saved.training.run.dropout_masks != DROPOUT_MASKS and saved.config.dropout > 0:
+        reporter.notice(f"{out} was written by an earlier charlm, whose dropout masks came from "
+                        "one random generator; the run continues with masks drawn per step and "
+                        "column, so it is not the run the earlier version would have continued")
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     config = replace(saved.config, **given).validate()
     _, dataset = build_dataset(config, text, saved.vocab)
-    trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter,
-                      corpus_fingerprint(text))
-    trainer.best = saved.weights.flat.copy()
+    trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
+    if saved.training.run.validated:
+        trainer.best = saved.weights.flat.copy()
     return trainer
 
 

@@ -29,17 +29,20 @@ def info(model, as_json):
 
 
 def describe(ckpt, path):
-    state = ckpt.training.info if ckpt.training else {}
-    history = state.get("history", [])
-    best = state.get("best_val_loss")
+    run = ckpt.training.run if ckpt.training else None
+    best = run.best_val_loss if run else None
     return {
         "model": path, "config": _config(ckpt.config), "parameters": int(ckpt.weights.flat.size),
         "vocab_size": len(ckpt.vocab), "vocab": ckpt.vocab.tokens,
-        "steps": state.get("step"), "epochs": state.get("epoch"),
-        "train_seconds": state.get("elapsed"),
+        "steps": run.step if run else None, "epochs": run.epoch if run else None,
+        "train_seconds": run.elapsed if run else None,
+        "validated": run.validated if run else None,
         "best_val_loss": best, "best_val_bpc": best / math.log(2) if best is not None else None,
-        "best_step": state.get("best_step"), "resumable": ckpt.training is not None,
-        "history": [{k: r[k] for k in ("step", "elapsed", "train_loss", "val_loss")} for r in history],
+        "best_step": run.best_step if run else None,
+        "clipped_steps": run.clipped_steps if run else None,
+        "resumable": ckpt.training is not None,
+        "history": [{"step": r.step, "elapsed": r.elapsed, "train_loss": r.train_loss,
+                     "val_loss": r.val_loss} for r in run.history] if run else [],
     }
 
 
@@ -58,7 +61,11 @@ def _print(report):
     table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} lr {c['lr']:g}, "
                               f"dropout {c['dropout']:g}, clip {c['clip']:g}, seed {c['seed']}")
     if report["steps"] is not None:
-        table.add_row("progress", f"{report['steps']:,} steps, {report['train_seconds'] or 0:.0f}s of training")
+        clipped = report["clipped_steps"]
+        table.add_row("progress", f"{report['steps']:,} steps, {report['train_seconds'] or 0:.0f}s of training, "
+                                  f"gradient clipped on {clipped:,} of them")
+    if report["validated"] is False:
+        table.add_row("best val", "[yellow]no validation ran yet[/]: the weights are the latest ones")
     if report["best_val_loss"] is not None:
         table.add_row("best val", f"{report['best_val_loss']:.4f} nats/char "
                                   f"({report['best_val_bpc']:.3f} bits/char) at step {report['best_step']}")

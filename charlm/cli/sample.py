@@ -48,13 +48,14 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     import sys
 
     from ..api import load
-    from ..sampler import check_options, warm_up
+    from ..compile import warm_up_sampling
+    from ..sampler import check_options
     model = load(model_path)
     options = dict(num=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, seed=seed)
     check_options(model, **options)
     with compile_notice():
-        warm_up(model.network)
+        warm_up_sampling(model.network)
     if as_json:
         print_json({"samples": model.sample(**options)})
         return

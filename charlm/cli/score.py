@@ -48,6 +48,7 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
 
     from .. import scorer
     from ..api import load
+    from ..compile import warm_up_forward
     from ..errors import UsageError
     if not texts and file_path is None:
         raise UsageError("nothing to score: give one or more TEXT arguments or --file PATH "
@@ -57,7 +58,7 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
     model = load(model_path)
     out, err = consoles()
     with compile_notice():
-        scorer.warm_up(model)
+        warm_up_forward(model.network)
     results = scorer.score(model, list(texts), per_char=per_char) if texts else []
     if file_path is not None:
         results.append(_score_file(model, file_path, encoding, exact, err))

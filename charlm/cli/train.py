@@ -35,7 +35,7 @@ Examples:
 @click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
               help="lines: one example per line; stream: one long text.  [default: auto]")
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  [default: 1]")
-@click.option("--eval-every", type=int, help="Steps between validations.  [default: about 5% of the time]")
+@click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")
 @click.option("--checkpoint-every", type=int, help="Also save every N steps (always: at each validation and at the end).")
 @click.option("--out", default="charlm.npz", show_default=True, help="Checkpoint to write.")
 @click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
@@ -60,8 +60,8 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
                 else ProgressReporter(err_console))
     trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
     with compile_notice(enabled=not as_json):
-        from ..compile import warm_up
-        warm_up(trainer.config.cell, trainer.config.mode)
+        from ..compile import warm_up_training
+        warm_up_training(trainer.config.cell, trainer.config.optimizer)
     reason = trainer.run()
     summary = summarize(trainer, reason)
     if as_json:
@@ -73,15 +73,15 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
 
 
 def summarize(trainer, reason):
-    c = trainer.config
-    best = trainer.best_val
+    c, rs = trainer.config, trainer.run_state
+    best = rs.best_val_loss
     return {
-        "model": trainer.out, "stopped": reason, "steps": trainer.step_count,
-        "epochs": round(trainer.epoch + trainer.index / len(trainer.dataset.train), 3),
-        "train_loss": trainer.train_loss, "best_val_loss": best,
+        "model": trainer.out, "stopped": reason, "steps": rs.step,
+        "epochs": round(trainer.epochs_done, 3),
+        "train_loss": rs.train_loss, "best_val_loss": best,
         "best_val_bpc": best / math.log(2) if best is not None else None,
-        "best_step": trainer.best_step, "chars_per_sec": trainer.chars_seen / max(trainer.elapsed, 1e-9),
-        "elapsed": round(trainer.elapsed, 2),
+        "best_step": rs.best_step, "chars_per_sec": rs.chars_seen / max(trainer.elapsed, 1e-9),
+        "clipped_steps": rs.clipped_steps, "elapsed": round(trainer.elapsed, 2),
         "config": {"cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
                    "mode": c.mode, "dropout": c.dropout, "batch_size": c.batch_size,
                    "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
@@ -91,7 +91,7 @@ def summarize(trainer, reason):
 def _report_end(trainer, summary, reason, corpus, console, quiet):
     if reason == "interrupted":
         again = f"charlm train {corpus + ' ' if corpus else ''}--out {trainer.out} --resume"
-        console.print(f"[yellow]Stopped at step {trainer.step_count}; saved to {trainer.out}.[/] "
+        console.print(f"[yellow]Stopped at step {trainer.run_state.step}; saved to {trainer.out}.[/] "
                       f"Continue with: [bold]{again}[/]")
         return
     best = summary["best_val_loss"]
@@ -138,11 +138,10 @@ class ProgressReporter(NoticeReporter):
                        "([magenta]{task.fields[bpc]}[/] bpc)  {task.fields[speed]} chars/s"),
             TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
             console=self.console, transient=False)
-        self.task = self.progress.add_task("train", total=1.0, step=trainer.step_count, loss="-",
+        self.task = self.progress.add_task("train", total=1.0, step=trainer.run_state.step, loss="-",
                                            val="-", bpc="-", speed="-", eta="-")
         self.smoothed = None
         self.last_draw = 0.0
-        self.printed_at = -1.0
         self.progress.start()
 
     def step(self, trainer, loss):
@@ -154,25 +153,20 @@ class ProgressReporter(NoticeReporter):
         done = min(trainer.progress(), 1.0)
         eta = trainer.elapsed * (1 - done) / done if done > 0 else None
         from ..config import format_duration
-        self.progress.update(self.task, completed=done, step=trainer.step_count,
+        self.progress.update(self.task, completed=done, step=trainer.run_state.step,
                              loss=f"{self.smoothed:.3f}", speed=f"{trainer.chars_per_sec or 0:,.0f}",
                              eta=format_duration(eta) if eta is not None else "-")
 
     def evaluated(self, trainer, record):
-        """Every validation updates the bar; a line is printed for one in each 5% of the run."""
-        val = record["val_loss"]
-        mark = " [green]best[/]" if record["best"] else ""
-        train = record["train_loss"]
+        """Every validation updates the bar and prints a line, with the time it took."""
+        val, train = record.val_loss, record.train_loss
+        mark = " [green]best[/]" if record.best else ""
         self.progress.update(self.task, val=f"{val:.3f}", bpc=f"{val / math.log(2):.3f}")
-        done = trainer.progress()
-        if done - self.printed_at < 0.05 and done < 1.0 and not trainer.stop_reason:
-            return
-        self.printed_at = done
+        losses = f"train {train:.4f}  val {val:.4f}" if train is not None else f"val {val:.4f}"
         self.progress.console.print(
-            f"step {record['step']:>6}  train {train:.4f}  val {val:.4f} nats "
-            f"({val / math.log(2):.3f} bits/char){mark}" if train is not None else
-            f"step {record['step']:>6}  val {val:.4f}{mark}")
+            f"step {record.step:>6}  {losses} nats ({val / math.log(2):.3f} bits/char){mark}"
+            f"  [dim](validated in {trainer.run_state.eval_seconds:.1f}s)[/]")
 
     def finish(self, trainer):
-        self.progress.update(self.task, completed=min(trainer.progress(), 1.0), step=trainer.step_count)
+        self.progress.update(self.task, completed=min(trainer.progress(), 1.0), step=trainer.run_state.step)
         self.progress.stop()

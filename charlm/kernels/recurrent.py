@@ -3,15 +3,8 @@
 Row-vector convention, as in SPEC.md. For one layer, the input projection ``zx_t = x_t W_x`` is
 computed outside for all steps at once (one large matrix product, or a row gather for one-hot
 input); the time loop here does only what cannot be batched over time: the recurrent product
-``h_{t-1} W_h`` and the fused element-wise cell update. Gate blocks along the last axis:
-
-    rnn   G = 1   h_t = tanh(zx_t + h_{t-1} W_h + b)
-    gru   G = 3   [r, u, c~]  r, u = sigmoid(zx + h_{t-1} W_h + b)         (blocks 0 and 1)
-                              c~ = tanh(zx_c + (r * h_{t-1}) W_h,c + b_c)  (block 2)
-                              h_t = u * c~ + (1 - u) * h_{t-1}
-    lstm  G = 4   [u, f, o, c~]  z = zx + h_{t-1} W_h + b
-                              u, f, o = sigmoid(z_u, z_f, z_o), c~ = tanh(z_c)
-                              c_t = u * c~ + f * c_{t-1},  h_t = o * tanh(c_t)
+``h_{t-1} W_h`` and the element-wise cell update of ``kernels.cells``, where the cells' equations
+and gate blocks are written.
 
 Shapes: T steps, B sequences, H hidden units.
 - ``gates`` (T, B, G*H) holds zx on entry to a forward pass and the activated gates on exit: the
@@ -21,8 +14,8 @@ Shapes: T steps, B sequences, H hidden units.
   ``cs`` (T+1, B, H) likewise for the LSTM's cell states.
 - Backward passes take ``dhs`` (T, B, H), the loss gradient reaching each h_t from above, and write
   ``dz`` (T, B, G*H), the gradient of the pre-activations (the rnn and the LSTM over ``gates``, in
-  place); the caller forms every weight gradient from it as one product over the whole sequence. Truncated BPTT: no gradient leaves through the
-  initial state.
+  place); the caller forms every weight gradient from it as one product over the whole
+  sequence. Truncated BPTT: no gradient leaves through the initial state.
 - The forward passes take the recurrent weights transposed, ``w_ht`` = W_h^T (G*H, H), and the
   backward passes W_h itself: both then run the per-step product as :func:`linalg.matmul_nt`
   (a @ w.T with w's rows contiguous), which beats BLAS on these small products.
@@ -35,115 +28,70 @@ GRU's dz.
 import numpy as np
 from numba import njit
 
-from .activations import sigmoid, tanh
+from .activations import tanh
+from .cells import add_to, gru_reset, gru_update, lstm_update, rnn_update
 from .linalg import matmul_nt
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 
-# ---- one step, element-wise part -----------------------------------------------------------------
-# Each loop reads and writes few distinct arrays: LLVM vectorises a loop only after proving at run
-# time that its arrays do not overlap, and it gives up when that needs too many pairwise checks.
-
-@njit(**KERNEL)
-def rnn_cell(zh, b, h):
-    """h = tanh(h + zh + b): h (B, H) holds zx on entry; zh (B, H) = h_prev W_h."""
-    B, H = h.shape
-    for i in range(B):
-        zh_i, h_i = zh[i], h[i]
-        for j in range(H):
-            h_i[j] = tanh(h_i[j] + zh_i[j] + b[j])
-
-
-@njit(**KERNEL)
-def lstm_cell(zh, b, g, c_prev, c, h):
-    """g (B, 4H) holds zx on entry and the activated [u f o c~] on exit; zh (B, 4H) = h_prev W_h.
-    Writes c and h (B, H)."""
-    B, H = c.shape
-    for i in range(B):
-        g_i, zh_i = g[i], zh[i]
-        for j in range(3 * H):
-            g_i[j] = sigmoid(g_i[j] + zh_i[j] + b[j])
-        for j in range(3 * H, 4 * H):
-            g_i[j] = tanh(g_i[j] + zh_i[j] + b[j])
-        cp, c_i, h_i = c_prev[i], c[i], h[i]
-        for j in range(H):
-            ct = g_i[j] * g_i[3 * H + j] + g_i[H + j] * cp[j]
-            c_i[j] = ct
-            h_i[j] = g_i[2 * H + j] * tanh(ct)
-
-
-@njit(**KERNEL)
-def gru_gates(zh_ru, b, g, h_prev, rh):
-    """Relevance and update gates: g[:, :2H] = sigmoid(zx + zh_ru + b) in place, rh = r * h_prev."""
-    B, H = h_prev.shape
-    for i in range(B):
-        g_i, zh_i = g[i], zh_ru[i]
-        for j in range(2 * H):
-            g_i[j] = sigmoid(g_i[j] + zh_i[j] + b[j])
-        hp, rh_i = h_prev[i], rh[i]
-        for j in range(H):
-            rh_i[j] = g_i[j] * hp[j]
-
-
-@njit(**KERNEL)
-def gru_update(zh_c, b, g, h_prev, h):
-    """Candidate and new state: zh_c = (r * h_prev) W_h,c (B, H); g[:, 2H:] = c~; writes h."""
-    B, H = h.shape
-    one = h.dtype.type(1.0)
-    for i in range(B):
-        g_i, zh_i = g[i], zh_c[i]
-        for j in range(H):
-            g_i[2 * H + j] = tanh(g_i[2 * H + j] + zh_i[j] + b[2 * H + j])
-        hp, h_i = h_prev[i], h[i]
-        for j in range(H):
-            u = g_i[H + j]
-            h_i[j] = u * g_i[2 * H + j] + (one - u) * hp[j]
-
-
 # ---- forward through time ------------------------------------------------------------------------
+# Every cell's forward kernel takes (gates, b, w_ht, hs, aux): aux is the LSTM's cs, the GRU's rh,
+# and unused by the rnn. The element-wise updates are those of ``kernels.cells``.
 
 @njit(**KERNEL)
-def rnn_forward(gates, b, w_ht, hs):
+def rnn_forward(gates, b, w_ht, hs, aux):
     """gates (T, B, H) holds zx on entry and h_1..h_T on exit (also written to hs[1:])."""
-    T = gates.shape[0]
+    T, B = gates.shape[0], gates.shape[1]
     zh = np.empty_like(hs[0])
     for t in range(T):
         matmul_nt(hs[t], w_ht, zh)
-        rnn_cell(zh, b, gates[t])
-        hs[t + 1] = gates[t]
+        for i in range(B):
+            add_to(gates[t, i], zh[i], b)
+            rnn_update(gates[t, i], hs[t + 1, i])
+            gates[t, i] = hs[t + 1, i]
 
 
 @njit(**KERNEL)
 def lstm_forward(gates, b, w_ht, hs, cs):
-    T = gates.shape[0]
+    """Also writes cs[1:] (cs[0] is the initial cell state, set by the caller)."""
+    T, B = gates.shape[0], gates.shape[1]
     zh = np.empty_like(gates[0])
     for t in range(T):
         matmul_nt(hs[t], w_ht, zh)
-        lstm_cell(zh, b, gates[t], cs[t], cs[t + 1], hs[t + 1])
+        for i in range(B):
+            add_to(gates[t, i], zh[i], b)
+            lstm_update(gates[t, i], cs[t, i], cs[t + 1, i], hs[t + 1, i])
 
 
 @njit(**KERNEL)
 def gru_forward(gates, b, w_ht, hs, rh):
     """Also writes rh (T, B, H) = r * h_{t-1}, the input of the candidate's recurrent product."""
-    T = gates.shape[0]
+    T, B = gates.shape[0], gates.shape[1]
     H = hs.shape[2]
     w_ru_t, w_c_t = w_ht[:2 * H], w_ht[2 * H:]      # row blocks of W_h^T: contiguous
-    zh_ru = np.empty((hs.shape[1], 2 * H), hs.dtype)
-    zh_c = np.empty_like(hs[0])
+    b_ru, b_c = b[:2 * H], b[2 * H:]
+    zh_ru = np.empty((B, 2 * H), hs.dtype)
+    zh_c = np.empty((B, H), hs.dtype)
     for t in range(T):
         matmul_nt(hs[t], w_ru_t, zh_ru)
-        gru_gates(zh_ru, b, gates[t], hs[t], rh[t])
+        for i in range(B):
+            g = gates[t, i]
+            add_to(g[:2 * H], zh_ru[i], b_ru)
+            gru_reset(g[:2 * H], hs[t, i], rh[t, i])
         matmul_nt(rh[t], w_c_t, zh_c)
-        gru_update(zh_c, b, gates[t], hs[t], hs[t + 1])
+        for i in range(B):
+            g = gates[t, i]
+            add_to(g[2 * H:], zh_c[i], b_c)
+            gru_update(g[H:2 * H], g[2 * H:], hs[t, i], hs[t + 1, i])
 
 
 # ---- backward through time -----------------------------------------------------------------------
 
 @njit(**KERNEL)
-def rnn_backward(dhs, w_h, gates):
+def rnn_backward(dhs, w_h, hs, aux, gates, dz):
     """dz_t = (dh_t) * (1 - h_t^2), dh_{t-1} += dz_t W_h^T; gates (T, B, H) holds h_1..h_T on
-    entry and dz on exit."""
+    entry and dz on exit (dz and aux unused)."""
     T, B, H = gates.shape
     one = gates.dtype.type(1.0)
     dh = np.zeros((B, H), gates.dtype)      # dL/dh_t through the recurrence
@@ -156,13 +104,13 @@ def rnn_backward(dhs, w_h, gates):
 
 
 @njit(**KERNEL)
-def lstm_backward(dhs, w_h, cs, gates):
+def lstm_backward(dhs, w_h, hs, cs, gates, dz):
     """From h_t = o tanh(c_t), c_t = u c~ + f c_{t-1}:
     dc_t = dh_t o (1 - tanh^2 c_t) + f_{t+1} dc_{t+1};
     dz_u = dc u(1-u) c~, dz_f = dc f(1-f) c_{t-1}, dz_o = dh tanh(c_t) o(1-o), dz_c~ = dc u (1-c~^2);
     dh_{t-1} = dhs_{t-1} + dz_t W_h^T.
     gates (T, B, 4H) holds the activated gates on entry and dz on exit (in place: the largest
-    buffer of training is not needed twice)."""
+    buffer of training is not needed twice; hs and dz unused)."""
     T, B, H = dhs.shape
     one = cs.dtype.type(1.0)
     dh = np.zeros((B, H), cs.dtype)      # dL/dh_t through the recurrence
@@ -190,12 +138,14 @@ def lstm_backward(dhs, w_h, cs, gates):
 
 
 @njit(**KERNEL)
-def gru_backward(dhs, w_h_ru, w_h_c, hs, gates, dz):
+def gru_backward(dhs, w_h, hs, rh, gates, dz):
     """From h_t = u c~ + (1 - u) h_{t-1}, c~ = tanh(zx_c + (r h_{t-1}) W_h,c + b_c):
     dz_c~ = dh u (1 - c~^2), dz_u = dh (c~ - h_{t-1}) u(1-u), d(r h) = dz_c~ W_h,c^T,
     dz_r = d(r h) h_{t-1} r(1-r), dh_{t-1} = dhs_{t-1} + dh (1-u) + d(r h) r + dz_ru W_h,ru^T.
-    W_h comes split into contiguous blocks: w_h_ru = W_h[:, :2H], w_h_c = W_h[:, 2H:]."""
+    Writes dz (T, B, 3H); rh unused."""
     T, B, H = dhs.shape
+    w_h_ru = np.ascontiguousarray(w_h[:, :2 * H])      # the per-step products read whole rows
+    w_h_c = np.ascontiguousarray(w_h[:, 2 * H:])
     one = hs.dtype.type(1.0)
     dh_next = np.zeros((B, H), hs.dtype)
     dz_ru = np.empty((B, 2 * H), hs.dtype)  # contiguous copies of dz's blocks for the products

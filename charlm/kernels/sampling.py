@@ -4,10 +4,8 @@ Per step, for B samples side by side (row-vector convention, gate blocks as in S
 
     layer 0:   z = W_x[token] + b + h_{t-1} W_h            (a row gather: the input is one-hot)
     layer l:   z = h^{l-1}_t W_x + b + h^l_{t-1} W_h
-    rnn        h = tanh(z)
-    gru        [r, u] = sigmoid(z[:2H]);  c~ = tanh(z_x[2H:] + (r * h_{t-1}) W_h[:, 2H:])
-               h = u * c~ + (1 - u) * h_{t-1}
-    lstm       [u, f, o] = sigmoid(z[:3H]), c~ = tanh(z[3H:]),  c = u * c~ + f * c,  h = o * tanh(c)
+    cell       the element-wise update of ``kernels.cells`` (the GRU's candidate block reads
+               (r * h_{t-1}) W_h[:, 2H:] instead)
     output     logits = h^top W_y + b_y
     draw       p = softmax((logits - max) / temperature) over every token but <UNK>, restricted to
                the top_k most probable, then to the smallest most-probable set holding top_p of
@@ -39,11 +37,11 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .activations import sigmoid, tanh
+from . import cells
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
-RNN, GRU, LSTM = 0, 1, 2            # cell codes
+RNN, GRU, LSTM = 0, 1, 2            # cell codes, as in the cell table (charlm.cells)
 EOS_ID, UNK_ID = 0, 1
 SYNC_STRIDE = 16                    # int64 slots between two workers' counters: one cache line each
 SPINS_BEFORE_YIELD = 2000
@@ -152,51 +150,6 @@ def gather_rows(z, table, tokens, bias):
             z_b[j] = row[j] + bias[j]
 
 
-# ---- cell updates on this worker's units [lo, lo + n) ------------------------------------------
-
-@njit(**KERNEL)
-def rnn_update(z, h_new, lo):
-    n = z.shape[1]
-    for b in range(z.shape[0]):
-        z_b, h_b = z[b], h_new[b, lo:lo + n]
-        for j in range(n):
-            h_b[j] = tanh(z_b[j])
-
-
-@njit(**KERNEL)
-def lstm_update(z, c, h_new, lo):
-    """z (B, 4n) pre-activations [u f o c~]; c (B, H) updated in place on these units."""
-    n = z.shape[1] // 4
-    for b in range(z.shape[0]):
-        z_b, c_b, h_b = z[b], c[b, lo:lo + n], h_new[b, lo:lo + n]
-        for j in range(n):
-            ct = sigmoid(z_b[j]) * tanh(z_b[3 * n + j]) + sigmoid(z_b[n + j]) * c_b[j]
-            c_b[j] = ct
-            h_b[j] = sigmoid(z_b[2 * n + j]) * tanh(ct)
-
-
-@njit(**KERNEL)
-def gru_gates(z, h_prev, rh, lo):
-    """z (B, 2n) pre-activations [r u] -> activated in place; rh = r * h_prev on these units."""
-    n = z.shape[1] // 2
-    for b in range(z.shape[0]):
-        z_b, hp, rh_b = z[b], h_prev[b, lo:lo + n], rh[b, lo:lo + n]
-        for j in range(2 * n):
-            z_b[j] = sigmoid(z_b[j])
-        for j in range(n):
-            rh_b[j] = z_b[j] * hp[j]
-
-
-@njit(**KERNEL)
-def gru_update(z_ru, z_c, h_prev, h_new, lo):
-    n = z_c.shape[1]
-    one = np.float32(1.0)
-    for b in range(z_c.shape[0]):
-        u, zc, hp, h_b = z_ru[b, n:2 * n], z_c[b], h_prev[b, lo:lo + n], h_new[b, lo:lo + n]
-        for j in range(n):
-            h_b[j] = u[j] * tanh(zc[j]) + (one - u[j]) * hp[j]
-
-
 # ---- the draw ---------------------------------------------------------------------------------
 
 @njit(**KERNEL)
@@ -259,9 +212,9 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
              stop_at_eos, out, sync, worker, workers):
     """Run len(forced) + len(uniforms) steps (fewer if all stop) on B = len(tokens) samples.
 
-    State, carried from call to call: h (2, L, B, H) double-buffered (step t reads h[t % 2] and
-    writes h[1 - t % 2], so a worker never overwrites what the other is still reading), c (L, B, H)
-    for the LSTM, rh (L, B, H) scratch for the GRU's r * h, tokens (B,) the current inputs, int64,
+    State, carried from call to call: h and c (2, L, B, H) double-buffered (step t reads h[t % 2]
+    and writes h[1 - t % 2], so a worker never overwrites what the other is still reading; c, the
+    LSTM's, likewise, so that its update never works in place), rh (L, B, H) scratch for the GRU's r * h, tokens (B,) the current inputs, int64,
     done (B,) the samples that have stopped. step0 is the number of steps run by earlier calls.
 
     The first len(forced) steps read the prime: their next input is forced[s], nothing is drawn.
@@ -288,6 +241,7 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
     for s in range(F + S):
         q = (step0 + s) % 2
         h_in, h_out = h[q], h[1 - q]
+        c_in, c_out = c[q], c[1 - q]
         for l in range(L):
             h_prev = h_in[l]
             if l == 0:
@@ -297,11 +251,14 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
                 add_product(h_out[l - 1], w_x[worker, l - 1], z)
             add_product(h_prev, w_h[worker, l], z)
             if cell == LSTM:
-                lstm_update(z, c[l], h_out[l], lo)
+                for i in range(B):
+                    cells.lstm_update(z[i], c_in[l, i, lo:lo + n], c_out[l, i, lo:lo + n], h_out[l, i, lo:lo + n])
             elif cell == RNN:
-                rnn_update(z, h_out[l], lo)
+                for i in range(B):
+                    cells.rnn_update(z[i], h_out[l, i, lo:lo + n])
             else:
-                gru_gates(z, h_prev, rh[l], lo)
+                for i in range(B):
+                    cells.gru_reset(z[i], h_prev[i, lo:lo + n], rh[l, i, lo:lo + n])
                 if l == 0:
                     gather_rows(z_c, emb_c[worker], tok, b_c[worker, 0])
                 else:
@@ -310,7 +267,8 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
                 phase += 1
                 barrier(sync, worker, workers, phase)
                 add_product(rh[l], w_hc[worker, l], z_c)
-                gru_update(z, z_c, h_prev, h_out[l], lo)
+                for i in range(B):
+                    cells.gru_update(z[i, n:2 * n], z_c[i], h_prev[i, lo:lo + n], h_out[l, i, lo:lo + n])
             phase += 1
             barrier(sync, worker, workers, phase)
         if s < F:

@@ -1,0 +1,163 @@
+"""The no-grad forward pass: what scoring, validation, and every view of a trained network run.
+
+Training has its own pass (``model.Network``), which keeps the caches its backward pass needs;
+this one keeps none. It runs time-blocked, so its memory does not grow with the text: with
+R = ``ROWS_PER_BLOCK`` rows (time steps x columns) per block, about R * (G*H + 3*H + V) float32
+values (the input products of a layer above the first, a layer's outputs and cell states, the
+logits), whatever the length of the sequences.
+
+Shapes: token ids ``x`` (T, B), time-major, one column per sequence; the recurrent state (L, S, B, H)
+as ``Network.zero_state`` makes it, advanced in place.
+"""
+import numpy as np
+
+from .kernels import inference
+from .kernels.linalg import matmul
+from .kernels.loss import log_softmax_at
+from .parallel import cores, fan_out, split
+
+ROWS_PER_BLOCK = 4096  # time steps per block = ROWS_PER_BLOCK // columns: bounds the buffers
+MIN_SHARE = 16         # fewest columns worth a thread of their own
+
+
+class Forward:
+    """The forward pass on one thread, buffers reused from call to call."""
+
+    def __init__(self, network):
+        p = network.params
+        self.network = network
+        self.H, self.L = network.hidden_size, network.num_layers
+        self.steps = network.cell.kernel(inference, "steps")
+        self.layers = [tuple(p[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
+                       for layer in range(self.L)]
+        self.out_w, self.out_b = p["out.W"], p["out.b"]
+        self.dtype = self.out_w.dtype
+        self._buffers_key, self._buffers = None, None
+
+    def _buffers_for(self, block, B):
+        if self._buffers_key != (block, B):
+            rows = block * B
+            G = self.network.cell.gates
+            self._buffers = dict(
+                hs=[np.empty((block, B, self.H), self.dtype) for _ in range(2)],
+                cs=np.empty((block, B, self.H), self.dtype),
+                x_table=np.empty((rows, G * self.H), self.dtype),
+                logits=np.empty((rows, self.out_w.shape[1]), self.dtype),
+                rows=np.arange(rows, dtype=np.int32).reshape(block, B),
+            )
+            self._buffers_key = (block, B)
+        return self._buffers
+
+    def blocks(self, x, state):
+        """Run x (T, B) from state, a block of time steps at a time; yields (t0, t1, layers) for
+        each block, where layers[l] = (hs, cs) holds layer l's h (and the LSTM's c) at steps
+        t0..t1-1, (t1 - t0, B, H) each, valid until the next block."""
+        T, B = x.shape
+        block = max(1, min(T, ROWS_PER_BLOCK // B))
+        buf = self._buffers_for(block, B)
+        for t0 in range(0, T, block):
+            t1 = min(T, t0 + block)
+            yield t0, t1, self._block(x[t0:t1], state, buf)
+
+    def _block(self, x, state, buf):
+        steps, B = x.shape
+        rows = steps * B
+        below, layers = None, []
+        for layer, (w_x, w_h, b) in enumerate(self.layers):
+            hs, cs = buf["hs"][layer % 2][:steps], buf["cs"][:steps]      # (steps, B, H)
+            if layer == 0:
+                table, index = w_x, x
+            else:
+                table, index = buf["x_table"][:rows], buf["rows"][:steps]   # (steps*B, G*H)
+                matmul(below.reshape(rows, self.H), w_x, table)
+            self.steps(index, table, b, w_h, state[layer, 0], state[layer, -1], hs, cs)
+            layers.append((hs, cs))
+            below = hs
+        return layers
+
+    def logits(self, top):
+        """Logits (rows, V) of the top layer's outputs (steps, B, H), without the output bias."""
+        rows = top.shape[0] * top.shape[1]
+        logits = self._buffers["logits"][:rows]
+        matmul(top.reshape(rows, self.H), self.out_w, logits)
+        return logits
+
+    def log_probs(self, x, y, state, out):
+        """out (T, B) = log p(y[t, b] | x[.., b]), 0 where y = -1, for int32 token ids x, y."""
+        for t0, t1, layers in self.blocks(x, state):
+            targets = y[t0:t1].reshape(-1)
+            if (targets >= 0).any():     # burn-in blocks predict nothing that counts
+                log_softmax_at(self.logits(layers[-1][0]), self.out_b, targets,
+                               out[t0:t1].reshape(-1))
+
+    def log_softmax(self, x, state, out):
+        """out (T, B, V) float64 = log p(next token | x[.., b]) for every token of the vocabulary."""
+        for t0, t1, layers in self.blocks(x, state):
+            z = self.logits(layers[-1][0]).astype(np.float64) + self.out_b
+            z -= z.max(axis=1, keepdims=True)
+            z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
+            out[t0:t1] = z.reshape(t1 - t0, x.shape[1], -1)
+
+    def states(self, x, state, out):
+        """out (L, S, T, B, H) = every layer's state after each step (h, and the LSTM's c)."""
+        for t0, t1, layers in self.blocks(x, state):
+            for layer, (hs, cs) in enumerate(layers):
+                out[layer, 0, t0:t1] = hs
+                if out.shape[1] == 2:
+                    out[layer, 1, t0:t1] = cs
+
+
+class Engine:
+    """The columns of a batch split across the cores: one thread and one :class:`Forward` per
+    share. Columns are independent, so the threads never wait on each other; letting OpenBLAS
+    split each small recurrent product instead keeps its threads handing work over and leaves the
+    element-wise cell updates on one core."""
+
+    def __init__(self, network):
+        self.network = network
+        self.forwards = [Forward(network) for _ in range(cores())]
+
+    def zero_state(self, batch_size):
+        return self.network.zero_state(batch_size)
+
+    def log_probs(self, x, y, state):
+        """(T, B) float64 log p(y | x), 0 where y = -1, for int32 ids x, y (T, B); advances
+        state (L, S, B, H) in place."""
+        out = np.zeros(x.shape, np.float64)
+        self._run("log_probs", x, state, out, 1, y)
+        return out
+
+    def log_softmax(self, x, state):
+        """(T, B, V) float64 log-probabilities of every next token after each input of x."""
+        out = np.empty(x.shape + (self.network.vocab_size,), np.float64)
+        self._run("log_softmax", x, state, out, 1)
+        return out
+
+    def states(self, x, state):
+        """(L, S, T, B, H) every layer's state after each input of x."""
+        n = self.network
+        out = np.empty((n.num_layers, n.cell.num_states) + x.shape + (n.hidden_size,),
+                       n.params.flat.dtype)
+        self._run("states", x, state, out, out.ndim - 2)
+        return out
+
+    def _run(self, method, x, state, out, column_axis, y=None):
+        """Call ``Forward.<method>`` on shares of the columns, one thread each."""
+        B = x.shape[1]
+        shares = min(len(self.forwards), max(1, B // MIN_SHARE))
+        edges = split(B, shares)
+
+        def run(forward, columns, x, y):
+            index = (slice(None),) * column_axis + (columns,)
+            part_state = np.ascontiguousarray(state[:, :, columns])
+            part_out = np.zeros(out[index].shape, out.dtype)
+            inputs = [np.ascontiguousarray(a[:, columns]) for a in (x, y) if a is not None]
+            getattr(forward, method)(*inputs, part_state, part_out)
+            state[:, :, columns] = part_state
+            out[index] = part_out
+
+        if shares == 1:
+            run(self.forwards[0], slice(0, B), x, y)
+            return
+        fan_out([lambda f=f, lo=lo, hi=hi: run(f, slice(lo, hi), x, y)
+                 for f, lo, hi in zip(self.forwards, edges[:-1], edges[1:])])

@@ -1,0 +1,84 @@
+"""The run state: where a training run stands, what ``--resume`` needs besides the arrays, and
+what ``charlm info`` shows. Stored in a checkpoint as the JSON text ``state.json``; this module is
+the only place that reads or writes it."""
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+# Dropout masks are functions of (seed, step, batch column). The first format drew them from one
+# generator whose state the checkpoint kept (its key "rng"): "one generator".
+DROPOUT_MASKS = "per step and column"
+
+
+@dataclass
+class Evaluation:
+    """One validation: its step, the wall time of the run then, the mean training loss since the
+    previous one and the validation loss (nats per token); ``best`` if it was the best so far."""
+    step: int
+    elapsed: float
+    train_loss: float | None
+    val_loss: float
+    best: bool
+
+
+@dataclass
+class RunState:
+    step: int = 0                       # optimizer steps taken
+    epoch: int = 0                      # the data position: epoch, batch index in the epoch,
+    index: int = 0                      # and chunk of a lines-mode batch of long lines
+    chunk: int = 0
+    elapsed: float = 0.0                # seconds of training, earlier runs of a resumed one included
+    chars_seen: int = 0                 # training targets read
+    history: list = field(default_factory=list)     # [Evaluation]
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    train_loss: float | None = None     # mean training loss over the last validation interval
+    loss_sum: float = 0.0               # running sum and count of the current interval
+    loss_count: int = 0
+    eval_seconds: float | None = None   # the latest validation's duration
+    clipped_steps: int = 0              # steps on which gradient clipping scaled the gradient
+    corpus: dict | None = None          # {"chars", "crc32"} of the training text
+    dropout_masks: str = DROPOUT_MASKS  # how the run draws them (see model.Network.dropout_masks)
+
+    @property
+    def validated(self):
+        return bool(self.history)
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse and check ``state.json``; raises ValueError naming the first bad entry. Keys this
+        version does not know (e.g. ``rng`` of the first format) are ignored."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        state = cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+        if "dropout_masks" not in data:
+            state.dropout_masks = "one generator"
+        for name in ("step", "epoch", "index", "chunk", "chars_seen", "loss_count", "clipped_steps"):
+            _check(isinstance(getattr(state, name), int) and getattr(state, name) >= 0, name)
+        for name in ("elapsed", "loss_sum"):
+            _check(_number(getattr(state, name)), name)
+        for name in ("best_val_loss", "train_loss", "eval_seconds"):
+            _check(getattr(state, name) is None or _number(getattr(state, name)), name)
+        _check(state.best_step is None or isinstance(state.best_step, int), "best_step")
+        _check(state.corpus is None or isinstance(state.corpus, dict), "corpus")
+        _check(isinstance(state.history, list) and all(isinstance(r, dict) for r in state.history),
+               "history")
+        try:
+            state.history = [Evaluation(**r) for r in state.history]
+        except TypeError:
+            raise ValueError("history: a record with unexpected fields") from None
+        return state
+
+
+def _number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check(ok, name):
+    if not ok:
+        raise ValueError(f"'{name}' has an invalid value")
