@@ -94,35 +94,41 @@ def init_parameters(params, cell, rng):
 class _Weights:
     """One layer's weights as the kernels take them, with W_h^T for the forward time loop."""
 
-    def __init__(self, params, layer):
-        self.w_x, self.w_h, self.b = (params[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
+    def __init__(self, params, layer, prefix="layers"):
+        self.w_x, self.w_h, self.b = (params[f"{prefix}.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
         self.w_ht = np.ascontiguousarray(self.w_h.T)
 
 
-class _Shard:
-    """One thread's share of a batch, b sequences of T steps, and its buffers. The buffers are kept
-    from batch to batch while (T, b) stays, so that a training step allocates almost nothing."""
+def stack_weights(params, num_layers, prefix="layers"):
+    """The weights of the stack whose layers are stored as ``{prefix}.{l}.*``, bottom first."""
+    return [_Weights(params, layer, prefix) for layer in range(num_layers)]
 
-    def __init__(self, net, T, b):
-        L, H, V, cell = net.num_layers, net.hidden_size, net.vocab_size, net.cell
-        dt = net.params.flat.dtype
-        self.net = net
+
+class Stack:
+    """A stack of recurrent layers on one thread, over b sequences of T steps: its forward pass,
+    which returns the top layer's outputs, and its backward pass, which takes the gradient reaching
+    them. What sits on top (a softmax over the vocabulary, or two stacks' outputs side by side) is
+    the caller's. The buffers are kept from batch to batch while (T, b) stays, so that a training
+    step allocates almost nothing."""
+
+    def __init__(self, cell, num_layers, hidden_size, dtype, T, b):
+        L, H = num_layers, hidden_size
+        self.cell, self.hidden_size = cell, hidden_size
         self.forward_kernel = cell.kernel(recurrent, "forward")
         self.backward_kernel = cell.kernel(recurrent, "backward")
-        self.gates = np.empty((L, T, b, cell.gates * H), dt)    # zx, then the activated gates
-        self.hs = np.empty((L, T + 1, b, H), dt)                # h_0 .. h_T
+        self.gates = np.empty((L, T, b, cell.gates * H), dtype)  # zx, then the activated gates
+        self.hs = np.empty((L, T + 1, b, H), dtype)              # h_0 .. h_T
         # the forward kernels' aux: c_0 .. c_T for the LSTM, r * h_{t-1} for the GRU
         aux_steps = T + 1 if cell.num_states == 2 else T if cell.reset_gated else 0
-        self.aux = np.empty((L, aux_steps, b, H), dt)
-        self.dropped = None                                     # (L, T, b, H) outputs after dropout
-        self.logits = np.empty((T * b, V), dt)
-        self.dlogits = np.empty((T * b, V), dt)
-        self.dz = None if cell.dz_in_gates else np.empty((T, b, cell.gates * H), dt)
-        self.dh = np.empty((T, b, H), dt)                       # gradient reaching a layer's outputs
+        self.aux = np.empty((L, aux_steps, b, H), dtype)
+        self.dropped = None                                      # (L, T, b, H) outputs after dropout
+        self.dz = None if cell.dz_in_gates else np.empty((T, b, cell.gates * H), dtype)
+        self.dh = np.empty((T, b, H), dtype)   # gradient reaching a layer's outputs: the caller
+                                               # writes the top layer's before ``backward``
 
     def forward(self, weights, x, state, masks):
-        """Logits (T*b, V) without the output bias, for ids x (T, b) from state (L, S, b, H);
-        returns the top layer's output (T, b, H)."""
+        """The top layer's outputs (T, b, H), after dropout where masks (L, T, b, H) are given, for
+        ids x (T, b) from state (L, S, b, H)."""
         T, b = x.shape
         inp = None
         for layer, w in enumerate(weights):
@@ -140,7 +146,6 @@ class _Shard:
                 if self.dropped is None:
                     self.dropped = np.empty((len(weights),) + inp.shape, inp.dtype)
                 inp = np.multiply(inp, masks[layer], out=self.dropped[layer])
-        matmul(inp.reshape(T * b, -1), self.net.params["out.W"], self.logits)
         return inp
 
     def final_state(self, out):
@@ -149,21 +154,14 @@ class _Shard:
         if out.shape[1] == 2:
             out[:, 1] = self.aux[:, -1]
 
-    def train(self, weights, x, y, state, masks, scale, grads, new_state):
-        """Forward and backward over this shard; writes the gradient of scale * (summed loss) into
-        grads and the final state into new_state. Returns the summed loss."""
-        net, p = self.net, self.net.params
-        x = np.ascontiguousarray(x)
+    def backward(self, weights, x, masks, grads, prefix="layers"):
+        """Backpropagate ``self.dh`` (T, b, H), the gradient reaching the outputs that
+        :meth:`forward` returned, through the stack; writes the weight gradients into
+        ``grads["{prefix}.{l}.*"]``. Uses self.dh as scratch."""
         T, b = x.shape
-        H = net.hidden_size
-        top = self.forward(weights, x, state, masks)
-        self.final_state(new_state)
-        loss = loss_kernels.softmax_cross_entropy(self.logits, p["out.b"], y.reshape(-1), scale,
-                                                  self.dlogits, grads["out.b"])
-        matmul(top.reshape(T * b, H).T, self.dlogits, grads["out.W"])
+        H = self.hidden_size
         dh = self.dh.reshape(T * b, H)
-        matmul(self.dlogits, p["out.W"].T, dh)
-        for layer in reversed(range(net.num_layers)):
+        for layer in reversed(range(len(weights))):
             w, hs, gates = weights[layer], self.hs[layer], self.gates[layer]
             if masks is not None:
                 self.dh *= masks[layer]
@@ -171,16 +169,16 @@ class _Shard:
             self.backward_kernel(self.dh, w.w_h, hs, self.aux[layer], gates, dz)
             dz = dz.reshape(T * b, -1)
             h_prev = hs[:-1].reshape(T * b, H)
-            dw_h = grads[f"layers.{layer}.W_h"]
-            if net.cell.reset_gated:
+            dw_h = grads[f"{prefix}.{layer}.W_h"]
+            if self.cell.reset_gated:
                 # the r and u blocks multiply h_{t-1}, the candidate's block r * h_{t-1}
                 dw_h[:, :2 * H] = product(h_prev.T, np.ascontiguousarray(dz[:, :2 * H]))
                 dw_h[:, 2 * H:] = product(self.aux[layer].reshape(T * b, H).T,
                                           np.ascontiguousarray(dz[:, 2 * H:]))
             else:
                 matmul(h_prev.T, dz, dw_h)
-            dz.sum(axis=0, out=grads[f"layers.{layer}.b"])
-            dw_x = grads[f"layers.{layer}.W_x"]
+            dz.sum(axis=0, out=grads[f"{prefix}.{layer}.b"])
+            dw_x = grads[f"{prefix}.{layer}.W_x"]
             if layer == 0:
                 dw_x[:] = 0.0
                 scatter_add_rows(dw_x, x.reshape(-1), dz)
@@ -188,6 +186,33 @@ class _Shard:
                 below = self.dropped[layer - 1] if masks is not None else self.hs[layer - 1, 1:]
                 matmul(below.reshape(T * b, H).T, dz, dw_x)
                 matmul(dz, w.w_x.T, dh)
+
+
+class _Shard:
+    """One thread's share of a batch, b sequences of T steps: its stack and output buffers."""
+
+    def __init__(self, net, T, b):
+        dt = net.params.flat.dtype
+        self.net = net
+        self.stack = Stack(net.cell, net.num_layers, net.hidden_size, dt, T, b)
+        self.logits = np.empty((T * b, net.vocab_size), dt)
+        self.dlogits = np.empty((T * b, net.vocab_size), dt)
+
+    def train(self, weights, x, y, state, masks, scale, grads, new_state):
+        """Forward and backward over this shard; writes the gradient of scale * (summed loss) into
+        grads and the final state into new_state. Returns the summed loss."""
+        p = self.net.params
+        x = np.ascontiguousarray(x)
+        T, b = x.shape
+        H = self.net.hidden_size
+        top = self.stack.forward(weights, x, state, masks)
+        matmul(top.reshape(T * b, -1), p["out.W"], self.logits)   # logits without the bias
+        self.stack.final_state(new_state)
+        loss = loss_kernels.softmax_cross_entropy(self.logits, p["out.b"], y.reshape(-1), scale,
+                                                  self.dlogits, grads["out.b"])
+        matmul(top.reshape(T * b, H).T, self.dlogits, grads["out.W"])
+        matmul(self.dlogits, p["out.W"].T, self.stack.dh.reshape(T * b, H))
+        self.stack.backward(weights, x, masks, grads)
         return loss
 
 
@@ -226,7 +251,7 @@ class Network:
         return self._shards[key]
 
     def _weights(self):
-        return [_Weights(self.params, layer) for layer in range(self.num_layers)]
+        return stack_weights(self.params, self.num_layers)
 
     def dropout_masks(self, dropout, key, columns, T):
         """Inverted-dropout masks (L, T, b, H), 0 or 1 / (1 - dropout), for the batch columns
