@@ -10,14 +10,14 @@ Batches are time-major token ids ``x``, ``y`` of shape (T, B); a target of -1 is
 - lines mode: each line is one example, ``<EOS> c1 .. cn`` -> ``c1 .. cn <EOS>``; B lines per batch,
   padded; a line longer than T is cut into chunks of T steps with the state carried within it.
 """
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CorpusError, UsageError
+from .errors import CorpusError
+from .textfile import read_text
 from .vocab import EOS_ID
 
 BUNDLED = "names.txt"
@@ -30,23 +30,12 @@ class Corpus:
 
 
 def read_corpus(path=None, encoding="utf-8"):
-    """The text of path (the bundled names when path is None), with newlines normalised to \\n.
-    Raises CorpusError with one clear line for anything that is not usable text."""
+    """The text of path (the bundled names when path is None), read as charlm reads every text
+    file (:mod:`charlm.textfile`). Raises CorpusError with one clear line for anything that is not
+    usable text."""
     if path is None:
         return Corpus(_bundled_bytes().decode("utf-8"), "the bundled names (corpora/names.txt)")
-    data = _read_bytes(path)
-    nul = data.find(b"\0", 0, 1 << 20)
-    if nul >= 0 and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
-        raise CorpusError(f"{path} looks like a binary file (NUL byte at offset {nul}), not text")
-    try:
-        text = data.decode(encoding)
-    except LookupError:
-        raise UsageError(f"--encoding: unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset "
-                          f"{e.start} ({e.reason}); read another encoding with e.g. --encoding latin-1"
-                          ) from None
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = read_text(path, encoding)
     if not text.strip():
         raise CorpusError(f"{path} is empty: there is nothing to learn from")
     return Corpus(text, str(path))
@@ -59,18 +48,6 @@ def _bundled_bytes():
         return resources.files("charlm.corpora").joinpath(BUNDLED).read_bytes()
     except ModuleNotFoundError:
         return (Path(__file__).resolve().parent.parent / "corpora" / BUNDLED).read_bytes()
-
-
-def _read_bytes(path):
-    if not os.path.exists(path):
-        raise CorpusError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise CorpusError(f"{path} is a folder; give a text file")
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def detect_mode(text):

@@ -30,7 +30,6 @@ incrementally and scored in batches of columns, so memory does not grow with the
   checkpoint; ``tests/test_score.py`` holds the segments to the exact value for a model without
   memory, where any burn-in is exact.
 """
-import codecs
 import math
 import os
 import threading
@@ -43,6 +42,7 @@ from .kernels import inference
 from .kernels.linalg import blas_threads, matmul
 from .kernels.loss import log_softmax_at
 from .model import GATES, STATES
+from .textfile import TextFile
 from .vocab import EOS, EOS_ID, UNK_ID
 
 COLUMNS = 512          # sequences scored side by side, shared among the cores
@@ -283,78 +283,22 @@ def _pad_examples(ids_list, lines):
 
 # ---- files ---------------------------------------------------------------------------------------
 
-class _FileReader:
-    """The text of a file, decoded incrementally in chunks, with newlines normalised to \\n and a
-    leading byte-order mark dropped (as training reads a corpus). ``done`` counts bytes read."""
-
-    def __init__(self, path, encoding):
-        self.path, self.encoding = path, encoding
-        if not os.path.exists(path):
-            raise CorpusError(f"no such file: {path}")
-        if os.path.isdir(path):
-            raise CorpusError(f"{path} is a folder; give a text file")
-        try:
-            self.decoder = codecs.getincrementaldecoder(encoding)()
-        except LookupError:
-            raise UsageError(f"--encoding: unknown encoding {encoding!r}") from None
-        self.nul_is_text = encoding.lower().replace("-", "").replace("_", "").startswith(
-            ("utf16", "utf32"))
-        self.total = os.path.getsize(path)
-        self.done = 0
-
-    def chunks(self):
-        first, held = True, ""    # a chunk's final \r waits: it may be half of a \r\n
-        try:
-            with open(self.path, "rb") as f:
-                while True:
-                    data = f.read(READ_BYTES)
-                    text = self._decode(data, final=not data)
-                    self.done += len(data)
-                    if first and text:
-                        text, first = text.lstrip("\ufeff"), False
-                    text = held + text
-                    held = ""
-                    if data and text.endswith("\r"):
-                        text, held = text[:-1], "\r"
-                    text = text.replace("\r\n", "\n").replace("\r", "\n")
-                    if text:
-                        yield text
-                    if not data:
-                        return
-        except OSError as e:
-            raise CorpusError(f"cannot read {self.path}: {e.strerror or e}") from None
-
-    def _decode(self, data, final):
-        if not self.nul_is_text and b"\0" in data:
-            offset = self.done + data.index(b"\0")
-            raise CorpusError(f"{self.path} looks like a binary file (NUL byte at offset {offset}), "
-                              "not text")
-        pending = len(self.decoder.getstate()[0])
-        try:
-            return self.decoder.decode(data, final)
-        except UnicodeDecodeError as e:
-            offset = self.done - pending + e.start
-            raise CorpusError(f"{self.path} is not valid {self.encoding}: byte "
-                              f"0x{e.object[e.start]:02x} at offset {offset} ({e.reason}); read "
-                              "another encoding with e.g. --encoding latin-1") from None
-
-
 def score_file(model, path, encoding="utf-8", progress=None, exact=False):
     """Score the whole file at path (see the module docstring for how). ``progress(done, total)``
     is called with bytes read after each batch. ``exact`` (stream mode) scores it sequentially,
     exactly as the definition says, at batch 1."""
-    reader = _FileReader(path, encoding)
+    reader = TextFile(path, encoding, READ_BYTES)
     if model.config.mode == "lines":
         tally = _score_lines(model, reader, progress)
         burn_in = None
     else:
         burn_in = 0 if exact else BURN_IN
-        segment, columns = (MAX_SEGMENT, 1) if exact else _stream_layout(reader.total)
+        segment, columns = (MAX_SEGMENT, 1) if exact else _stream_layout(reader.size)
         tally = _score_stream(model, reader, progress, columns, segment, burn_in)
     if tally.tokens == 0:
         raise CorpusError(f"{path} is empty: there is nothing to score")
     if progress is not None:
-        progress(reader.total, reader.total)
+        progress(reader.size, reader.size)
     return Score(None, tally.log_prob, tally.tokens, list(tally.unknown), file=str(path),
                  burn_in=burn_in)
 
@@ -408,7 +352,7 @@ def _score_stream(model, reader, progress, B, S, W):
             pending = pending[B * S:]
             first += B
             if progress is not None:
-                progress(reader.done, reader.total)
+                progress(reader.bytes_read, reader.size)
         parts, size = [pending], len(pending)
     _score_rest(engine, np.concatenate(parts), first, B, S, W, tally, state)
     return tally
@@ -467,7 +411,7 @@ def _score_lines(model, reader, progress):
             _score_line_buffer(engine, lines, tally)
             lines, chars = [], 0
             if progress is not None:
-                progress(reader.done, reader.total)
+                progress(reader.bytes_read, reader.size)
     if partial.strip():
         lines.append(partial)
     if lines:

@@ -34,6 +34,13 @@ def run_charlm(*args, cwd=None, timeout=300, env=None):
                           text=True, timeout=timeout, env=env)
 
 
+@pytest.fixture(autouse=True)
+def in_its_own_folder(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder, so files in the current folder (the charlm.npz
+    that the README's first command writes in the repository) never change a result."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def names_file(tmp_path):
     """A small list of names (lines mode)."""

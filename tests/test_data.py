@@ -1,10 +1,141 @@
-"""Corpora and batches: the split, the layouts of both modes, and what reaches the model."""
+"""Corpora and batches: reading text files, the split, the layouts of both modes, and what
+reaches the model."""
+import json
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from charlm.data import LineBatches, StreamBatches, fit_batch_shape, pad_lines, split_lines, split_stream
+from charlm.cli import main
+from charlm.data import (LineBatches, StreamBatches, fit_batch_shape, pad_lines, read_corpus,
+                         split_lines, split_stream)
+from charlm.errors import CorpusError, UsageError
+from charlm.textfile import TextFile, read_text
 from charlm.vocab import EOS_ID, UNK_ID, Vocab
 
+from test_score import make_model, save_model
+
+
+# ---- reading text files --------------------------------------------------------------------------
+
+def read_in_chunks(path, chunk_bytes, encoding="utf-8"):
+    """The text of the file read in chunks of chunk_bytes, none of them empty."""
+    chunks = list(TextFile(path, encoding, chunk_bytes=chunk_bytes).chunks())
+    assert all(chunks)
+    return "".join(chunks)
+
+
+@pytest.mark.parametrize("encoding", ["utf_16", "UTF-16", "utf-16-le", "utf_32"])
+def test_utf16_and_utf32_files_are_text_for_training_and_scoring(tmp_path, encoding):
+    """Their NUL bytes are text whatever the spelling of the encoding's name."""
+    path = tmp_path / "names.txt"
+    path.write_bytes("Anna\r\nBé\r\n".encode(encoding))
+    assert read_corpus(path, encoding).text == "Anna\nBé\n"
+    model = save_model(tmp_path / "m.npz", make_model(text="Anna\nBé\n"))
+    (tmp_path / "utf8.txt").write_text("Anna\nBé\n", encoding="utf-8")
+    scores = [CliRunner().invoke(main, ["score", "--model", model, "--json", "--file", str(f),
+                                        "--encoding", e], catch_exceptions=False)
+              for f, e in ((path, encoding), (tmp_path / "utf8.txt", "utf-8"))]
+    assert scores[0].exit_code == 0, scores[0].stderr
+    results = [json.loads(s.stdout)["results"][0] for s in scores]
+    assert results[0]["num_tokens"] == 8 and results[0]["unknown"] == []
+    assert results[0]["log_prob"] == results[1]["log_prob"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 20, 2, 3, 4, 11])
+def test_invalid_bytes_are_reported_at_their_offset_in_the_file(tmp_path, chunk_bytes):
+    """In the first chunk or a later one, alone or ending a chunk as the start of a character."""
+    path = tmp_path / "bad.txt"
+    path.write_bytes("Anna é\n".encode() + b"Bo\xc3(b\n")          # \xc3 starts at offset 10
+    with pytest.raises(CorpusError) as error:
+        read_in_chunks(path, chunk_bytes)
+    assert str(error.value) == (f"{path} is not valid utf-8: byte 0xc3 at offset 10 (invalid "
+                                "continuation byte); read another encoding with e.g. --encoding "
+                                "latin-1")
+    assert read_in_chunks(path, chunk_bytes, "latin-1") == "Anna Ã©\nBoÃ(b\n"
+    path.write_bytes("caf\u00e9 au lait\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"byte 0xe9 at offset 3 \(invalid continuation byte\)"):
+        read_in_chunks(path, chunk_bytes)
+    path.write_bytes("ab中".encode()[:-1])                        # cut short at the end of the file
+    with pytest.raises(CorpusError, match=r"byte 0xe4 at offset 2 \(unexpected end of data\)"):
+        read_in_chunks(path, chunk_bytes)
+
+
+def test_characters_split_across_chunks_decode_whole(tmp_path):
+    text = "é中😀 Zoë: ∑ 𝄞\n" * 3
+    path = tmp_path / "wide.txt"
+    path.write_text(text, encoding="utf-8")
+    for chunk_bytes in range(1, 12):
+        assert read_in_chunks(path, chunk_bytes) == text, chunk_bytes
+    path.write_text(text, encoding="utf-16")
+    for chunk_bytes in range(1, 6):
+        assert read_in_chunks(path, chunk_bytes, "utf-16") == text, chunk_bytes
+
+
+def test_a_leading_byte_order_mark_is_dropped_once(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfAnna\r\nBo\xef\xbb\xbf\n")
+    for chunk_bytes in (1, 2, 3, 1 << 20):
+        assert read_in_chunks(path, chunk_bytes) == "Anna\nBo\ufeff\n"
+        assert read_in_chunks(path, chunk_bytes, "utf-8-sig") == "Anna\nBo\ufeff\n"
+    path.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbfAnna")
+    assert read_text(path) == "\ufeffAnna"
+
+
+def test_crlf_and_cr_become_lf_wherever_the_chunks_end(tmp_path):
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"a\r\nb\rc\r\r\nd\n\re\r")
+    for chunk_bytes in range(1, 16):
+        assert read_in_chunks(path, chunk_bytes) == "a\nb\nc\n\nd\n\ne\n", chunk_bytes
+
+
+def test_size_and_bytes_read_follow_the_reading(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"0123456789" * 10)
+    file = TextFile(path, chunk_bytes=30)
+    assert file.size == 100 and file.bytes_read == 0
+    chunks = file.chunks()
+    next(chunks)
+    assert file.bytes_read == 30
+    assert "".join(chunks) and file.bytes_read == 100
+
+
+def test_unusable_files_and_encodings(tmp_path):
+    with pytest.raises(CorpusError, match="no such file"):
+        TextFile(tmp_path / "missing.txt")
+    with pytest.raises(CorpusError, match="is a folder"):
+        TextFile(tmp_path)
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"text, then a NUL byte: \0")
+    with pytest.raises(CorpusError, match="binary file \\(NUL byte at offset 23\\)"):
+        read_in_chunks(path, 4)
+    with pytest.raises(UsageError, match="--encoding: unknown encoding 'klingon'"):
+        TextFile(path, "klingon")
+    with pytest.raises(UsageError, match="'base64' is not a text encoding"):
+        TextFile(path, "base64")
+    path.write_text(" \n\t\n")
+    with pytest.raises(CorpusError, match="is empty: there is nothing to learn from"):
+        read_corpus(path)
+
+
+# characters drawn one by one, the interesting ones often (st.text rarely draws a chosen few)
+SOME_TEXT = st.lists(st.one_of(st.sampled_from(["\r", "\n", "\ufeff", "é", "中", "😀"]),
+                               st.characters(codec="utf-8", exclude_characters="\0"))).map("".join)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=SOME_TEXT, chunk_bytes=st.integers(1, 9))
+def test_any_text_reads_back_in_any_chunks(tmp_path, text, chunk_bytes):
+    """Decoding in chunks changes nothing but the newlines and a leading BOM."""
+    path = tmp_path / "t.txt"                  # rewritten by every example
+    path.write_bytes(text.encode("utf-8"))
+    expected = text[1:] if text.startswith("\ufeff") else text
+    assert read_in_chunks(path, chunk_bytes) == expected.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# ---- batches -------------------------------------------------------------------------------------
 
 def test_stream_split_matches_nanogpt_on_tiny_shakespeare_sizes():
     ids = np.arange(1_115_394, dtype=np.int32) % 60 + 2
