@@ -12,19 +12,26 @@ from charlm.checkpoint import Checkpoint, TrainingState
 from charlm.config import Config
 from charlm.errors import CheckpointError
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
+from charlm.runstate import RunState
 from charlm.vocab import Vocab
 
+from conftest import run_charlm
 
-def make_checkpoint(cell="gru", hidden=6, layers=2, with_state=True):
-    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode="lines", dropout=0.0)
+
+def make_checkpoint(cell="gru", hidden=6, layers=2, with_state=True, mode="lines", carry=None):
+    """A small checkpoint (batch size 50); ``carry`` replaces the carried state's shape
+    (L, S, 4, H) in lines mode, (L, S, 50, H) in stream mode."""
+    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0)
     vocab = Vocab.from_text("hello world\n")
     weights = FlatArrays(parameter_shapes(cell, len(vocab), hidden, layers))
     init_parameters(weights, cell, np.random.default_rng(0))
     state = None
     if with_state:
         n = weights.flat.size
+        S = 2 if cell == "lstm" else 1
+        carry = carry or (layers, S, 4 if mode == "lines" else config.batch_size, hidden)
         state = TrainingState(weights.flat + 1, {"m": np.ones(n, np.float32), "v": np.zeros(n, np.float32)},
-                              np.zeros((layers, 1, 4, hidden), np.float32), {"step": 7, "history": []})
+                              np.zeros(carry, np.float32), RunState(step=7))
     return Checkpoint(config, vocab, weights, state)
 
 
@@ -52,7 +59,8 @@ def test_round_trip(tmp_path, cell):
     assert np.array_equal(loaded.weights.flat, original.weights.flat)
     assert np.array_equal(loaded.training.params, original.training.params)
     assert set(loaded.training.moments) == {"m", "v"}
-    assert loaded.training.info == {"step": 7, "history": []}
+    assert loaded.training.run == RunState(step=7)
+    assert loaded.training.carry.shape == original.training.carry.shape
     assert os.listdir(tmp_path) == ["m.npz"]             # no temporary file left behind
 
 
@@ -114,6 +122,49 @@ def test_bad_contents_are_refused_with_a_reason(tmp_path, saved_bytes, change, m
     path = rewrite(tmp_path, saved_bytes, change)
     with pytest.raises(CheckpointError, match=message):
         checkpoint.load(path, with_training_state=True)
+
+
+# the carried state (L, S, B, H) of a 2-layer GRU of 6 units, batch size 50
+BAD_CARRIES = [
+    ("lines", (3, 1, 4, 6)),        # a layer too many
+    ("lines", (2, 1, 4, 7)),        # another hidden size
+    ("lines", (2, 2, 4, 6)),        # an LSTM's (h, c)
+    ("lines", (2, 1, 51, 6)),       # more columns than the batch size
+    ("lines", (2, 1, 0, 6)),        # no column
+    ("stream", (2, 1, 4, 6)),       # stream mode carries every column of the batch
+    ("lines", (2, 1, 4)),           # not (L, S, B, H)
+]
+
+
+@pytest.mark.parametrize("mode,carry", BAD_CARRIES)
+def test_a_carried_state_that_disagrees_with_the_config_is_refused(tmp_path, mode, carry):
+    path = str(tmp_path / "m.npz")
+    checkpoint.save(path, make_checkpoint(mode=mode, carry=carry))
+    with pytest.raises(CheckpointError, match=r"'state\.carry' has shape"):
+        checkpoint.load(path, with_training_state=True)
+    assert checkpoint.load(path).training is None      # sample and score read only the weights
+
+
+@pytest.mark.parametrize("mode,carry", [("lines", (2, 1, 50, 6)), ("lines", (2, 1, 1, 6)),
+                                        ("stream", (2, 1, 50, 6))])
+def test_a_carried_state_that_fits_is_loaded(tmp_path, mode, carry):
+    path = str(tmp_path / "m.npz")
+    checkpoint.save(path, make_checkpoint(mode=mode, carry=carry))
+    assert checkpoint.load(path, with_training_state=True).training.carry.shape == carry
+
+
+@pytest.mark.parametrize("mode,carry", [BAD_CARRIES[1], BAD_CARRIES[5]])
+def test_commands_refuse_a_bad_carried_state_with_one_line(tmp_path, mode, carry):
+    path = tmp_path / "m.npz"
+    checkpoint.save(str(path), make_checkpoint(mode=mode, carry=carry))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world\n" * 20, encoding="utf-8")
+    for args in (["info", path], ["train", corpus, "--out", path, "--resume", "--steps", "2"]):
+        result = run_charlm(*args, cwd=tmp_path)
+        assert result.returncode == 4, (args, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") \
+            and "'state.carry' has shape" in lines[0], lines
 
 
 @pytest.mark.parametrize("data,message", [

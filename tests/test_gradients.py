@@ -7,7 +7,8 @@ the batch is split across two threads on a two-core machine and the shards' grad
 import numpy as np
 import pytest
 
-from charlm import model
+from charlm import forward, model
+from charlm.forward import Engine
 from charlm.model import FlatArrays, Network, init_parameters, parameter_shapes
 
 V, H, L, T, B = 6, 5, 2, 4, 3
@@ -20,15 +21,15 @@ def relative_error(a, b, floor=1e-4):
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), floor)))
 
 
-def setup(cell, seed=0):
+def setup(cell, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    params = FlatArrays(parameter_shapes(cell, V, H, L), dtype=np.float64)
+    params = FlatArrays(parameter_shapes(cell, V, H, L), dtype=dtype)
     init_parameters(params, cell, rng)
-    params.flat += 0.1 * rng.standard_normal(params.flat.size)   # biases away from their init
+    params.flat += (0.1 * rng.standard_normal(params.flat.size)).astype(dtype)   # biases too
     net = Network(cell, V, H, L, params)
     x = rng.integers(0, V, (T, B)).astype(np.int32)
     y = rng.integers(0, V, (T, B)).astype(np.int32)
-    state = 0.5 * rng.standard_normal(net.zero_state(B).shape)
+    state = (0.5 * rng.standard_normal(net.zero_state(B).shape)).astype(dtype)
     return net, params, x, y, state
 
 
@@ -52,11 +53,11 @@ def check(cell, y_mask=None, dropout=0.0):
     grads = params.like()
 
     def loss():
-        # a fresh generator with the same seed draws the same dropout masks on every call
+        # the same mask key draws the same dropout masks on every call
         g = params.like()
-        return net.loss_and_gradients(x, y, state, g, dropout, np.random.default_rng(1))[0]
+        return net.loss_and_gradients(x, y, state, g, dropout, mask_key=(1, 2))[0]
 
-    net.loss_and_gradients(x, y, state, grads, dropout, np.random.default_rng(1))
+    net.loss_and_gradients(x, y, state, grads, dropout, mask_key=(1, 2))
     numeric = numerical_gradient(loss, params.flat)
     for name, _ in params.shapes:
         err = relative_error(grads[name], FlatArrays(params.shapes, numeric)[name])
@@ -81,14 +82,24 @@ def test_gradients_with_dropout():
 
 
 def test_loss_is_the_mean_negative_log_probability():
+    """The training pass's loss against the no-grad forward path (charlm.forward.Engine)."""
     net, params, x, y, state = setup("gru")
     y[1, 1] = -1
     loss, count, new_state = net.loss_and_gradients(x, y, state, params.like())
-    logp, state2 = net.log_probs(x, y, state)
+    engine = Engine(net)
+    state2 = state.copy()
+    logp = engine.log_probs(x, y, state2)                 # advances state2 in place
     assert count == T * B - 1
-    assert np.isclose(loss, -logp.sum() / count)
+    assert np.isclose(loss, -logp.sum() / count, rtol=1e-12)
     assert logp[1, 1] == 0.0
-    np.testing.assert_allclose(new_state, state2)
+    np.testing.assert_allclose(new_state, state2, rtol=1e-12, atol=1e-14)
+
+
+def use_cores(monkeypatch, n):
+    """Pretend the machine has n cores: the training pass and the forward path split their
+    batches into that many shards."""
+    monkeypatch.setattr(model, "cores", lambda: n)
+    monkeypatch.setattr(forward, "cores", lambda: n)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -96,11 +107,63 @@ def test_split_batch_equals_one_shard(cell, monkeypatch):
     """Splitting the batch across threads changes nothing but the order of the sums."""
     results = []
     for cores in (1, 2):
-        monkeypatch.setattr(model, "_cores", lambda cores=cores: cores)
+        use_cores(monkeypatch, cores)
         net, params, x, y, state = setup(cell)
+        assert len(net._split(T, B)) == cores
         grads = params.like()
-        loss, _, new_state = net.loss_and_gradients(x, y, state, grads)
-        logits, _ = net.forward(x, state)
-        results.append((loss, grads.flat.copy(), new_state, logits))
+        loss, _, new_state = net.loss_and_gradients(x, y, state, grads, 0.3, mask_key=(4,))
+        log_softmax = Engine(net).log_softmax(x, state.copy())
+        results.append((loss, grads.flat.copy(), new_state, log_softmax))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_dropout_masks_are_a_function_of_the_global_column():
+    net = setup("lstm")[0]
+    whole = net.dropout_masks(0.3, (5, 9), range(0, 7), T)
+    assert whole.shape == (L, T, 7, H) and whole.dtype == net.params.flat.dtype
+    assert set(np.unique(whole)) == {0.0, 1.0 / 0.7}
+    for k in (1, 3, 6):
+        parts = [net.dropout_masks(0.3, (5, 9), range(lo, hi), T) for lo, hi in ((0, k), (k, 7))]
+        np.testing.assert_array_equal(np.concatenate(parts, axis=2), whole)
+    np.testing.assert_array_equal(net.dropout_masks(0.3, (5, 9), [4], T)[:, :, 0], whole[:, :, 4])
+    assert not np.array_equal(net.dropout_masks(0.3, (5, 10), range(0, 7), T), whole)  # next step
+    assert not np.array_equal(whole[:, :, 0], whole[:, :, 1])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_shares_add_up_to_the_whole_batch(cell, k, dtype, monkeypatch):
+    """Data-parallel training: the columns [0, k) and [k, B) run as separate calls (first_column,
+    and the whole batch's target count), their gradients summed, give the whole batch's gradient
+    and loss, dropout masks included. Where the shares are the thread shards of the whole batch
+    (k = 2 of 3 columns on two cores), the sums are the same and the result is bit-equal;
+    otherwise equal to rounding (BLAS sums the weight gradients' rows in another order)."""
+    use_cores(monkeypatch, 2)
+    net, params, x, y, state = setup(cell, dtype=dtype)
+    y[3, 0] = y[1, 2] = -1
+    count = int(np.count_nonzero(y >= 0))
+    grads = params.like()
+    loss, n, new_state = net.loss_and_gradients(x, y, state, grads, 0.3, mask_key=(8, 1))
+    assert n == count
+
+    use_cores(monkeypatch, 1)
+    total, summed, states = 0.0, params.like(), []
+    for lo, hi in ((0, k), (k, B)):
+        share = params.like()
+        part_loss, part_count, part_state = net.loss_and_gradients(
+            x[:, lo:hi], y[:, lo:hi], np.ascontiguousarray(state[:, :, lo:hi]), share, 0.3,
+            mask_key=(8, 1), first_column=lo, count=count)
+        assert part_count == count
+        total += part_loss
+        summed.flat += share.flat
+        states.append(part_state)
+    rounding = 1e-12 if dtype == np.float64 else 1e-5
+    assert total == pytest.approx(loss, rel=rounding)
+    np.testing.assert_array_equal(np.concatenate(states, axis=2), new_state)
+    if k == 2:
+        np.testing.assert_array_equal(summed.flat, grads.flat)
+    else:
+        np.testing.assert_allclose(summed.flat, grads.flat, rtol=rounding,
+                                   atol=rounding * np.abs(grads.flat).max())

@@ -1,5 +1,6 @@
-"""Sampling: the Numba generation loop against a plain numpy network, every option and stop rule,
-and the sample command (in-process and through the installed console script)."""
+"""Sampling: the Numba generation loop against the reference network (tests/reference.py), every
+option and stop rule, and the sample command (in-process and through the installed console
+script)."""
 import json
 
 import numpy as np
@@ -20,6 +21,7 @@ from charlm.sampler import Batch, Generation
 from charlm.vocab import EOS_ID, UNK_ID, Vocab
 
 from conftest import run_charlm
+from reference import ReferenceNetwork
 
 TEXT = "the quick brown fox jumps over the lazy dog; PACK MY BOX WITH FIVE DOZEN JUGS."
 NO_PRIME = np.zeros(0, np.int64)
@@ -40,42 +42,9 @@ def make_model(cell="lstm", hidden=8, layers=2, mode="stream", seed=0, eos_bias=
     return Model(Checkpoint(config, vocab, params))
 
 
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-class Reference:
-    """The network of SPEC.md, one step at a time, in float64 numpy."""
-
-    def __init__(self, model):
-        net = model.network
-        self.cell, self.L, self.H = net.cell, net.num_layers, net.hidden_size
-        self.p = {name: net.params[name].astype(np.float64) for name, _ in net.params.shapes}
-        self.h = np.zeros((self.L, self.H))
-        self.c = np.zeros((self.L, self.H))
-
-    def step(self, token):
-        """Feed one token; returns the logits of the next."""
-        H, x = self.H, None
-        for l in range(self.L):
-            w_x, w_h, b = (self.p[f"layers.{l}.{k}"] for k in ("W_x", "W_h", "b"))
-            zx = (w_x[token] if l == 0 else x @ w_x) + b
-            h = self.h[l]
-            if self.cell == "rnn":
-                h = np.tanh(zx + h @ w_h)
-            elif self.cell == "lstm":
-                z = zx + h @ w_h
-                u, f, o = sigmoid(z[:H]), sigmoid(z[H:2 * H]), sigmoid(z[2 * H:3 * H])
-                g = np.tanh(z[3 * H:])
-                self.c[l] = u * g + f * self.c[l]
-                h = o * np.tanh(self.c[l])
-            else:
-                r = sigmoid(zx[:H] + h @ w_h[:, :H])
-                u = sigmoid(zx[H:2 * H] + h @ w_h[:, H:2 * H])
-                g = np.tanh(zx[2 * H:] + (r * h) @ w_h[:, 2 * H:])
-                h = u * g + (1 - u) * h
-            self.h[l] = x = h
-        return x @ self.p["out.W"] + self.p["out.b"]
+def reference(model):
+    """The reference network (tests/reference.py) with the model's weights."""
+    return ReferenceNetwork(model.network.cell, model.network.params)
 
 
 def probabilities(logits, temperature=1.0):
@@ -116,21 +85,22 @@ def test_generation_matches_the_numpy_network(cell, layers, num, workers):
     prime = model.vocab.encode("the lazy dog").astype(np.int64)
     out, uniforms, gen = run(model, num, 30, prime, workers)
     assert out.shape == (30, num)
-    for i in range(num):
-        ref = Reference(model)
-        for token in [EOS_ID] + list(prime[:-1]):
-            ref.step(token)
-        token = prime[-1]
-        for t in range(30):
-            p = probabilities(ref.step(token))
-            token = out[t, i]
-            assert_drawn_by_inverse_cdf(p, token, uniforms[t, i])
-        if workers == "batch":
-            continue
-        h, c = gen.state                  # after reading the last input: the draw not fed back yet
-        np.testing.assert_allclose(h[:, i], ref.h, atol=2e-5)
-        if cell == "lstm":
-            np.testing.assert_allclose(c[:, i], ref.c, atol=2e-5)
+    ref = reference(model)
+    state = ref.zero_state(num)
+    for token in [EOS_ID] + list(prime[:-1]):
+        ref.step(np.full(num, token), state)
+    tokens = np.full(num, prime[-1])
+    for t in range(30):
+        logits = ref.step(tokens, state)
+        for i in range(num):
+            assert_drawn_by_inverse_cdf(probabilities(logits[i]), out[t, i], uniforms[t, i])
+        tokens = out[t]
+    if workers == "batch":
+        return
+    h, c = gen.state                      # after reading the last input: the draw not fed back yet
+    np.testing.assert_allclose(h, state["h"], atol=2e-5)
+    if cell == "lstm":
+        np.testing.assert_allclose(c, state["c"], atol=2e-5)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -142,13 +112,18 @@ def test_two_workers_draw_exactly_what_one_does(cell):
     np.testing.assert_array_equal(g1.state[0], g2.state[0])
 
 
-def test_state_carries_from_chunk_to_chunk():
-    model = make_model("gru", hidden=8)
-    whole, uniforms, _ = run(model, 2, 50)
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_state_carries_from_chunk_to_chunk(cell):
+    """Chunks of odd lengths: h and c are double-buffered, and the next chunk starts from the
+    buffer the last step wrote."""
+    model = make_model(cell, hidden=8)
+    whole, uniforms, one = run(model, 2, 50)
     gen = Generation(model.network, 2)
     parts = [gen.step(NO_PRIME, uniforms[a:b], 1.0, 0, 1.0, False)
              for a, b in ((0, 7), (7, 8), (8, 50))]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+    for a, b in zip(gen.state, one.state):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---- the draw ---------------------------------------------------------------------------------
@@ -205,9 +180,10 @@ def test_greedy_is_the_argmax_of_each_step_and_ignores_the_seed():
     model = make_model("lstm")
     text = model.sample(length=40, temperature=0, seed=1)[0]
     assert model.sample(length=40, temperature=0, seed=2)[0] == text
-    ref, token = Reference(model), EOS_ID
+    ref, token = reference(model), EOS_ID
+    state = ref.zero_state(1)
     for ch in text:
-        p = probabilities(ref.step(token))
+        p = probabilities(ref.step([token], state)[0])
         token = EOS_ID if ch == "\n" else model.vocab.encode(ch)[0]
         assert p[token] == pytest.approx(p.max(), abs=1e-5)
     assert model.sample(num=3, length=40, temperature=0) == [text] * 3

@@ -1,6 +1,6 @@
 """Scoring: the definition against a hand computation, its bookkeeping (per-char sums, <EOS>,
-unknown characters, batching, files), its agreement with the training forward pass and with what
-``sample`` draws, and clean errors for bad inputs."""
+unknown characters, batching, files), its agreement with the reference network (tests/reference.py),
+the training pass and what ``sample`` draws, and clean errors for bad inputs."""
 import json
 import math
 import os
@@ -18,8 +18,10 @@ from charlm.checkpoint import Checkpoint
 from charlm.cli import main
 from charlm.config import Config
 from charlm.errors import CorpusError, UsageError
+from charlm.forward import Engine
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
 from charlm.vocab import Vocab
+from reference import ReferenceNetwork
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = "the cat sat on a mat; a dog ran to its bed.\nAnna and Bob.\n"
@@ -99,8 +101,9 @@ def test_unknown_characters_count_as_unk():
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("mode", ["lines", "stream"])
-def test_agrees_with_the_training_forward_pass(cell, mode):
-    """The scoring kernels against Network.log_probs (the training code's forward pass)."""
+def test_agrees_with_the_reference_network_and_the_training_pass(cell, mode):
+    """Per-character scores against the reference network (tests/reference.py), and their mean
+    against the training pass's loss (Network.loss_and_gradients: the mean NLL)."""
     model = make_model(cell, mode)
     text = "a dog sat on Anna."
     result = model.score(text, per_char=True)
@@ -108,8 +111,28 @@ def test_agrees_with_the_training_forward_pass(cell, mode):
     lines = mode == "lines"
     x = np.array([0] + ids[:len(ids) - 1 + lines], np.int32)[:, None]
     y = np.array(ids + [0] * lines, np.int32)[:, None]
-    expected, _ = model.network.log_probs(x, y, model.network.zero_state(1))
-    assert [lp for _, lp in result.per_char] == pytest.approx(expected[:, 0].tolist(), abs=1e-5)
+    log_probs = ReferenceNetwork(cell, model.network.params).run(x)["log_probs"][:, 0]
+    expected = log_probs[np.arange(len(y)), y[:, 0]]
+    assert [lp for _, lp in result.per_char] == pytest.approx(expected.tolist(), abs=1e-5)
+    net = model.network
+    loss, count, _ = net.loss_and_gradients(x, y, net.zero_state(1), net.params.like())
+    assert count == result.num_tokens == len(ids) + lines
+    assert loss == pytest.approx(-result.log_prob / count, rel=1e-5)
+
+
+def test_the_validation_helpers_score_as_score_does():
+    """scorer.lines_log_prob and scorer.stream_log_prob (what training reports for its validation
+    text) against Model.score on the same texts."""
+    lines, stream = make_model("gru", "lines"), make_model("gru", "stream")
+    texts = ["Anna", "a cat sat", "Bob and the dog", "a"]
+    log_prob, tokens = scorer.lines_log_prob(Engine(lines.network),
+                                             [lines.vocab.encode(t) for t in texts])
+    assert tokens == sum(len(t) + 1 for t in texts)
+    assert log_prob == pytest.approx(sum(r.log_prob for r in lines.score(texts)), rel=1e-6)
+    text = TEXT * 3                     # shorter than a segment: scored exactly, from the start
+    log_prob, tokens = scorer.stream_log_prob(Engine(stream.network), stream.vocab.encode(text))
+    assert tokens == len(text)
+    assert log_prob == pytest.approx(stream.score(text).log_prob, rel=1e-6)
 
 
 def test_per_char_sums_to_total_and_lines_adds_the_eos_term():
@@ -149,7 +172,8 @@ def test_empty_and_non_text_inputs_are_refused():
 # ---- consistency with sampling -------------------------------------------------------------------
 
 def test_probabilities_are_those_sampling_draws_from():
-    """exp(per-char log-prob) is the softmax of the network's logits, and the sampler at
+    """exp(per-char log-prob) is the softmax of the network's logits (the forward path's
+    log_softmax, itself checked against the reference network), and the sampler at
     temperature 1 draws characters with those frequencies (it never draws <UNK>, so renormalised
     without it). Checked at the first step and after a prime."""
     sampler = pytest.importorskip("charlm.sampler")
@@ -158,9 +182,12 @@ def test_probabilities_are_those_sampling_draws_from():
     num = 40_000
     for prime in ["", "ab"]:
         ids = [0] + list(vocab.encode(prime))
-        logits = model.network.forward(np.array(ids, np.int32)[:, None],
-                                       model.network.zero_state(1))[0]
-        probs = np.exp(log_softmax(np.asarray(logits, np.float64)[-1]))
+        x = np.array(ids, np.int32)[:, None]
+        engine = Engine(model.network)
+        log_probs = engine.log_softmax(x, engine.zero_state(1))[-1, 0]
+        reference = ReferenceNetwork("lstm", model.network.params).run(x)["log_probs"][-1, 0]
+        np.testing.assert_allclose(log_probs, reference, atol=1e-5)
+        probs = np.exp(log_probs)
         for token in range(2, len(vocab)):       # each character's score at this position
             char = vocab.tokens[token]
             got = model.score(prime + char, per_char=True).per_char[len(prime)][1]

@@ -10,6 +10,7 @@ from charlm import checkpoint
 from charlm.config import Config
 from charlm.data import detect_mode, read_corpus
 from charlm.errors import TrainingDiverged, UsageError
+from charlm.forward import Engine
 from charlm.scorer import score_file
 from charlm.train import learning_rate, prepare
 
@@ -26,13 +27,13 @@ def test_tiny_corpus_is_overfit_to_near_zero_loss(tmp_path):
     trainer = run(corpus, tmp_path / "m.npz", cell="lstm", hidden_size=32, num_layers=2,
                   steps=300, val_frac=0.0, dropout=0.0, lr=1e-2, batch_size=10, seed=1)
     x, y, state = trainer.dataset.train.batch(0, 0)[0] + (None,)
-    logp, _ = trainer.network.log_probs(x, y, trainer.network.zero_state(x.shape[1]))
+    logp = Engine(trainer.network).log_probs(x, y, trainer.network.zero_state(x.shape[1]))
     assert -logp[y >= 0].mean() < 0.05       # from ln(11) = 2.4 at the start
 
 
 def test_training_loss_falls_on_the_bundled_corpus(tmp_path):
     trainer = run(None, tmp_path / "m.npz", hidden_size=64, steps=120, eval_every=40, seed=5)
-    vals = [r["val_loss"] for r in trainer.history]
+    vals = [r.val_loss for r in trainer.run_state.history]
     assert trainer.config.mode == "lines"
     assert len(vals) == 3
     assert vals[-1] < vals[0] - 0.3
@@ -43,7 +44,7 @@ def test_training_loss_falls_on_the_bundled_corpus(tmp_path):
 def test_same_seed_gives_the_same_loss_curve(tmp_path, prose_file, tiny, cell):
     runs = [run(prose_file, tmp_path / f"{k}.npz", cell=cell, steps=30, eval_every=10, dropout=0.2,
                 **tiny) for k in range(2)]
-    curves = [[(r["train_loss"], r["val_loss"]) for r in t.history] for t in runs]
+    curves = [[(r.train_loss, r.val_loss) for r in t.run_state.history] for t in runs]
     assert len(curves[0]) == 3 and curves[0] == curves[1]
     assert np.array_equal(runs[0].params.flat, runs[1].params.flat)
 
@@ -60,7 +61,7 @@ def test_resume_continues_bit_for_bit(tmp_path, request, tiny, mode, corpus):
     for name in ("m", "v"):
         assert np.array_equal(whole.optimizer.moments[name], resumed.optimizer.moments[name])
     # the same validation losses where both validated (the stopped run also validated at step 20)
-    val = [{r["step"]: r["val_loss"] for r in t.history} for t in (whole, resumed)]
+    val = [{r.step: r.val_loss for r in t.run_state.history} for t in (whole, resumed)]
     assert val[0] == {step: loss for step, loss in val[1].items() if step != 20}
     saved = [checkpoint.load(str(tmp_path / f), True) for f in ("whole.npz", "half.npz")]
     assert np.array_equal(saved[0].training.params, saved[1].training.params)
@@ -77,14 +78,16 @@ def test_stream_validation_loss_is_the_score_of_the_validation_text(tmp_path, pr
         assert trainer.dataset.val_tokens > 1024         # more than one segment (MIN_SEGMENT)
     scored = score_file(charlm.load(tmp_path / "m.npz"), val_file, exact=True)
     assert scored.num_tokens == trainer.dataset.val_tokens
-    assert -scored.log_prob / scored.num_tokens == pytest.approx(trainer.best_val, rel=1e-5)
+    assert -scored.log_prob / scored.num_tokens == pytest.approx(trainer.run_state.best_val_loss,
+                                                                 rel=1e-5)
 
 
 def test_optimizers_all_learn(tmp_path, prose_file, tiny):
     for name, lr in (("adam", 1e-2), ("rmsprop", 3e-3), ("sgd", 1.0)):
         trainer = run(prose_file, tmp_path / f"{name}.npz", optimizer=name, lr=lr, steps=60,
                       eval_every=30, **tiny)
-        first, last = trainer.history[0]["val_loss"], trainer.history[-1]["val_loss"]
+        history = trainer.run_state.history
+        first, last = history[0].val_loss, history[-1].val_loss
         assert last < first, name
 
 
@@ -105,7 +108,7 @@ def test_an_existing_checkpoint_is_never_replaced_silently(tmp_path, names_file,
     with pytest.raises(UsageError, match="--resume.*--force"):
         prepare(str(names_file), str(out), steps=2)
     run(names_file, out, steps=3, force=True, **tiny)
-    assert checkpoint.load(str(out), True).training.info["step"] == 3
+    assert checkpoint.load(str(out), True).training.run.step == 3
 
 
 def test_resume_refuses_another_corpus(tmp_path, names_file, prose_file, tiny):
@@ -136,8 +139,8 @@ def test_max_time_stops_the_run_and_validates_at_the_end(tmp_path, prose_file, t
     monkeypatch.setattr(charlm.train, "time", clock)
     trainer = run(prose_file, tmp_path / "m.npz", max_time=1.0, **tiny)
     assert clock.now > 1.0                                          # the run went by this clock
-    assert trainer.stop_reason == "time" and trainer.step_count > 1
-    assert trainer.history[-1]["step"] == trainer.step_count        # validated at the end
+    assert trainer.stop_reason == "time" and trainer.run_state.step > 1
+    assert trainer.run_state.history[-1].step == trainer.run_state.step   # validated at the end
 
 
 def test_checkpoint_every_saves_between_validations(tmp_path, prose_file, tiny, monkeypatch):
@@ -145,7 +148,7 @@ def test_checkpoint_every_saves_between_validations(tmp_path, prose_file, tiny, 
     import charlm.train as train_module
     real_save = train_module.ckpt.save
     monkeypatch.setattr(train_module.ckpt, "save",
-                        lambda path, c: (saved_at.append(c.training.info["step"]), real_save(path, c)))
+                        lambda path, c: (saved_at.append(c.training.run.step), real_save(path, c)))
     run(prose_file, tmp_path / "m.npz", steps=12, checkpoint_every=5, eval_every=100, **tiny)
     assert saved_at == [5, 10, 12]
 
