@@ -35,6 +35,7 @@ class Config:
     max_time: float | None = None    # seconds
     val_frac: float = 0.1
     eval_every: int | None = None
+    patience: int = 5                # stop after this many validations without a new best (0: never)
     checkpoint_every: int | None = None
     min_count: int = 1
     seed: int = 1337
@@ -57,6 +58,7 @@ class Config:
             (self.max_time is None or self.max_time > 0, "--max-time", "must be > 0"),
             (0.0 <= self.val_frac < 1.0, "--val-frac", "must be in [0, 1)"),
             (self.eval_every is None or self.eval_every >= 1, "--eval-every", "must be >= 1"),
+            (0 <= self.patience <= 1_000_000, "--patience", "must be >= 0 (0 never stops early)"),
             (self.checkpoint_every is None or self.checkpoint_every >= 1, "--checkpoint-every", "must be >= 1"),
             (self.min_count >= 1, "--min-count", "must be >= 1"),
             (0 <= self.seed < 2**63, "--seed", "must be between 0 and 2^63 - 1"),

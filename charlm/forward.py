@@ -2,8 +2,8 @@
 
 Training has its own pass (``model.Network``), which keeps the caches its backward pass needs;
 this one keeps none. It runs time-blocked, so its memory does not grow with the text: with
-R = ``ROWS_PER_BLOCK`` rows (time steps x columns) per block, about R * (G*H + 3*H + V) float32
-values (the input products of a layer above the first, a layer's outputs and cell states, the
+R = ``ROWS_PER_BLOCK`` rows (time steps x columns) per block, about R * (G*H + 2*L*H + V) float32
+values (the input products of a layer above the first, every layer's outputs and cell states, the
 logits), whatever the length of the sequences.
 
 Shapes: token ids ``x`` (T, B), time-major, one column per sequence; the recurrent state (L, S, B, H)
@@ -39,8 +39,8 @@ class Forward:
             rows = block * B
             G = self.network.cell.gates
             self._buffers = dict(
-                hs=[np.empty((block, B, self.H), self.dtype) for _ in range(2)],
-                cs=np.empty((block, B, self.H), self.dtype),
+                hs=[np.empty((block, B, self.H), self.dtype) for _ in range(self.L)],
+                cs=[np.empty((block, B, self.H), self.dtype) for _ in range(self.L)],
                 x_table=np.empty((rows, G * self.H), self.dtype),
                 logits=np.empty((rows, self.out_w.shape[1]), self.dtype),
                 rows=np.arange(rows, dtype=np.int32).reshape(block, B),
@@ -64,7 +64,7 @@ class Forward:
         rows = steps * B
         below, layers = None, []
         for layer, (w_x, w_h, b) in enumerate(self.layers):
-            hs, cs = buf["hs"][layer % 2][:steps], buf["cs"][:steps]      # (steps, B, H)
+            hs, cs = buf["hs"][layer][:steps], buf["cs"][layer][:steps]   # (steps, B, H)
             if layer == 0:
                 table, index = w_x, x
             else:

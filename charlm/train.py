@@ -232,6 +232,8 @@ class Trainer:
         c = self.config
         if c.steps is not None and self.run_state.step >= c.steps:
             return "steps"
+        if c.patience and self._validations_since_best() >= c.patience:
+            return "no improvement"
         if c.epochs is not None and self.epochs_done >= c.epochs - 1e-9:
             return "epochs"
         if c.max_time is not None:
@@ -240,6 +242,13 @@ class Trainer:
             if self.elapsed + reserve > c.max_time:
                 return "time"
         return None
+
+    def _validations_since_best(self):
+        """Validations since the best one: the run stops early when --patience of them pass
+        (validation rising while training loss falls is the model learning the training text)."""
+        history = self.run_state.history
+        best = max((i for i, record in enumerate(history) if record.best), default=len(history) - 1)
+        return len(history) - 1 - best
 
     def _eval_estimate(self):
         if not self.dataset.val_tokens:
@@ -447,7 +456,7 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
     return trainer
 
 
-RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every")
+RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every", "patience")
 
 
 def _resume(out, text, options, reporter):

@@ -170,13 +170,6 @@ def small_network(cell, V=7, H=6, L=2, seed=0):
 ENGINE_CASES = [(cell, B, L) for B, L in ((3, 2), (40, 2), (3, 3))   # 40 columns: two threads
                 for cell in ("rnn", "gru", "lstm")]
 
-# charlm/forward.py: Forward._block gives the layers two hs buffers (layer % 2) and one cs buffer
-# between them, so Forward.states copies out layer l's h after layer l + 2 wrote over it and every
-# layer's c after the top layer's. Remove the mark when each layer has its own buffers.
-SHARED_BUFFERS = pytest.mark.xfail(strict=True, reason="Forward.states reads buffers that later "
-                                   "layers of the block overwrote")
-
-
 def engine_and_reference(cell, B, L, T=9):
     net = small_network(cell, L=L)
     x = np.random.default_rng(2).integers(0, net.vocab_size, (T, B)).astype(np.int32)
@@ -202,9 +195,7 @@ def test_engine_log_probabilities_match_the_reference_network(cell, B, L):
     assert np.all(logp[-2:, 0] == 0.0)
 
 
-@pytest.mark.parametrize("cell,B,L", [
-    pytest.param(*case, marks=SHARED_BUFFERS if case[0] == "lstm" or case[2] > 2 else ())
-    for case in ENGINE_CASES])
+@pytest.mark.parametrize("cell,B,L", ENGINE_CASES)
 def test_engine_states_match_the_reference_network(cell, B, L):
     """Every layer's h (and the LSTM's c) after each step."""
     net, engine, x, ref = engine_and_reference(cell, B, L)

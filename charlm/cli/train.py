@@ -36,6 +36,7 @@ Examples:
               help="lines: one example per line; stream: one long text.  [default: auto]")
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  [default: 1]")
 @click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")
+@click.option("--patience", type=int, help="Stop after this many validations in a row without a new best; 0 never stops early.  [default: 5]")
 @click.option("--checkpoint-every", type=int, help="Also save every N steps (always: at each validation and at the end).")
 @click.option("--out", default="charlm.npz", show_default=True, help="Checkpoint to write.")
 @click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
@@ -98,8 +99,10 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
     val = (f", best validation loss {best:.4f} nats ({summary['best_val_bpc']:.3f} bits/char) "
            f"at step {summary['best_step']}" if best is not None else "")
     steps = summary["steps"]
+    early = (f" (stopped early: no new best in {trainer.config.patience} validations; "
+             "--patience to change)" if reason == "no improvement" else "")
     console.print(f"[green]Trained {steps} step{'s' * (steps != 1)} in {summary['elapsed']:.0f}s[/]{val}; "
-                  f"saved to [bold]{trainer.out}[/].")
+                  f"saved to [bold]{trainer.out}[/].{early}")
     if quiet:
         return
     from ..api import load
