@@ -31,23 +31,16 @@ incrementally and scored in batches of columns, so memory does not grow with the
   memory, where any burn-in is exact.
 """
 import math
-import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import CorpusError, UsageError
-from .kernels import inference
-from .kernels.linalg import blas_threads, matmul
-from .kernels.loss import log_softmax_at
-from .model import GATES, STATES
+from .forward import Engine
 from .textfile import TextFile
 from .vocab import EOS, EOS_ID, UNK_ID
 
 COLUMNS = 512          # sequences scored side by side, shared among the cores
-MIN_SHARE = 16         # fewest columns worth a thread of their own
-ROWS_PER_BLOCK = 4096  # time steps per block = ROWS_PER_BLOCK // columns: bounds the buffers
 MIN_SEGMENT = 1024     # stream-mode file: characters counted per column, at least ...
 MAX_SEGMENT = 8192     # ... and at most (bounds the memory: COLUMNS * MAX_SEGMENT token ids)
 BURN_IN = 128          # stream-mode file: characters read before a segment to warm its state
@@ -94,144 +87,6 @@ class Score:
         if self.per_char is not None:
             data["per_char"] = [{"char": c, "log_prob": lp} for c, lp in self.per_char]
         return data
-
-
-# ---- the forward pass ----------------------------------------------------------------------------
-
-class Forward:
-    """The network's forward pass for scoring on one thread: time-blocked, no training caches,
-    buffers reused from call to call.
-
-    Memory for B columns: with R = ROWS_PER_BLOCK rows (time steps x columns) per block, about
-    R * (G*H + 2*H + V) float32 values (the input products of a layer above the first, two
-    layers' outputs, the logits), whatever the length of the sequences.
-    """
-
-    def __init__(self, network):
-        p = network.params
-        self.cell, self.H, self.L = network.cell, network.hidden_size, network.num_layers
-        self.layers = []
-        for layer in range(self.L):
-            w_x, w_h, b = (p[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
-            if self.cell == "gru":
-                w_h = (np.ascontiguousarray(w_h[:, :2 * self.H]),
-                       np.ascontiguousarray(w_h[:, 2 * self.H:]))
-            self.layers.append((w_x, w_h, b))
-        self.out_w, self.out_b = p["out.W"], p["out.b"]
-        self.dtype = self.out_w.dtype
-        self._buffers_key, self._buffers = None, None
-
-    def _buffers_for(self, block, B):
-        if self._buffers_key != (block, B):
-            rows = block * B
-            self._buffers = dict(
-                hs=[np.empty((block, B, self.H), self.dtype) for _ in range(2)],
-                x_table=np.empty((rows, GATES[self.cell] * self.H), self.dtype),
-                logits=np.empty((rows, self.out_w.shape[1]), self.dtype),
-                rows=np.arange(rows, dtype=np.int32).reshape(block, B),
-            )
-            self._buffers_key = (block, B)
-        return self._buffers
-
-    def log_probs(self, x, y, state, out):
-        """out (T, B) = log p(y[t, b] | x[.., b]), 0 where y = -1, for int32 token ids x, y
-        (T, B); state (L, S, B, H) is advanced in place."""
-        T, B = x.shape
-        block = max(1, min(T, ROWS_PER_BLOCK // B))
-        buffers = self._buffers_for(block, B)
-        for t0 in range(0, T, block):
-            t1 = min(T, t0 + block)
-            self._block(x[t0:t1], y[t0:t1], state, out[t0:t1], buffers)
-
-    def _block(self, x, y, state, out, buf):
-        steps, B = x.shape
-        rows = steps * B
-        below = None
-        for layer, (w_x, w_h, b) in enumerate(self.layers):
-            hs = buf["hs"][layer % 2][:steps]                              # (steps, B, H)
-            if layer == 0:
-                table, index = w_x, x
-            else:
-                table, index = buf["x_table"][:rows], buf["rows"][:steps]   # (steps*B, G*H)
-                matmul(below.reshape(rows, self.H), w_x, table)
-            h = state[layer, 0]
-            if self.cell == "lstm":
-                inference.lstm_steps(index, table, b, w_h, h, state[layer, 1], hs)
-            elif self.cell == "gru":
-                inference.gru_steps(index, table, b, w_h[0], w_h[1], h, hs)
-            else:
-                inference.rnn_steps(index, table, b, w_h, h, hs)
-            below = hs
-        targets = y.reshape(-1)
-        if (targets >= 0).any():     # burn-in blocks predict nothing that counts
-            logits = buf["logits"][:rows]                                   # (steps*B, V)
-            matmul(below.reshape(rows, self.H), self.out_w, logits)
-            log_softmax_at(logits, self.out_b, targets, out.reshape(-1))
-
-
-class Engine:
-    """The columns of a batch split across the cores: one thread and one :class:`Forward` per
-    share, BLAS single-threaded meanwhile. Columns are independent, so the threads never wait on
-    each other; letting OpenBLAS split each small recurrent product instead keeps its threads
-    handing work over and leaves the element-wise cell updates on one core."""
-
-    def __init__(self, network):
-        self.network = network
-        self.forwards = [Forward(network) for _ in range(_cores())]
-
-    def zero_state(self, batch_size):
-        n = self.network
-        return np.zeros((n.num_layers, STATES[n.cell], batch_size, n.hidden_size),
-                        n.params.flat.dtype)
-
-    def log_probs(self, x, y, state):
-        """(T, B) float64 log p(y | x), 0 where y = -1, for int32 ids x, y (T, B); advances
-        state (L, S, B, H) in place."""
-        T, B = x.shape
-        out = np.zeros((T, B), np.float64)
-        shares = min(len(self.forwards), max(1, B // MIN_SHARE))
-        if shares == 1:
-            self.forwards[0].log_probs(x, y, state, out)
-            return out
-        edges = np.linspace(0, B, shares + 1).round().astype(int)
-        parts = []
-        for forward, lo, hi in zip(self.forwards, edges[:-1], edges[1:]):
-            part = (np.ascontiguousarray(x[:, lo:hi]), np.ascontiguousarray(y[:, lo:hi]),
-                    np.ascontiguousarray(state[:, :, lo:hi]), np.zeros((T, hi - lo)))
-            parts.append(part)
-        errors = []
-
-        def run(forward, part):
-            try:
-                forward.log_probs(*part)
-            except BaseException as e:    # re-raised in the calling thread
-                errors.append(e)
-
-        with blas_threads(1):
-            threads = [threading.Thread(target=run, args=(f, p), daemon=True)
-                       for f, p in zip(self.forwards[1:], parts[1:])]
-            for thread in threads:
-                thread.start()
-            run(self.forwards[0], parts[0])
-            for thread in threads:
-                thread.join()
-        if errors:
-            raise errors[0]
-        for lo, hi, (_, _, part_state, part_out) in zip(edges[:-1], edges[1:], parts):
-            state[:, :, lo:hi] = part_state
-            out[:, lo:hi] = part_out
-        return out
-
-
-def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def warm_up(model):
-    """Load (or on a first run compile) the scoring kernels on a one-step input."""
-    ids = np.zeros((1, 1), np.int32)
-    engine = Engine(model.network)
-    engine.log_probs(ids, ids, engine.zero_state(1))
 
 
 # ---- texts ---------------------------------------------------------------------------------------
@@ -368,7 +223,7 @@ def _score_rest(engine, ids, first, B, S, W, tally, state):
                       tally, state)
 
 
-def stream_log_prob(network, ids):
+def stream_log_prob(engine, ids):
     """(log-probability in nats, predicted tokens) of a stream-mode text given as token ids,
     computed as :func:`score_file` computes it for a file (segments laid out by the number of
     characters rather than bytes: the two agree within the burn-in error). Training reports this
@@ -376,7 +231,7 @@ def stream_log_prob(network, ids):
     tally = _Tally(vocab=None)
     ids = np.concatenate([[EOS_ID], ids]).astype(np.int32)
     segment, columns = _stream_layout(len(ids))
-    _score_rest(Engine(network), ids, 0, columns, segment, BURN_IN, tally, None)
+    _score_rest(engine, ids, 0, columns, segment, BURN_IN, tally, None)
     return tally.log_prob, tally.tokens
 
 
@@ -420,10 +275,18 @@ def _score_lines(model, reader, progress):
 
 
 def _score_line_buffer(engine, lines, tally):
-    lines.sort(key=len)
-    for start in range(0, len(lines), COLUMNS):
-        ids = [tally.encode(line) for line in lines[start:start + COLUMNS]]
-        x, y = _pad_examples(ids, lines=True)
-        logp = engine.log_probs(x, y, engine.zero_state(len(ids)))
-        tally.log_prob += float(logp.sum())
-        tally.tokens += sum(len(i) + 1 for i in ids)
+    log_prob, tokens = lines_log_prob(engine, [tally.encode(line) for line in lines])
+    tally.log_prob += log_prob
+    tally.tokens += tokens
+
+
+def lines_log_prob(engine, lines_ids):
+    """(log-probability in nats, predicted tokens) of lines given as token ids, each an example of
+    its own (``<EOS>`` before and after), scored in batches of COLUMNS lines of similar length.
+    Training reports this for its validation lines."""
+    ordered = sorted(lines_ids, key=len)
+    log_prob = 0.0
+    for start in range(0, len(ordered), COLUMNS):
+        x, y = _pad_examples(ordered[start:start + COLUMNS], lines=True)
+        log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
+    return log_prob, sum(len(ids) + 1 for ids in ordered)
