@@ -9,25 +9,32 @@ from numba import njit
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 
+@njit(inline="always", error_model="numpy")
+def shifted_exp(z, b, e):
+    """e = exp(z + b - m) with m = max(z + b), so that no exp overflows; returns (m, sum(e)),
+    in float64: log sum exp(z + b) = m + log(sum(e))."""
+    m = z[0] + b[0]
+    for i in range(1, z.shape[0]):
+        m = max(m, z[i] + b[i])
+    s = 0.0
+    for i in range(z.shape[0]):
+        e[i] = np.exp(np.float64(z[i] + b[i] - m))
+        s += e[i]
+    return np.float64(m), s
+
+
 @njit(**KERNEL)
 def log_softmax_at(logits, b, targets, out):
-    """out[n] = log softmax(logits[n] + b)[targets[n]] for (N, V) logits; 0 where targets[n] < 0.
-
-    log p_k = z_k - m - log(sum_i exp(z_i - m)), with m = max(z) so that no exp overflows.
-    """
+    """out[n] = log softmax(logits[n] + b)[targets[n]] for (N, V) logits; 0 where targets[n] < 0."""
     N, V = logits.shape
+    e = np.empty(V, np.float64)
     for n in range(N):
         k = targets[n]
         if k < 0:
             out[n] = 0.0
             continue
         z = logits[n]
-        m = z[0] + b[0]
-        for i in range(1, V):
-            m = max(m, z[i] + b[i])
-        s = 0.0
-        for i in range(V):
-            s += np.exp(np.float64(z[i] + b[i] - m))
+        m, s = shifted_exp(z, b, e)
         out[n] = z[k] + b[k] - m - np.log(s)
 
 
@@ -49,14 +56,7 @@ def softmax_cross_entropy(logits, b, targets, scale, dlogits, db):
             d[:] = 0.0
             continue
         z = logits[n]
-        m = z[0] + b[0]
-        for i in range(1, V):
-            m = max(m, z[i] + b[i])
-        s = 0.0
-        for i in range(V):
-            e = np.exp(np.float64(z[i] + b[i] - m))
-            d[i] = e
-            s += e
+        m, s = shifted_exp(z, b, d)
         total += m + np.log(s) - (z[k] + b[k])
         inv = scale / s
         for i in range(V):
