@@ -1,0 +1,146 @@
+"""What a network's units track in a text: every unit's activation after each character, simple
+features of the text at each character, and the units whose activation follows a feature best
+(Pearson's correlation).
+
+Alignment: activation i is the state after reading character i (the network starts from the zero
+state, reads <EOS>, then the text), so a unit that fires on a character lights that character up.
+Feature i describes the text at character i, the same alignment.
+"""
+import numpy as np
+
+from ..forward import Engine
+from ..vocab import EOS_ID
+
+STATE_NAMES = ("h", "c")        # the state axis S, in the cell table's order
+QUOTES = {'"': None, "“": True, "”": False}   # straight quotes toggle; curly ones open or close
+OPENERS, CLOSERS = {"(": "paren", "[": "bracket", "{": "bracket"}, {")": "paren", "]": "bracket",
+                                                                    "}": "bracket"}
+VOWELS = set("aeiouAEIOU")
+
+
+def activations(model, text):
+    """(L, S, n, H) float32: every layer's state (h, and the LSTM's c) after each of the n
+    characters of text. ``model`` is a :class:`charlm.api.Model`."""
+    ids = model.vocab.encode(text)
+    x = np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None]
+    engine = Engine(model.network)
+    return engine.states(x, engine.zero_state(1))[:, :, 1:, 0]
+
+
+def features(text):
+    """{name: (n,) float64}: simple features of the text at each character.
+
+    inside quotes      between double quotes: 1 from the opening quote to the character
+                       before the closing one
+    bracket depth      [ ] and { } open after reading this character
+    parenthesis depth  ( ) likewise
+    position in line   characters read since the last newline (a newline: 0)
+    to end of line     steps to the next newline: 1 just before it, 0 on it (the end of the text
+                       counts as one)
+    start of word      a letter after a non-letter
+    position in word   letters since the word began (1 on its first letter; 0 outside words)
+    vowel, uppercase, digit, space, punctuation, newline   the character is one
+    """
+    n = len(text)
+    names = ("inside quotes", "bracket depth", "parenthesis depth", "position in line",
+             "to end of line", "start of word", "position in word", "vowel", "uppercase",
+             "digit", "space", "punctuation", "newline")
+    out = {name: np.zeros(n) for name in names}
+    quoted, depth, column, in_word = False, {"paren": 0, "bracket": 0}, 0, 0
+    for i, ch in enumerate(text):
+        if ch in QUOTES:
+            quoted = (not quoted) if QUOTES[ch] is None else QUOTES[ch]
+        if ch in OPENERS:
+            depth[OPENERS[ch]] += 1
+        elif ch in CLOSERS:
+            depth[CLOSERS[ch]] = max(0, depth[CLOSERS[ch]] - 1)
+        column = 0 if ch == "\n" else column + 1
+        in_word = in_word + 1 if ch.isalpha() else 0
+        out["inside quotes"][i] = quoted
+        out["bracket depth"][i], out["parenthesis depth"][i] = depth["bracket"], depth["paren"]
+        out["position in line"][i] = column
+        out["position in word"][i] = in_word
+        out["start of word"][i] = in_word == 1
+        out["vowel"][i] = ch in VOWELS
+        out["uppercase"][i] = ch.isupper()
+        out["digit"][i] = ch.isdigit()
+        out["space"][i] = ch == " " or ch == "\t"
+        out["punctuation"][i] = not ch.isalnum() and not ch.isspace()
+        out["newline"][i] = ch == "\n"
+    left = 0
+    for i in range(n - 1, -1, -1):
+        out["to end of line"][i] = left = 0 if text[i] == "\n" else left + 1
+    return out
+
+
+def rank_units(acts, feats, top=10, per_feature=None):
+    """The (unit, feature) pairs with the largest |Pearson correlation| between the unit's
+    activation and the feature along the text, best first: [{"layer", "unit", "state", "feature",
+    "correlation"}] (at most ``top``, and at most ``per_feature`` for any one feature).
+    acts (L, S, n, H) as :func:`activations` gives; feats {name: (n,)}. Constant series (a unit
+    that never moves, a feature absent from the text) have no correlation and are skipped."""
+    L, S, n, H = acts.shape
+    units = np.asarray(acts, np.float64).transpose(2, 0, 1, 3).reshape(n, L * S * H)
+    names = list(feats)
+    values = np.stack([np.asarray(feats[k], np.float64) for k in names], axis=1)    # (n, F)
+    a, a_norm = _centred(units)
+    f, f_norm = _centred(values)
+    live_a, live_f = a_norm > 0, f_norm > 0
+    r = (a[:, live_a].T @ f[:, live_f]) / np.outer(a_norm[live_a], f_norm[live_f])
+    unit_index, feature_index = np.flatnonzero(live_a), np.flatnonzero(live_f)
+    taken = {}
+    ranking = []
+    for flat in np.argsort(-np.abs(r), axis=None, kind="stable"):
+        i, j = np.unravel_index(flat, r.shape)
+        name = names[feature_index[j]]
+        if per_feature is not None and taken.get(name, 0) >= per_feature:
+            continue
+        taken[name] = taken.get(name, 0) + 1
+        u = int(unit_index[i])
+        ranking.append({"layer": u // (S * H), "unit": u % H, "state": STATE_NAMES[u // H % S],
+                        "feature": name, "correlation": float(r[i, j])})
+        if len(ranking) == top:
+            break
+    return ranking
+
+
+def _centred(x):
+    """x minus its column means, and each column's norm: 0 for a constant column."""
+    centred = x - x.mean(axis=0)
+    norm = np.sqrt((centred * centred).sum(axis=0))
+    norm[np.ptp(x, axis=0) == 0] = 0.0
+    return centred, norm
+
+
+# ---- the text coloured by one unit's activation ------------------------------------------------
+
+NEGATIVE, NEUTRAL, POSITIVE = (33, 102, 172), (247, 247, 247), (178, 24, 43)   # blue, white, red
+
+
+def colour_of(value, scale):
+    """A diverging colour (r, g, b): blue for -scale, white for 0, red for +scale (clipped)."""
+    x = max(-1.0, min(1.0, value / scale)) if scale > 0 else 0.0
+    end = POSITIVE if x > 0 else NEGATIVE
+    return tuple(round(a + abs(x) * (b - a)) for a, b in zip(NEUTRAL, end))
+
+
+def coloured_text(text, values, scale):
+    """A rich Text: each character on the colour of its activation; newlines shown as ⏎."""
+    from rich.text import Text
+    out = Text()
+    for ch, value in zip(text, values):
+        r, g, b = colour_of(float(value), scale)
+        ink = "white" if abs(value) > 0.6 * scale else "black"
+        out.append("⏎\n" if ch == "\n" else ch, style=f"{ink} on rgb({r},{g},{b})")
+    return out
+
+
+def legend(scale, steps=9):
+    """A rich Text: the colour scale from -scale to +scale."""
+    from rich.text import Text
+    out = Text(f"activation {-scale:+.2g} ")
+    for k in range(steps):
+        r, g, b = colour_of(scale * (2 * k / (steps - 1) - 1), scale)
+        out.append("  ", style=f"on rgb({r},{g},{b})")
+    out.append(f" {scale:+.2g}   (⏎ newline)")
+    return out
