@@ -1,12 +1,14 @@
-"""The Python API: ``charlm.load(path)`` gives a :class:`Model` that samples and scores.
+"""The Python API: ``charlm.load(path)`` gives a :class:`Model` that samples, scores and fills in.
 
     >>> import charlm
     >>> model = charlm.load("charlm.npz")
     >>> model.sample(num=3, temperature=0.8, seed=1)
     >>> model.score("Anna").bits_per_char
+    >>> model.fill("An_a").text
 """
 from . import checkpoint
-from .model import Network
+from .bidirectional import network_for
+from .errors import UsageError
 
 DEFAULT_MODEL = "charlm.npz"
 
@@ -19,8 +21,7 @@ class Model:
         self.config = ckpt.config
         self.vocab = ckpt.vocab
         self.checkpoint = ckpt
-        c = ckpt.config
-        self.network = Network(c.cell, len(ckpt.vocab), c.hidden_size, c.num_layers, ckpt.weights)
+        self.network = network_for(ckpt.config, len(ckpt.vocab), ckpt.weights)
 
     @property
     def num_parameters(self):
@@ -30,23 +31,40 @@ class Model:
                stop_at_eos=None, seed=None, on_text=None):
         """Draw ``num`` samples (see :func:`charlm.sampler.sample` for every option)."""
         from .sampler import sample
+        self.require_left_to_right("sample from")
         return sample(self, num=num, length=length, temperature=temperature, top_k=top_k,
                       top_p=top_p, prime=prime, stop_at_eos=stop_at_eos, seed=seed, on_text=on_text)
 
     def score(self, text, per_char=False):
         """Log-probability of text as SPEC.md defines it (see :func:`charlm.scorer.score`)."""
         from .scorer import score
+        self.require_left_to_right("score with")
         return score(self, text, per_char=per_char)
 
     def score_file(self, path, encoding="utf-8", progress=None, exact=False):
         """The same figures for a whole file, in batched chunks, or in one sequential pass with
         ``exact=True`` (see :func:`charlm.scorer.score_file`)."""
         from .scorer import score_file
+        self.require_left_to_right("score with")
         return score_file(self, path, encoding=encoding, progress=progress, exact=exact)
+
+    def fill(self, text, blank="_", top=5, left_only=False):
+        """Fill in every ``blank`` of text (one text, or a list: see :func:`charlm.fill.fill`)."""
+        from .fill import fill
+        return fill(self, text, blank=blank, top=top, left_only=left_only)
+
+    def require_left_to_right(self, action):
+        """Raise UsageError unless this model reads left to right (sampling and scoring need it)."""
+        if self.config.bidirectional:
+            raise UsageError(f"cannot {action} {self.path or 'this model'}: it is bidirectional "
+                             "(it predicts each character from the text on both sides), so it "
+                             "gives no probability of a text and cannot generate one; use "
+                             "`charlm fill`, or a model trained without --bidirectional")
 
     def __repr__(self):
         c = self.config
-        return (f"<charlm.Model {c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode, "
+        return (f"<charlm.Model {c.cell} {c.num_layers}x{c.hidden_size}, "
+                f"{'bidirectional, ' if c.bidirectional else ''}{c.mode} mode, "
                 f"{len(self.vocab)} tokens, {self.num_parameters:,} parameters>")
 
 

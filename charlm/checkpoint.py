@@ -3,7 +3,7 @@
 Besides the keys of the spec, a checkpoint written during training holds the latest training state
 for ``--resume`` under ``state.*``:
 
-- ``state.params``: the latest weights, one flat float32 array (the order of ``parameter_shapes``);
+- ``state.params``: the latest weights, one flat float32 array (in the order of ``bidirectional.shapes_for``);
 - ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size;
 - ``state.carry``: the recurrent state carried between batches, (L, S, B, H), stream mode;
 - ``state.json``: the run state (``charlm.runstate.RunState``): step, data position, elapsed time,
@@ -22,7 +22,8 @@ import numpy as np
 from .config import OPTIMIZER_MOMENTS, Config
 from .errors import CheckpointError, UsageError
 from .cells import cell as cell_named
-from .model import FlatArrays, parameter_shapes
+from .bidirectional import shapes_for
+from .model import FlatArrays
 from .runstate import RunState
 from .vocab import Vocab
 
@@ -152,7 +153,7 @@ def _parse(path, arrays, with_training_state):
         vocab = Vocab(tokens.tolist())
     except ValueError as e:
         raise CheckpointError(f"{path} has an invalid vocabulary ({e})") from None
-    shapes = parameter_shapes(config.cell, len(vocab), config.hidden_size, config.num_layers)
+    shapes = shapes_for(config, len(vocab))
     weights = FlatArrays(shapes)
     for name, shape in shapes:
         weights[name][...] = _weight(arrays, name, shape, path)

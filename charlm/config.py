@@ -21,6 +21,7 @@ class Config:
     cell: str = "lstm"
     hidden_size: int | None = None
     num_layers: int = 2
+    bidirectional: bool = False      # a cloze model for `charlm fill` (charlm.bidirectional)
     dropout: float | None = None
     mode: str = "auto"
     seq_len: int = 100

@@ -77,7 +77,7 @@ def init_parameters(params, cell, rng):
     for name, shape in params.shapes:
         w = params[name]
         if name.endswith(".b"):
-            if name.startswith("layers."):
+            if not name.startswith("out."):      # a recurrent layer's, in any stack
                 cell_named(cell).initial_biases(w, params[name[:-1] + "W_h"].shape[0])
             else:
                 w[:] = 0.0
@@ -87,7 +87,7 @@ def init_parameters(params, cell, rng):
                 q, r = np.linalg.qr(rng.standard_normal((hidden, hidden)))
                 w[:, k * hidden:(k + 1) * hidden] = (q * np.sign(np.diag(r))).astype(dtype)
         else:
-            bound = np.sqrt(3.0 / (1 if name == "layers.0.W_x" else shape[0]))
+            bound = np.sqrt(3.0 / (1 if name.endswith("layers.0.W_x") else shape[0]))
             w[:] = rng.uniform(-bound, bound, shape).astype(dtype)
 
 
@@ -228,6 +228,8 @@ class Network:
     ``cell`` is the cell's record in the cell table. This is the training pass (forward and
     backward); the no-grad forward pass is ``charlm.forward``."""
 
+    shard_type = _Shard        # what runs one thread's share of a batch
+
     def __init__(self, cell, vocab_size, hidden_size, num_layers, params):
         self.cell = cell_named(cell) if isinstance(cell, str) else cell
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
@@ -247,7 +249,8 @@ class Network:
             if len(self._shards) >= 2:
                 del self._shards[next(iter(self._shards))]
             edges = split(B, min(cores(), B))
-            self._shards[key] = [(lo, hi, _Shard(self, T, hi - lo)) for lo, hi in zip(edges[:-1], edges[1:])]
+            self._shards[key] = [(lo, hi, self.shard_type(self, T, hi - lo))
+                                 for lo, hi in zip(edges[:-1], edges[1:])]
         return self._shards[key]
 
     def _weights(self):

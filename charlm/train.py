@@ -17,11 +17,12 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import data, scorer
+from .bidirectional import held_out_log_prob, network_for, shapes_for
 from .config import OPTIMIZER_MOMENTS, Config, format_duration
 from .errors import CheckpointError, TrainingDiverged, UsageError
 from .forward import Engine
 from .kernels import optim
-from .model import FlatArrays, Network, init_parameters, parameter_shapes
+from .model import FlatArrays, init_parameters
 from .reporter import Reporter
 from .runstate import DROPOUT_MASKS, Evaluation, RunState
 from .vocab import Vocab
@@ -184,14 +185,13 @@ class Trainer:
         self.config, self.dataset, self.out = config, dataset, out
         self.reporter = reporter or Reporter()
         V = len(dataset.vocab)
-        shapes = parameter_shapes(config.cell, V, config.hidden_size, config.num_layers)
-        self.params = FlatArrays(shapes)
+        self.params = FlatArrays(shapes_for(config, V))
         if params is None:
             init_parameters(self.params, config.cell, np.random.default_rng([config.seed, 1]))
         else:
             self.params.flat[:] = params
         self.grads = self.params.like()
-        self.network = Network(config.cell, V, config.hidden_size, config.num_layers, self.params)
+        self.network = network_for(config, V, self.params)
         self.engine = Engine(self.network)
         self.optimizer = Optimizer(config.optimizer, self.params.flat.size,
                                    saved.moments if saved else None)
@@ -367,10 +367,14 @@ class Trainer:
     def evaluate(self):
         """Mean validation loss in nats per token (no dropout), or None without a validation set:
         the loss of the held-out text read in order from <EOS> (stream mode), or of the held-out
-        lines, each an example of its own (lines mode), as `charlm score --file` computes them."""
+        lines, each an example of its own (lines mode), as `charlm score --file` computes them;
+        for a bidirectional model, the cloze loss per character of the same text."""
         if not self.dataset.val_tokens:
             return None
-        if self.config.mode == "stream":
+        c = self.config
+        if c.bidirectional:
+            log_prob, count = held_out_log_prob(self.network, c.mode, self.dataset.val, c.seq_len)
+        elif c.mode == "stream":
             log_prob, count = scorer.stream_log_prob(self.engine, self.dataset.val)
         else:
             log_prob, count = scorer.lines_log_prob(self.engine, self.dataset.val)

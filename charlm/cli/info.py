@@ -56,7 +56,8 @@ def _print(report):
     console, _ = consoles()
     c = report["config"]
     table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("model", f"[bold]{c['cell']}[/] {c['num_layers']}x{c['hidden_size']}, "
+    table.add_row("model", f"[bold]{c['cell']}[/] {c['num_layers']}x{c['hidden_size']}"
+                           f"{' bidirectional' if c.get('bidirectional') else ''}, "
                            f"{report['parameters']:,} parameters, {c['mode']} mode")
     table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} lr {c['lr']:g}, "
                               f"dropout {c['dropout']:g}, clip {c['clip']:g}, seed {c['seed']}")

@@ -51,6 +51,7 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     from ..compile import warm_up_sampling
     from ..sampler import check_options
     model = load(model_path)
+    model.require_left_to_right("sample from")
     options = dict(num=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, seed=seed)
     check_options(model, **options)

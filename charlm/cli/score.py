@@ -56,6 +56,7 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
     if per_char and not texts:
         raise UsageError("--per-char applies to TEXT arguments, not to --file")
     model = load(model_path)
+    model.require_left_to_right("score with")
     out, err = consoles()
     with compile_notice():
         warm_up_forward(model.network)

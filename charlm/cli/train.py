@@ -22,6 +22,9 @@ Examples:
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help="Recurrent cell.  [default: lstm]")
 @click.option("--hidden", "hidden_size", type=int, help="Units per layer.  [default: sized to the corpus]")
 @click.option("--layers", "num_layers", type=int, help="Stacked recurrent layers.  [default: 2]")
+@click.option("--bidirectional", is_flag=True, default=None,
+              help="Train a cloze model for `charlm fill`: each character predicted from the text "
+                   "before it and after it (it cannot sample or score).")
 @click.option("--seq-len", type=int, help="Time steps of truncated backpropagation.  [default: 100]")
 @click.option("--batch-size", type=int, help="Sequences per batch.  [default: 50]")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help="[default: adam]")
@@ -84,8 +87,8 @@ def summarize(trainer, reason):
         "best_step": rs.best_step, "chars_per_sec": rs.chars_seen / max(trainer.elapsed, 1e-9),
         "clipped_steps": rs.clipped_steps, "elapsed": round(trainer.elapsed, 2),
         "config": {"cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
-                   "mode": c.mode, "dropout": c.dropout, "batch_size": c.batch_size,
-                   "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
+                   "bidirectional": c.bidirectional, "mode": c.mode, "dropout": c.dropout,
+                   "batch_size": c.batch_size, "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
     }
 
 
@@ -104,6 +107,10 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
     console.print(f"[green]Trained {steps} step{'s' * (steps != 1)} in {summary['elapsed']:.0f}s[/]{val}; "
                   f"saved to [bold]{trainer.out}[/].{early}")
     if quiet:
+        return
+    if trainer.config.bidirectional:
+        console.print(f'[dim]Fill in missing characters with:[/] charlm fill "Th_ c_t" --model '
+                      f'{trainer.out}')
         return
     from ..api import load
     model = load(trainer.out)
@@ -130,7 +137,8 @@ class ProgressReporter(NoticeReporter):
     def start(self, trainer):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         c = trainer.config
-        self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}, "
+        self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}"
+                           f"{' bidirectional' if c.bidirectional else ''}, "
                            f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
                            f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
                            f"dropout {c.dropout:g} -> {trainer.out}")
