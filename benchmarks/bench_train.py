@@ -7,7 +7,7 @@ lr 2e-3, gradients clipped to global norm 5, batch 50, sequence 50, the recurren
 gather); PyTorch an ``nn.Embedding(V, H)``, as SPEC.md and the issue set them.
 
     PYTHONPATH=. python benchmarks/bench_train.py [--configs lstm-128,gru-256] [--seconds 20]
-        [--rounds 2] [--markdown PATH] [--no-torch]
+        [--rounds 3] [--save] [--no-torch]
 
 Each side of each configuration runs in its own subprocess, so that its peak RSS (VmHWM) is its
 own; after a warm-up, the speed is the median chars/s over several timed windows. With ``--rounds``
@@ -15,6 +15,12 @@ the two sides alternate, and the medians pool every round's windows: other proce
 then slow both sides alike. The charlm compile time is measured once, in a subprocess with an empty
 Numba cache: everything ``charlm train`` needs for one cell (a training step, an evaluation, the
 optimizers). PyTorch is an optional extra (``pip install '.[bench]'``); without it, only charlm runs.
+
+Each side's speed is also given in GFLOP/s beside the roof, the speed of one 2048^3 sgemm through
+numpy's BLAS on all cores, measured in the same run. A character's forward pass costs
+2·G·H·(D_in + H) FLOP per layer (D_in = 0 for layer 0, whose one-hot input product is a row gather)
+plus 2·H·V for the output layer; training counts three times the forward (backward: twice).
+``--save`` writes the table to benchmarks/results/train.md (see update_readme.py).
 """
 import argparse
 import importlib.util
@@ -28,11 +34,34 @@ import time
 
 import numpy as np
 
+from results import save
+
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
                     "tinyshakespeare.txt")
 CONFIGS = {"lstm-128": ("lstm", 128), "lstm-256": ("lstm", 256), "lstm-512": ("lstm", 512),
            "gru-256": ("gru", 256)}
 LAYERS, BATCH, SEQ, LR, CLIP = 2, 50, 50, 2e-3, 5.0
+GATES = {"lstm": 4, "gru": 3}
+ROOF_N = 2048
+
+
+def training_flop_per_char(cell, hidden, vocab_size):
+    """3 x the forward FLOP of one character (see the module docstring)."""
+    G, H = GATES[cell], hidden
+    forward = sum(2 * G * H * ((0 if layer == 0 else H) + H) for layer in range(LAYERS))
+    return 3 * (forward + 2 * H * vocab_size)
+
+
+def sgemm_roof():
+    """GFLOP/s of the best of a few (ROOF_N x ROOF_N) float32 products through numpy."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((ROOF_N, ROOF_N), dtype=np.float32) for _ in range(2))
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * ROOF_N ** 3 / best / 1e9
 
 
 # ---- what both sides share ------------------------------------------------------------------------
@@ -162,6 +191,9 @@ def worker(args):
     if args.worker == "compile":
         print(json.dumps({"seconds": compile_side(cell)}))
         return
+    if args.worker == "roof":
+        print(json.dumps({"gflops": sgemm_roof()}))
+        return
     side = charlm_side if args.worker == "charlm" else torch_side
     first, rates = side(cell, hidden, args)
     print(json.dumps({"first": first, "rates": rates, "rss_mb": peak_rss_mb()}))
@@ -186,12 +218,17 @@ def measure(args):
         compile_seconds = run_worker(args, "--worker", "compile", "--cell", "lstm", env=env)["seconds"]
     rows = []
     loads = [os.getloadavg()[0]]
+    vocab_size = stream_data(args.data)[2]
     for name in args.configs:
         sides = {"charlm": []} | ({"torch": []} if has_torch else {})
+        roofs = []
         for _ in range(args.rounds):
+            roofs.append(run_worker(args, "--worker", "roof")["gflops"])
             for side in sides:
                 sides[side].append(run_worker(args, "--worker", side, "--config", name))
-        row = {"config": name, "cell": CONFIGS[name][0], "hidden": CONFIGS[name][1]}
+        row = {"config": name, "cell": CONFIGS[name][0], "hidden": CONFIGS[name][1],
+               "roof": statistics.median(roofs),
+               "flop": training_flop_per_char(*CONFIGS[name], vocab_size)}
         for side, results in sides.items():
             row[side] = statistics.median(r for res in results for r in res["rates"])
             row[side + "_rss_mb"] = max(res["rss_mb"] for res in results)
@@ -205,14 +242,20 @@ def measure(args):
     return rows, compile_seconds, has_torch, (min(loads), max(loads))
 
 
-HEADER = ("model", "charlm chars/s", "PyTorch chars/s", "ratio", "charlm peak RSS", "PyTorch peak RSS")
+HEADER = ("model", "charlm chars/s", "PyTorch chars/s", "ratio", "charlm GFLOP/s (of roof)",
+          "PyTorch GFLOP/s (of roof)", "sgemm roof GFLOP/s", "charlm peak RSS", "PyTorch peak RSS")
 
 
 def table_rows(rows):
+    def gflops(r, side):
+        rate = r[side] * r["flop"] / 1e9
+        return f"{rate:.0f} ({rate / r['roof']:.0%})"
+
     for r in rows:
         torch = "torch" in r
         yield (f"{r['cell'].upper()} {LAYERS}x{r['hidden']}", f"{r['charlm']:,.0f}",
                f"{r['torch']:,.0f}" if torch else "-", f"{r['ratio']:.2f}x" if torch else "-",
+               gflops(r, "charlm"), gflops(r, "torch") if torch else "-", f"{r['roof']:.0f}",
                f"{r['charlm_rss_mb']:.0f} MB", f"{r['torch_rss_mb']:.0f} MB" if torch else "-")
 
 
@@ -220,10 +263,9 @@ def markdown(rows, compile_seconds, loads, args):
     lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     lines += ["", f"Batch {BATCH}, sequence {SEQ}, Adam, clip {CLIP:g}; median of "
-              f"{args.rounds * args.windows} windows of {args.seconds / args.windows:g} s per side "
-              f"on {os.cpu_count()} cores. charlm's first compile (empty Numba cache, LSTM): "
-              f"{compile_seconds:.1f} s. Load average during the run: {loads[0]:.1f} to "
-              f"{loads[1]:.1f} (other processes share the cores when it exceeds about 2)."]
+              f"{args.rounds * args.windows} windows of {args.seconds / args.windows:g} s per side, "
+              f"the sides alternated over {args.rounds} rounds. charlm's first compile (empty "
+              f"Numba cache, LSTM): {compile_seconds:.1f} s."]
     return "\n".join(lines) + "\n"
 
 
@@ -235,10 +277,10 @@ def main():
     parser.add_argument("--windows", type=int, default=5, help="timed windows per side and round")
     parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds before the windows")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the table as markdown")
+    parser.add_argument("--save", action="store_true", help="write the table to benchmarks/results/train.md")
     parser.add_argument("--no-torch", action="store_true", help="run charlm only")
     parser.add_argument("--data", default=DATA, help="the training text (default: tiny Shakespeare)")
-    parser.add_argument("--worker", choices=("charlm", "torch", "compile"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("charlm", "torch", "compile", "roof"), help=argparse.SUPPRESS)
     parser.add_argument("--config", choices=list(CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -264,9 +306,8 @@ def main():
     console.print(table)
     console.print(f"charlm first compile (empty Numba cache): {compile_seconds:.1f} s; "
                   f"load average {loads[0]:.1f} to {loads[1]:.1f}")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(markdown(rows, compile_seconds, loads, args))
+    if args.save:
+        print("saved", save("train", markdown(rows, compile_seconds, loads, args), loads))
 
 
 if __name__ == "__main__":
