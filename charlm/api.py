@@ -48,7 +48,7 @@ class Model:
         self.require_left_to_right("score with")
         return score_file(self, path, encoding=encoding, progress=progress, exact=exact)
 
-    def fill(self, text, blank="_", top=5, left_only=False):
+    def fill(self, text, blank="_", top=3, left_only=False):
         """Fill in every ``blank`` of text (one text, or a list: see :func:`charlm.fill.fill`)."""
         from .fill import fill
         return fill(self, text, blank=blank, top=top, left_only=left_only)

@@ -3,6 +3,7 @@ import click
 
 from .. import __version__
 from .common import fail
+from .fill import fill
 from .info import info
 from .sample import sample
 from .score import score
@@ -39,6 +40,7 @@ def main():
       charlm train                      # train on the bundled list of names (about a minute)
       charlm sample --num 5             # five new names from charlm.npz
       charlm score "Anna" "Xqzt"        # how probable is each text?
+      charlm fill "Em_a"                # fill in the missing letter
       charlm train input.txt --max-time 10m --out shakespeare.npz
       charlm info shakespeare.npz
     """
@@ -48,3 +50,4 @@ main.add_command(train)
 main.add_command(sample)
 main.add_command(score)
 main.add_command(info)
+main.add_command(fill)
