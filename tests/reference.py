@@ -119,22 +119,25 @@ class ReferenceNetwork:
                     log_probs=log_softmax(logits))
 
 
-def cloze_log_probs(cell, params, ids, eos=0):
+def cloze_log_probs(cell, params, ids, eos=0, before=None):
     """The bidirectional cloze model (charlm.bidirectional) on one text of token ids c_1 .. c_n:
     (n, V) log p(c_t | ...) from the forward stack ("layers.*") after reading <EOS> c_1 .. c_{t-1}
     and the backward stack ("backward.layers.*") after reading <EOS> c_n .. c_{t+1}, through
     softmax([h_fwd ; h_bwd] W_y + b_y) with W_y = out.W (2H, V). Each stack runs as a
-    ReferenceNetwork of its own."""
+    ReferenceNetwork of its own, from the zero state. ``before``: what the forward stack reads
+    instead of <EOS> before c_1 (ending with c_1's input), e.g. the text before a piece."""
     ids = list(ids)
+    before = [eos] if before is None else list(before)
     w_y = np.asarray(params["out.W"], np.float64)
     H = w_y.shape[0] // 2
     tops = []
-    for prefix, rows, inputs in (("layers", slice(0, H), [eos] + ids[:-1]),
+    for prefix, rows, inputs in (("layers", slice(0, H), before + ids[:-1]),
                                  ("backward.layers", slice(H, 2 * H), [eos] + ids[:0:-1])):
         L = _layer_count(params, prefix)
         stack = {f"layers.{l}.{k}": params[f"{prefix}.{l}.{k}"]
                  for l in range(L) for k in ("W_x", "W_h", "b")}
         stack.update({"out.W": w_y[rows], "out.b": np.zeros(w_y.shape[1])})
         tops.append(ReferenceNetwork(cell, stack).run(np.array(inputs)[:, None])["hs"][-1, :, 0])
-    h_fwd, h_bwd = tops[0], tops[1][::-1]          # the backward stack's step n - t is c_t's
+    h_fwd = tops[0][len(before) - 1:]
+    h_bwd = tops[1][::-1]                          # the backward stack's step n - t is c_t's
     return log_softmax(h_fwd @ w_y[:H] + h_bwd @ w_y[H:] + np.asarray(params["out.b"], np.float64))
