@@ -5,6 +5,7 @@ from .. import __version__
 from .common import fail
 from .fill import fill
 from .info import info
+from .report import report
 from .sample import sample
 from .score import score
 from .train import train
@@ -51,3 +52,4 @@ main.add_command(sample)
 main.add_command(score)
 main.add_command(info)
 main.add_command(fill)
+main.add_command(report)

@@ -1,0 +1,337 @@
+"""The report page: one self-contained HTML file about a model (``charlm report``, SPEC.md "Views").
+
+Sections: the model card, the training curves, samples at a few temperatures, the surprise map of
+a text, the neuron browser, the gradient-distance plot and a sampler that runs in the page.
+Everything is computed here by charlm's own passes, except the in-page sampler: the weights are
+exported into the page and ``report_assets/report.js`` runs the forward pass in JavaScript.
+
+Nothing in the page is fetched. The style sheet and the script are read from ``report_assets``
+and inlined, the plots are SVG drawn by ``views.svg``, and the data (weights included) is one JSON
+object in a ``<script type="application/json">`` whose every ``<``, ``>`` and ``&`` is written as a
+``\\u`` escape, so no text can close the element. A Content-Security-Policy of ``default-src
+'none'`` makes the browser refuse any request the page might still try.
+
+The text of the surprise map and the neuron browser is ``--text FILE`` (its first
+``TEXT_CHARS`` characters) or, without it, a sample the model draws at temperature 1: a checkpoint
+records only its corpus's length and CRC, not the corpus. In lines mode each non-blank line is an
+example of its own, read from the zero state, as in training and ``charlm score``.
+
+Weights in the page: float32, or float16 by default (half the bytes). With float16 the page's
+next-character probabilities differ from charlm's by the rounding of the weights; the page states
+that difference, measured here along its own text with charlm's forward pass on both sets of
+weights, and adds ``ARITHMETIC_BOUND`` for the page's float64 arithmetic against charlm's float32.
+"""
+import base64
+import json
+import math
+import os
+import string
+import tempfile
+from dataclasses import dataclass
+from html import escape
+from importlib import resources
+
+import numpy as np
+
+from .. import checkpoint
+from ..api import Model
+from ..errors import CorpusError, UsageError
+from ..forward import Engine
+from ..model import FlatArrays, Network
+from ..textfile import read_text
+from ..vocab import EOS, EOS_ID
+from . import svg
+
+TEMPERATURES = (0.5, 0.8, 1.0)
+SAMPLE_CHARS = 300             # stream mode: the length of each sample shown
+SAMPLE_LINES = 8               # lines mode: samples shown per temperature
+TEXT_CHARS = 1000              # the most characters of the text mapped and browsed
+DEFAULT_TEXT_LINES = 40        # lines mode without --text: samples drawn for the text
+PRECISIONS = {"float16": np.float16, "float32": np.float32}
+ARITHMETIC_BOUND = 1e-4        # float64 arithmetic in the page against charlm's float32
+SURPRISE_BINS = (1, 2, 3, 4, 6, 8, 12)   # bits: upper edges of the surprise map's colour classes
+
+
+@dataclass
+class Page:
+    """A built report: its HTML and the facts the command line prints."""
+    html: str
+    precision: str
+    bound: float               # the stated bound of the page's probabilities against charlm's
+    text_source: str
+    text_chars: int
+
+
+def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, progress=None):
+    """The report page of the checkpoint at ``path``; ``progress(message)`` hears each stage."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"--weights must be one of {', '.join(PRECISIONS)}")
+    say = progress or (lambda message: None)
+    ckpt = checkpoint.load(path, with_training_state=True)
+    model = Model(ckpt, path)
+    say("drawing samples")
+    samples = [(t, _sample(model, t, seed)) for t in TEMPERATURES]
+    examples, source = report_text(model, text_file, encoding, seed)
+    say("scoring the text")
+    scores = model.score(examples, per_char=True)
+    say("measuring the page's weights")
+    weights = export_weights(model.network, precision)
+    bound = rounding_error(model.network, model.vocab, examples, precision) + ARITHMETIC_BOUND
+    data = {
+        "model": {"name": os.path.basename(path), "cell": model.config.cell,
+                  "hidden_size": model.config.hidden_size, "num_layers": model.config.num_layers,
+                  "mode": model.config.mode, "vocab": model.vocab.tokens, "weights": weights,
+                  "bound": bound},
+        "text": {"examples": examples, "source": source},
+    }
+    sections = {
+        "title": escape(f"charlm report: {os.path.basename(path)}"),
+        "heading": escape(os.path.basename(path)),
+        "summary": escape(_summary(model)),
+        "card": card(model, ckpt),
+        "curves": curves(ckpt.training.run if ckpt.training else None),
+        "samples": samples_html(model, samples, seed),
+        "surprise": surprise_map(scores, source, model.config.mode == "lines"),
+        "precision": escape(precision),
+        "bound": f"{bound:.1e}",
+    }
+    html = _page(sections, data)
+    return Page(html, precision, bound, source, sum(map(len, examples)))
+
+
+def write(path, html):
+    """Write the page atomically (a temporary file in the same folder, then renamed)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-report-", suffix=".html.tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---- the text ------------------------------------------------------------------------------------
+
+def report_text(model, text_file, encoding, seed):
+    """(examples, source): the text the page maps and browses, as the examples the model reads
+    (one per non-blank line in lines mode, one in stream mode), at most TEXT_CHARS characters."""
+    lines = model.config.mode == "lines"
+    if text_file is None:
+        if lines:
+            drawn = model.sample(num=DEFAULT_TEXT_LINES, temperature=1.0, seed=seed)
+            text = "\n".join(drawn)
+        else:
+            text = model.sample(length=TEXT_CHARS, temperature=1.0, seed=seed)[0]
+        source = f"a sample the model drew at temperature 1 (seed {seed})"
+    else:
+        text = read_text(text_file, encoding)
+        source = os.path.basename(text_file)
+    if lines:
+        examples, total, cut = [], 0, False
+        for line in text.split("\n"):
+            if line.strip():
+                fits = total + len(line) <= TEXT_CHARS
+                cut = cut or not fits
+                if fits:
+                    examples.append(line)
+                    total += len(line)
+    else:
+        examples = [text[:TEXT_CHARS]] if text else []
+        cut = len(text) > TEXT_CHARS
+    if not examples:
+        raise CorpusError(f"{text_file or 'the sampled text'} has no text to show"
+                          + (" (lines mode: a line of at most "
+                             f"{TEXT_CHARS} characters)" if lines else ""))
+    if any("\ud800" <= ch <= "\udfff" for ex in examples for ch in ex):
+        raise CorpusError(f"{text_file} holds lone surrogates: not valid Unicode text")
+    if text_file is not None and cut:
+        source += f" (its first {sum(map(len, examples)):,} characters)"
+    return examples, source
+
+
+# ---- weights for the page ------------------------------------------------------------------------
+
+def export_weights(network, precision):
+    """The weights as the page reads them: each array little-endian in ``precision``, base64."""
+    dtype = np.dtype(PRECISIONS[precision]).newbyteorder("<")
+    p = network.params
+    if precision == "float16" and np.abs(p.flat).max() > np.finfo(np.float16).max:
+        raise UsageError("a weight is too large for float16; use --weights float32")
+    arrays = {name: {"shape": list(shape),
+                     "data": base64.b64encode(p[name].astype(dtype).tobytes()).decode("ascii")}
+              for name, shape in p.shapes}
+    return {"precision": precision, "arrays": arrays}
+
+
+def rounded_network(network, precision):
+    """The network with its weights rounded to ``precision`` (and held in float32 again)."""
+    p = network.params
+    flat = p.flat.astype(PRECISIONS[precision]).astype(p.flat.dtype)
+    return Network(network.cell, network.vocab_size, network.hidden_size, network.num_layers,
+                   FlatArrays(p.shapes, flat, dtype=flat.dtype))
+
+
+def next_char_probabilities(network, ids):
+    """(n + 1, V) float64: p(next token | <EOS>, ids[:t]) for t = 0..n, by charlm's forward pass."""
+    engine = Engine(network)
+    x = np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None]
+    return np.exp(engine.log_softmax(x, engine.zero_state(1))[:, 0])
+
+
+def rounding_error(network, vocab, examples, precision):
+    """The largest change that storing the weights in ``precision`` makes to any next-character
+    probability along the examples (0 for float32, which the checkpoint holds)."""
+    if precision == "float32":
+        return 0.0
+    rounded = rounded_network(network, precision)
+    worst = 0.0
+    for text in examples:
+        ids = vocab.encode(text)
+        diff = next_char_probabilities(network, ids) - next_char_probabilities(rounded, ids)
+        worst = max(worst, float(np.abs(diff).max()))
+    return worst
+
+
+# ---- sections ------------------------------------------------------------------------------------
+
+def _summary(model):
+    c = model.config
+    return (f"{c.cell.upper()} {c.num_layers}x{c.hidden_size}, {model.num_parameters:,} parameters, "
+            f"{len(model.vocab)} tokens, {c.mode} mode")
+
+
+def card(model, ckpt):
+    """The model card: what the network is, what it reads and how it was trained."""
+    c = model.config
+    run = ckpt.training.run if ckpt.training else None
+    rows = [("cell", f"{c.cell.upper()}, {c.num_layers} layer{'s' * (c.num_layers > 1)} of "
+                     f"{c.hidden_size} units"),
+            ("parameters", f"{model.num_parameters:,}"),
+            ("mode", c.mode + (" (every line an example of its own)" if c.mode == "lines"
+                               else " (one long text, state carried)")),
+            ("training", f"batch {c.batch_size}x{c.seq_len}, {c.optimizer} lr {c.lr:g}, "
+                         f"dropout {c.dropout:g}, clip {c.clip:g}, seed {c.seed}")]
+    if run is not None:
+        # the run state's time can lag (it is saved before a run's last seconds are added to
+        # it); the latest validation's time is a lower bound of the truth as well
+        seconds = max([run.elapsed] + [r.elapsed for r in run.history])
+        rows.append(("progress", f"{run.step:,} steps, {run.epoch} epochs, "
+                                 f"{seconds:,.0f} s of training, "
+                                 f"{run.chars_seen:,} characters read"))
+        rows.append(("clipping", f"the gradient was clipped on {run.clipped_steps:,} of "
+                                 f"{run.step:,} steps"))
+        if run.best_val_loss is not None:
+            rows.append(("best validation", f"{run.best_val_loss:.4f} nats/char "
+                                            f"({run.best_val_loss / math.log(2):.3f} bits/char) "
+                                            f"at step {run.best_step:,}"))
+        if run.corpus:
+            rows.append(("corpus", f"{run.corpus.get('chars', 0):,} characters, "
+                                   f"CRC-32 {run.corpus.get('crc32', 0):08x}"))
+    else:
+        rows.append(("progress", "no training state in this checkpoint (weights only)"))
+    table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    tokens = "".join(f'<span class="token">{escape(_visible(t))}</span>' for t in model.vocab.tokens)
+    return (f'<table class="card">{table}</table>'
+            f'<p class="vocab-title">Vocabulary: {len(model.vocab)} tokens</p>'
+            f'<div class="vocab">{tokens}</div>')
+
+
+def curves(run):
+    """Training and validation loss against steps and against time, two SVG plots."""
+    if run is None or not run.history:
+        return '<p class="note">No validation has run for this checkpoint: no curves to draw.</p>'
+    history = run.history
+    steps = [r.step for r in history]
+    minutes = history[-1].elapsed >= 180
+    times = [r.elapsed / 60 if minutes else r.elapsed for r in history]
+    train = [r.train_loss for r in history]
+    val = [r.val_loss for r in history]
+    series = lambda xs: [("training", xs, train), ("validation", xs, val)]  # noqa: E731
+    by_step = svg.line_plot(series(steps), "step", "loss (nats/char)", label="loss against steps")
+    by_time = svg.line_plot(series(times), "minutes" if minutes else "seconds", "loss (nats/char)",
+                            label="loss against time")
+    best = min(history, key=lambda r: r.val_loss)
+    return (f'<div class="plots">{by_step}{by_time}</div><p class="note">Training loss: the mean '
+            f'over the steps since the previous validation. Best validation: {best.val_loss:.4f} '
+            f'nats/char ({best.val_loss / math.log(2):.3f} bits/char) at step {best.step:,}, '
+            f'the weights this checkpoint holds.</p>')
+
+
+def _sample(model, temperature, seed):
+    if model.config.mode == "lines":
+        return model.sample(num=SAMPLE_LINES, temperature=temperature, seed=seed)
+    return model.sample(length=SAMPLE_CHARS, temperature=temperature, seed=seed)
+
+
+def samples_html(model, samples, seed):
+    """The samples drawn at each temperature, with the command that draws them again."""
+    lines = model.config.mode == "lines"
+    blocks = []
+    for temperature, texts in samples:
+        option = f" --num {SAMPLE_LINES}" if lines else f" --length {SAMPLE_CHARS}"
+        command = (f"charlm sample --model {model.path} --temperature {temperature:g} "
+                   f"--seed {seed}{option}")
+        blocks.append(f'<div class="sample"><h3>temperature {temperature:g}</h3>'
+                      f'<pre>{escape(chr(10).join(texts))}</pre>'
+                      f'<code class="command">{escape(command)}</code></div>')
+    return f'<div class="samples">{"".join(blocks)}</div>'
+
+
+def surprise_map(scores, source, lines):
+    """The text with each character coloured by its surprise -log2 p (as ``score --per-char``),
+    its probability in a tooltip; the examples of lines mode side by side."""
+    rows = []
+    for result in scores:
+        spans = []
+        for char, log_prob in result.per_char:
+            bits = -log_prob / math.log(2)
+            level = next((k for k, edge in enumerate(SURPRISE_BINS) if bits < edge),
+                         len(SURPRISE_BINS))
+            tip = f"{_visible(char)}  p = {math.exp(log_prob):.4f}, {bits:.2f} bits"
+            shown = {"\n": "⏎\n", EOS: "∎"}.get(char, char)
+            spans.append(f'<span class="s{level}" title="{escape(tip)}">{escape(shown)}</span>')
+        figure = "" if lines else f'<span class="bpc">{result.bits_per_char:.2f} bits/char</span>'
+        rows.append(f'<p class="map">{"".join(spans)}{figure}</p>')
+    total_bits = -sum(r.log2_prob for r in scores)
+    tokens = sum(r.num_tokens for r in scores)
+    edges = (0,) + SURPRISE_BINS
+    legend = "".join(f'<span class="s{k}">{lo}{f"–{hi}" if hi else "+"}</span>' for k, (lo, hi)
+                     in enumerate(zip(edges, SURPRISE_BINS + (None,))))
+    return (f'<p class="note">Text: {escape(source)}. {tokens:,} characters predicted, '
+            f'{total_bits / tokens:.3f} bits/char. Hover a character for its probability.</p>'
+            f'<div class="legend">surprise (bits) {legend} <span class="key">⏎ newline '
+            f'∎ end of line (&lt;EOS&gt;)</span></div>'
+            f'<div class="maps{" lines" * lines}">{"".join(rows)}</div>')
+
+
+def _visible(token):
+    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(token, token)
+
+
+# ---- the page ------------------------------------------------------------------------------------
+
+def _asset(name):
+    return resources.files("charlm.views").joinpath("report_assets", name).read_text("utf-8")
+
+
+def json_for_script(data):
+    """JSON that is safe inside a <script> element: no '<', '>' or '&' appears literally, so no
+    text in it can end the element or open a comment."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _page(sections, data):
+    script = _asset("report.js")
+    if "</script" in script.lower():
+        raise ValueError("report.js must not contain '</script'")
+    page = string.Template(_asset("page.html"))
+    return page.substitute(sections, css=_asset("report.css"), script=script,
+                           data=json_for_script(data))

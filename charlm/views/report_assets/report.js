@@ -1,0 +1,305 @@
+"use strict";
+// charlm report page: the sampler that runs in the page (the network's forward pass, written in
+// JavaScript) and the neuron browser. Everything it reads is the JSON in #charlm-data.
+//
+// The forward pass follows SPEC.md "Model" (row-vector convention, gate blocks along the G*H axis
+// of W_x, W_h and b), in float64 arithmetic over the stored weights:
+//   rnn   h = tanh(x W_x + h W_h + b)
+//   gru   [r, u] = sigmoid(x W_x + h W_h + b) on their blocks,
+//         c~ = tanh(x W_x[:,2H:] + (r * h) W_h[:,2H:] + b[2H:]),  h = u c~ + (1 - u) h
+//   lstm  [u, f, o, c~] = [sigmoid x3, tanh](x W_x + h W_h + b),  c = u c~ + f c,  h = o tanh(c)
+//   out   p(next) = softmax(h_top W_y + b_y)
+(function () {
+  const data = JSON.parse(document.getElementById("charlm-data").textContent);
+  const model = data.model;
+  const EOS = 0, UNK = 1;
+
+  // ---- weights ---------------------------------------------------------------------------------
+
+  function bytesOf(base64) {
+    const binary = atob(base64);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  }
+
+  // IEEE 754 half precision: sign, 5 exponent bits (bias 15), 10 fraction bits.
+  function halfToFloat(bits) {
+    const sign = bits & 0x8000 ? -1 : 1;
+    const exponent = (bits >> 10) & 0x1f;
+    const fraction = bits & 0x3ff;
+    if (exponent === 0) return sign * fraction * Math.pow(2, -24);      // zero and subnormals
+    if (exponent === 31) return fraction ? NaN : sign * Infinity;
+    return sign * (1 + fraction / 1024) * Math.pow(2, exponent - 15);
+  }
+
+  const READERS = {   // bytes per value, and how to read value i (little-endian)
+    float16: [2, (view, i) => halfToFloat(view.getUint16(2 * i, true))],
+    float32: [4, (view, i) => view.getFloat32(4 * i, true)],
+  };
+
+  function decode(array, precision) {
+    const [size, read] = READERS[precision];
+    const bytes = bytesOf(array.data);
+    const view = new DataView(bytes.buffer);
+    const out = new Float32Array(bytes.length / size);
+    for (let i = 0; i < out.length; i++) out[i] = read(view, i);
+    return out;
+  }
+
+  // ---- the network -----------------------------------------------------------------------------
+
+  const sigmoid = (x) => 1 / (1 + Math.exp(-x));
+
+  // z[j] += sum_i x[i] W[i, j] for j in [from, to), W row-major with `cols` columns.
+  function addProduct(z, x, W, cols, from, to) {
+    for (let i = 0; i < x.length; i++) {
+      const xi = x[i];
+      if (xi === 0) continue;
+      const row = i * cols;
+      for (let j = from; j < to; j++) z[j] += xi * W[row + j];
+    }
+  }
+
+  // Each cell's step, given z = x W_x + b: adds the recurrent product and updates the state
+  // {h, c} in place (h and c of one layer, Float64Array(H) each). Looked up by the cell's name.
+  const CELL_STEPS = {
+    rnn(z, layer, s, H) {
+      addProduct(z, s.h, layer.Wh, H, 0, H);
+      for (let j = 0; j < H; j++) s.h[j] = Math.tanh(z[j]);
+    },
+    gru(z, layer, s, H) {
+      addProduct(z, s.h, layer.Wh, 3 * H, 0, 2 * H);
+      const rh = new Float64Array(H);
+      for (let j = 0; j < H; j++) rh[j] = sigmoid(z[j]) * s.h[j];
+      addProduct(z, rh, layer.Wh, 3 * H, 2 * H, 3 * H);
+      for (let j = 0; j < H; j++) {
+        const u = sigmoid(z[H + j]);
+        s.h[j] = u * Math.tanh(z[2 * H + j]) + (1 - u) * s.h[j];
+      }
+    },
+    lstm(z, layer, s, H) {
+      addProduct(z, s.h, layer.Wh, 4 * H, 0, 4 * H);
+      for (let j = 0; j < H; j++) {
+        const u = sigmoid(z[j]), f = sigmoid(z[H + j]), o = sigmoid(z[2 * H + j]);
+        s.c[j] = u * Math.tanh(z[3 * H + j]) + f * s.c[j];
+        s.h[j] = o * Math.tanh(s.c[j]);
+      }
+    },
+  };
+
+  class Network {
+    constructor(spec) {
+      const w = (name) => decode(spec.weights.arrays[name], spec.weights.precision);
+      this.H = spec.hidden_size;
+      this.V = spec.vocab.length;
+      this.cellStep = CELL_STEPS[spec.cell];
+      this.width = spec.weights.arrays["layers.0.b"].shape[0];        // G*H
+      this.layers = [];
+      for (let l = 0; l < spec.num_layers; l++) {
+        this.layers.push({ Wx: w(`layers.${l}.W_x`), Wh: w(`layers.${l}.W_h`), b: w(`layers.${l}.b`) });
+      }
+      this.outW = w("out.W");
+      this.outB = w("out.b");
+    }
+
+    zeroState() {
+      return this.layers.map(() => ({ h: new Float64Array(this.H), c: new Float64Array(this.H) }));
+    }
+
+    // Read one token: advance the state in place and return the logits (Float64Array(V)).
+    step(state, token) {
+      const H = this.H, width = this.width;
+      let below = null;
+      this.layers.forEach((layer, l) => {
+        const z = Float64Array.from(layer.b);
+        if (l === 0) {
+          const row = token * width;                     // one-hot input: a row of W_x
+          for (let j = 0; j < width; j++) z[j] += layer.Wx[row + j];
+        } else {
+          addProduct(z, below, layer.Wx, width, 0, width);
+        }
+        this.cellStep(z, layer, state[l], H);
+        below = state[l].h;
+      });
+      const logits = Float64Array.from(this.outB);
+      addProduct(logits, below, this.outW, this.V, 0, this.V);
+      return logits;
+    }
+  }
+
+  let network = null;
+  function theNetwork() {          // decoded on first use: the page shows at once
+    if (network === null) network = new Network(model);
+    return network;
+  }
+
+  const tokenIndex = new Map(model.vocab.map((t, i) => [t, i]).slice(2));
+  const encode = (text) => Array.from(text, (ch) => (tokenIndex.has(ch) ? tokenIndex.get(ch) : UNK));
+
+  function softmax(logits, temperature) {
+    let max = -Infinity;
+    for (const z of logits) max = Math.max(max, z);
+    const p = logits.map((z) => Math.exp((z - max) / temperature));
+    const sum = p.reduce((a, b) => a + b, 0);
+    return p.map((x) => x / sum);
+  }
+
+  // p(next token | <EOS>, text[:t]) for t = 0..n: n + 1 arrays of V probabilities at temperature
+  // 1, <UNK> included: what `charlm score` computes. Used by the tests through the console.
+  function distributions(text) {
+    const net = theNetwork();
+    const state = net.zeroState();
+    const out = [Array.from(softmax(net.step(state, EOS), 1))];
+    for (const id of encode(text)) out.push(Array.from(softmax(net.step(state, id), 1)));
+    return out;
+  }
+
+  // ---- the sampler -----------------------------------------------------------------------------
+
+  // A seeded xorshift32 generator (Marsaglia 2003); the seed is mixed so that 0 works too.
+  function randomSource(seed) {
+    let s = (Math.imul(seed >>> 0, 0x9e3779b1) ^ 0x85ebca6b) >>> 0 || 1;
+    return () => {
+      s ^= s << 13; s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5; s >>>= 0;
+      return s / 4294967296;
+    };
+  }
+
+  // The drawing distribution: softmax(logits / T) without <UNK>, as `charlm sample` draws;
+  // temperature 0 is the most probable token.
+  function drawProbabilities(logits, temperature) {
+    const z = Float64Array.from(logits);
+    z[UNK] = -Infinity;
+    if (temperature === 0) {
+      const best = z.indexOf(Math.max(...z));
+      return z.map((_, i) => (i === best ? 1 : 0));
+    }
+    return softmax(z, temperature);
+  }
+
+  function draw(p, uniform) {
+    let cumulative = 0;
+    for (let i = 0; i < p.length; i++) {
+      cumulative += p[i];
+      if (uniform < cumulative && p[i] > 0) return i;
+    }
+    return p.findLastIndex((x) => x > 0);
+  }
+
+  const $ = (id) => document.getElementById(id);
+  const lines = model.mode === "lines";
+  let generation = 0;               // a new Draw stops the one running
+  let drawing = Promise.resolve();  // settles when the latest Draw has finished
+
+  // Yield to the browser (input, painting) and continue: a message to ourselves, which unlike a
+  // timer is not slowed down in a background tab.
+  function soon(callback) {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = callback;
+    channel.port2.postMessage(null);
+  }
+
+  function showMessage(text) { $("sampler-message").textContent = text; }
+
+  function showNext(p) {
+    const ranked = Array.from(p, (x, i) => [x, i]).sort((a, b) => b[0] - a[0]).slice(0, 10);
+    const bars = $("next-chars");
+    bars.replaceChildren();
+    const title = document.createElement("p");
+    title.className = "bars-title";
+    title.textContent = "next character (at this temperature):";
+    bars.append(title);
+    for (const [prob, i] of ranked) {
+      if (prob <= 0) break;
+      const row = document.createElement("div");
+      row.className = "bar";
+      const label = document.createElement("span");
+      label.className = "bar-label";
+      label.textContent = visible(model.vocab[i]);
+      const fill = document.createElement("span");
+      fill.className = "bar-fill";
+      fill.style.width = `${(100 * prob).toFixed(1)}%`;
+      const value = document.createElement("span");
+      value.className = "bar-value";
+      value.textContent = prob.toFixed(3);
+      row.append(label, fill, value);
+      bars.append(row);
+    }
+  }
+
+  function visible(token) {
+    return { " ": "␣", "\n": "⏎", "\t": "⇥", "<EOS>": "∎ end" }[token] ?? token;
+  }
+
+  function runSampler() {
+    drawing = new Promise((done) => generate(done));
+    return drawing;
+  }
+
+  function generate(done) {
+    const prime = $("prime").value;
+    const temperature = Number($("temperature").value);
+    const length = Math.max(1, Math.min(5000, Math.floor(Number($("length").value)) || 1));
+    const seed = Number($("seed").value) >>> 0;
+    const unknown = [...new Set(Array.from(prime).filter((ch) => !tokenIndex.has(ch)))];
+    const output = $("sampler-output");
+    output.replaceChildren();
+    $("next-chars").replaceChildren();
+    if (unknown.length) {
+      showMessage(`The prime has characters the model does not know: ${unknown.map((c) => JSON.stringify(c)).join(", ")}`);
+      done();
+      return;
+    }
+    showMessage("");
+    const net = theNetwork();
+    const state = net.zeroState();
+    const uniform = randomSource(seed);
+    let logits = net.step(state, EOS);
+    for (const id of encode(prime)) logits = net.step(state, id);
+    const primeSpan = document.createElement("span");
+    primeSpan.className = "prime";
+    primeSpan.textContent = prime;
+    const text = document.createTextNode("");
+    output.append(primeSpan, text);
+    const mine = ++generation;
+    let made = 0;
+    function chunk() {                              // a few steps at a time keeps the page live
+      if (mine !== generation) { done(); return; }
+      const until = performance.now() + 12;
+      let piece = "";
+      while (made < length && performance.now() < until) {
+        const token = draw(drawProbabilities(logits, temperature), uniform());
+        made++;
+        if (token === EOS && lines) { made = length; break; }
+        piece += token === EOS ? "\n" : model.vocab[token];
+        logits = net.step(state, token);
+      }
+      text.data += piece;
+      if (made < length) {
+        soon(chunk);
+      } else {
+        showNext(drawProbabilities(logits, temperature === 0 ? 1 : temperature));
+        done();
+      }
+    }
+    chunk();
+  }
+
+  function setUpSampler() {
+    const temperature = $("temperature");
+    temperature.addEventListener("input", () => { $("temperature-value").textContent = temperature.value; });
+    $("draw").addEventListener("click", runSampler);
+    $("reseed").addEventListener("click", () => {
+      $("seed").value = String(Math.floor(Math.random() * 4294967296));
+      runSampler();
+    });
+    if (lines) $("length").value = "40";
+  }
+
+  setUpSampler();
+  window.charlmReport = { distributions, encode, vocab: model.vocab, drawing: () => drawing };
+  soon(runSampler);                   // a first sample, once the page is shown
+})();
