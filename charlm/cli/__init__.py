@@ -4,7 +4,10 @@ import click
 from .. import __version__
 from .common import fail
 from .fill import fill
+from .gradients import gradients
 from .info import info
+from .neurons import neurons
+from .prepare import prepare
 from .report import report
 from .sample import sample
 from .score import score
@@ -51,5 +54,8 @@ main.add_command(train)
 main.add_command(sample)
 main.add_command(score)
 main.add_command(info)
+main.add_command(prepare)
 main.add_command(fill)
+main.add_command(neurons)
+main.add_command(gradients)
 main.add_command(report)

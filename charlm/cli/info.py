@@ -26,6 +26,7 @@ def info(model, as_json):
         print_json(report)
     else:
         _print(report)
+        _print_curves(ckpt)
 
 
 def describe(ckpt, path):
@@ -91,3 +92,11 @@ def _print_history(console, history):
                           f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "-",
                           f"{val:.4f}", f"{val / math.log(2):.3f}")
     console.print(table)
+
+
+def _print_curves(ckpt):
+    """The loss curves of the run, titled with the steps on which clipping acted."""
+    from ..views import curves
+    console, _ = consoles()
+    run = ckpt.training.run if ckpt.training else None
+    console.print(curves.render(run, width=min(console.width, 100), colour=console.is_terminal))

@@ -45,7 +45,7 @@ def render(run_state, width=80, height=16, colour=True):
                           [step for step, _ in trained], [loss for _, loss in trained]))
     best = min(range(len(history)), key=lambda i: history[i].val_loss)
     header = Text.assemble(
-        ("loss (nats/char) ", "bold"), "against steps (time)   ",
+        ("loss (nats/char) ", "bold"), "by step (time) · ",
         (clipping_summary(run_state.clipped_steps, run_state.step),
          "bold yellow" if run_state.clipped_steps else "bold"))
     footer = Text(f"best validation {s['val_loss'][best]:.4f} nats "

@@ -104,6 +104,16 @@ def rank_units(acts, feats, top=10, per_feature=None):
     return ranking
 
 
+def correlations(values, feats):
+    """{feature: Pearson r of values (n,) and the feature, or None where either is constant}."""
+    x, x_norm = _centred(np.asarray(values, np.float64)[:, None])
+    out = {}
+    for name, feature in feats.items():
+        f, f_norm = _centred(np.asarray(feature, np.float64)[:, None])
+        out[name] = float((x[:, 0] @ f[:, 0]) / (x_norm[0] * f_norm[0])) if x_norm[0] and f_norm[0] else None
+    return out
+
+
 def _centred(x):
     """x minus its column means, and each column's norm: 0 for a constant column."""
     centred = x - x.mean(axis=0)

@@ -41,6 +41,8 @@ def line_plot(lines, width, height, colour=True, title=None, xlabel=None, xticks
     for axis, ticks in (("x", xticks), ("y", yticks)):
         if ticks is not None:
             figure.ruler(axis).ticks(list(map(float, ticks[0])), list(ticks[1]))
+    if xticks is not None:
+        figure.ruler("x").lim(*_room_for_labels(lines, xticks, width))
     if title:
         figure.title(title)
     if xlabel:
@@ -51,14 +53,34 @@ def line_plot(lines, width, height, colour=True, title=None, xlabel=None, xticks
     return Text("\n").join([plot, legend])
 
 
+def _room_for_labels(lines, ticks, width):
+    """x limits with room for the first and last tick labels, centred on their ticks: plotext
+    drops a label that would cross the edge of the plot."""
+    xs = [x for line in lines for x in line.xs] + list(ticks[0])
+    lo, hi = min(xs), max(xs)
+    span = (hi - lo) or 1.0
+    chars = max(10, width - 10)                      # the canvas, less the y labels and frame
+    left, right = len(ticks[1][0]) / 2 + 1, len(ticks[1][-1]) / 2 + 1
+    per_char = span / max(1.0, chars - left - right)
+    return lo - left * per_char, hi + right * per_char
+
+
 def log_ticks(low, high):
-    """Positions (log10) and labels of the powers of ten from low to high (positive), thinned to
-    at most six."""
+    """Positions (log10) and labels of at most six powers of ten between low and high (positive);
+    the nearest power when none lies between."""
     import math
-    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    first, last = math.ceil(math.log10(low)), math.floor(math.log10(high))
+    if first > last:
+        first = last = round(math.log10(high))
     stride = max(1, math.ceil((last - first + 1) / 6))
     powers = list(range(last, first - 1, -stride))[::-1]
     return powers, [_power_label(p) for p in powers]
+
+
+def even_ticks(last, parts=4):
+    """Integer x ticks from 0 to last in about ``parts`` equal steps: (positions, labels)."""
+    positions = sorted({round(i * last / parts) for i in range(parts + 1)})
+    return positions, [str(p) for p in positions]
 
 
 def _power_label(p):

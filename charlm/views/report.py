@@ -40,7 +40,8 @@ from ..forward import Engine
 from ..model import FlatArrays, Network
 from ..textfile import read_text
 from ..vocab import EOS, EOS_ID
-from . import svg
+from . import curves as loss_curves
+from . import gradients, neurons, svg
 
 TEMPERATURES = (0.5, 0.8, 1.0)
 SAMPLE_CHARS = 300             # stream mode: the length of each sample shown
@@ -50,6 +51,10 @@ DEFAULT_TEXT_LINES = 40        # lines mode without --text: samples drawn for th
 PRECISIONS = {"float16": np.float16, "float32": np.float32}
 ARITHMETIC_BOUND = 1e-4        # float64 arithmetic in the page against charlm's float32
 SURPRISE_BINS = (1, 2, 3, 4, 6, 8, 12)   # bits: upper edges of the surprise map's colour classes
+RANKED_UNITS = 12              # the neuron browser's list of units that track a feature ...
+RANKED_PER_FEATURE = 2         # ... with at most this many for any one feature
+MAX_DISTANCE = 100             # the gradient plot's distances: 0..MAX_DISTANCE
+GRADIENT_WORK = 4e10           # multiply-adds per gradient curve, which bounds the text it reads
 
 
 @dataclass
@@ -74,6 +79,10 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
     examples, source = report_text(model, text_file, encoding, seed)
     say("scoring the text")
     scores = model.score(examples, per_char=True)
+    say("reading the neurons")
+    browser = neuron_data(model, examples)
+    say("measuring the gradient through time")
+    gradient = gradient_plot(model, examples, seed)
     say("measuring the page's weights")
     weights = export_weights(model.network, precision)
     bound = rounding_error(model.network, model.vocab, examples, precision) + ARITHMETIC_BOUND
@@ -83,6 +92,7 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
                   "mode": model.config.mode, "vocab": model.vocab.tokens, "weights": weights,
                   "bound": bound},
         "text": {"examples": examples, "source": source},
+        "neurons": browser,
     }
     sections = {
         "title": escape(f"charlm report: {os.path.basename(path)}"),
@@ -92,6 +102,8 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
         "curves": curves(ckpt.training.run if ckpt.training else None),
         "samples": samples_html(model, samples, seed),
         "surprise": surprise_map(scores, source, model.config.mode == "lines"),
+        "neurons_note": escape(_neurons_note(browser)),
+        "gradients": gradient,
         "precision": escape(precision),
         "bound": f"{bound:.1e}",
     }
@@ -225,8 +237,7 @@ def card(model, ckpt):
         rows.append(("progress", f"{run.step:,} steps, {run.epoch} epochs, "
                                  f"{seconds:,.0f} s of training, "
                                  f"{run.chars_seen:,} characters read"))
-        rows.append(("clipping", f"the gradient was clipped on {run.clipped_steps:,} of "
-                                 f"{run.step:,} steps"))
+        rows.append(("clipping", loss_curves.clipping_summary(run.clipped_steps, run.step)))
         if run.best_val_loss is not None:
             rows.append(("best validation", f"{run.best_val_loss:.4f} nats/char "
                                             f"({run.best_val_loss / math.log(2):.3f} bits/char) "
@@ -246,18 +257,17 @@ def card(model, ckpt):
 def curves(run):
     """Training and validation loss against steps and against time, two SVG plots."""
     if run is None or not run.history:
-        return '<p class="note">No validation has run for this checkpoint: no curves to draw.</p>'
-    history = run.history
-    steps = [r.step for r in history]
-    minutes = history[-1].elapsed >= 180
-    times = [r.elapsed / 60 if minutes else r.elapsed for r in history]
-    train = [r.train_loss for r in history]
-    val = [r.val_loss for r in history]
-    series = lambda xs: [("training", xs, train), ("validation", xs, val)]  # noqa: E731
-    by_step = svg.line_plot(series(steps), "step", "loss (nats/char)", label="loss against steps")
-    by_time = svg.line_plot(series(times), "minutes" if minutes else "seconds", "loss (nats/char)",
-                            label="loss against time")
-    best = min(history, key=lambda r: r.val_loss)
+        return f'<p class="note">{escape(loss_curves.NO_CURVE.capitalize())}.</p>'
+    s = loss_curves.series(run.history)
+    minutes = s["elapsed"][-1] >= 180
+    times = [t / 60 if minutes else t for t in s["elapsed"]]
+
+    def plot(xs, x_label):
+        return svg.line_plot([("training", xs, s["train_loss"]), ("validation", xs, s["val_loss"])],
+                             x_label, "loss (nats/char)", label=f"loss against {x_label}")
+
+    by_step, by_time = plot(s["steps"], "step"), plot(times, "minutes" if minutes else "seconds")
+    best = min(run.history, key=lambda r: r.val_loss)
     return (f'<div class="plots">{by_step}{by_time}</div><p class="note">Training loss: the mean '
             f'over the steps since the previous validation. Best validation: {best.val_loss:.4f} '
             f'nats/char ({best.val_loss / math.log(2):.3f} bits/char) at step {best.step:,}, '
@@ -309,6 +319,78 @@ def surprise_map(scores, source, lines):
             f'<div class="legend">surprise (bits) {legend} <span class="key">⏎ newline '
             f'∎ end of line (&lt;EOS&gt;)</span></div>'
             f'<div class="maps{" lines" * lines}">{"".join(rows)}</div>')
+
+
+def neuron_data(model, examples):
+    """What the neuron browser shows: the top layer's h after each character of the examples
+    (quantised to int8 over its largest magnitude: 1/127 of it is the step), the units that best
+    track a feature of the text (``neurons.rank_units``), and the series of those among them that
+    are not top-layer h units."""
+    acts = np.concatenate([neurons.activations(model, ex) for ex in examples], axis=2)  # (L,S,n,H)
+    per_example = [neurons.features(ex) for ex in examples]
+    feats = {name: np.concatenate([f[name] for f in per_example]) for name in per_example[0]}
+    ranking = neurons.rank_units(acts, feats, top=RANKED_UNITS, per_feature=RANKED_PER_FEATURE)
+    top = len(acts) - 1
+    extra = [dict(layer=r["layer"], state=r["state"], unit=r["unit"],
+                  **_quantised(acts[r["layer"], neurons.STATE_NAMES.index(r["state"]), :, r["unit"]]))
+             for r in ranking if (r["layer"], r["state"]) != (top, "h")]
+    return {"layer": top, "state": "h", "hidden": int(acts.shape[-1]),
+            **_quantised(acts[top, 0]), "extra": extra, "ranking": ranking,
+            "colours": [neurons.NEGATIVE, neurons.NEUTRAL, neurons.POSITIVE]}
+
+
+def _quantised(values):
+    """{"scale", "data"}: values / scale * 127 rounded to int8, base64; scale = max |value|."""
+    scale = float(np.abs(values).max()) or 1.0
+    q = np.rint(np.asarray(values, np.float64) / scale * 127).astype(np.int8)
+    return {"scale": scale, "data": base64.b64encode(q.tobytes()).decode("ascii")}
+
+
+def _neurons_note(browser):
+    if not browser["ranking"]:
+        return "No unit moves with any feature of this text."
+    best = browser["ranking"][0]
+    return (f"Best tracker here: layer {best['layer']} {best['state']} unit {best['unit']} follows "
+            f"\u201c{best['feature']}\u201d (correlation {best['correlation']:+.2f}).")
+
+
+def gradient_plot(model, examples, seed):
+    """The norm of dL_t/dh_(t-k) against k (``views.gradients``), for this model and for the same
+    network freshly initialised, over the start of the text: as many characters as
+    GRADIENT_WORK multiply-adds allow (about 2 K G H^2 per character)."""
+    c, net = model.config, model.network
+    per_char = 2 * MAX_DISTANCE * net.cell.gates * c.hidden_size ** 2
+    budget = max(MAX_DISTANCE + 1, int(GRADIENT_WORK // per_char))
+    texts, used = [], 0
+    for ex in examples:
+        if used < budget:
+            texts.append(model.vocab.encode(ex[:budget - used]))
+            used += len(texts[-1])
+    fresh = gradients.fresh_network(c.cell, net.vocab_size, c.hidden_size, c.num_layers, seed)
+    series = [(label, *_mean_norms(network, texts)) for label, network in
+              (("this model", net), (f"freshly initialised (seed {seed})", fresh))]
+    distances = list(range(MAX_DISTANCE + 1))
+    plot = svg.line_plot([(label, distances, norms.tolist()) for label, norms, _ in series],
+                         "distance k (characters)", "mean ||dL_t / dh_(t-k)||", log_y=True,
+                         width=640, height=320, label="gradient norm against distance")
+    counts = series[0][2]
+    reach = int(np.flatnonzero(counts)[-1])
+    return (f'{plot}<p class="note">How much the loss at a character depends on the top layer\'s '
+            f'output k characters earlier: the norm of the gradient, averaged over the {used:,} '
+            f'characters of the text read for it (k up to {reach}, fewer positions at larger k), '
+            f'float64. A curve that falls fast is a network that forgets fast.</p>')
+
+
+def _mean_norms(network, texts):
+    """(norms, counts) over several texts: each distance's mean over every (t, k) pair."""
+    total = np.zeros(MAX_DISTANCE + 1)
+    counts = np.zeros(MAX_DISTANCE + 1, np.int64)
+    for ids in texts:
+        norms, n = gradients.distance_norms(network, ids, MAX_DISTANCE)
+        total += np.nan_to_num(norms) * n
+        counts += n
+    with np.errstate(invalid="ignore"):
+        return np.where(counts > 0, total / np.maximum(counts, 1), np.nan), counts
 
 
 def _visible(token):

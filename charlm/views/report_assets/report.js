@@ -299,7 +299,111 @@
     if (lines) $("length").value = "40";
   }
 
+  // ---- the neuron browser ----------------------------------------------------------------------
+
+  const neuronData = data.neurons;
+  const quantised = (series) => new Int8Array(bytesOf(series.data).buffer);
+
+  // The diverging colour of views.neurons.colour_of: blue at -scale, white at 0, red at +scale.
+  function colourOf(value, scale) {
+    const [negative, neutral, positive] = neuronData.colours;
+    const x = scale > 0 ? Math.max(-1, Math.min(1, value / scale)) : 0;
+    const end = x > 0 ? positive : negative;
+    return `rgb(${neutral.map((a, k) => Math.round(a + Math.abs(x) * (end[k] - a))).join(",")})`;
+  }
+
+  function unitButton(label, select) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "unit";
+    button.textContent = label;
+    button.addEventListener("click", select);
+    return button;
+  }
+
+  function setUpNeurons() {
+    const H = neuronData.hidden;
+    const top = quantised(neuronData);
+    const n = top.length / H;
+    const value = (i, u) => (top[i * H + u] * neuronData.scale) / 127;
+    const mean = new Float64Array(H), spread = new Float64Array(H);
+    for (let i = 0; i < n; i++) for (let u = 0; u < H; u++) mean[u] += value(i, u) / n;
+    for (let i = 0; i < n; i++) for (let u = 0; u < H; u++) spread[u] += (value(i, u) - mean[u]) ** 2 / n;
+    spread.forEach((v, u) => { spread[u] = Math.sqrt(v); });
+
+    const container = $("neuron-text");
+    const spans = [];
+    data.text.examples.forEach((example) => {
+      const block = document.createElement("div");
+      block.className = lines ? "neuron-line" : "neuron-stream";
+      for (const ch of example) {
+        const span = document.createElement("span");
+        span.textContent = ch === "\n" ? "⏎\n" : ch;
+        span.dataset.i = String(spans.length);
+        spans.push(span);
+        block.append(span);
+      }
+      container.append(block);
+    });
+
+    function show(title, values) {              // colour the text by one series
+      const scale = Math.max(...values.map(Math.abs)) || 1;
+      values.forEach((v, i) => {
+        spans[i].style.background = colourOf(v, scale);
+        spans[i].style.color = Math.abs(v) > 0.6 * scale ? "#fff" : "";
+      });
+      $("unit-title").textContent = title;
+      $("unit-scale").replaceChildren(...[-scale, 0, scale].map((v) => {
+        const swatch = document.createElement("span");
+        swatch.style.background = colourOf(v, scale);
+        swatch.textContent = v === 0 ? "0" : v.toFixed(2);
+        return swatch;
+      }));
+    }
+
+    function showUnit(u) {
+      $("unit").value = String(u);
+      show(`layer ${neuronData.layer} ${neuronData.state}, unit ${u}`, Array.from({ length: n }, (_, i) => value(i, u)));
+    }
+
+    const extra = new Map(neuronData.extra.map((s) => [`${s.layer}/${s.state}/${s.unit}`, s]));
+    function showRanked(r) {
+      const key = `${r.layer}/${r.state}/${r.unit}`;
+      const title = `layer ${r.layer} ${r.state}, unit ${r.unit}: ${r.feature} (r = ${r.correlation.toFixed(2)})`;
+      if (!extra.has(key)) { showUnit(r.unit); $("unit-title").textContent = title; return; }
+      const series = extra.get(key), q = quantised(series);
+      $("unit").value = "";
+      show(title, Array.from(q, (v) => (v * series.scale) / 127));
+    }
+
+    const ranking = $("ranking");
+    for (const r of neuronData.ranking) {
+      const sign = r.correlation >= 0 ? "+" : "−";
+      ranking.append(unitButton(`L${r.layer} ${r.state} ${r.unit} · ${r.feature} ${sign}${Math.abs(r.correlation).toFixed(2)}`, () => showRanked(r)));
+    }
+
+    container.addEventListener("mouseover", (event) => {
+      const i = Number(event.target.dataset.i);
+      if (Number.isNaN(i)) return;
+      const standing = Array.from({ length: H }, (_, u) => [u, spread[u] > 0 ? (value(i, u) - mean[u]) / spread[u] : 0]);
+      standing.sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+      const panel = $("neuron-hover");
+      const heading = document.createElement("p");
+      heading.className = "hover-title";
+      heading.textContent = `after ${JSON.stringify(spans[i].textContent.replace("⏎\n", "\n"))}: the units furthest from their mean`;
+      panel.replaceChildren(heading, ...standing.slice(0, 8).map(([u, z]) =>
+        unitButton(`unit ${u}: ${value(i, u).toFixed(2)} (${z >= 0 ? "+" : "−"}${Math.abs(z).toFixed(1)} sd)`, () => showUnit(u))));
+    });
+    $("unit").max = String(H - 1);
+    $("unit").addEventListener("change", () => {
+      const u = Math.floor(Number($("unit").value));
+      if (u >= 0 && u < H) showUnit(u);
+    });
+    if (neuronData.ranking.length) showRanked(neuronData.ranking[0]); else showUnit(0);
+  }
+
   setUpSampler();
+  setUpNeurons();
   window.charlmReport = { distributions, encode, vocab: model.vocab, drawing: () => drawing };
   soon(runSampler);                   // a first sample, once the page is shown
 })();

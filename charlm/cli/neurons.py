@@ -1,0 +1,133 @@
+"""``charlm neurons``: what the units of a trained model track in a text (see
+:mod:`charlm.views.neurons`)."""
+import click
+
+from .common import MODEL_HELP, compile_notice, consoles, print_json, reports_errors
+from .textinput import read_text, text_options
+
+EXAMPLES = """
+\b
+Examples:
+  charlm neurons "Anna and Bob" --model names.npz            # the units that track features best
+  charlm neurons --file input.txt --model shakespeare.npz --top 20
+  charlm neurons --file input.txt --model shakespeare.npz --layer 1 --unit 37 --state c
+  charlm neurons --file code.py --model code.npz --json | jq '.ranking[0]'
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@text_options
+@click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
+              help=MODEL_HELP)
+@click.option("--layer", type=int, metavar="L",
+              help="Layer of --unit, from 0 (the input side).  [default: the top layer]")
+@click.option("--unit", type=int, metavar="U", help="Colour the text by this unit (from 0).")
+@click.option("--state", type=click.Choice(["h", "c"]), default="h", show_default=True,
+              help="The unit's output h, or the LSTM's cell state c.")
+@click.option("--top", type=int, default=10, show_default=True, metavar="N",
+              help="Rows of the ranking.")
+@click.option("--per-feature", type=int, default=2, show_default=True, metavar="N",
+              help="At most N rows of the ranking for any one feature (0: no limit).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"text", "layer", "unit", "state", "activations" (one per character), '
+                   '"correlations" (the unit\'s, per feature), "ranking": [{"layer", "unit", '
+                   '"state", "feature", "correlation"}, ...]}.')
+@reports_errors
+def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, top, per_feature,
+            as_json):
+    """The activation of the model's units along a text, and the units that track simple
+    features of it (inside quotes, bracket and parenthesis depth, position in the line, start of
+    a word, vowels, ...), ranked by the Pearson correlation of activation and feature.
+
+    With --unit, the text coloured by that unit's activation after each character (blue
+    negative, red positive); without, the ranking over every layer and state, and the text
+    coloured by the best unit.
+    """
+    from ..api import load
+    from ..errors import UsageError
+    from ..views import neurons as views
+    text, truncated = read_text(text, file_path, chars, encoding)
+    if top < 1:
+        raise UsageError("--top must be >= 1")
+    if per_feature < 0:
+        raise UsageError("--per-feature must be >= 0 (0: no limit)")
+    model = load(model_path)
+    c = model.config
+    if unit is not None:
+        layer = c.num_layers - 1 if layer is None else layer
+        _check_unit(model, layer, unit, state)
+    out, err = consoles()
+    _warn(err, model, text, file_path if truncated else None)
+    with compile_notice(enabled=not as_json):
+        acts = views.activations(model, text)
+    feats = views.features(text)
+    ranking = views.rank_units(acts, feats, top=top, per_feature=per_feature or None)
+    chosen = unit is not None
+    if not chosen:
+        if not ranking:
+            raise UsageError("no unit or feature varies along this text: give a longer one")
+        best = ranking[0]
+        layer, unit, state = best["layer"], best["unit"], best["state"]
+    values = acts[layer, views.STATE_NAMES.index(state), :, unit]
+    correlations = views.correlations(values, feats)
+    if as_json:
+        print_json({"text": text, "layer": layer, "unit": unit, "state": state,
+                    "activations": [float(v) for v in values], "correlations": correlations,
+                    "ranking": ranking})
+        return
+    if not chosen:
+        out.print(_ranking_table(ranking, model))
+    _print_unit(out, text, values, layer, unit, state, correlations)
+
+
+def _check_unit(model, layer, unit, state):
+    from ..errors import UsageError
+    c = model.config
+    if not 0 <= layer < c.num_layers:
+        raise UsageError(f"--layer must be between 0 and {c.num_layers - 1} for this "
+                         f"{c.num_layers}-layer model")
+    if not 0 <= unit < c.hidden_size:
+        raise UsageError(f"--unit must be between 0 and {c.hidden_size - 1} for this model of "
+                         f"{c.hidden_size} units per layer")
+    if state not in model.network.cell.states:
+        raise UsageError(f"--state {state}: a {c.cell} has only "
+                         f"{', '.join(model.network.cell.states)} (c is the LSTM's cell state)")
+
+
+def _warn(err, model, text, truncated_file):
+    from rich.markup import escape
+    if truncated_file is not None:
+        err.print(f"[dim]reading the first {len(text):,} characters of {escape(truncated_file)} "
+                  "(--chars)[/]")
+    unknown = model.vocab.unknown(text)
+    if unknown:
+        err.print(f"[yellow]warning:[/] {len(unknown)} character(s) not in the model's "
+                  f"vocabulary, read as <UNK>: {escape(', '.join(map(repr, unknown[:20])))}")
+
+
+def _ranking_table(ranking, model):
+    from rich.table import Table
+    c = model.config
+    table = Table(title=f"units that track a feature ({c.cell} {c.num_layers}x{c.hidden_size})",
+                  title_justify="left")
+    for name, justify in (("layer", "right"), ("unit", "right"), ("state", "left"),
+                          ("feature", "left"), ("correlation", "right")):
+        table.add_column(name, justify=justify)
+    for row in ranking:
+        r = row["correlation"]
+        table.add_row(str(row["layer"]), str(row["unit"]), row["state"], row["feature"],
+                      f"[{'red' if r > 0 else 'blue'}]{r:+.3f}[/]")
+    return table
+
+
+def _print_unit(out, text, values, layer, unit, state, correlations):
+    import numpy as np
+
+    from ..views import neurons as views
+    scale = 1.0 if state == "h" else float(np.abs(values).max()) or 1.0
+    known = {k: r for k, r in correlations.items() if r is not None}
+    best = max(known, key=lambda k: abs(known[k]), default=None)
+    tracks = f": tracks [bold]{best}[/] (r = {known[best]:+.3f})" if best else ""
+    out.print(f"layer {layer}, unit {unit}, state {state}{tracks}")
+    out.print(views.coloured_text(text, values, scale))
+    out.print(views.legend(scale))
