@@ -20,7 +20,7 @@ import pytest
 
 import charlm
 from charlm import checkpoint
-from charlm.api import Model, load
+from charlm.api import load
 from charlm.checkpoint import Checkpoint
 from charlm.config import Config
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
@@ -29,7 +29,7 @@ from charlm.vocab import Vocab
 from conftest import NAMES, run_charlm
 
 TEXT = 'Anna said: "the cat (and the dog) sat on a mat."\nBob ran to its bed; <b>&amp;</b>\n'
-SECTIONS = ("card", "curves", "samples", "surprise", "sampler")
+SECTIONS = ("card", "curves", "samples", "surprise", "neurons", "gradients", "sampler")
 CELLS = ("rnn", "gru", "lstm")
 
 
@@ -378,6 +378,53 @@ def test_in_page_sampler_draws_from_the_vocabulary_and_repeats_with_its_seed(bro
     bars = tab.evaluate("document.querySelectorAll('#next-chars .bar').length")
     assert bars > 0
     assert tab.problems() == []
+
+
+def test_neuron_browser_colours_the_text_by_the_unit_picked_and_names_units_on_hover(browser,
+                                                                                      models, pages):
+    path, page = pages["lstm"]
+    tab = browser.open(path)
+    spans = "document.querySelectorAll('#neuron-text span')"
+    assert tab.evaluate(f"{spans}.length") == len(TEXT)
+    tab.evaluate("(() => { const u = document.getElementById('unit'); u.value = '3';"
+                 " u.dispatchEvent(new Event('change')); })()")
+    colours = tab.evaluate(f"Array.from({spans}, s => s.style.background)")
+    acts = neurons_of(models["lstm"])[-1, 0, :, 3]                # top layer, h, unit 3
+    reddest = int(np.argmax(acts))
+    bluest = int(np.argmin(acts))
+    assert rgb(colours[reddest])[0] > rgb(colours[reddest])[2]    # more red than blue
+    assert rgb(colours[bluest])[2] > rgb(colours[bluest])[0]
+    tab.evaluate(f"{spans}[{reddest}].dispatchEvent(new MouseEvent('mouseover', {{bubbles: true}}))")
+    listed = tab.evaluate("Array.from(document.querySelectorAll('#neuron-hover button'), "
+                          "b => b.textContent)")
+    assert len(listed) == 8 and all(text.startswith("unit ") for text in listed)
+    ranking = page_data(page.html)["neurons"]["ranking"]
+    buttons = tab.evaluate("document.querySelectorAll('#ranking button').length")
+    assert buttons == len(ranking) > 0
+    assert tab.problems() == []
+
+
+def rgb(colour):
+    """[r, g, b] of a CSS 'rgb(r, g, b)'."""
+    return [int(v) for v in re.findall(r"\d+", colour)]
+
+
+def neurons_of(path):
+    from charlm.views import neurons
+    return neurons.activations(load(path), TEXT)
+
+
+def test_gradient_plot_is_views_gradients_over_the_text(models):
+    from charlm.views import gradients
+    model = load(models["gru"])
+    ids = model.vocab.encode(TEXT)
+    norms, counts = report._mean_norms(model.network, [ids[:20], ids[20:]])
+    first, n1 = gradients.distance_norms(model.network, ids[:20], report.MAX_DISTANCE)
+    second, n2 = gradients.distance_norms(model.network, ids[20:], report.MAX_DISTANCE)
+    np.testing.assert_array_equal(counts, n1 + n2)
+    k = 5
+    assert norms[k] == pytest.approx((first[k] * n1[k] + second[k] * n2[k]) / (n1[k] + n2[k]))
+    assert np.isnan(norms[len(ids) - 20]) and counts[len(ids) - 20] == 0
 
 
 def test_escaped_text_is_shown_as_text(browser, pages):

@@ -371,7 +371,7 @@ def gradient_plot(model, examples, seed):
               (("this model", net), (f"freshly initialised (seed {seed})", fresh))]
     distances = list(range(MAX_DISTANCE + 1))
     plot = svg.line_plot([(label, distances, norms.tolist()) for label, norms, _ in series],
-                         "distance k (characters)", "mean ||dL_t / dh_(t-k)||", log_y=True,
+                         "distance k (characters)", "mean ‖∂L(t) / ∂h(t−k)‖", log_y=True,
                          width=640, height=320, label="gradient norm against distance")
     counts = series[0][2]
     reach = int(np.flatnonzero(counts)[-1])

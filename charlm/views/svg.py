@@ -7,6 +7,7 @@ import math
 from html import escape
 
 MARGIN = dict(left=58, right=16, top=14, bottom=42)
+CHAR_WIDTH = 6.4         # the average width of a legend character (12 px sans-serif), for its box
 MAX_MARKED = 60          # series with at most this many points get a marker (and tooltip) per point
 
 
@@ -77,11 +78,15 @@ def _series(k, name, xs, ys, log_y, to_x, to_y):
 
 
 def _legend(names, right):
-    rows = []
+    """The series' names in the top right corner, on a backing that hides the grid behind them."""
+    width = 34 + CHAR_WIDTH * max(len(name) for name in names)
+    left, top = right - width - 4, MARGIN["top"] + 4
+    rows = [f'<rect class="legend-box" x="{left:.0f}" y="{top}" width="{width:.0f}" '
+            f'height="{16 * len(names) + 6}" rx="3"/>']
     for k, name in enumerate(names):
-        y = MARGIN["top"] + 12 + 16 * k
-        rows.append(f'<g class="series series-{k}"><line x1="{right - 118}" x2="{right - 100}" '
-                    f'y1="{y - 4}" y2="{y - 4}"/><text class="legend" x="{right - 94}" y="{y}">'
+        y = top + 15 + 16 * k
+        rows.append(f'<g class="series series-{k}"><line x1="{left + 6:.0f}" x2="{left + 24:.0f}" '
+                    f'y1="{y - 4}" y2="{y - 4}"/><text class="legend" x="{left + 30:.0f}" y="{y}">'
                     f'{escape(name)}</text></g>')
     return "".join(rows)
 
