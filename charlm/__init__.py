@@ -6,7 +6,8 @@ __version__ = "0.1.0"
 
 
 def load(path="charlm.npz"):
-    """Load a trained checkpoint as a :class:`charlm.api.Model` (``.sample()``, ``.score()``)."""
+    """Load a trained checkpoint as a :class:`charlm.api.Model` (``.sample()``, ``.score()``,
+    ``.fill()``)."""
     from .api import load as _load
     return _load(path)
 
