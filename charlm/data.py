@@ -9,7 +9,13 @@ Batches are time-major token ids ``x``, ``y`` of shape (T, B); a target of -1 is
   from the seed and the epoch, so truncation points move from epoch to epoch.
 - lines mode: each line is one example, ``<EOS> c1 .. cn`` -> ``c1 .. cn <EOS>``; B lines per batch,
   padded; a line longer than T is cut into chunks of T steps with the state carried within it.
+
+A corpus is read into memory (:class:`Corpus`) or prepared on disk (``charlm.prepared``); both
+give the text as ``<EOS>`` and its token ids, and its lines as spans of those ids, which the
+batches read.
 """
+import zlib
+
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,15 +24,43 @@ import numpy as np
 
 from .errors import CorpusError
 from .textfile import read_text
-from .vocab import EOS_ID
+from .vocab import EOS_ID, Vocab
 
 BUNDLED = "names.txt"
 
 
 @dataclass
 class Corpus:
+    """A corpus in memory. ``charlm.prepared.PreparedCorpus`` has the same methods."""
     text: str
     name: str          # the path, or "bundled names" for the default corpus
+
+    @property
+    def chars(self):
+        return len(self.text)
+
+    def detect_mode(self):
+        return detect_mode(self.text)
+
+    def vocab(self, min_count=1):
+        return Vocab.from_text(self.text, min_count)
+
+    def fingerprint(self):
+        """What a checkpoint keeps to recognise its corpus: its length and CRC-32 in UTF-8."""
+        return {"chars": len(self.text), "crc32": zlib.crc32(self.text.encode("utf-8"))}
+
+    def ids(self, vocab):
+        """(chars + 1,) int32: <EOS>, then the token id of every character."""
+        return np.concatenate([[EOS_ID], vocab.encode(self.text)]).astype(np.int32)
+
+    def line_spans(self):
+        """(n, 2) int64 rows (start, length) in :meth:`ids` of the lines that are not blank."""
+        spans, start = [], 1
+        for line in self.text.split("\n"):
+            if line.strip():
+                spans.append((start, len(line)))
+            start += len(line) + 1
+        return np.array(spans, np.int64).reshape(-1, 2)
 
 
 def read_corpus(path=None, encoding="utf-8"):
@@ -54,35 +88,80 @@ def detect_mode(text):
     """'lines' for a list of short independent lines (names, words), 'stream' for running text
     (prose or code: blank lines, or long lines). Returns the mode and the reason, for the user."""
     lines = text.rstrip("\n").split("\n")
-    if len(lines) < 2:
+    return mode_for_lines(len(lines), any(not line.strip() for line in lines),
+                          sum(map(len, lines)))
+
+
+def mode_for_lines(count, any_blank, chars):
+    """:func:`detect_mode` from the lines of the text with its trailing newlines dropped: their
+    number, whether any is blank (white space only) and their characters in all."""
+    if count < 2:
         return "stream", "the text is a single line"
-    if any(not line.strip() for line in lines):
+    if any_blank:
         return "stream", "the text has blank lines (running text)"
-    mean = sum(map(len, lines)) / len(lines)
+    mean = chars / count
     if mean > 60:
         return "stream", f"its lines are long ({mean:.0f} characters on average)"
-    return "lines", f"{len(lines):,} short lines without blank lines (one example per line)"
+    return "lines", f"{count:,} short lines without blank lines (one example per line)"
 
 
 def split_lines(text, val_frac, seed):
     """The non-empty lines, split into (train, val) by a seeded random choice of val_frac of them."""
     lines = [line for line in text.split("\n") if line.strip()]
-    n_val = int(round(len(lines) * val_frac))
-    if val_frac > 0 and len(lines) >= 2:
-        n_val = min(max(n_val, 1), len(lines) - 1)
-    order = np.random.default_rng([seed, 0x5EED]).permutation(len(lines))
-    val = set(order[:n_val].tolist())
-    return ([s for i, s in enumerate(lines) if i not in val],
-            [s for i, s in enumerate(lines) if i in val])
+    train, val = split_line_indices(len(lines), val_frac, seed)
+    return [lines[i] for i in train], [lines[i] for i in val]
+
+
+def split_line_indices(n, val_frac, seed):
+    """(train, val) ascending indices of n lines: val is a seeded random choice of val_frac of
+    them (at least one and not all, where there are two or more)."""
+    n_val = int(round(n * val_frac))
+    if val_frac > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    held = np.zeros(n, bool)
+    held[order[:n_val]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def split_stream(ids, val_frac):
     """(train, val) token ids: val is the last val_frac of the text, cut where nanoGPT cuts
     (1,003,854 / 111,540 characters of tiny Shakespeare). Train starts with <EOS>, its first
     input; val is the held-out text alone (validation scores it as a text of its own)."""
-    n_train = int(len(ids) * (1.0 - val_frac))
-    full = np.concatenate([[EOS_ID], ids]).astype(np.int32)
+    return split_stream_ids(np.concatenate([[EOS_ID], ids]).astype(np.int32), val_frac)
+
+
+def split_stream_ids(full, val_frac):
+    """:func:`split_stream` of full = <EOS> and the text's ids (an array, or a prepared corpus's
+    ``TokenIds``): views of it, nothing copied."""
+    n_train = int((len(full) - 1) * (1.0 - val_frac))
     return full[:n_train + 1], full[n_train + 1:]
+
+
+def lines_within(spans, max_chars):
+    """The first rows of spans (start, length) whose lines, each with its <EOS>, add up to at most
+    max_chars characters (at least one row); all of them for max_chars None."""
+    if max_chars is None:
+        return spans
+    total = np.cumsum(spans[:, 1] + 1)
+    return spans[:max(1, int(np.searchsorted(total, max_chars, side="right")))]
+
+
+class Lines:
+    """Lines as a sequence of int32 token id arrays: rows (start, length) of ``spans`` into ids."""
+
+    def __init__(self, ids, spans):
+        self.ids, self.spans = ids, spans
+
+    def __len__(self):
+        return len(self.spans)
+
+    def __getitem__(self, i):
+        start, length = self.spans[i]
+        return np.asarray(self.ids[start:start + length], np.int32)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 class StreamBatches:
@@ -119,13 +198,16 @@ class LineBatches:
 
     def __init__(self, lines_ids, batch_size, seq_len, seed):
         self.lines, self.B, self.T, self.seed = lines_ids, batch_size, seq_len, seed
+        self._order = (None, None)       # (epoch, its order of the lines)
 
     def __len__(self):
         return -(-len(self.lines) // self.B)
 
     def batch(self, epoch, index):
-        order = np.random.default_rng([self.seed, epoch, 0x11E5]).permutation(len(self.lines))
-        chosen = [self.lines[i] for i in order[index * self.B:(index + 1) * self.B]]
+        if self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.seed, epoch, 0x11E5]).permutation(
+                len(self.lines)))
+        chosen = [self.lines[i] for i in self._order[1][index * self.B:(index + 1) * self.B]]
         return pad_lines(chosen, self.T)
 
 

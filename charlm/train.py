@@ -10,7 +10,6 @@ import os
 import signal
 import threading
 import time
-import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,6 +22,7 @@ from .errors import CheckpointError, TrainingDiverged, UsageError
 from .forward import Engine
 from .kernels import optim
 from .model import FlatArrays, init_parameters
+from .prepared import open_corpus
 from .reporter import Reporter
 from .runstate import DROPOUT_MASKS, Evaluation, RunState
 from .vocab import Vocab
@@ -35,19 +35,20 @@ DEFAULT_MAX_TIME = 600.0
 
 # ---- choosing what the user left open ----------------------------------------------------------
 
-def resolve_config(config, text):
-    """A copy of config with mode, model size, dropout and stop rule chosen where left open.
-    Returns (config, notices) where notices explain each choice to the user."""
+def resolve_config(config, corpus):
+    """A copy of config with mode, model size, dropout and stop rule chosen where left open for
+    the corpus (``data.Corpus`` or ``prepared.PreparedCorpus``). Returns (config, notices) where
+    notices explain each choice to the user."""
     notices = []
     if config.mode == "auto":
-        mode, reason = data.detect_mode(text)
+        mode, reason = corpus.detect_mode()
         notices.append(f"mode: {mode} ({reason}; --mode to override)")
         config = replace(config, mode=mode)
     if config.steps is None and config.epochs is None and config.max_time is None:
         config = replace(config, epochs=DEFAULT_EPOCHS, max_time=DEFAULT_MAX_TIME)
         notices.append(f"training for {DEFAULT_EPOCHS} epochs or {format_duration(DEFAULT_MAX_TIME)}, "
                        "whichever comes first (--steps, --epochs or --max-time to choose)")
-    chars = len(text) * (1 - config.val_frac)
+    chars = corpus.chars * (1 - config.val_frac)
     if config.hidden_size is None:
         config = replace(config, hidden_size=_auto_hidden(chars, config))
         notices.append(f"model: {config.num_layers}-layer {config.cell.upper()} with "
@@ -147,27 +148,38 @@ class Dataset:
     notices: list
 
 
-def build_dataset(config, text, vocab):
-    """The training batches and validation data of text, shrinking the batch if text is short.
-    Returns (config, dataset) where config holds the batch shape actually used."""
+def build_dataset(config, corpus, vocab):
+    """The training batches and validation data of a corpus (``data.Corpus`` in memory, or a
+    ``prepared.PreparedCorpus`` read through a memory map), shrinking the batch if the corpus is
+    short; validation keeps the first ``val_max_chars`` held-out characters. Returns (config,
+    dataset) where config holds the batch shape actually used."""
     notices = []
+    ids = corpus.ids(vocab)
+    cap = config.val_max_chars or None
     if config.mode == "lines":
-        train_lines, val_lines = data.split_lines(text, config.val_frac, config.seed)
-        if not train_lines:
+        spans = corpus.line_spans()
+        train_rows, val_rows = data.split_line_indices(len(spans), config.val_frac, config.seed)
+        if not len(train_rows):
             raise data.CorpusError("the corpus has no non-empty line to train on")
-        B, T, notice = data.fit_batch_shape("lines", len(train_lines), config.batch_size, config.seq_len)
-        train = data.LineBatches([vocab.encode(s) for s in train_lines], B, T, config.seed)
-        val = [vocab.encode(s) for s in val_lines]
-        val_tokens = sum(len(ids) + 1 for ids in val)
-        train_chars = sum(len(s) + 1 for s in train_lines)
+        B, T, notice = data.fit_batch_shape("lines", len(train_rows), config.batch_size, config.seq_len)
+        train = data.LineBatches(data.Lines(ids, spans[train_rows]), B, T, config.seed)
+        val_spans = spans[val_rows]
+        val = list(data.Lines(ids, data.lines_within(val_spans, cap)))
+        held_out = int(val_spans[:, 1].sum()) + len(val_spans)
+        val_tokens = sum(len(line) + 1 for line in val)
+        train_chars = int(spans[train_rows, 1].sum()) + len(train_rows)
     else:
-        train_ids, val_ids = data.split_stream(vocab.encode(text), config.val_frac)
+        train_ids, val_ids = data.split_stream_ids(ids, config.val_frac)
         B, T, notice = data.fit_batch_shape("stream", len(train_ids), config.batch_size, config.seq_len)
         train = data.StreamBatches(train_ids, B, T, config.seed)
-        val, val_tokens = val_ids, len(val_ids)
+        val = np.asarray(val_ids[:cap], np.int32)
+        held_out, val_tokens = len(val_ids), len(val)
         train_chars = len(train_ids) - 1
     if notice:
         notices.append(notice)
+    if val_tokens < held_out:
+        notices.append(f"validation reads the first {val_tokens:,} of the {held_out:,} held-out "
+                       "characters (--val-max-chars)")
     config = replace(config, batch_size=B, seq_len=T)
     return config, Dataset(vocab, train, val, val_tokens, train_chars, notices)
 
@@ -426,10 +438,6 @@ class Trainer:
 
 # ---- the entry point ------------------------------------------------------------------------------
 
-def corpus_fingerprint(text):
-    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8"))}
-
-
 def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
             reporter=None, **options):
     """Read the corpus, resolve the config (or restore it with resume) and build the Trainer."""
@@ -446,30 +454,31 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
     if os.path.exists(out) and not (resume or force):
         raise UsageError(f"{out} exists: add --resume to continue its training, --force to replace "
                          "it, or choose another --out")
-    text = data.read_corpus(corpus, encoding).text
+    source = open_corpus(corpus, encoding, options.get("mode", "auto"), reporter)
     if resume:
-        trainer = _resume(out, text, options, reporter)
+        trainer = _resume(out, source, options, reporter)
     else:
         config = Config(**options).validate()
-        config, notices = resolve_config(config, text)
-        vocab = Vocab.from_text(text, config.min_count)
-        config, dataset = build_dataset(config, text, vocab)
+        config, notices = resolve_config(config, source)
+        vocab = source.vocab(config.min_count)
+        config, dataset = build_dataset(config, source, vocab)
         for message in notices + dataset.notices:
             reporter.notice(message)
-        trainer = Trainer(config, dataset, out, reporter=reporter, corpus_id=corpus_fingerprint(text))
+        trainer = Trainer(config, dataset, out, reporter=reporter, corpus_id=source.fingerprint())
+    trainer.run_state.corpus_path = None if corpus is None else os.path.abspath(corpus)
     return trainer
 
 
 RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every", "patience")
 
 
-def _resume(out, text, options, reporter):
+def _resume(out, corpus, options, reporter):
     if not os.path.exists(out):
         raise UsageError(f"--resume: there is no {out} to continue (train without --resume first)")
     saved = ckpt.load(out, with_training_state=True)
     if saved.training is None:
         raise CheckpointError(f"{out} has no training state to resume from (only weights)")
-    if saved.training.run.corpus not in (None, corpus_fingerprint(text)):
+    if saved.training.run.corpus not in (None, corpus.fingerprint()):
         raise UsageError(f"--resume: this is not the corpus {out} was trained on")
     ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE
                      and getattr(saved.config, k) != v)
@@ -481,7 +490,7 @@ def _resume(out, text, options, reporter):
                         "column, so it is not the run the earlier version would have continued")
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     config = replace(saved.config, **given).validate()
-    _, dataset = build_dataset(config, text, saved.vocab)
+    _, dataset = build_dataset(config, corpus, saved.vocab)
     trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
     if saved.training.run.validated:
         trainer.best = saved.weights.flat.copy()

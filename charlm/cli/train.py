@@ -35,6 +35,7 @@ Examples:
 @click.option("--epochs", type=float, help="Stop after this many passes over the training data.")
 @click.option("--max-time", help="Stop within this wall time, validation included: 90s, 10m, 2h.")
 @click.option("--val-frac", type=float, help="Fraction held out for validation; 0 for none.  [default: 0.1]")
+@click.option("--val-max-chars", type=int, help="Validate on at most this many held-out characters (the first ones); 0 for all.  [default: 1000000]")
 @click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
               help="lines: one example per line; stream: one long text.  [default: auto]")
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  [default: 1]")
@@ -108,6 +109,9 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
                   f"saved to [bold]{trainer.out}[/].{early}")
     if quiet:
         return
+    from ..views import curves
+    console.print(curves.render(trainer.run_state, width=min(console.width, 100),
+                                colour=console.is_terminal))
     if trainer.config.bidirectional:
         console.print(f'[dim]Fill in missing characters with:[/] charlm fill "Th_ c_t" --model '
                       f'{trainer.out}')
@@ -133,6 +137,17 @@ class NoticeReporter(Reporter):
 
 class ProgressReporter(NoticeReporter):
     """A rich progress bar (step, loss, val loss, bits/char, chars/s, ETA) and one line per validation."""
+
+    preparing_bar = None
+
+    def preparing(self, done, total):
+        """A bar over the bytes read while a large corpus is prepared (charlm.prepared)."""
+        from .prepare import PreparingBar
+        if self.preparing_bar is None:
+            self.preparing_bar = PreparingBar(self.console, "preparing the corpus")
+        self.preparing_bar.update(done, total)
+        if done >= total:
+            self.preparing_bar.close()
 
     def start(self, trainer):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
