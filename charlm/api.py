@@ -27,13 +27,42 @@ class Model:
     def num_parameters(self):
         return int(self.network.params.flat.size)
 
-    def sample(self, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
-               stop_at_eos=None, seed=None, on_text=None):
-        """Draw ``num`` samples (see :func:`charlm.sampler.sample` for every option)."""
+    def sample(self, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
+               stop_at_eos=None, seed=None, on_text=None, stop=None, keep_stop=False, beam=None,
+               length_penalty=0.0):
+        """Draw ``num`` samples (default 1), or with ``beam=K`` return the most probable
+        continuations a beam search finds (see :func:`charlm.sampler.sample` for every option)."""
         from .sampler import sample
         self.require_left_to_right("sample from")
         return sample(self, num=num, length=length, temperature=temperature, top_k=top_k,
-                      top_p=top_p, prime=prime, stop_at_eos=stop_at_eos, seed=seed, on_text=on_text)
+                      top_p=top_p, prime=prime, stop_at_eos=stop_at_eos, seed=seed, on_text=on_text,
+                      stop=stop, keep_stop=keep_stop, beam=beam, length_penalty=length_penalty)
+
+    def stream(self, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", stop_at_eos=None,
+               seed=None, stop=None, keep_stop=False):
+        """One sample as a generator of text pieces as they are generated (see
+        :func:`charlm.sampler.stream`): ``for piece in model.stream(): print(piece, end="")``."""
+        from .sampler import stream
+        self.require_left_to_right("sample from")
+        return stream(self, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                      prime=prime, stop_at_eos=stop_at_eos, seed=seed, stop=stop,
+                      keep_stop=keep_stop)
+
+    def beam_search(self, prime="", beam=8, length=None, stop_at_eos=None, length_penalty=0.0,
+                    stop=None, keep_stop=False):
+        """The ``beam`` best continuations of ``prime`` found, best first, each with its text,
+        log-probability and how it ended (see :func:`charlm.beam.beam_search`)."""
+        from .beam import beam_search
+        self.require_left_to_right("search")
+        return beam_search(self, prime=prime, beam=beam, length=length, stop_at_eos=stop_at_eos,
+                           length_penalty=length_penalty, stop=stop, keep_stop=keep_stop)
+
+    def novelty(self, texts, prime="", corpus=None):
+        """For each sample in texts (generated after ``prime``), whether it appears in the training
+        text: the file ``corpus``, or the one the checkpoint records (see :mod:`charlm.novelty`)."""
+        from .novelty import reference
+        check = reference(self, corpus)
+        return [check.check(text, prime) for text in texts]
 
     def score(self, text, per_char=False):
         """Log-probability of text as SPEC.md defines it (see :func:`charlm.scorer.score`)."""

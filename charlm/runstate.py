@@ -39,6 +39,8 @@ class RunState:
     eval_seconds: float | None = None   # the latest validation's duration
     clipped_steps: int = 0              # steps on which gradient clipping scaled the gradient
     corpus: dict | None = None          # {"chars", "crc32"} of the training text
+    corpus_path: str | None = None      # its absolute path (None: the bundled names), for the
+                                        # novelty check of `charlm sample`
     dropout_masks: str = DROPOUT_MASKS  # how the run draws them (see model.Network.dropout_masks)
 
     @property
@@ -66,6 +68,7 @@ class RunState:
             _check(getattr(state, name) is None or _number(getattr(state, name)), name)
         _check(state.best_step is None or isinstance(state.best_step, int), "best_step")
         _check(state.corpus is None or isinstance(state.corpus, dict), "corpus")
+        _check(state.corpus_path is None or isinstance(state.corpus_path, str), "corpus_path")
         _check(isinstance(state.history, list) and all(isinstance(r, dict) for r in state.history),
                "history")
         try:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import UsageError
 from .parallel import cores, fan_out, split
+from .stops import StopScanner, check_stops
 from .vocab import EOS_ID
 
 DEFAULT_LENGTH = 200           # characters, when the length is the only stop
@@ -35,8 +36,9 @@ CHUNK_VALUES = 1 << 20         # steps x samples per call otherwise: bounds the 
 MIN_SPLIT_HIDDEN = 128         # below this a batch-1 step is too short to pay for the barriers
 
 
-def sample(model, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
-           stop_at_eos=None, seed=None, on_text=None):
+def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
+           stop_at_eos=None, seed=None, on_text=None, stop=None, keep_stop=False, beam=None,
+           length_penalty=0.0):
     """Draw ``num`` samples from ``model`` (a :class:`charlm.api.Model`); returns their texts,
     without the prime.
 
@@ -52,20 +54,88 @@ def sample(model, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0, prime
     - ``stop_at_eos``: end a sample when it draws ``<EOS>``; default True in lines mode and False
       in stream mode, where the length is the only stop. A drawn ``<EOS>`` that does not stop the
       sample is written as a newline. ``<UNK>`` is never drawn.
-    - ``num``: samples drawn side by side in one batch.
+    - ``num``: samples drawn side by side in one batch (default 1); with ``beam``, the number of
+      best continuations returned (default: all that the search keeps).
     - ``seed``: the same seed with the same options and model gives the same texts; None is random.
     - ``on_text``: called with each new piece of text as it is generated (``num`` = 1 only).
+    - ``stop``: a string or a list of strings; each sample ends at the first occurrence of any of
+      them in its generated text, which is cut before it, or after it with ``keep_stop``
+      (see :mod:`charlm.stops`).
+    - ``beam``: return the most probable continuations found by a beam search of this width
+      instead of drawing (see :func:`charlm.beam.beam_search`, which also gives their
+      log-probabilities); ``length_penalty`` ranks them by log P / n^length_penalty.
     """
+    if beam is not None:
+        return [r.text for r in sample_beams(model, num, length, temperature, top_k, top_p, prime,
+                                             stop_at_eos, seed, on_text, stop, keep_stop, beam,
+                                             length_penalty)]
+    if length_penalty != 0.0:
+        raise UsageError("--length-penalty ranks the results of --beam: give --beam K")
+    num = 1 if num is None else num
     length, stop_at_eos, forced = check_options(model, num, length, temperature, top_k, top_p,
                                                 prime, stop_at_eos, seed, on_text)
+    stops = check_stops(model, stop)
+    texts = [[] for _ in range(num)]
+    for i, text in pieces(model, num, length, temperature, top_k, top_p, forced, stop_at_eos,
+                          seed, stops, keep_stop, streaming=on_text is not None):
+        texts[i].append(text)
+        if on_text is not None:
+            on_text(text)
+    return ["".join(t) for t in texts]
+
+
+def stream(model, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", stop_at_eos=None,
+           seed=None, stop=None, keep_stop=False):
+    """One sample as a generator of text pieces, each given as soon as it is generated (the first
+    few characters at once, then longer pieces); together, the text :func:`sample` returns with
+    the same options. Options are checked when it is called. Closing the generator early (e.g.
+    ``break``) stops the generation."""
+    length, stop_at_eos, forced = check_options(model, 1, length, temperature, top_k, top_p,
+                                                prime, stop_at_eos, seed)
+    stops = check_stops(model, stop)
+    return (text for _, text in pieces(model, 1, length, temperature, top_k, top_p, forced,
+                                       stop_at_eos, seed, stops, keep_stop, streaming=True))
+
+
+def sample_beams(model, num, length, temperature, top_k, top_p, prime, stop_at_eos, seed, on_text,
+                 stop, keep_stop, beam, length_penalty):
+    """:func:`sample` with ``beam``: the BeamResults, after refusing the options that only
+    drawing uses."""
+    from .beam import beam_search
+    drawing = [(temperature != 1.0, "--temperature"), (top_k != 0, "--top-k"),
+               (top_p != 1.0, "--top-p"), (seed is not None, "--seed"),
+               (on_text is not None, "on_text")]
+    for given, option in drawing:
+        if given:
+            raise UsageError(f"{option} does not apply to --beam: beam search draws nothing, it "
+                             "keeps the most probable continuations")
+    results = beam_search(model, prime, beam, length, stop_at_eos, length_penalty, stop,
+                          keep_stop)
+    if num is None:
+        return results
+    if not (isinstance(num, (int, np.integer)) and not isinstance(num, bool) and 1 <= num <= beam):
+        raise UsageError(f"--num with --beam {beam} must be from 1 to {beam}: the search keeps "
+                         f"{beam} continuations")
+    return results[:num]
+
+
+def pieces(model, num, length, temperature, top_k, top_p, forced, stop_at_eos, seed, stops,
+           keep_stop, streaming):
+    """The generation loop, as a generator of (sample index, new text) in the order generated,
+    for options already checked (:func:`check_options`, :func:`charlm.stops.check_stops`).
+
+    Stop strings are matched on the decoded text of each chunk by a :class:`StopScanner` per
+    sample; a sample that has met one is marked done, so the kernel stops drawing for it, and
+    when every sample is done the loop ends. With stop strings the chunks start short and
+    double, so that a sample stopping early leaves little generated in vain."""
     vocab, network = model.vocab, model.network
     run = Generation(network, 1) if num == 1 else Batch(network, num)
     rng = np.random.default_rng(seed)
-    pieces = [[] for _ in range(num)]
-    if on_text is not None:
-        chunk = FIRST_CHUNK
-    else:
-        chunk = MAX_CHUNK if num == 1 else max(1, CHUNK_VALUES // num)
+    scanners = [StopScanner(stops, keep_stop) for _ in range(num)] if stops else None
+    most = MAX_CHUNK if num == 1 or streaming else max(1, CHUNK_VALUES // num)
+    growing = streaming or bool(stops)
+    chunk = min(FIRST_CHUNK, most) if growing else most
+    ended = np.zeros(num, np.bool_)        # by a stop string
     generated = 0
     while generated < length:
         steps = min(chunk, length - generated)
@@ -73,21 +143,28 @@ def sample(model, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0, prime
         out = run.step(forced, uniforms, float(temperature), int(top_k), float(top_p),
                        bool(stop_at_eos))
         forced = forced[:0]
-        for i in range(num):
+        for i in np.flatnonzero(~ended):
             ids = out[:, i]
             keep = ids >= 0
             if stop_at_eos:
                 keep &= ids != EOS_ID
-            ids = ids[keep]
-            text = vocab.decode(ids, eos="\n")
-            pieces[i].append(text)
-            if on_text is not None and text:
-                on_text(text)
+            text = vocab.decode(ids[keep], eos="\n")
+            if scanners is not None:
+                text = scanners[i].feed(text)
+                if scanners[i].stopped:
+                    ended[i] = True
+                    run.stop(i)
+            if text:
+                yield int(i), text
         generated += steps
-        if len(out) < steps:
+        if len(out) < steps or ended.all():
             break
-        chunk = min(2 * chunk, MAX_CHUNK) if on_text is not None else chunk
-    return ["".join(p) for p in pieces]
+        if growing:
+            chunk = min(2 * chunk, most)
+    for i, scanner in enumerate(scanners or ()):
+        text = scanner.finish()
+        if text:
+            yield i, text
 
 
 def check_options(model, num=1, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
@@ -224,6 +301,10 @@ class Generation:
         """(h, c): the current hidden and cell states, (L, num, H) each."""
         return self.h[self.steps % 2], self.c[self.steps % 2]
 
+    def stop(self, i):
+        """End sample i: the kernel draws nothing more for it."""
+        self.done[i] = True
+
     def step(self, forced, uniforms, temperature, top_k, top_p, stop_at_eos):
         """Read the forced tokens, then draw len(uniforms) tokens per sample (see the kernel);
         returns the drawn tokens (steps, num), -1 after a sample's stop, fewer rows if all stop."""
@@ -253,6 +334,12 @@ class Batch:
         self.num = num
         self.parts = [(lo, hi, Generation(network, hi - lo, workers=1, packed=packed))
                       for lo, hi in zip(edges[:-1], edges[1:])]
+
+    def stop(self, i):
+        """End sample i (as :meth:`Generation.stop`)."""
+        for lo, hi, g in self.parts:
+            if lo <= i < hi:
+                g.stop(i - lo)
 
     def step(self, forced, uniforms, *options):
         """As :meth:`Generation.step`, for all the parts."""

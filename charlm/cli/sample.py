@@ -1,4 +1,9 @@
-"""``charlm sample``: generate text from a checkpoint (see :func:`charlm.sampler.sample`)."""
+"""``charlm sample``: generate text from a checkpoint (see :func:`charlm.sampler.sample`), search
+for the most probable continuations (``--beam``, :mod:`charlm.beam`), choose characters by hand
+(``--interactive``, :mod:`charlm.interactive`) and check samples against the training text
+(``--corpus``, ``--novelty``, ``--novel``: :mod:`charlm.novelty`)."""
+import sys
+
 import click
 
 from .common import MODEL_HELP, compile_notice, print_json, reports_errors
@@ -11,6 +16,13 @@ Examples:
   charlm sample --model shakespeare.npz --prime "ROMEO:" --length 500
   charlm sample --temperature 0              # greedy: always the most probable character
   charlm sample --top-p 0.9 --seed 7 --json  # nucleus sampling, reproducible, as JSON
+  charlm sample --beam 8 --prime "ROMEO:"    # the 8 most probable continuations found
+  charlm sample --beam 4 --num 1 --length-penalty 1   # the best by log P per character
+  charlm sample --stop "\\n\\n" --num 3       # each sample ends at its first blank line
+  charlm sample --stop . --stop "!" --keep-stop      # one sentence, its full stop kept
+  charlm sample --interactive                # choose each next character yourself
+  charlm sample --num 10 --novelty           # mark samples copied from the training corpus
+  charlm sample --num 10 --novel --corpus names.txt   # ten names not in names.txt
 """
 
 
@@ -31,48 +43,215 @@ Examples:
 @click.option("--prime", default="", metavar="TEXT",
               help="Text to start from: read by the model, then continued. Every character must "
                    "be in the model's vocabulary (an unknown one is an error).")
-@click.option("--num", type=int, default=1, show_default=True, metavar="N",
-              help="Number of samples, drawn together as one batch.")
+@click.option("--num", type=int, default=None, metavar="N",
+              help="Number of samples, drawn together as one batch; with --beam, how many of "
+                   "the best continuations to print.  [default: 1; with --beam, all K]")
 @click.option("--seed", type=int, default=None, metavar="N",
               help="Random seed: the same seed gives the same samples.  [default: random]")
 @click.option("--stop-at-eos/--no-stop-at-eos", default=None,
               help="End a sample at <EOS> (the end of a line in lines mode).  [default: on in "
                    "lines mode, off in stream mode; when off, a drawn <EOS> is written as a "
                    "newline]")
+@click.option("--beam", type=int, default=None, metavar="K",
+              help="Beam search: keep the K most probable continuations at each step instead of "
+                   "drawing, and print the best found, most probable first, with log P in nats "
+                   "(1 is greedy decoding). Deterministic: --temperature, --top-k, --top-p and "
+                   "--seed do not apply.")
+@click.option("--length-penalty", type=float, default=0.0, show_default=True, metavar="ALPHA",
+              help="With --beam, rank continuations by log P / n^ALPHA, n their characters "
+                   "(0: by log P, which favours short ones; 1: by log P per character).")
+@click.option("--stop", multiple=True, metavar="STR",
+              help="End each sample at the first occurrence of STR in its generated text "
+                   "(repeatable: the first of any). The stop string is cut from the sample "
+                   "unless --keep-stop. Backslash escapes such as \\n are read.")
+@click.option("--keep-stop", is_flag=True,
+              help="Keep the stop string at the end of the sample.")
+@click.option("--interactive", is_flag=True,
+              help="Choose each next character yourself from the model's most probable ones "
+                   "(keys: 1-9 pick, d draw one, r draw a run, u undo, +/- temperature, q quit "
+                   "and print the text). Needs a terminal.")
+@click.option("--corpus", "corpus_path", default=None, metavar="PATH",
+              help="Check each sample against this text (implies --novelty).")
+@click.option("--novelty", is_flag=True,
+              help="Mark each sample that appears in the training text (the checkpoint's own "
+                   "corpus, or --corpus): lines mode, as a whole line; stream mode, the length "
+                   "of the longest substring it shares with it.")
+@click.option("--novel", is_flag=True,
+              help="Keep drawing until --num samples are new (not in the training text; "
+                   "distinct), up to 100 draws per sample asked for (at least 1,000).")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"samples": [...]}, the text generated after the prime.')
+              help='Print {"samples": [...]}, the text generated after the prime; with --beam '
+                   'also "log_probs" and "ended", with a corpus check "novelty".')
 @reports_errors
-def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop_at_eos, as_json):
+def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop_at_eos, beam,
+           length_penalty, stop, keep_stop, interactive, corpus_path, novelty, novel, as_json):
     """Generate text from a trained model. A single sample streams as it is generated;
     several are printed one after another (one per line when each is a single line)."""
-    import sys
-
     from ..api import load
+    from ..beam import warm_up as warm_up_beam
     from ..compile import warm_up_sampling
     from ..sampler import check_options
+    from ..stops import check_stops
+    stops = [unescape(s) for s in stop] or None
     model = load(model_path)
-    model.require_left_to_right("sample from")
-    options = dict(num=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                   prime=prime, stop_at_eos=stop_at_eos, seed=seed)
-    check_options(model, **options)
+    options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                   prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
+    check_options(model, 1 if num is None else num, length, temperature, top_k, top_p, prime,
+                  stop_at_eos, seed)
+    check_stops(model, stops)
+    refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
+                        top_k, top_p)
+    if interactive:
+        from ..interactive import run_interactive
+        run_interactive(model, prime=prime, temperature=temperature, seed=seed,
+                        stop_at_eos=stop_at_eos)
+        return
+    check = None
+    if corpus_path is not None or novelty or novel:
+        from ..novelty import reference
+        check = reference(model, corpus_path)
     with compile_notice():
-        warm_up_sampling(model.network)
+        (warm_up_sampling if beam is None else warm_up_beam)(model.network)
+    if beam is not None:
+        from ..sampler import sample_beams
+        model.require_left_to_right("search")
+        results = sample_beams(model, num, length, temperature, top_k, top_p, prime, stop_at_eos,
+                               seed, None, stops, keep_stop, beam, length_penalty)
+        print_beams(model, results, prime, length_penalty, check, as_json)
+        return
+    if novel:
+        print_novel(model, check, num or 1, seed, options, as_json)
+        return
+    num = num or 1
     if as_json:
-        print_json({"samples": model.sample(**options)})
+        texts = model.sample(num=num, seed=seed, **options)
+        data = {"samples": texts}
+        if check is not None:
+            data["novelty"] = [check.check(t, prime).to_json() for t in texts]
+        print_json(data)
         return
     if num == 1:
-        ends_line = [not prime or prime.endswith("\n")]
+        texts = [stream_one(model, seed, options)]
+    else:
+        texts = model.sample(num=num, seed=seed, **options)
+        print_texts([prime + t for t in texts])
+    if check is not None:
+        print_novelty([check.check(t, prime) for t in texts])
 
-        def write(text):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            ends_line[0] = text.endswith("\n")
 
-        write(prime)
-        model.sample(**options, on_text=write)
-        if not ends_line[0]:
-            write("\n")
-        return
-    texts = [prime + text for text in model.sample(**options)]
+def unescape(text):
+    """A --stop value with its backslash escapes read (\\n, \\t, \\\\, \\uXXXX), so that a
+    newline can be given on the command line."""
+    if "\\" not in text:
+        return text
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        from ..errors import UsageError
+        raise UsageError(f"--stop {text!r}: a bad backslash escape ({e.reason})") from None
+
+
+def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
+                        top_k, top_p):
+    """Raise UsageError for options that contradict each other on the command line (the
+    options of drawing that --beam refuses are refused by :func:`charlm.sampler.sample`)."""
+    from ..errors import UsageError
+    if interactive:
+        given = [name for name, on in (("--beam", beam is not None), ("--num", num is not None),
+                                       ("--stop", bool(stops)),
+                                       ("--json", as_json), ("--novel", novel),
+                                       ("--novelty", novelty or corpus_path is not None),
+                                       ("--top-k", top_k != 0), ("--top-p", top_p != 1.0))
+                 if on]
+        if given:
+            raise UsageError(f"{given[0]} does not apply to --interactive, where you choose "
+                             "each character")
+        if not sys.stdin.isatty():
+            raise UsageError("--interactive needs a terminal: standard input is not one "
+                             "(run it in a terminal, without a pipe or redirection)")
+    if novel and beam is not None:
+        raise UsageError("--novel draws samples until enough are new; --beam draws none "
+                         "(use --novelty to mark which beam results are in the corpus)")
+
+
+def stream_one(model, seed, options):
+    """Print one sample as it is generated, the prime first; returns its text after the prime."""
+    prime = options["prime"]
+    pieces = model.stream(seed=seed, **options)
+    write(prime)
+    text = "".join(write(piece) for piece in pieces)
+    if not (prime + text).endswith("\n"):
+        write("\n")
+    return text
+
+
+def write(text):
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return text
+
+
+def print_texts(texts):
+    """Samples one per line when each is a single line, else separated by blank lines."""
     separator = "\n\n" if any("\n" in t.rstrip("\n") for t in texts) else "\n"
     click.echo(separator.join(t.rstrip("\n") for t in texts))
+
+
+def print_beams(model, results, prime, length_penalty, check, as_json):
+    """Beam results, best first: JSON, or each with its log P (and its score, if normalised)."""
+    novelties = [check.check(r.text, prime) for r in results] if check is not None else None
+    if as_json:
+        data = {"samples": [r.text for r in results], "log_probs": [r.log_prob for r in results],
+                "ended": [r.ended for r in results]}
+        if length_penalty:
+            data["scores"] = [r.score for r in results]
+        if novelties is not None:
+            data["novelty"] = [n.to_json() for n in novelties]
+        print_json(data)
+        return
+    single_lines = all("\n" not in (prime + r.text).rstrip("\n") for r in results)
+    for k, r in enumerate(results):
+        figures = f"log P {r.log_prob:8.3f}"
+        if length_penalty:
+            figures += f"  score {r.score:8.4f}"
+        if r.ended != "length":
+            figures += f"  ({'<EOS>' if r.ended == 'eos' else 'stop string'})"
+        if novelties is not None:
+            figures += "  " + novelty_note(novelties[k])
+        text = (prime + r.text).rstrip("\n")
+        if single_lines:
+            click.echo(click.style(figures, dim=True) + "  " + text)
+        else:
+            click.echo(click.style(f"-- {k + 1}. {figures.strip()}", dim=True))
+            click.echo(text + ("\n" if k + 1 < len(results) else ""))
+
+
+def novelty_note(novelty):
+    if novelty.longest_shared is None:
+        return "in the corpus" if novelty.in_corpus else "new"
+    if novelty.in_corpus:
+        return "in the corpus"
+    return f"longest shared with the corpus: {novelty.longest_shared} characters"
+
+
+def print_novelty(novelties):
+    """One dim line per sample, after the samples, on stdout."""
+    for k, n in enumerate(novelties):
+        label = f"sample {k + 1}: " if len(novelties) > 1 else ""
+        click.echo(click.style(f"[{label}{novelty_note(n)}]", dim=True))
+
+
+def print_novel(model, check, num, seed, options, as_json):
+    """--novel: samples drawn until num are new; a warning on stderr if the cap came first."""
+    from ..novelty import novel_samples
+    texts, novelties, drawn = novel_samples(model, check, num, seed=seed, **options)
+    if len(texts) < num:
+        click.echo(click.style("warning: ", fg="yellow", bold=True)
+                   + f"only {len(texts)} of {num} samples were new after {drawn:,} draws: the "
+                   "model mostly repeats its training text (try a higher --temperature)", err=True)
+    if as_json:
+        print_json({"samples": texts, "novelty": [n.to_json() for n in novelties],
+                    "drawn": drawn})
+        return
+    prime = options["prime"]
+    print_texts([prime + t for t in texts])
