@@ -1,0 +1,213 @@
+"""Prepared corpora (charlm.prepared, `charlm prepare`): the ids, vocabulary, line index and mode
+of the in-memory path, wherever the chunks fall; staleness; training from the memory map equals
+training from memory, bit for bit."""
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charlm import prepared
+from charlm.data import read_corpus
+from charlm.errors import CorpusError
+from charlm.reporter import Reporter
+from charlm.train import prepare as prepare_training
+from conftest import run_charlm
+
+
+def assert_same_as_in_memory(path, chunk_bytes, encoding="utf-8"):
+    """Prepare path in chunks of chunk_bytes and compare everything train reads with the text
+    read into memory."""
+    corpus, built = prepared.prepare(str(path), encoding, mode="lines", force=True,
+                                     chunk_bytes=chunk_bytes)
+    assert built
+    memory = read_corpus(str(path), encoding)
+    assert corpus.chars == memory.chars
+    assert corpus.fingerprint() == memory.fingerprint()
+    assert corpus.detect_mode() == memory.detect_mode()
+    for min_count in (1, 2):
+        vocab = memory.vocab(min_count)
+        assert corpus.vocab(min_count).tokens == vocab.tokens
+        assert np.array_equal(np.asarray(corpus.ids(vocab)), memory.ids(vocab))
+    assert np.array_equal(np.asarray(corpus.line_spans()), memory.line_spans())
+    return corpus
+
+
+TEXTS = ["Anna\nBob\n\n\n", "a\n  \nb", "héllo wörld 😀\r\nzz\r", "\ufeffx", "\n\na b\n c\n\n",
+         "  \n\t\n x", "Ωmega\u2028line\u3000end\n"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 1 << 20])
+def test_prepared_ids_are_the_in_memory_ids(tmp_path, text, chunk_bytes):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(text.encode("utf-8"))
+    assert_same_as_in_memory(path, chunk_bytes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"),
+                    min_size=1, max_size=60).filter(lambda t: t.strip()),
+       chunk_bytes=st.integers(1, 9))
+def test_any_text_prepares_to_the_in_memory_ids(tmp_path_factory, text, chunk_bytes):
+    path = tmp_path_factory.mktemp("any") / "corpus.txt"
+    path.write_bytes(text.encode("utf-8"))
+    assert_same_as_in_memory(path, chunk_bytes)
+
+
+def test_other_encodings_prepare_as_they_read(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Bé\r\nçà\n".encode("latin-1"))
+    corpus = assert_same_as_in_memory(path, 2, encoding="latin-1")
+    assert corpus.meta["source"]["encoding"] == "iso8859-1"
+
+
+@pytest.mark.parametrize("distinct,dtype", [(253, "uint8"), (254, "uint16"), (70_000, "uint32")])
+def test_ids_take_the_narrowest_type_and_widen_as_characters_appear(tmp_path, distinct, dtype):
+    # <EOS>, <UNK>, "\n" and `distinct` characters; the first 200 come early, the rest late
+    chars = [chr(0x10000 + k) for k in range(distinct)]     # no surrogates among them
+    path = tmp_path / "wide.txt"
+    path.write_text("".join(chars[:200]) * 3 + "\n" + "".join(chars[200:]) + "\n",
+                    encoding="utf-8")
+    corpus = assert_same_as_in_memory(path, 301)
+    assert corpus.meta["dtype"] == dtype
+    assert len(corpus.vocab()) == distinct + 3      # and "\n"
+
+
+@pytest.mark.parametrize("chunk_bytes", [2, 5, 1 << 20])
+def test_invalid_utf8_names_its_byte_offset(tmp_path, chunk_bytes):
+    path = tmp_path / "bad.txt"
+    path.write_bytes("héllo\n".encode("utf-8") + b"ab\xffcd")
+    with pytest.raises(CorpusError, match=r"byte 0xff at offset 9\b"):
+        prepared.prepare(str(path), chunk_bytes=chunk_bytes)
+    assert prepared.find(str(path)) == (None, False)
+
+
+def test_a_text_of_white_space_is_refused(tmp_path):
+    path = tmp_path / "blank.txt"
+    path.write_text(" \n\t\n")
+    with pytest.raises(CorpusError, match="empty"):
+        prepared.prepare(str(path))
+
+
+def test_a_changed_corpus_is_stale_and_prepared_again(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("one\ntwo\n")
+    first, built = prepared.prepare(str(path))
+    assert built and prepared.find(str(path))[0].meta == first.meta
+    again, built = prepared.prepare(str(path))
+    assert not built and again.folder == first.folder
+    path.write_text("one\ntwo\nthree\n")
+    assert prepared.find(str(path)) == (None, True)
+    assert prepared.find(str(path), "latin-1") == (None, True)
+    rebuilt, built = prepared.prepare(str(path))
+    assert built and rebuilt.chars == len("one\ntwo\nthree\n")
+    os.utime(path, ns=(1, 1))               # the same size, another modification time
+    assert prepared.find(str(path))[1]
+
+
+def test_an_unwritable_place_beside_the_corpus_falls_back_to_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "c.txt"
+    path.write_text("abc\n")
+    (tmp_path / "c.txt.charlm").write_text("a file where the folder would go")
+    corpus, _ = prepared.prepare(str(path))
+    assert corpus.folder.startswith(str(tmp_path / "cache" / "charlm" / "prepared"))
+    assert prepared.find(str(path))[0].folder == corpus.folder
+
+
+def test_the_command_prints_json_and_reuses_a_current_copy(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("Anna\nBob\nCarla\n")
+    first = run_charlm("prepare", path, "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["tokens"] == 15 and report["vocab_size"] == 2 + len(set("Anna\nBob\nCarla\n"))
+    assert report["built"] and report["mode"] == "lines" and report["lines"] == 3
+    assert np.fromfile(report["path"], np.uint8).size == 16 and report["seconds"] >= 0
+    second = json.loads(run_charlm("prepare", path, "--json").stdout)
+    assert not second["built"] and second["path"] == report["path"]
+    missing = run_charlm("prepare", tmp_path / "nothing.txt")
+    assert missing.returncode == 3 and "no such file" in missing.stderr
+
+
+# ---- training from the map -------------------------------------------------------------------------
+
+def train(corpus, out, **options):
+    trainer = prepare_training(str(corpus), str(out), hidden_size=16, batch_size=6, seq_len=12,
+                               steps=8, eval_every=4, dropout=0.3, seed=5, **options)
+    trainer.run()
+    return trainer
+
+
+def checkpoint_arrays(path):
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files if k != "state.json"}
+        state = json.loads(str(f["state.json"]))
+    history = [(r["step"], r["train_loss"], r["val_loss"]) for r in state["history"]]
+    return arrays, history
+
+
+@pytest.mark.parametrize("mode,min_count", [("stream", 1), ("lines", 1), ("stream", 3)])
+def test_training_from_the_map_equals_training_from_memory(tmp_path, prose_file, names_file,
+                                                            mode, min_count):
+    corpus = prose_file if mode == "stream" else names_file
+    in_memory = train(corpus, tmp_path / "memory.npz", mode=mode, min_count=min_count)
+    assert isinstance(in_memory.dataset.train.ids if mode == "stream" else
+                      in_memory.dataset.train.lines.ids, np.ndarray)
+    prepared.prepare(str(corpus), mode=mode)
+    mapped = train(corpus, tmp_path / "mapped.npz", mode=mode, min_count=min_count)
+    ids = mapped.dataset.train.ids if mode == "stream" else mapped.dataset.train.lines.ids
+    assert isinstance(ids, prepared.TokenIds)
+    memory_arrays, memory_history = checkpoint_arrays(tmp_path / "memory.npz")
+    mapped_arrays, mapped_history = checkpoint_arrays(tmp_path / "mapped.npz")
+    assert memory_arrays.keys() == mapped_arrays.keys()
+    for name, array in memory_arrays.items():
+        assert np.array_equal(array, mapped_arrays[name]), name
+    assert len(memory_history) == 2 and memory_history == mapped_history
+
+
+def test_a_run_from_memory_resumes_from_the_map(tmp_path, prose_file):
+    train(prose_file, tmp_path / "m.npz")
+    prepared.prepare(str(prose_file))
+    resumed = prepare_training(str(prose_file), str(tmp_path / "m.npz"), resume=True, steps=12)
+    resumed.run()
+    assert resumed.run_state.step == 12
+
+
+class Notices(Reporter):
+    def __init__(self):
+        self.notices, self.progress = [], []
+
+    def notice(self, message):
+        self.notices.append(message)
+
+    def preparing(self, done, total):
+        self.progress.append((done, total))
+
+
+def test_train_prepares_a_large_corpus_by_itself(tmp_path, prose_file, monkeypatch):
+    monkeypatch.setattr(prepared, "LARGE_BYTES", 1000)
+    reporter = Notices()
+    trainer = prepare_training(str(prose_file), str(tmp_path / "m.npz"), steps=1, hidden_size=8,
+                               reporter=reporter)
+    assert isinstance(trainer.dataset.train.ids, prepared.TokenIds)
+    assert any(n.startswith(f"preparing {prose_file}") for n in reporter.notices)
+    size = os.path.getsize(prose_file)
+    assert reporter.progress[-1] == (size, size)
+    again = Notices()
+    prepare_training(str(prose_file), str(tmp_path / "m.npz"), force=True, steps=1, hidden_size=8,
+                     reporter=again)
+    assert not any(n.startswith("preparing") for n in again.notices) and not again.progress
+
+
+@pytest.mark.parametrize("mode", ["stream", "lines"])
+def test_validation_reads_at_most_val_max_chars(tmp_path, prose_file, names_file, mode):
+    corpus = prose_file if mode == "stream" else names_file
+    reporter = Notices()
+    trainer = prepare_training(str(corpus), str(tmp_path / "m.npz"), mode=mode, val_frac=0.5,
+                               val_max_chars=20, steps=1, hidden_size=8, reporter=reporter)
+    assert 0 < trainer.dataset.val_tokens <= 20
+    assert any("--val-max-chars" in n for n in reporter.notices)
