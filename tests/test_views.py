@@ -172,6 +172,18 @@ def test_activation_i_is_the_state_after_reading_character_i():
     np.testing.assert_allclose(acts[:, 1], run["cs"][:, 1:, 0], atol=1e-5)
 
 
+def test_a_lines_mode_model_reads_a_newline_as_its_end_of_line():
+    model = make_model("gru", hidden=6)
+    model.config.mode = "lines"
+    acts = activations(model, "Anna\nBob")
+    ids = model.vocab.encode("Anna\nBob")
+    ids[4] = EOS_ID
+    run = ReferenceNetwork("gru", model.network.params).run(np.concatenate([[EOS_ID], ids])[:, None])
+    np.testing.assert_allclose(acts[:, 0], run["hs"][:, 1:, 0], atol=1e-5)
+    model.config.mode = "stream"
+    assert not np.allclose(activations(model, "Anna\nBob")[:, :, 5:], acts[:, :, 5:], atol=1e-3)
+
+
 def test_features_on_hand_made_strings():
     f = features('a "b(c[d]e)" f\nGh 7.')
 

@@ -90,13 +90,14 @@ def _model_curve(path, text, max_distance, err):
 
     from ..api import load
     from ..views.gradients import distance_norms
+    from ..views.text import text_ids
     model = load(path)
     unknown = model.vocab.unknown(text)
     if unknown:
         err.print(f"[yellow]warning:[/] {len(unknown)} character(s) not in {escape(path)}'s "
                   f"vocabulary, read as <UNK>: {escape(', '.join(map(repr, unknown[:20])))}")
     c = model.config
-    norms, counts = distance_norms(model.network, model.vocab.encode(text), max_distance)
+    norms, counts = distance_norms(model.network, text_ids(model, text), max_distance)
     return _curve(path, c.cell, c.hidden_size, c.num_layers, False, norms, counts)
 
 

@@ -57,7 +57,7 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
         layer = c.num_layers - 1 if layer is None else layer
         _check_unit(model, layer, unit, state)
     out, err = consoles()
-    _warn(err, model, text, file_path if truncated else None)
+    _warn(err, model, text, file_path if truncated and not as_json else None)
     with compile_notice(enabled=not as_json):
         acts = views.activations(model, text)
     feats = views.features(text)

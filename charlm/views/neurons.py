@@ -10,6 +10,7 @@ import numpy as np
 
 from ..forward import Engine
 from ..vocab import EOS_ID
+from .text import text_ids
 
 STATE_NAMES = ("h", "c")        # the state axis S, in the cell table's order
 QUOTES = {'"': None, "“": True, "”": False}   # straight quotes toggle; curly ones open or close
@@ -20,8 +21,8 @@ VOWELS = set("aeiouAEIOU")
 
 def activations(model, text):
     """(L, S, n, H) float32: every layer's state (h, and the LSTM's c) after each of the n
-    characters of text. ``model`` is a :class:`charlm.api.Model`."""
-    ids = model.vocab.encode(text)
+    characters of text, read as :func:`text.text_ids` says. ``model``: a :class:`charlm.api.Model`."""
+    ids = text_ids(model, text)
     x = np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None]
     engine = Engine(model.network)
     return engine.states(x, engine.zero_state(1))[:, :, 1:, 0]

@@ -1,0 +1,14 @@
+"""How the views read a text: as one sequence of token ids, from <EOS>, as SPEC.md's "Views"
+defines. A lines-mode model never read a newline in training (each line was an example ending in
+<EOS>), so for it a newline is read as <EOS>, its own end of a line; the state carries on."""
+import numpy as np
+
+from ..vocab import EOS_ID
+
+
+def text_ids(model, text):
+    """int32 token ids (n,) of text's characters for this model (unknown characters: <UNK>)."""
+    ids = model.vocab.encode(text)
+    if model.config.mode == "lines":
+        ids[np.frombuffer(text.encode("utf-32-le"), np.uint32) == ord("\n")] = EOS_ID
+    return ids
