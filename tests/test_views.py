@@ -3,7 +3,6 @@ reference network (tests/reference.py) and against torch.autograd; activations, 
 ranking of units; the loss curves; the `neurons` and `gradients` commands, their JSON and their
 one-line errors."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from charlm.api import Model
 from charlm.checkpoint import Checkpoint, TrainingState
 from charlm.cli import main
 from charlm.config import Config
-from charlm.forward import Engine
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
 from charlm.runstate import Evaluation, RunState
 from charlm.views import curves
@@ -178,7 +176,8 @@ def test_a_lines_mode_model_reads_a_newline_as_its_end_of_line():
     acts = activations(model, "Anna\nBob")
     ids = model.vocab.encode("Anna\nBob")
     ids[4] = EOS_ID
-    run = ReferenceNetwork("gru", model.network.params).run(np.concatenate([[EOS_ID], ids])[:, None])
+    x = np.concatenate([[EOS_ID], ids])[:, None]
+    run = ReferenceNetwork("gru", model.network.params).run(x)
     np.testing.assert_allclose(acts[:, 0], run["hs"][:, 1:, 0], atol=1e-5)
     model.config.mode = "stream"
     assert not np.allclose(activations(model, "Anna\nBob")[:, :, 5:], acts[:, :, 5:], atol=1e-3)
@@ -302,7 +301,8 @@ def test_neurons_json_without_and_with_a_unit(model_file):
     assert len(data["ranking"]) == 4
     best = data["ranking"][0]
     assert set(best) == {"layer", "unit", "state", "feature", "correlation"}
-    assert (data["layer"], data["unit"], data["state"]) == (best["layer"], best["unit"], best["state"])
+    chosen = (data["layer"], data["unit"], data["state"])
+    assert chosen == (best["layer"], best["unit"], best["state"])
     assert data["correlations"][best["feature"]] == pytest.approx(best["correlation"])
     result = invoke("neurons", TEXT, "--model", model_file, "--json", "--layer", 0, "--unit", 3,
                     "--state", "c")

@@ -21,17 +21,20 @@ SHOWN_DISTANCES = (1, 10, 50, 100, 200, 500)     # the table's columns, those up
 @click.command(epilog=EXAMPLES)
 @text_options
 @click.option("--model", "models", multiple=True, metavar="PATH",
-              help="A trained checkpoint; repeat for several.  [default: charlm.npz, without --cell]")
+              help="A trained checkpoint; repeat for several.  "
+                   "[default: charlm.npz, without --cell]")
 @click.option("--cell", "cells", metavar="C[,C...]",
               help="Freshly initialised cells (rnn, gru, lstm), comma-separated, sized by "
                    "--hidden and --layers, as `charlm train --seed` would start them.")
-@click.option("--hidden", type=int, default=128, show_default=True, help="Units per layer of --cell.")
+@click.option("--hidden", type=int, default=128, show_default=True,
+              help="Units per layer of --cell.")
 @click.option("--layers", type=int, default=2, show_default=True, help="Layers of --cell.")
 @click.option("--seed", type=int, default=1337, show_default=True, help="Seed of --cell's weights.")
 @click.option("--max-distance", type=int, default=100, show_default=True, metavar="K",
               help="Largest distance k, in characters.")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"distances": [0..K], "curves": [{"label", "cell", "norms", "counts"}, ...]}.')
+              help='Print {"distances": [0..K], "curves": [{"label", "cell", "norms", '
+                   '"counts"}, ...]}.')
 @reports_errors
 def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, seed, max_distance,
               as_json):

@@ -12,7 +12,8 @@ def text_options(command):
     command = click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
                            help="Encoding of --file.")(command)
     command = click.option("--chars", type=int, default=DEFAULT_CHARS, show_default=True,
-                           metavar="N", help="Read at most the first N characters of --file.")(command)
+                           metavar="N",
+                           help="Read at most the first N characters of --file.")(command)
     command = click.option("--file", "file_path", metavar="PATH",
                            help="Read the text from a file instead of TEXT.")(command)
     return click.argument("text", required=False)(command)

@@ -48,9 +48,9 @@ def render(run_state, width=80, height=16, colour=True):
         ("loss (nats/char) ", "bold"), "by step (time) · ",
         (clipping_summary(run_state.clipped_steps, run_state.step),
          "bold yellow" if run_state.clipped_steps else "bold"))
-    footer = Text(f"best validation {s['val_loss'][best]:.4f} nats "
-                  f"({s['val_loss'][best] / math.log(2):.3f} bits/char) at step {s['steps'][best]:,}",
-                  style="dim")
+    val = s["val_loss"][best]
+    footer = Text(f"best validation {val:.4f} nats ({val / math.log(2):.3f} bits/char) "
+                  f"at step {s['steps'][best]:,}", style="dim")
     plot = line_plot(lines, width, height, colour=colour, xticks=_step_ticks(s))
     return Group(header, plot, footer)
 

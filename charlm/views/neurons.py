@@ -21,7 +21,7 @@ VOWELS = set("aeiouAEIOU")
 
 def activations(model, text):
     """(L, S, n, H) float32: every layer's state (h, and the LSTM's c) after each of the n
-    characters of text, read as :func:`text.text_ids` says. ``model``: a :class:`charlm.api.Model`."""
+    characters of text, read as :func:`text.text_ids` says (``model``: a charlm.api.Model)."""
     ids = text_ids(model, text)
     x = np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None]
     engine = Engine(model.network)
@@ -107,20 +107,20 @@ def rank_units(acts, feats, top=10, per_feature=None):
 
 def correlations(values, feats):
     """{feature: Pearson r of values (n,) and the feature, or None where either is constant}."""
-    x, x_norm = _centred(np.asarray(values, np.float64)[:, None])
+    x, x_norm = _centred(np.asarray(values, np.float64))
     out = {}
     for name, feature in feats.items():
-        f, f_norm = _centred(np.asarray(feature, np.float64)[:, None])
-        out[name] = float((x[:, 0] @ f[:, 0]) / (x_norm[0] * f_norm[0])) if x_norm[0] and f_norm[0] else None
+        f, f_norm = _centred(np.asarray(feature, np.float64))
+        out[name] = float(x @ f / (x_norm * f_norm)) if x_norm and f_norm else None
     return out
 
 
 def _centred(x):
-    """x minus its column means, and each column's norm: 0 for a constant column."""
+    """x minus its column means, and each column's norm: 0 for a constant column (a 1-d x is one
+    column)."""
     centred = x - x.mean(axis=0)
     norm = np.sqrt((centred * centred).sum(axis=0))
-    norm[np.ptp(x, axis=0) == 0] = 0.0
-    return centred, norm
+    return centred, np.where(np.ptp(x, axis=0) == 0, 0.0, norm)
 
 
 # ---- the text coloured by one unit's activation ------------------------------------------------
