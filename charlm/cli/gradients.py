@@ -10,7 +10,7 @@ from .textinput import read_text, text_options
 EXAMPLES = """
 \b
 Examples:
-  charlm gradients "The quick brown fox jumps over the lazy dog." --model names.npz
+  charlm gradients "Maximiliano" --max-distance 10              # charlm.npz on one name
   charlm gradients --file input.txt --model rnn.npz --model gru.npz --model lstm.npz
   charlm gradients --file input.txt --cell rnn,gru,lstm --hidden 128    # untrained cells
   charlm gradients --file input.txt --model lstm.npz --max-distance 200 --json
