@@ -130,13 +130,13 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
             data["novelty"] = [check.check(t, prime).to_json() for t in texts]
         print_json(data)
         return
-    if num == 1:
-        texts = [stream_one(model, seed, options)]
-    else:
-        texts = model.sample(num=num, seed=seed, **options)
-        print_texts([prime + t for t in texts])
     if check is not None:
-        print_novelty([check.check(t, prime) for t in texts])
+        texts = model.sample(num=num, seed=seed, **options)
+        print_texts([prime + t for t in texts], [check.check(t, prime) for t in texts])
+    elif num == 1:
+        stream_one(model, seed, options)
+    else:
+        print_texts([prime + t for t in model.sample(num=num, seed=seed, **options)])
 
 
 def unescape(text):
@@ -191,10 +191,19 @@ def write(text):
     return text
 
 
-def print_texts(texts):
-    """Samples one per line when each is a single line, else separated by blank lines."""
-    separator = "\n\n" if any("\n" in t.rstrip("\n") for t in texts) else "\n"
-    click.echo(separator.join(t.rstrip("\n") for t in texts))
+def print_texts(texts, novelties=None):
+    """Samples one per line when each is a single line, else separated by blank lines; each
+    with its novelty, if given (dim: after a single line, on a line of its own after a longer
+    text)."""
+    several = any("\n" in t.rstrip("\n") for t in texts)
+    shown = []
+    for k, text in enumerate(texts):
+        text = text.rstrip("\n")
+        if novelties is not None:
+            note = click.style(f"[{novelty_note(novelties[k])}]", dim=True)
+            text += ("\n" if several else "  ") + note
+        shown.append(text)
+    click.echo(("\n\n" if several else "\n").join(shown))
 
 
 def print_beams(model, results, prime, length_penalty, check, as_json):
@@ -214,8 +223,9 @@ def print_beams(model, results, prime, length_penalty, check, as_json):
         figures = f"log P {r.log_prob:8.3f}"
         if length_penalty:
             figures += f"  score {r.score:8.4f}"
-        if r.ended != "length":
-            figures += f"  ({'<EOS>' if r.ended == 'eos' else 'stop string'})"
+        unusual = {"stop": "stop string", "length": "cut by --length", "eos": "<EOS>"}[r.ended]
+        if r.ended == "stop" or (r.ended == "eos") == (model.config.mode == "stream"):
+            figures += f"  ({unusual})"
         if novelties is not None:
             figures += "  " + novelty_note(novelties[k])
         text = (prime + r.text).rstrip("\n")
@@ -234,13 +244,6 @@ def novelty_note(novelty):
     return f"longest shared with the corpus: {novelty.longest_shared} characters"
 
 
-def print_novelty(novelties):
-    """One dim line per sample, after the samples, on stdout."""
-    for k, n in enumerate(novelties):
-        label = f"sample {k + 1}: " if len(novelties) > 1 else ""
-        click.echo(click.style(f"[{label}{novelty_note(n)}]", dim=True))
-
-
 def print_novel(model, check, num, seed, options, as_json):
     """--novel: samples drawn until num are new; a warning on stderr if the cap came first."""
     from ..novelty import novel_samples
@@ -254,4 +257,4 @@ def print_novel(model, check, num, seed, options, as_json):
                     "drawn": drawn})
         return
     prime = options["prime"]
-    print_texts([prime + t for t in texts])
+    print_texts([prime + t for t in texts], novelties)

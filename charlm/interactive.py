@@ -1,0 +1,247 @@
+"""``charlm sample --interactive``: the next character chosen by hand, one step at a time.
+
+The screen shows the text so far and the model's most probable next characters with their
+probabilities at the current temperature. Keys:
+
+    1-9   take that character            d   let the model draw one
+    r     let the model draw a run (RUN characters, or to the end of the line in lines mode)
+    u     undo the last action (a pick, a draw or a whole run); Backspace too
+    + -   temperature up or down by 0.1 (0 is greedy: the draws take the most probable)
+    q     quit and print the text (Ctrl-D and Ctrl-C too)
+
+:class:`Chooser` holds the session without the terminal (the text, the model's state, the next
+character's log-probabilities, the undo history); each step runs the no-grad forward path
+(``charlm.forward.Engine``) on the new characters only. :func:`run_interactive` draws it with rich
+on the terminal's alternate screen and reads single keys in cbreak mode; on exit the normal screen
+comes back and the text is printed there.
+"""
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .forward import Engine
+from .vocab import EOS, EOS_ID, UNK_ID
+
+TOP = 9                    # characters listed, one per digit key
+RUN = 20                   # characters drawn by `r`
+TEMPERATURE_STEP = 0.1
+MAX_TEMPERATURE = 5.0
+SHOWN_CHARS = 1500         # the end of a long text that the screen shows
+SHOWN = {" ": "␣ space", "\n": "⏎ newline", "\t": "⇥ tab"}
+KEYS = "1-9 pick · d draw · r draw a run · u undo · +/- temperature · q quit"
+
+
+@dataclass
+class Snapshot:
+    """What undo restores."""
+    text: str
+    state: np.ndarray
+    log_p: np.ndarray
+    ended: bool
+
+
+class Chooser:
+    """An interactive session on ``model``, started from ``prime``. ``stop_at_eos`` (default:
+    lines mode) makes <EOS> end the text; otherwise it is written as a newline, as in sampling."""
+
+    def __init__(self, model, prime="", temperature=1.0, seed=None, stop_at_eos=None):
+        self.model, self.vocab = model, model.vocab
+        self.engine = Engine(model.network)
+        self.stop_at_eos = model.config.mode == "lines" if stop_at_eos is None else stop_at_eos
+        self.temperature = float(temperature)
+        self.rng = np.random.default_rng(seed)
+        self.prime = prime
+        self.text = prime
+        self.ended = False
+        self.history = []
+        self.state = self.engine.zero_state(1)
+        self.log_p = None
+        self._read(np.concatenate([[EOS_ID], self.vocab.encode(prime)]))
+
+    def _read(self, ids):
+        """Advance the model over token ids; keep the log-probabilities of the next token."""
+        x = np.asarray(ids, np.int32).reshape(-1, 1)
+        self.log_p = self.engine.log_softmax(x, self.state)[-1, 0]         # (V,)
+
+    def probabilities(self):
+        """(V,) the next token's probabilities at the current temperature, <UNK> excluded
+        (temperature 0: all on the most probable token)."""
+        z = self.log_p.copy()
+        z[UNK_ID] = -np.inf
+        p = np.zeros_like(z)
+        if self.temperature == 0.0:
+            p[int(np.argmax(z))] = 1.0
+            return p
+        z = (z - z.max()) / self.temperature
+        p = np.exp(z)
+        return p / p.sum()
+
+    def top(self, k=TOP):
+        """The k most probable next tokens as (token id, label, probability), most probable
+        first; ties in token order."""
+        p = self.probabilities()
+        order = np.argsort(-p, kind="stable")[:k]
+        return [(int(i), self.label(int(i)), float(p[i])) for i in order if p[i] > 0]
+
+    def label(self, token):
+        if token == EOS_ID:
+            return EOS
+        ch = self.vocab.tokens[token]
+        return SHOWN.get(ch, ch)
+
+    def pick(self, rank):
+        """Take the rank-th (1-based) character of :meth:`top`; False if there is none."""
+        choices = self.top()
+        if self.ended or not 1 <= rank <= len(choices):
+            return False
+        self._save()
+        self._append(choices[rank - 1][0])
+        return True
+
+    def draw(self, n=1):
+        """Let the model draw up to n tokens at the current temperature (fewer if the text ends);
+        returns how many it drew. One undo takes them all back."""
+        if self.ended:
+            return 0
+        self._save()
+        drawn = 0
+        while drawn < n and not self.ended:
+            p = self.probabilities()
+            self._append(int(self.rng.choice(len(p), p=p)))
+            drawn += 1
+        return drawn
+
+    def undo(self):
+        """Restore the text as it was before the last pick or draw; False if there is none."""
+        if not self.history:
+            return False
+        snap = self.history.pop()
+        self.text, self.state, self.log_p, self.ended = snap.text, snap.state, snap.log_p, snap.ended
+        return True
+
+    def warmer(self, step=TEMPERATURE_STEP):
+        self.temperature = round(min(MAX_TEMPERATURE, self.temperature + step), 6)
+
+    def cooler(self, step=TEMPERATURE_STEP):
+        self.temperature = round(max(0.0, self.temperature - step), 6)
+
+    def _save(self):
+        self.history.append(Snapshot(self.text, self.state.copy(), self.log_p, self.ended))
+
+    def _append(self, token):
+        if token == EOS_ID and self.stop_at_eos:
+            self.ended = True
+            return
+        self.text += "\n" if token == EOS_ID else self.vocab.tokens[token]
+        self._read([token])
+
+
+# ---- the terminal ----------------------------------------------------------------------------
+
+def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=None):
+    """Run a session on this terminal until the user quits; then print the text on stdout."""
+    from rich.console import Console
+
+    from .cli.common import compile_notice
+    from .compile import warm_up_forward
+    with compile_notice():
+        warm_up_forward(model.network)
+    chooser = Chooser(model, prime, temperature, seed, stop_at_eos)
+    console = Console(highlight=False)
+    message = "choose the next character"
+    with raw_keys() as read_key, console.screen() as screen:
+        while True:
+            screen.update(render(chooser, model, message))
+            key = read_key()
+            if key in ("q", "\x04", None):
+                break
+            message = respond(chooser, key)
+    sys.stdout.write(chooser.text + ("" if chooser.text.endswith("\n") else "\n"))
+    sys.stdout.flush()
+
+
+def respond(chooser, key):
+    """Apply one key to the session; returns the status line to show."""
+    if key.isdigit() and key != "0":
+        if chooser.ended:
+            return "the text has ended at <EOS>: u to undo, q to quit"
+        return "picked" if chooser.pick(int(key)) else f"there is no choice {key}"
+    if key in ("d", "r"):
+        if chooser.ended:
+            return "the text has ended at <EOS>: u to undo, q to quit"
+        drawn = chooser.draw(1 if key == "d" else RUN)
+        return f"the model drew {drawn} character{'s' if drawn != 1 else ''}"
+    if key in ("u", "\x7f", "\x08"):
+        return "undone" if chooser.undo() else "nothing to undo"
+    if key in ("+", "="):
+        chooser.warmer()
+        return f"temperature {chooser.temperature:.2f}"
+    if key in ("-", "_"):
+        chooser.cooler()
+        return f"temperature {chooser.temperature:.2f}"
+    return f"keys: {KEYS}"
+
+
+def render(chooser, model, message):
+    """The screen: title, the text so far, the top characters with bars, the keys."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    c = model.config
+    title = Text.assemble(("charlm interactive", "bold"), f"  {model.path or ''}  "
+                          f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode  ·  ",
+                          (f"temperature {chooser.temperature:.2f}", "bold cyan"))
+    text = Text()
+    shown = chooser.text[-SHOWN_CHARS:]
+    prime_part = max(0, len(chooser.prime) - (len(chooser.text) - len(shown)))
+    text.append(shown[:prime_part], style="dim")
+    text.append(shown[prime_part:], style="bold")
+    text.append(" <EOS>" if chooser.ended else "▌", style="magenta")
+    table = Table(title="Next character", title_justify="left", box=None, pad_edge=False)
+    table.add_column("key", justify="right", style="bold yellow")
+    table.add_column("char", min_width=10)
+    table.add_column("prob", justify="right")
+    table.add_column("", min_width=30)
+    if not chooser.ended:
+        for k, (_, label, p) in enumerate(chooser.top(), start=1):
+            table.add_row(str(k), label, f"{100 * p:5.1f}%", "█" * round(30 * p))
+    return Group(title, Panel(text, title="Text", title_align="left"), table, Text(""),
+                 Text(message, style="italic"), Text(KEYS, style="dim"))
+
+
+class raw_keys:
+    """Single keys from the terminal on stdin, without echo or waiting for Enter (cbreak mode:
+    Ctrl-C still interrupts); the terminal's settings come back on exit. Entered, it gives a
+    function returning the next key, or None at the end of input or on Ctrl-C. Keys typed
+    faster than they are handled come one at a time; an escape sequence (an arrow key) comes as
+    one string, which no command uses."""
+
+    def __enter__(self):
+        import termios
+        import tty
+        self.fd = sys.stdin.fileno()
+        self.saved = termios.tcgetattr(self.fd)
+        self.pending = []
+        tty.setcbreak(self.fd)
+        return self.read
+
+    def read(self):
+        if not self.pending:
+            try:
+                data = os.read(self.fd, 64)
+            except KeyboardInterrupt:
+                return None
+            if not data:
+                return None
+            text = data.decode("utf-8", "replace")
+            self.pending = [text] if text.startswith("\x1b") else list(text)
+        return self.pending.pop(0)
+
+    def __exit__(self, *exc):
+        import termios
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        return False

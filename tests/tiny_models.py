@@ -1,0 +1,34 @@
+"""Small randomly initialised models for the sampling tests (beam, stop strings, interactive,
+novelty): built in memory, no training."""
+import numpy as np
+
+from charlm import checkpoint
+from charlm.api import Model
+from charlm.checkpoint import Checkpoint
+from charlm.config import Config
+from charlm.model import FlatArrays, init_parameters, parameter_shapes
+from charlm.vocab import EOS_ID, Vocab
+
+TEXT = "the quick brown fox jumps over the lazy dog; PACK MY BOX WITH FIVE DOZEN JUGS."
+
+
+def make_model(cell="lstm", hidden=8, layers=2, mode="stream", seed=0, eos_bias=0.0, chars=TEXT):
+    """A model over the characters of ``chars`` with random weights and biases (so that the
+    biases are exercised); eos_bias shifts <EOS>'s output bias."""
+    vocab = Vocab.from_text(chars)
+    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0)
+    params = FlatArrays(parameter_shapes(cell, len(vocab), hidden, layers))
+    init_parameters(params, cell, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    for name, _ in params.shapes:
+        if name.endswith("b"):
+            params[name][:] += rng.normal(0, 0.5, params[name].shape).astype(np.float32)
+    params["out.W"][:] *= 3.0          # peaked distributions, like a trained model's
+    params["out.b"][EOS_ID] += eos_bias
+    return Model(Checkpoint(config, vocab, params))
+
+
+def save_model(model, path):
+    """Write the model as a checkpoint (weights only) and return the path."""
+    checkpoint.save(path, model.checkpoint)
+    return path
