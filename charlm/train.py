@@ -212,6 +212,7 @@ class Trainer:
         self.carry = saved.carry if saved else None
         self.started = None
         self.save_seconds = 0.0
+        self.elapsed_before = self.run_state.elapsed   # seconds of training in earlier runs
         self.last_validation = (self.progress(), self.elapsed)
         self.stop_requested = False
         self.stop_reason = None
@@ -223,7 +224,7 @@ class Trainer:
     def elapsed(self):
         """Wall time of the run so far, earlier runs of a resumed one included."""
         now = time.perf_counter()
-        return self.run_state.elapsed + (now - self.started if self.started is not None else 0.0)
+        return self.elapsed_before + (now - self.started if self.started is not None else 0.0)
 
     @property
     def epochs_done(self):
@@ -302,7 +303,8 @@ class Trainer:
             self.reporter.finish(self)
             return self.stop_reason
         finally:
-            self.run_state.elapsed, self.started = self.elapsed, None
+            self.elapsed_before, self.started = self.elapsed, None
+            self.run_state.elapsed = self.elapsed_before
             restore()
 
     def _loop(self):
@@ -416,6 +418,7 @@ class Trainer:
         the latest state."""
         best = FlatArrays(self.params.shapes, self.best if self.best is not None else self.params.flat)
         state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry, self.run_state)
+        self.run_state.elapsed = self.elapsed
         started = time.perf_counter()
         ckpt.save(self.out, ckpt.Checkpoint(self.config, self.dataset.vocab, best, state))
         self.save_seconds = time.perf_counter() - started

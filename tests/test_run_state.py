@@ -47,6 +47,8 @@ def test_a_resumed_run_without_validation_keeps_using_the_latest_weights(tmp_pat
     saved = checkpoint.load(str(out), with_training_state=True)
     assert saved.training.run.step == 6
     assert np.array_equal(saved.weights.flat, saved.training.params)
+    first = checkpoint.load(str(out), with_training_state=True).training.run.elapsed
+    assert first > 0 and resumed.elapsed >= first     # the training time adds up over the runs
 
 
 def test_validation_runs_at_every_twentieth_of_the_budget_and_at_the_end(tmp_path, prose_file, tiny):
