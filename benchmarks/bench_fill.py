@@ -24,7 +24,8 @@ import numpy as np
 import charlm
 from charlm.data import read_corpus, split_lines
 
-DEFAULT_SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+DEFAULT_SHAKESPEARE = (Path(__file__).resolve().parents[2] / "shared" / "data"
+                       / "tinyshakespeare.txt")
 BLANK = "\u2588"          # a mark found in neither corpus
 VAL_FRAC, SEED = 0.1, 1337  # charlm train's defaults: its validation split
 METHODS = [("left context alone", "lr", dict(left_only=True)),
@@ -124,8 +125,9 @@ def main():
         for kind, path in paths.items():
             train(corpus, path, args.minutes, kind == "bi")
         models = {kind: charlm.load(path) for kind, path in paths.items()}
-        originals, texts, chars = blanked(held_out_texts(corpus, args.snippet), args.fraction, args.chars,
-                                   np.random.default_rng(args.seed))
+        held_out = held_out_texts(corpus, args.snippet)
+        originals, texts, chars = blanked(held_out, args.fraction, args.chars,
+                                          np.random.default_rng(args.seed))
         for method, kind, options in METHODS:
             accuracy, speed, blanks = measure(models[kind], originals, texts, options)
             rows.append(f"| {name} | {method} | {accuracy:.1%} | {speed:,.0f} |")

@@ -50,7 +50,8 @@ def shapes_for(config, vocab_size):
 
 
 def network_for(config, vocab_size, params):
-    """The training network of config over params: :class:`Network` or :class:`BidirectionalNetwork`."""
+    """The training network of config over params: a :class:`Network` or a
+    :class:`BidirectionalNetwork`."""
     kind = BidirectionalNetwork if config.bidirectional else Network
     return kind(config.cell, vocab_size, config.hidden_size, config.num_layers, params)
 
@@ -231,13 +232,14 @@ def held_out_log_prob(network, mode, held_out, seq_len):
 
 
 def _lines_log_prob(cloze, lines_ids):
+    """Lines of similar length side by side, as many as ROWS_PER_CALL allows for the longest."""
     ordered = sorted(lines_ids, key=len)
-    log_prob, start = 0.0, 0
-    while start < len(ordered):
-        width = max(1, ROWS_PER_CALL // (len(ordered[start]) + 1))
+    width = max(1, ROWS_PER_CALL // (len(ordered[-1]) + 1))
+    log_prob = 0.0
+    for start in range(0, len(ordered), width):
         [(x, y)] = data.pad_lines(ordered[start:start + width])
-        log_prob += float(cloze.log_probs(x, cloze_targets(y), cloze.forward.zero_state(x.shape[1])).sum())
-        start += width
+        state = cloze.forward.zero_state(x.shape[1])
+        log_prob += float(cloze.log_probs(x, cloze_targets(y), state).sum())
     return log_prob, sum(len(ids) for ids in ordered)
 
 

@@ -65,8 +65,8 @@ class Filled:
 
 def fill(model, text, blank="_", top=3, left_only=False):
     """Fill in every ``blank`` character of text (one text: returns a :class:`Filled`; a list:
-    a list). ``top``: how many alternatives each blank reports. ``left_only`` (left-to-right models):
-    the next-character prediction alone instead of rescoring."""
+    a list). ``top``: how many alternatives each blank reports. ``left_only`` (left-to-right
+    models): the next-character prediction alone instead of rescoring."""
     texts = [text] if isinstance(text, str) else list(text)
     check_options(model, texts, blank, top, left_only)
     if model.config.bidirectional:

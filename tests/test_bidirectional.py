@@ -191,7 +191,8 @@ def test_checkpoint_round_trip(tmp_path, prose_file, tiny):
         assert json.loads(npz["config"].item())["bidirectional"] is True
         for layer in range(layers):
             for key in ("W_x", "W_h", "b"):
-                assert npz[f"backward.layers.{layer}.{key}"].shape == npz[f"layers.{layer}.{key}"].shape
+                forward_stack = npz[f"layers.{layer}.{key}"]
+                assert npz[f"backward.layers.{layer}.{key}"].shape == forward_stack.shape
         assert npz["out.W"].shape == (2 * hidden, len(trainer.dataset.vocab))
     loaded = charlm.load(out)
     assert isinstance(loaded.network, BidirectionalNetwork) and "bidirectional" in repr(loaded)

@@ -17,7 +17,8 @@ Examples:
 @click.command(epilog=EXAMPLES)
 @click.argument("texts", nargs=-1, metavar="TEXT...")
 @click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
-              help=MODEL_HELP + " A bidirectional one (train --bidirectional) or a left-to-right one.")
+              help=MODEL_HELP + " A bidirectional one (train --bidirectional) or a "
+                                "left-to-right one.")
 @click.option("--blank", default="_", show_default=True, metavar="CHAR",
               help="The character that marks a missing one.")
 @click.option("--top", type=int, default=3, show_default=True, metavar="K",
