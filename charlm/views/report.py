@@ -74,6 +74,7 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
     say = progress or (lambda message: None)
     ckpt = checkpoint.load(path, with_training_state=True)
     model = Model(ckpt, path)
+    model.require_left_to_right("write a report for")
     say("drawing samples")
     samples = [(t, _sample(model, t, seed)) for t in TEMPERATURES]
     examples, source = report_text(model, text_file, encoding, seed)
@@ -87,7 +88,7 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
     weights = export_weights(model.network, precision)
     bound = rounding_error(model.network, model.vocab, examples, precision) + ARITHMETIC_BOUND
     data = {
-        "model": {"name": os.path.basename(path), "cell": model.config.cell,
+        "model": {"cell": model.config.cell,
                   "hidden_size": model.config.hidden_size, "num_layers": model.config.num_layers,
                   "mode": model.config.mode, "vocab": model.vocab.tokens, "weights": weights,
                   "bound": bound},
@@ -288,8 +289,9 @@ def samples_html(model, samples, seed):
         option = f" --num {SAMPLE_LINES}" if lines else f" --length {SAMPLE_CHARS}"
         command = (f"charlm sample --model {model.path} --temperature {temperature:g} "
                    f"--seed {seed}{option}")
+        # HTML drops a newline right after <pre>: this one, not the sample's own first one
         blocks.append(f'<div class="sample"><h3>temperature {temperature:g}</h3>'
-                      f'<pre>{escape(chr(10).join(texts))}</pre>'
+                      f'<pre>\n{escape(chr(10).join(texts))}</pre>'
                       f'<code class="command">{escape(command)}</code></div>')
     return f'<div class="samples">{"".join(blocks)}</div>'
 
@@ -314,10 +316,10 @@ def surprise_map(scores, source, lines):
     edges = (0,) + SURPRISE_BINS
     legend = "".join(f'<span class="s{k}">{lo}{f"–{hi}" if hi else "+"}</span>' for k, (lo, hi)
                      in enumerate(zip(edges, SURPRISE_BINS + (None,))))
+    key = "∎ end of line (&lt;EOS&gt;), predicted too" if lines else "⏎ newline"
     return (f'<p class="note">Text: {escape(source)}. {tokens:,} characters predicted, '
             f'{total_bits / tokens:.3f} bits/char. Hover a character for its probability.</p>'
-            f'<div class="legend">surprise (bits) {legend} <span class="key">⏎ newline '
-            f'∎ end of line (&lt;EOS&gt;)</span></div>'
+            f'<div class="legend">surprise (bits) {legend} <span class="key">{key}</span></div>'
             f'<div class="maps{" lines" * lines}">{"".join(rows)}</div>')
 
 
