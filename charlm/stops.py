@@ -24,7 +24,7 @@ def check_stops(model, stop):
         if not s:
             raise UsageError("--stop must not be empty (an empty string would stop every sample "
                              "before its first character)")
-        unknown = model.vocab.unknown(s)
+        unknown = [ch for ch in model.vocab.unknown(s) if ch != "\n"]   # <EOS> can write \n
         if unknown:
             shown = ", ".join(repr(ch) for ch in unknown)
             raise UsageError(f"--stop {s!r} can never occur: the model does not know {shown}")
