@@ -326,10 +326,11 @@ def test_page_opens_without_errors_or_requests_and_shows_every_section(browser, 
     assert tab.problems() == []
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", CELLS + ("names",))
 def test_in_page_probabilities_are_charlms(browser, models, pages, cell):
     """The page's forward pass against charlm's (the path `charlm score` takes), every
-    next-character distribution along the text, float32 weights: within 1e-4."""
+    next-character distribution along the text, float32 weights: within 1e-4. Random networks of
+    each cell, and the trained one."""
     model = load(models[cell])
     tab = browser.open(pages[cell][0])
     in_page = np.array(tab.evaluate(f"charlmReport.distributions({json.dumps(TEXT)})"))

@@ -47,6 +47,7 @@ def main():
       charlm fill "Em_a"                # fill in the missing letter
       charlm train input.txt --max-time 10m --out shakespeare.npz
       charlm info shakespeare.npz
+      charlm report --model shakespeare.npz   # one HTML page: curves, neurons, a sampler
     """
 
 

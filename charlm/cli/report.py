@@ -40,7 +40,11 @@ def report(model_path, text_path, encoding, out, precision, seed, as_json):
     through time, and a sampler that runs in the page. Nothing in it is fetched."""
     import os
 
+    from ..errors import UsageError
     from ..views.report import build, write
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):                # refused before the work, not after it
+        raise UsageError(f"cannot write {out}: there is no folder {folder}")
     _, err = consoles()
     if as_json or not err.is_terminal:
         page = build(model_path, text_path, encoding, precision, seed)
