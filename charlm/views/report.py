@@ -11,7 +11,7 @@ object in a ``<script type="application/json">`` whose every ``<``, ``>`` and ``
 ``\\u`` escape, so no text can close the element. A Content-Security-Policy of ``default-src
 'none'`` makes the browser refuse any request the page might still try.
 
-The text of the surprise map and the neuron browser is ``--text FILE`` (its first
+The text of the surprise map, the neuron browser and the gradient plot is ``--text FILE`` (its first
 ``TEXT_CHARS`` characters) or, without it, a sample the model draws at temperature 1: a checkpoint
 records only its corpus's length and CRC, not the corpus. In lines mode each non-blank line is an
 example of its own, read from the zero state, as in training and ``charlm score``.
@@ -162,8 +162,6 @@ def report_text(model, text_file, encoding, seed):
         raise CorpusError(f"{text_file or 'the sampled text'} has no text to show"
                           + (" (lines mode: a line of at most "
                              f"{TEXT_CHARS} characters)" if lines else ""))
-    if any("\ud800" <= ch <= "\udfff" for ex in examples for ch in ex):
-        raise CorpusError(f"{text_file} holds lone surrogates: not valid Unicode text")
     if text_file is not None and cut:
         source += f" (its first {sum(map(len, examples)):,} characters)"
     return examples, source

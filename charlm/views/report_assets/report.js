@@ -204,13 +204,13 @@
 
   function showMessage(text) { $("sampler-message").textContent = text; }
 
-  function showNext(p) {
+  function showNext(p, temperature) {
     const ranked = Array.from(p, (x, i) => [x, i]).sort((a, b) => b[0] - a[0]).slice(0, 10);
     const bars = $("next-chars");
     bars.replaceChildren();
     const title = document.createElement("p");
     title.className = "bars-title";
-    title.textContent = "next character (at this temperature):";
+    title.textContent = `next character, at temperature ${temperature}:`;
     bars.append(title);
     for (const [prob, i] of ranked) {
       if (prob <= 0) break;
@@ -281,7 +281,8 @@
       if (made < length) {
         soon(chunk);
       } else {
-        showNext(drawProbabilities(logits, temperature === 0 ? 1 : temperature));
+        const shown = temperature === 0 ? 1 : temperature;   // at 0 every bar but one is empty
+        showNext(drawProbabilities(logits, shown), shown);
         done();
       }
     }
