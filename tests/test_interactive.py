@@ -1,0 +1,174 @@
+"""The interactive chooser: its session logic in process (probabilities as `charlm score` gives
+them, pick, draw, undo, temperature, the end at <EOS>), the refusal without a terminal, and the
+whole command driven through a real terminal: tmux, keys sent, the screen read back."""
+import math
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from charlm.interactive import RUN, Chooser, respond
+
+from conftest import charlm_command
+from tiny_models import make_model, save_model
+
+
+def test_the_choices_are_the_model_s_next_character_probabilities():
+    model = make_model("lstm", hidden=16)
+    chooser = Chooser(model, prime="the ")
+    top = chooser.top()
+    assert len(top) == 9 and [p for _, _, p in top] == sorted((p for _, _, p in top), reverse=True)
+    p_unk = math.exp(chooser.log_p[1])
+    for token, label, p in top[:3]:
+        assert label == model.vocab.tokens[token]
+        per_char = model.score("the " + label, per_char=True).per_char
+        # at temperature 1: the model's probability, renormalised without <UNK> (never drawn)
+        assert p == pytest.approx(math.exp(per_char[-1][1]) / (1 - p_unk), rel=1e-5)
+
+
+def test_pick_draw_undo_and_temperature():
+    model = make_model("gru", hidden=16)
+    chooser = Chooser(model, prime="fox", seed=4)
+    first = chooser.top()[1]
+    assert chooser.pick(2) and chooser.text == "fox" + model.vocab.tokens[first[0]]
+    assert not chooser.pick(10)
+    assert chooser.draw(5) == 5 and len(chooser.text) == 9
+    assert chooser.undo() and chooser.text == "fox" + model.vocab.tokens[first[0]]
+    assert chooser.undo() and chooser.text == "fox" and not chooser.undo()
+    # after undo the model's state is back too: the same choices as at the start
+    assert chooser.top() == Chooser(model, prime="fox").top()
+    chooser.cooler(), chooser.cooler()
+    assert chooser.temperature == 0.8
+    for _ in range(20):
+        chooser.cooler()
+    assert chooser.temperature == 0.0 and chooser.top()[0][2] == 1.0
+    assert chooser.draw(3) == 3
+    assert chooser.text == "fox" + model.sample(prime="fox", temperature=0, length=3)[0]
+
+
+def test_the_same_seed_draws_the_same_text():
+    model = make_model("rnn", hidden=16)
+    one, two, other = Chooser(model, seed=9), Chooser(model, seed=9), Chooser(model, seed=10)
+    assert one.draw(30) == two.draw(30) == other.draw(30) == 30
+    assert one.text == two.text != other.text
+
+
+def test_eos_ends_the_text_in_lines_mode_and_undo_reopens_it():
+    model = make_model("lstm", hidden=8, mode="lines", eos_bias=40.0)
+    chooser = Chooser(model, prime="Al")
+    assert chooser.top()[0][1] == "<EOS>"
+    assert chooser.pick(1) and chooser.ended and chooser.text == "Al"
+    assert chooser.draw(5) == 0 and "ended" in respond(chooser, "1")
+    assert chooser.undo() and not chooser.ended
+    stream = Chooser(make_model("lstm", hidden=8, eos_bias=40.0))
+    assert stream.draw(2) == 2 and stream.text == "\n\n"      # written as newlines
+
+
+def test_keys():
+    chooser = Chooser(make_model("gru", hidden=8), seed=1)
+    assert respond(chooser, "+") == "temperature 1.10"
+    assert respond(chooser, "-") == "temperature 1.00"
+    assert "drew 20 characters" in respond(chooser, "r") and len(chooser.text) == RUN
+    assert respond(chooser, "u") == "undone" and chooser.text == ""
+    assert respond(chooser, "\x7f") == "nothing to undo"
+    assert respond(chooser, "x").startswith("keys:")
+
+
+def test_no_terminal_is_one_line_and_exit_2(tmp_path):
+    path = save_model(make_model(), tmp_path / "m.npz")
+    result = subprocess.run(charlm_command() + ["sample", "--interactive", "--model", str(path)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--interactive needs a terminal" in result.stderr
+    clash = subprocess.run(charlm_command() + ["sample", "--interactive", "--beam", "2",
+                                               "--model", str(path)],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert clash.returncode == 2 and "--beam does not apply to --interactive" in clash.stderr
+
+
+# ---- a real terminal ----------------------------------------------------------------------------
+
+DEADLINE = 120.0            # seconds for the screen to show what is expected (a first compile)
+
+
+class Terminal:
+    """A detached tmux session on a private socket, running a shell."""
+
+    def __init__(self, folder):
+        self.tmux = ["tmux", "-S", str(folder / "tmux.sock")]
+        subprocess.run(self.tmux + ["new-session", "-d", "-s", "t", "-x", "100", "-y", "40",
+                                    "bash --norc --noprofile"], check=True)
+
+    def send(self, *keys):
+        subprocess.run(self.tmux + ["send-keys", "-t", "t", *keys], check=True)
+
+    def screen(self):
+        return subprocess.run(self.tmux + ["capture-pane", "-p", "-t", "t"], check=True,
+                              capture_output=True, text=True).stdout
+
+    def wait_for(self, pattern):
+        """The screen once it matches pattern (a regex), polled until DEADLINE."""
+        end = time.monotonic() + DEADLINE
+        while True:
+            screen = self.screen()
+            if re.search(pattern, screen):
+                return screen
+            if time.monotonic() > end:
+                pytest.fail(f"the screen never showed {pattern!r}; it shows:\n{screen}")
+            time.sleep(0.05)        # polling interval, not a wait for the event
+
+    def close(self):
+        subprocess.run(self.tmux + ["kill-server"], check=False)
+
+
+def text_panel(screen):
+    """The text inside the Text panel (the line after its top border)."""
+    lines = screen.splitlines()
+    top = next(i for i, line in enumerate(lines) if "Text" in line and "╭" in line)
+    return lines[top + 1].strip("│ ").rstrip()
+
+
+def choices(screen):
+    """{key: character} of the choices listed on the screen."""
+    return dict(re.findall(r"^\s+(\d)\s+(\S)\s+\d+\.\d%", screen, re.M))
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+def test_a_person_at_a_terminal_picks_draws_undoes_and_quits(tmp_path):
+    model = make_model("lstm", hidden=16, chars="abcdefghij", eos_bias=-10.0)
+    path = save_model(model, tmp_path / "m.npz")
+    term = Terminal(tmp_path)
+    try:
+        command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(path),
+                                               "--prime", "ab", "--seed", "3"])
+        term.send(command + "; echo EXIT=$?", "Enter")
+        screen = term.wait_for(r"Next character[\s\S]*\n\s+9\s")
+        assert "temperature 1.00" in screen and text_panel(screen) == "ab▌"
+        expected = [model.vocab.tokens[t] for t, _, _ in Chooser(model, prime="ab").top()]
+        shown = choices(screen)
+        assert [shown[str(k)] for k in range(1, 10)] == expected
+        term.send("2")
+        screen = term.wait_for(r"picked")
+        assert text_panel(screen) == f"ab{expected[1]}▌"
+        term.send("+")
+        term.wait_for(r"temperature 1\.10")
+        term.send("r")
+        screen = term.wait_for(r"drew 20 characters")
+        after_run = text_panel(screen)
+        assert len(after_run) == 3 + 20 + 1
+        term.send("u")
+        screen = term.wait_for(r"undone")
+        assert text_panel(screen) == f"ab{expected[1]}▌"
+        term.send("d")
+        screen = term.wait_for(r"drew 1 character\b")
+        final = text_panel(screen)[:-1]
+        assert len(final) == 4
+        term.send("q")
+        screen = term.wait_for(r"(?m)^EXIT=\d+")
+        lines = screen.splitlines()
+        end = lines.index("EXIT=0")              # the command's exit status, printed after it
+        assert lines[end - 1] == final           # the text, printed on leaving
+    finally:
+        term.close()
