@@ -230,11 +230,8 @@ def card(model, ckpt):
             ("training", f"batch {c.batch_size}x{c.seq_len}, {c.optimizer} lr {c.lr:g}, "
                          f"dropout {c.dropout:g}, clip {c.clip:g}, seed {c.seed}")]
     if run is not None:
-        # the run state's time can lag (it is saved before a run's last seconds are added to
-        # it); the latest validation's time is a lower bound of the truth as well
-        seconds = max([run.elapsed] + [r.elapsed for r in run.history])
         rows.append(("progress", f"{run.step:,} steps, {run.epoch} epochs, "
-                                 f"{seconds:,.0f} s of training, "
+                                 f"{run.elapsed:,.0f} s of training, "
                                  f"{run.chars_seen:,} characters read"))
         rows.append(("clipping", loss_curves.clipping_summary(run.clipped_steps, run.step)))
         if run.best_val_loss is not None:
