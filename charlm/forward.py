@@ -111,10 +111,15 @@ class Engine:
     """The columns of a batch split across the cores: one thread and one :class:`Forward` per
     share. Columns are independent, so the threads never wait on each other; letting OpenBLAS
     split each small recurrent product instead keeps its threads handing work over and leaves the
-    element-wise cell updates on one core."""
+    element-wise cell updates on one core.
 
-    def __init__(self, network):
-        self.network = network
+    With ``group`` (a ``distributed.Group``), the processes of a data-parallel run share the
+    columns among all their threads exactly as one process with that many threads would, each
+    running its own shares; every process gets the whole result (and state), summed over them.
+    """
+
+    def __init__(self, network, group=None):
+        self.network, self.group = network, group
         self.forwards = [Forward(network) for _ in range(cores())]
 
     def zero_state(self, batch_size):
@@ -144,8 +149,11 @@ class Engine:
     def _run(self, method, x, state, out, column_axis, y=None):
         """Call ``Forward.<method>`` on shares of the columns, one thread each."""
         B = x.shape[1]
-        shares = min(len(self.forwards), max(1, B // MIN_SHARE))
+        first, threads = ((0, len(self.forwards)) if self.group is None else
+                          (self.group.first_thread, self.group.total_threads))
+        shares = min(threads, max(1, B // MIN_SHARE))
         edges = split(B, shares)
+        mine = range(min(first, shares), min(first + len(self.forwards), shares))
 
         def run(forward, columns, x, y):
             index = (slice(None),) * column_axis + (columns,)
@@ -156,8 +164,17 @@ class Engine:
             state[:, :, columns] = part_state
             out[index] = part_out
 
-        if shares == 1:
+        if shares == 1 and self.group is None:
             run(self.forwards[0], slice(0, B), x, y)
             return
-        fan_out([lambda f=f, lo=lo, hi=hi: run(f, slice(lo, hi), x, y)
-                 for f, lo, hi in zip(self.forwards, edges[:-1], edges[1:])])
+        if mine:
+            fan_out([lambda f=f, k=k: run(f, slice(edges[k], edges[k + 1]), x, y)
+                     for f, k in zip(self.forwards, mine)])
+        if self.group is not None:
+            # the other processes' columns: zeros here, their values once summed
+            others = np.ones(B, bool)
+            others[edges[mine.start]:edges[mine.stop]] = False
+            out[(slice(None),) * column_axis + (others,)] = 0.0
+            state[:, :, others] = 0.0
+            self.group.sum_in_place(out)
+            self.group.sum_in_place(state)

@@ -296,4 +296,6 @@ class Network:
         losses = fan_out(tasks)
         for g in self._grads[:len(shards) - 1]:
             grads.flat += g.flat
-        return sum(losses) * scale, count, new_state
+        # each shard's part of the mean, then their sum, as a data-parallel run sums its ranks'
+        # parts: two shards on two threads or in two processes give the same bits
+        return sum(loss * scale for loss in losses), count, new_state

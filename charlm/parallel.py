@@ -10,16 +10,32 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .errors import UsageError
 from .kernels.linalg import blas_threads
 
+_sharing = 1           # processes of a data-parallel run that share this one's cores (share_cores)
 _pool = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def cores():
-    """Cores this process may run on (its CPU affinity where the platform tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Threads this process runs its kernels on: ``CHARLM_THREADS`` if set, else the cores it may
+    run on (its CPU affinity where the platform tells it) divided among the processes of a
+    data-parallel run that share them."""
+    given = os.environ.get("CHARLM_THREADS")
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise UsageError(f"CHARLM_THREADS must be a whole number >= 1, not {given!r}")
+        return int(given)
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, mine // _sharing)
+
+
+def share_cores(processes):
+    """Tell :func:`cores` how many processes (this one included) run on this one's cores."""
+    global _sharing
+    _sharing = max(1, processes)
 
 
 def split(n, parts):

@@ -311,7 +311,7 @@ class Trainer:
         step_seconds = 0.0
         last_saved = self.run_state.step
         while True:
-            self.stop_reason = "interrupted" if self.stop_requested else self._out_of_budget(step_seconds)
+            self.stop_reason = self._stop_reason(step_seconds)
             if self.stop_reason:
                 return
             started = time.perf_counter()
@@ -326,6 +326,10 @@ class Trainer:
             elif self.config.checkpoint_every and self.run_state.step - last_saved >= self.config.checkpoint_every:
                 self.save()
                 last_saved = self.run_state.step
+
+    def _stop_reason(self, step_seconds):
+        """Why the run stops before another step, or None (a data-parallel run agrees on it)."""
+        return "interrupted" if self.stop_requested else self._out_of_budget(step_seconds)
 
     def _next_batch(self):
         """(x, y, state) of the current position; advances the position after the last chunk."""
@@ -352,11 +356,21 @@ class Trainer:
                                   f"columns, the batch it continues has {x.shape[1]}")
         return x, y, state
 
-    def _train_step(self):
-        c, rs = self.config, self.run_state
+    def _batch_gradients(self):
+        """The next batch's gradients into self.grads; returns (mean loss, target count)."""
+        c = self.config
         x, y, state = self._next_batch()
         loss, count, self.carry = self.network.loss_and_gradients(
-            x, y, state, self.grads, c.dropout, mask_key=(c.seed, rs.step))
+            x, y, state, self.grads, c.dropout, mask_key=(c.seed, self.run_state.step))
+        return loss, count
+
+    def _time_fraction(self):
+        """elapsed / --max-time, which the learning rate of a timed run follows."""
+        return self.elapsed / self.config.max_time if self.config.max_time else None
+
+    def _train_step(self):
+        c, rs = self.config, self.run_state
+        loss, count = self._batch_gradients()
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at step {rs.step + 1}; {self.out} keeps the last good "
@@ -368,8 +382,7 @@ class Trainer:
                 f"good checkpoint. Try a lower --lr (e.g. {c.lr / 3:.2g}) or --clip 1")
         scale = min(1.0, c.clip / (norm + 1e-6)) if c.clip > 0 else 1.0
         rs.clipped_steps += scale < 1.0
-        time_fraction = self.elapsed / c.max_time if c.max_time else None
-        lr = learning_rate(c, rs.step, self.epochs_done, time_fraction)
+        lr = learning_rate(c, rs.step, self.epochs_done, self._time_fraction())
         rs.step += 1
         self.optimizer.step(self.params.flat, self.grads.flat, lr, scale, rs.step)
         tokens = int(count)

@@ -55,20 +55,51 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
 
     Writes the best weights (by validation loss) and the latest training state to --out; Ctrl-C
     saves and stops, and --resume continues exactly where it stopped.
+
+    Under an MPI launcher (mpiexec -n N charlm train ..., or srun) one run trains over the N
+    processes: --batch-size is the global batch, rank 0 alone prints and writes --out.
     """
+    from .. import distributed
     from ..config import parse_duration
-    from ..train import prepare
     if max_time is not None:
         options["max_time"] = parse_duration(max_time)
+    if not distributed.launched():
+        return _train(None, corpus, out, resume, force, encoding, as_json, quiet, options)
+    from ..kernels.linalg import blas_threads
+    group = distributed.join()
+    # a rank of one thread calls BLAS outside parallel.fan_out: one BLAS thread, as a thread has
+    with group.failing_together(), blas_threads(group.threads):
+        _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
+
+
+def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options):
+    """Train in this process, or as one rank of a data-parallel group."""
+    from ..compile import warm_up_training
+    from ..distributed import prepare as prepare_rank
+    from ..train import prepare
     out_console, err_console = consoles()
-    reporter = (Reporter() if as_json else NoticeReporter(err_console) if quiet
+    speaks = group is None or group.rank == 0
+    reporter = (Reporter() if as_json or not speaks else NoticeReporter(err_console) if quiet
                 else ProgressReporter(err_console))
-    trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
-    with compile_notice(enabled=not as_json):
-        from ..compile import warm_up_training
+    if group is None:
+        trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
+    else:
+        trainer = prepare_rank(group, corpus, out, resume, force, encoding, reporter, **options)
+
+    def warm_up():
         warm_up_training(trainer.config.cell, trainer.config.optimizer)
+
+    with compile_notice(enabled=not as_json and speaks):
+        if group is None:
+            warm_up()
+        else:       # compiled into the cache once, then loaded by the other ranks
+            group.first_then_others(warm_up)
     reason = trainer.run()
+    if not speaks:
+        raise SystemExit(130 if reason == "interrupted" else 0)
     summary = summarize(trainer, reason)
+    if group is not None:
+        summary["distributed"] = trainer.summary()
     if as_json:
         print_json(summary)
     else:
