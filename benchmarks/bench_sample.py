@@ -8,6 +8,10 @@ medians over ``--repeats`` runs; the machine's other work makes single runs nois
 
 - charlm batch 1: ``Model.sample(length=N)``, characters per second.
 - charlm --num 64: ``Model.sample(num=64, length=N)``, total characters per second.
+- charlm greedy: ``Model.sample(length=N, temperature=0)`` (``charlm sample --temperature 0``).
+- charlm --beam 8: ``Model.beam_search(beam=8, length=N / 4)``, characters of the continuation
+  per second (search steps; the 8 beams and the greedy path advance together at each), and its
+  ratio to greedy's.
 - PyTorch (if installed): the fastest plain loop found, one ``nn.LSTMCell`` per layer, an
   embedding of size H for the input, softmax and ``torch.multinomial`` per character, no grad.
 - ``charlm sample --length 200`` wall time, process start to exit, the JIT cache warm.
@@ -108,6 +112,10 @@ def main():
     batch_length = max(1, args.length // 16)
     batch = rate(lambda: model.sample(num=64, length=batch_length, seed=1), 64 * batch_length,
                  args.repeats)
+    greedy = rate(lambda: model.sample(length=args.length, temperature=0), args.length,
+                  args.repeats)
+    beam_length = max(1, args.length // 4)
+    beam = rate(lambda: model.beam_search(beam=8, length=beam_length), beam_length, args.repeats)
     torch = torch_rate(len(model.vocab), args.length // 4, args.repeats)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "lstm.npz"
@@ -117,6 +125,9 @@ def main():
         ("charlm, batch 1", f"{single:,.0f} chars/s"),
         ("charlm, --num 64", f"{batch:,.0f} chars/s (total)"),
         ("--num 64 / batch 1", f"{batch / single:.2f}x"),
+        ("charlm, greedy (--temperature 0)", f"{greedy:,.0f} chars/s"),
+        ("charlm, --beam 8", f"{beam:,.0f} chars/s"),
+        ("--beam 8 / greedy", f"{beam / greedy:.2f}x"),
         ("PyTorch LSTMCell loop, batch 1",
          "not installed (pip install torch)" if torch is None else f"{torch:,.0f} chars/s"),
     ]

@@ -14,6 +14,7 @@ Results are ranked by their ``score``: the log-probability of the whole continua
 string included) divided by n^length_penalty, n its tokens.
 """
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +93,19 @@ def check_beam(beam, length, length_penalty):
                          "1: by log P per character)")
 
 
+_tables = weakref.WeakKeyDictionary()     # network -> {workers: weight tables}
+
+
+def weight_tables(network, workers):
+    """The network's weights as the search kernel reads them, packed once per network and worker
+    count (a loaded model's weights do not change): packing takes milliseconds, as long as
+    dozens of search steps."""
+    per_network = _tables.setdefault(network, {})
+    if workers not in per_network:
+        per_network[workers] = transposed(*pack(network, workers))
+    return per_network[workers]
+
+
 def transposed(emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y):
     """The weights of :func:`charlm.sampler.pack` as ``kernels.beam`` reads them: each layer's
     products as one ``matmul_nt`` (rows of the weights along the input): W_h^T for layer 0, whose
@@ -120,7 +134,6 @@ class Search:
         B = K + 1 if K > 1 else K
         halves = H % 2 == 0 and H >= MIN_SPLIT_HIDDEN and cores() >= 2
         self.pace = Pace((2, 1) if halves else (1,))
-        self.packed = {}
         self.h = np.zeros((2, L, B, H), np.float32)
         self.c = np.zeros((2, L, B, H), np.float32)
         self.rh = np.zeros((L, B, H), np.float32)
@@ -149,11 +162,9 @@ class Search:
     def run(self, forced, steps):
         """Read the forced tokens (the prime), then run up to ``steps`` search steps."""
         workers = self.pace.pick()
-        if workers not in self.packed:
-            self.packed[workers] = transposed(*pack(self.network, workers))
         from .kernels.sampling import SYNC_STRIDE
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
-        args = (self.network.cell.code, *self.packed[workers], self.h, self.c, self.rh, self.rows,
+        args = (self.network.cell.code, *weight_tables(self.network, workers), self.h, self.c, self.rh, self.rows,
                 self.tokens, self.log_p, self.tails, self.finished, self.greedy, self.counts,
                 forced, steps, self.length, self.stop_at_eos, self.stops, self.stop_lengths,
                 self.alpha, self.back_parent, self.back_token, self.back_logp, sync)
