@@ -3,8 +3,10 @@
 
 The generation starts from the zero state with ``<EOS>`` as the first input (as in training),
 reads the prime, then draws one character per step and feeds it back. Python sees one call per
-chunk of steps; a single sample's text is handed to ``on_text`` chunk by chunk, the first chunks
-short so that text appears at once.
+chunk of steps (:func:`pieces`); a single sample's text is handed to ``on_text``, or yielded by
+:func:`stream`, chunk by chunk, the first chunks short so that text appears at once. Stop strings
+are matched on each chunk's text (:mod:`charlm.stops`); ``beam`` hands the request to
+:mod:`charlm.beam`, which searches instead of drawing.
 
 Both cores work on every request. A single sample splits each step's hidden units between two
 workers that meet at a barrier after each layer (:class:`Generation`, for models of at least
