@@ -76,8 +76,9 @@ def fill(model, text, blank="_", top=3, left_only=False):
     else:
         method = partial(_rescore, Engine(model.network), lines=model.config.mode == "lines")
     # One column at a time, the products are tiny (a few rows by H): BLAS's threads would only
-    # hand them over and spin (measured: 200 blanks of Shakespeare, 2x256 LSTM, 1.04 s with two
-    # BLAS threads, 0.09 s with one, on a loaded two-core machine).
+    # hand them over and spin (measured: 200 blanks of Shakespeare filled from the left context
+    # by a 2x256 LSTM took 1.04 s with two BLAS threads, 0.09 s with one, on a loaded two-core
+    # machine). Rescoring's many columns fan out over the cores, single-threaded BLAS each.
     with blas_threads(1):
         results = [_fill_one(model.vocab, method, t, blank, top) for t in texts]
     return results[0] if isinstance(text, str) else results
