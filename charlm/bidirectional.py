@@ -154,10 +154,14 @@ class BidirectionalNetwork(Network):
         return np.concatenate([super(BidirectionalNetwork, self).dropout_masks(
             dropout, (*key, stack), columns, T) for stack in (0, 1)])
 
+    def target_count(self, y):
+        """How many cloze targets y (T, B) holds: its characters."""
+        return super().target_count(cloze_targets(y))
+
     def loss_and_gradients(self, x, y, state, grads, dropout=0.0, mask_key=(0,), first_column=0,
                            count=None):
         """As :meth:`Network.loss_and_gradients`, for the cloze targets of y (a ``count`` given
-        for a share of a larger batch counts those)."""
+        for a share of a larger batch counts those: :meth:`target_count`)."""
         return super().loss_and_gradients(x, cloze_targets(y), state, grads, dropout, mask_key,
                                           first_column, count)
 

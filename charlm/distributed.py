@@ -243,7 +243,7 @@ class DistributedTrainer(Trainer):
         started = time.perf_counter()
         x, y, state = self._next_batch()
         lo, hi = self.group.columns(x.shape[1])
-        count = int(np.count_nonzero(y >= 0))
+        count = self.network.target_count(y)
         carry = state.copy()
         loss = np.zeros(1)
         if hi > lo:

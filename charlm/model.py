@@ -269,6 +269,10 @@ class Network:
             np.multiply(draws >= dropout, dt.type(1.0 / (1.0 - dropout)), out=masks[:, :, k])
         return masks
 
+    def target_count(self, y):
+        """How many of the targets y (T, B) the loss averages over: those that are not padding."""
+        return int(np.count_nonzero(y >= 0))
+
     def loss_and_gradients(self, x, y, state, grads, dropout=0.0, mask_key=(0,), first_column=0,
                            count=None):
         """One training batch: returns (mean loss in nats, target count, new state) and writes
@@ -281,7 +285,7 @@ class Network:
         T, B = x.shape
         shards = self._split(T, B)
         weights = self._weights()
-        count = int(np.count_nonzero(y >= 0)) if count is None else count
+        count = self.target_count(y) if count is None else count
         scale = 1.0 / count if count else 0.0
         while len(self._grads) < len(shards) - 1:
             self._grads.append(grads.like())

@@ -92,6 +92,26 @@ def test_gradients_match_finite_differences(cell, monkeypatch):
         assert err < 1e-5, f"{cell} {name}: relative error {err:.2e}"
 
 
+def test_column_shares_add_up_to_the_whole_batch():
+    """Data-parallel training: shares of the columns, each given the whole batch's count of
+    cloze targets (its characters: no <EOS>), add up to the whole batch, dropout included."""
+    net = random_network("gru")
+    lines = random_lines(np.random.default_rng(6), (4, 2, 3, 5))
+    [(x, y)] = pad_lines(lines)
+    count = net.target_count(y)
+    assert count == sum(len(ids) for ids in lines) < int(np.count_nonzero(y >= 0))
+    grads = net.params.like()
+    loss, _, _ = net.loss_and_gradients(x, y, net.zero_state(4), grads, 0.3, mask_key=(8, 1))
+    shares, share_loss = net.params.like(), 0.0
+    for lo, hi in ((0, 1), (1, 4)):
+        part = net.params.like()
+        share_loss += net.loss_and_gradients(x[:, lo:hi], y[:, lo:hi], net.zero_state(hi - lo), part,
+                                             0.3, mask_key=(8, 1), first_column=lo, count=count)[0]
+        shares.flat += part.flat
+    assert share_loss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(shares.flat, grads.flat, rtol=1e-10, atol=1e-13)
+
+
 def test_new_state_is_the_forward_stacks(monkeypatch):
     """The state carried to the next batch is the forward stack's, as the left-to-right
     network's would be with the same weights; the backward stack carries nothing."""
