@@ -18,7 +18,7 @@ Examples:
   charlm sample --top-p 0.9 --seed 7 --json  # nucleus sampling, reproducible, as JSON
   charlm sample --beam 8 --prime "ROMEO:"    # the 8 most probable continuations found
   charlm sample --beam 4 --num 1 --length-penalty 1   # the best by log P per character
-  charlm sample --stop "\\n\\n" --num 3       # each sample ends at its first blank line
+  charlm sample --stop "\\n\\n" --num 3        # each sample ends at its first blank line
   charlm sample --stop . --stop "!" --keep-stop      # one sentence, its full stop kept
   charlm sample --interactive                # choose each next character yourself
   charlm sample --num 10 --novelty           # mark samples copied from the training corpus
