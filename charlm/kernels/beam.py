@@ -2,9 +2,12 @@
 
 The beam holds at most K hypotheses (continuations of the prime), each live or finished. Per step:
 
-    rows       B = K rows (K + 1 with the greedy row) advance side by side; row j reads the state
-               of row parent[j] of the step before (a gather: states are never copied to reorder)
-    layers     as in ``kernels.sampling`` (the same products, the cell updates of ``kernels.cells``)
+    rows       the live hypotheses (and the greedy one while it is not among them) advance side
+               by side; row j reads the state of row parent[j] of the step before (a gather:
+               states are never copied to reorder them)
+    layers     z = W_x[token] + b + h_{t-1} W_h for layer 0, z = [h_below | h_{t-1}] [W_x; W_h] + b
+               above it (one product per layer, :func:`product_nt`), then the cell update of
+               ``kernels.cells`` (the GRU's candidate block reads [h_below | r * h_{t-1}])
     log p      log softmax(h_top W_y + b_y) in float64, over the whole vocabulary (as scoring does)
     candidates the finished hypotheses of the beam, unchanged, and every extension (j, v) of a live
                one by a token v other than <UNK> (and <EOS> unless it ends a hypothesis):
@@ -14,16 +17,19 @@ The beam holds at most K hypotheses (continuations of the prime), each live or f
                spell a stop sequence is finished, the others live on.
 
 With one row per live hypothesis, K = 1 is greedy decoding. A wider beam can prune the greedy path,
-so row K (when B = K + 1) follows the most probable token at each step by itself; the caller ranks
-its result with the beam's, so the best result is never less probable than the greedy one.
+so for K > 1 the greedy path is followed too (B = K + 1 rows at most): while it is one of the
+beam's live hypotheses it shares that row (``counts[GREEDY_ALIAS]``); once pruned it gets a row of
+its own after the beam's and its history column K. The caller ranks its result with the beam's,
+so the best result is never less probable than the greedy one.
 
 The search ends at ``length`` steps, or when no live hypothesis is left and the greedy row (if any)
 has ended or cannot enter the beam any more: with log P <= 0 never growing, a hypothesis of log P
 can score at most log P / length^alpha.
 
-Workers split each step's hidden units as in ``kernels.sampling`` (packed weights, a barrier
-after each layer); each computes the output layer and the selection itself, on identical numbers,
-so both choose the same rows without another barrier. Only worker 0 writes the state back.
+Workers split each step's hidden units as in ``kernels.sampling`` (weights packed per worker by
+``charlm.sampler.pack``, transposed by ``charlm.beam.transposed``; a barrier after each layer);
+each computes the output layer and the selection itself, on identical numbers, so both choose the
+same rows without another barrier. Only worker 0 writes the state back.
 
 State, carried from call to call (B rows, L layers, H units, M the longest stop sequence):
     h, c      (2, L, B, H) float32, double-buffered: tick t reads buffer t % 2 (gathered through
@@ -35,7 +41,8 @@ State, carried from call to call (B rows, L layers, H units, M the longest stop 
     tails     (B, M) int64: each row's last M generated tokens, -1 before the first
     finished  (K, FIELDS) float64: the beam's finished hypotheses, best first
     greedy    (FIELDS,) float64: the greedy row's result once it has ended
-    counts    (COUNTS,) int64: live rows, finished hypotheses, greedy row live, steps, ticks, done
+    counts    (COUNTS,) int64: live rows, finished hypotheses, greedy path live, the beam row
+              it shares (-1: its own row), search steps, ticks (steps with the prime's), done
 Written for each step t and row j: back_parent[t, j], back_token[t, j], back_logp[t, j], from
 which :func:`trace` reads a hypothesis back. A finished hypothesis has no row at its last step:
 its record holds that step, the parent row and the last token (its fields below).
