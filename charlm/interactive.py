@@ -144,10 +144,6 @@ def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=Non
     """Run a session on this terminal until the user quits; then print the text on stdout."""
     from rich.console import Console
 
-    from .cli.common import compile_notice
-    from .compile import warm_up_forward
-    with compile_notice():
-        warm_up_forward(model.network)
     chooser = Chooser(model, prime, temperature, seed, stop_at_eos)
     console = Console(highlight=False)
     message = "choose the next character"

@@ -102,7 +102,10 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p)
     if interactive:
+        from ..compile import warm_up_forward
         from ..interactive import run_interactive
+        with compile_notice():
+            warm_up_forward(model.network)
         run_interactive(model, prime=prime, temperature=temperature, seed=seed,
                         stop_at_eos=stop_at_eos)
         return
