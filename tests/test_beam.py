@@ -235,6 +235,7 @@ def test_command_prints_each_result_with_its_log_p(model_file):
     (["--beam", 0], "--beam"), (["--beam", 3, "--num", 4], "--num"),
     (["--beam", 3, "--temperature", 0.5], "--temperature"), (["--beam", 3, "--seed", 2], "--seed"),
     (["--beam", 3, "--novel"], "--novel"), (["--beam", 3, "--length-penalty", -2], "--length"),
+    (["--length-penalty", 1], "--length-penalty"),
 ])
 def test_command_bad_beam_options_end_with_one_line(model_file, args, pattern):
     result = run_charlm("sample", "--model", model_file[0], *args)

@@ -94,13 +94,14 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     from ..stops import check_stops
     stops = [unescape(s) for s in stop] or None
     model = load(model_path)
+    model.require_left_to_right("sample from")
     options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
     check_options(model, 1 if num is None else num, length, temperature, top_k, top_p, prime,
                   stop_at_eos, seed)
     check_stops(model, stops)
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
-                        top_k, top_p)
+                        top_k, top_p, length_penalty)
     if interactive:
         from ..compile import warm_up_forward
         from ..interactive import run_interactive
@@ -117,7 +118,6 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         (warm_up_sampling if beam is None else warm_up_beam)(model.network)
     if beam is not None:
         from ..sampler import sample_beams
-        model.require_left_to_right("search")
         results = sample_beams(model, num, length, temperature, top_k, top_p, prime, stop_at_eos,
                                seed, None, stops, keep_stop, beam, length_penalty)
         print_beams(model, results, prime, length_penalty, check, as_json)
@@ -155,7 +155,7 @@ def unescape(text):
 
 
 def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
-                        top_k, top_p):
+                        top_k, top_p, length_penalty):
     """Raise UsageError for options that contradict each other on the command line (the
     options of drawing that --beam refuses are refused by :func:`charlm.sampler.sample`)."""
     from ..errors import UsageError
@@ -172,6 +172,8 @@ def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_pa
         if not sys.stdin.isatty():
             raise UsageError("--interactive needs a terminal: standard input is not one "
                              "(run it in a terminal, without a pipe or redirection)")
+    if length_penalty and beam is None:
+        raise UsageError("--length-penalty ranks the results of --beam: give --beam K")
     if novel and beam is not None:
         raise UsageError("--novel draws samples until enough are new; --beam draws none "
                          "(use --novelty to mark which beam results are in the corpus)")
