@@ -61,13 +61,14 @@ class RunState:
         if "dropout_masks" not in data:
             state.dropout_masks = "one generator"
         for name in ("step", "epoch", "index", "chunk", "chars_seen", "loss_count", "clipped_steps"):
-            _check(isinstance(getattr(state, name), int) and getattr(state, name) >= 0, name)
+            _check(_count(getattr(state, name)), name)
         for name in ("elapsed", "loss_sum"):
             _check(_number(getattr(state, name)), name)
         for name in ("best_val_loss", "train_loss", "eval_seconds"):
             _check(getattr(state, name) is None or _number(getattr(state, name)), name)
-        _check(state.best_step is None or isinstance(state.best_step, int), "best_step")
-        _check(state.corpus is None or isinstance(state.corpus, dict), "corpus")
+        _check(state.best_step is None or _count(state.best_step), "best_step")
+        _check(state.corpus is None or (isinstance(state.corpus, dict) and all(
+            _count(state.corpus[k]) for k in ("chars", "crc32") if k in state.corpus)), "corpus")
         _check(state.corpus_path is None or isinstance(state.corpus_path, str), "corpus_path")
         _check(isinstance(state.history, list) and all(isinstance(r, dict) for r in state.history),
                "history")
@@ -75,7 +76,15 @@ class RunState:
             state.history = [Evaluation(**r) for r in state.history]
         except TypeError:
             raise ValueError("history: a record with unexpected fields") from None
+        for r in state.history:
+            _check(_count(r.step) and _number(r.elapsed) and isinstance(r.best, bool)
+                   and (r.train_loss is None or _number(r.train_loss)) and _number(r.val_loss),
+                   "history")
         return state
+
+
+def _count(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def _number(x):

@@ -76,7 +76,9 @@ def test_run_state_json_round_trip_and_bad_entries():
     again = RunState.from_json(state.to_json())
     assert again == state
     for bad in ({"step": -1}, {"step": "7"}, {"elapsed": float("nan")}, {"history": [{"x": 1}]},
-                {"best_step": 1.5}, [1, 2]):
+                {"best_step": 1.5}, [1, 2], {"corpus": {"chars": "x"}},
+                {"history": [{"step": 2, "elapsed": 0.1, "train_loss": None, "val_loss": "abc",
+                              "best": True}]}):
         try:
             RunState.from_json(json.dumps(bad))
         except ValueError:
