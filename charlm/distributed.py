@@ -212,7 +212,8 @@ class DistributedTrainer(Trainer):
         self.group = group
         self.engine = Engine(self.network, group)
         self.agreed_elapsed = self.run_state.elapsed
-        self.allreduce_seconds, self.gradient_seconds, self.steps_run = 0.0, 0.0, 0
+        self.wait_seconds, self.allreduce_seconds, self.gradient_seconds = 0.0, 0.0, 0.0
+        self.steps_run = 0
 
     def _stop_reason(self, step_seconds):
         """The reason to stop now, the same on every rank: any rank's stop request, else rank
@@ -252,8 +253,12 @@ class DistributedTrainer(Trainer):
                 c.dropout, mask_key=(c.seed, rs.step), first_column=lo, count=count)
         else:
             self.grads.flat[:] = 0.0
+        # the barrier tells waiting for the slowest rank from moving the bytes (for --json)
+        waiting = time.perf_counter()
+        self.group.comm.Barrier()
         reducing = time.perf_counter()
         self.group.sum_in_place(self.grads.flat)
+        self.wait_seconds += reducing - waiting
         self.allreduce_seconds += time.perf_counter() - reducing
         self.group.sum_in_place(loss)
         self.carry = carry      # the columns of the other ranks are theirs: gathered to save
@@ -288,9 +293,11 @@ class DistributedTrainer(Trainer):
         return lambda: [signal.signal(getattr(signal, name), h) for name, h in previous.items()]
 
     def summary(self):
-        """What --json adds for a distributed run: ranks, threads, the all-reduce's share."""
+        """What --json adds for a distributed run: ranks, threads, and per step (means, on rank
+        0): the whole gradient step, the wait for the slowest rank, the all-reduce after it."""
         steps = max(self.steps_run, 1)
         return {"ranks": self.group.size, "threads_per_rank": self.group.threads,
                 "step_ms": round(1e3 * self.gradient_seconds / steps, 3),
+                "wait_ms": round(1e3 * self.wait_seconds / steps, 3),
                 "allreduce_ms": round(1e3 * self.allreduce_seconds / steps, 3),
                 "allreduce_bytes": int(self.grads.flat.nbytes)}

@@ -6,16 +6,20 @@ Where: the folder ``CORPUS.charlm/`` beside the corpus, or, where that cannot be
 in the user's cache (``$XDG_CACHE_HOME/charlm/prepared/``, named after a hash of the corpus's
 absolute path). It holds
 
-- ``ids.bin``: ``<EOS>`` and then the token id of every character of the text (as
-  :mod:`charlm.textfile` reads it), in the vocabulary of all its characters, ``Vocab.from_text(text)``:
-  ``<EOS>``, ``<UNK>``, then the characters in code-point order. One byte per id when that
-  vocabulary has at most 256 tokens, two up to 65,536, else four. Training with ``--min-count``
-  folds the rare characters into ``<UNK>`` as it reads (:class:`TokenIds`).
+- ``ids.bin``: ``<EOS>`` and then the id of every character of the text (as
+  :mod:`charlm.textfile` reads it): id k >= 2 is the character ``chars[k - 2]`` of meta.json, the
+  characters numbered in order of first appearance, so that one pass writes the file. One byte per
+  id when there are at most 256 ids (<EOS>, <UNK> and the characters), two up to 65,536, else
+  four. Training reads them through a table to the ids of its vocabulary (:class:`TokenIds`):
+  ``Vocab.from_text(text, min_count)``'s, ``<EOS>``, ``<UNK>``, then the characters in code-point
+  order, with those seen fewer than --min-count times folded into ``<UNK>``.
 - ``lines.bin`` (lines mode): int64 rows (start, length) of the lines that hold a non-space
-  character, as positions in ``ids.bin``; built when a run first needs it.
+  character, as positions in ``ids.bin``; built by ``charlm prepare`` for a text in lines mode,
+  else when a run first needs it.
 - ``meta.json``: the source's absolute path, size, modification time (ns) and encoding; the
   number of characters and the CRC-32 of the text in UTF-8 (what a checkpoint's corpus check
-  compares); the characters and their counts; what mode detection needs of the lines; the id type.
+  compares); the characters (in id order) and their counts; what mode detection needs of the
+  lines; the id type.
 
 A prepared corpus is current while its source keeps the size and modification time it had and is
 read in the same encoding; otherwise it is stale, and preparing again rebuilds it. ``meta.json``
@@ -23,8 +27,8 @@ is written last (and removed first on a rebuild), so a folder without it holds n
 a lock file keeps two processes from preparing the same corpus at once.
 
 Speed: one pass decodes the text (the one text reader, :mod:`charlm.textfile`), re-encodes each
-chunk as UTF-8 and turns it into provisional ids (a Numba kernel, :mod:`charlm.kernels.tokens`);
-a second pass over the ids file, at memory speed, rewrites them in the vocabulary's order.
+chunk as UTF-8 and turns it into ids, counting the characters and following the lines (a Numba
+kernel, :mod:`charlm.kernels.tokens`): no Python per character.
 """
 import fcntl
 import functools
