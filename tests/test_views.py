@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from charlm import checkpoint
 from charlm.api import Model
+from charlm.bidirectional import parameter_shapes as bidirectional_shapes
 from charlm.checkpoint import Checkpoint, TrainingState
 from charlm.cli import main
 from charlm.config import Config
@@ -312,6 +313,16 @@ def test_neurons_json_without_and_with_a_unit(model_file):
     assert (data["layer"], data["unit"], data["state"]) == (0, 3, "c")
 
 
+def test_neurons_ranks_only_the_layer_and_state_given_without_a_unit(model_file):
+    result = invoke("neurons", TEXT, "--model", model_file, "--json", "--top", 20, "--layer", 0,
+                    "--state", "c")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data["ranking"]) == 20
+    assert {(r["layer"], r["state"]) for r in data["ranking"]} == {(0, "c")}
+    assert (data["layer"], data["state"]) == (0, "c")
+
+
 def test_neurons_terminal_output(model_file, tmp_path):
     (tmp_path / "t.txt").write_text(TEXT * 5)
     result = invoke("neurons", "--file", tmp_path / "t.txt", "--chars", 80, "--model", model_file)
@@ -332,6 +343,9 @@ def test_neurons_bad_inputs(model_file, tmp_path):
                                  "--layer", 2), 2, "--layer must be between 0 and 1")
     assert_one_line_error(invoke("neurons", "", "--model", model_file), 2, "empty")
     assert_one_line_error(invoke("neurons", "--model", model_file), 2, "TEXT")
+    assert_one_line_error(invoke("neurons", "\udcff", "--model", model_file), 2, "surrogate")
+    assert_one_line_error(invoke("neurons", "Anna", "--model", model_file, "--layer", 2), 2,
+                          "--layer must be between 0 and 1")
     (tmp_path / "empty.txt").write_text("")
     assert_one_line_error(invoke("neurons", "--file", tmp_path / "empty.txt", "--model",
                                  model_file), 3, "empty")
@@ -375,6 +389,13 @@ def test_gradients_bad_inputs(model_file, tmp_path):
     assert_one_line_error(invoke("gradients", "Anna", "--cell", "rnn", "--hidden", 0), 2,
                           "--hidden")
     assert_one_line_error(invoke("gradients", "", "--cell", "rnn"), 2, "empty")
+    assert_one_line_error(invoke("gradients", "\udcff", "--cell", "rnn"), 2, "surrogate")
+    vocab = Vocab.from_text(TEXT)
+    config = Config(cell="lstm", hidden_size=8, num_layers=1, mode="stream", dropout=0.0,
+                    bidirectional=True)
+    params = FlatArrays(bidirectional_shapes("lstm", len(vocab), 8, 1))
+    both_ways = save(tmp_path / "b.npz", Model(Checkpoint(config, vocab, params)))
+    assert_one_line_error(invoke("gradients", "Anna", "--model", both_ways), 2, "bidirectional")
     assert_one_line_error(invoke("gradients", "Anna", "--file", tmp_path / "x.txt", "--cell",
                                  "rnn"), 2, "one of them")
     assert_one_line_error(invoke("gradients", "--file", tmp_path / "x.txt", "--cell", "rnn"), 3,

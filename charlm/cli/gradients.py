@@ -46,14 +46,19 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     curve shows how far back a model can learn from. One curve per --model, or per freshly
     initialised --cell, on a log scale.
     """
+    from rich.markup import escape
+
+    from ..views.text import require_unicode
     text, truncated = read_text(text, file_path, chars, encoding)
+    require_unicode(text)
     fresh = _cells(cells)
     _check_sizes(hidden, layers, max_distance)
     if not models and not fresh:
         models = ("charlm.npz",)
     out, err = consoles()
     if truncated and not as_json:
-        err.print(f"[dim]reading the first {len(text):,} characters of {file_path} (--chars)[/]")
+        err.print(f"[dim]reading the first {len(text):,} characters of {escape(file_path)} "
+                  "(--chars)[/]")
     curves = []
     with compile_notice("Following the gradients back through time", enabled=not as_json):
         for path in models:
@@ -95,6 +100,7 @@ def _model_curve(path, text, max_distance, err):
     from ..views.gradients import distance_norms
     from ..views.text import text_ids
     model = load(path)
+    model.require_left_to_right("follow the gradient of")    # L_t needs p(c_t | the text before)
     unknown = model.vocab.unknown(text)
     if unknown:
         err.print(f"[yellow]warning:[/] {len(unknown)} character(s) not in {escape(path)}'s "

@@ -20,10 +20,12 @@ Examples:
 @click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
               help=MODEL_HELP)
 @click.option("--layer", type=int, metavar="L",
-              help="Layer of --unit, from 0 (the input side).  [default: the top layer]")
+              help="Layer of --unit, from 0 (the input side); without --unit, rank only this "
+                   "layer's units.  [default: the top layer; without --unit, every layer]")
 @click.option("--unit", type=int, metavar="U", help="Colour the text by this unit (from 0).")
-@click.option("--state", type=click.Choice(["h", "c"]), default="h", show_default=True,
-              help="The unit's output h, or the LSTM's cell state c.")
+@click.option("--state", type=click.Choice(["h", "c"]),
+              help="The unit's output h, or the LSTM's cell state c; without --unit, rank only "
+                   "this state's units.  [default: h; without --unit, both]")
 @click.option("--top", type=int, default=10, show_default=True, metavar="N",
               help="Rows of the ranking.")
 @click.option("--per-feature", type=int, default=2, show_default=True, metavar="N",
@@ -46,23 +48,26 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     from ..api import load
     from ..errors import UsageError
     from ..views import neurons as views
+    from ..views.text import require_unicode
     text, truncated = read_text(text, file_path, chars, encoding)
+    require_unicode(text)
     if top < 1:
         raise UsageError("--top must be >= 1")
     if per_feature < 0:
         raise UsageError("--per-feature must be >= 0 (0: no limit)")
     model = load(model_path)
-    c = model.config
-    if unit is not None:
-        layer = c.num_layers - 1 if layer is None else layer
-        _check_unit(model, layer, unit, state)
+    _check_unit(model, layer, unit, state)
+    chosen = unit is not None
+    only = {} if chosen else {"layer": layer, "state": state}    # what the ranking covers
+    if chosen:
+        layer = model.config.num_layers - 1 if layer is None else layer
+        state = state or "h"
     out, err = consoles()
     _warn(err, model, text, file_path if truncated and not as_json else None)
     with compile_notice(enabled=not as_json):
         acts = views.activations(model, text)
     feats = views.features(text)
-    ranking = views.rank_units(acts, feats, top=top, per_feature=per_feature or None)
-    chosen = unit is not None
+    ranking = views.rank_units(acts, feats, top=top, per_feature=per_feature or None, **only)
     if not chosen:
         if not ranking:
             raise UsageError("no unit or feature varies along this text: give a longer one")
@@ -81,15 +86,16 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
 
 
 def _check_unit(model, layer, unit, state):
+    """--layer, --unit and --state, each where given, against the model."""
     from ..errors import UsageError
     c = model.config
-    if not 0 <= layer < c.num_layers:
+    if layer is not None and not 0 <= layer < c.num_layers:
         raise UsageError(f"--layer must be between 0 and {c.num_layers - 1} for this "
                          f"{c.num_layers}-layer model")
-    if not 0 <= unit < c.hidden_size:
+    if unit is not None and not 0 <= unit < c.hidden_size:
         raise UsageError(f"--unit must be between 0 and {c.hidden_size - 1} for this model of "
                          f"{c.hidden_size} units per layer")
-    if state not in model.network.cell.states:
+    if state is not None and state not in model.network.cell.states:
         raise UsageError(f"--state {state}: a {c.cell} has only "
                          f"{', '.join(model.network.cell.states)} (c is the LSTM's cell state)")
 

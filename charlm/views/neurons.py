@@ -74,10 +74,11 @@ def features(text):
     return out
 
 
-def rank_units(acts, feats, top=10, per_feature=None):
+def rank_units(acts, feats, top=10, per_feature=None, layer=None, state=None):
     """The (unit, feature) pairs with the largest |Pearson correlation| between the unit's
     activation and the feature along the text, best first: [{"layer", "unit", "state", "feature",
-    "correlation"}] (at most ``top``, and at most ``per_feature`` for any one feature).
+    "correlation"}] (at most ``top``, and at most ``per_feature`` for any one feature), over every
+    layer and state or only ``layer`` and ``state`` ("h" or "c") where given.
     acts (L, S, n, H) as :func:`activations` gives; feats {name: (n,)}. Constant series (a unit
     that never moves, a feature absent from the text) have no correlation and are skipped."""
     L, S, n, H = acts.shape
@@ -86,7 +87,12 @@ def rank_units(acts, feats, top=10, per_feature=None):
     values = np.stack([np.asarray(feats[k], np.float64) for k in names], axis=1)    # (n, F)
     a, a_norm = _centred(units)
     f, f_norm = _centred(values)
-    live_a, live_f = a_norm > 0, f_norm > 0
+    chosen = np.ones((L, S, H), bool)
+    if layer is not None:
+        chosen[np.arange(L) != layer] = False
+    if state is not None:
+        chosen[:, np.arange(S) != STATE_NAMES.index(state)] = False
+    live_a, live_f = (a_norm > 0) & chosen.reshape(-1), f_norm > 0
     r = (a[:, live_a].T @ f[:, live_f]) / np.outer(a_norm[live_a], f_norm[live_f])
     unit_index, feature_index = np.flatnonzero(live_a), np.flatnonzero(live_f)
     taken = {}
