@@ -25,6 +25,7 @@ import base64
 import json
 import math
 import os
+import shlex
 import string
 import tempfile
 from dataclasses import dataclass
@@ -282,7 +283,7 @@ def samples_html(model, samples, seed):
     blocks = []
     for temperature, texts in samples:
         option = f" --num {SAMPLE_LINES}" if lines else f" --length {SAMPLE_CHARS}"
-        command = (f"charlm sample --model {model.path} --temperature {temperature:g} "
+        command = (f"charlm sample --model {shlex.quote(model.path)} --temperature {temperature:g} "
                    f"--seed {seed}{option}")
         # HTML drops a newline right after <pre>: this one, not the sample's own first one
         blocks.append(f'<div class="sample"><h3>temperature {temperature:g}</h3>'
