@@ -174,6 +174,7 @@ def test_command_writes_the_page_and_reports_it(models, tmp_path):
     (["--text", "missing.txt"], 3, "no such file: missing.txt"),
     (["--weights", "int8"], 2, "--weights"),
     (["-o", "no/such/folder/page.html"], 2, "cannot write no/such/folder/page.html"),
+    (["-o", "."], 2, "cannot write .: it is a folder"),
 ])
 def test_command_errors_are_one_line(models, args, code, pattern):
     if "--model" not in args:

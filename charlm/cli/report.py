@@ -45,6 +45,9 @@ def report(model_path, text_path, encoding, out, precision, seed, as_json):
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):                # refused before the work, not after it
         raise UsageError(f"cannot write {out}: there is no folder {folder}")
+    if os.path.isdir(out):
+        raise UsageError(f"cannot write {out}: it is a folder; give a file name such as "
+                         f"{os.path.join(out, 'report.html')}")
     _, err = consoles()
     if as_json or not err.is_terminal:
         page = build(model_path, text_path, encoding, precision, seed)
