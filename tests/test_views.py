@@ -390,6 +390,8 @@ def test_gradients_bad_inputs(model_file, tmp_path):
                           "--hidden")
     assert_one_line_error(invoke("gradients", "", "--cell", "rnn"), 2, "empty")
     assert_one_line_error(invoke("gradients", "\udcff", "--cell", "rnn"), 2, "surrogate")
+    assert_one_line_error(invoke("gradients", "Anna", "--model", model_file, "--hidden", 64), 2,
+                          "--hidden applies to the freshly initialised networks of --cell")
     vocab = Vocab.from_text(TEXT)
     config = Config(cell="lstm", hidden_size=8, num_layers=1, mode="stream", dropout=0.0,
                     bidirectional=True)

@@ -53,6 +53,7 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     require_unicode(text)
     fresh = _cells(cells)
     _check_sizes(hidden, layers, max_distance)
+    _refuse_sizes_without_cells(fresh)
     if not models and not fresh:
         models = ("charlm.npz",)
     out, err = consoles()
@@ -91,6 +92,20 @@ def _check_sizes(hidden, layers, max_distance):
         raise UsageError("--layers must be between 1 and 16")
     if not 0 <= max_distance <= 100_000:
         raise UsageError("--max-distance must be between 0 and 100000")
+
+
+def _refuse_sizes_without_cells(fresh):
+    """--hidden, --layers and --seed shape the --cell networks: given without one, they would
+    change nothing."""
+    from click.core import ParameterSource
+
+    from ..errors import UsageError
+    ctx = click.get_current_context()
+    given = [name for name in ("hidden", "layers", "seed")
+             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if given and not fresh:
+        raise UsageError(f"--{given[0]} applies to the freshly initialised networks of --cell "
+                         "(a --model has its own size and weights): give --cell")
 
 
 def _model_curve(path, text, max_distance, err):
