@@ -189,7 +189,8 @@ def _training_state(path, arrays, config, size):
     if found != sorted(names):
         raise CheckpointError(f"{path}: the optimizer state ({', '.join(found) or 'none'}) does not "
                               f"match its optimizer {config.optimizer}")
-    moments = {name: _weight(arrays, f"state.opt.{name}", (size,), path) for name in names}
+    moments = {name: _weight(arrays, f"state.opt.{name}", (size,), path).astype(np.float32)
+               for name in names}
     carry = arrays.get("state.carry")
     if carry is not None:
         carry = _weight(arrays, "state.carry", carry.shape, path)

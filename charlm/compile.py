@@ -42,16 +42,21 @@ def warm_up_training(cell, optimizer="adam", dtype=np.float32):
         forward_compiler = subprocess.Popen(
             [sys.executable, "-c", f"from charlm.compile import *; warm_up_forward(tiny_network({cell!r}))"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    net = tiny_network(cell, dtype)
-    T, B = 3, 2
-    x = np.zeros((T, B), np.int32)
-    y = np.ones((T, B), np.int32)
-    grads = net.params.like()
-    net.loss_and_gradients(x, y, net.zero_state(B), grads, 0.1)
-    squared_norm(grads.flat)
-    Optimizer(optimizer, grads.flat.size).step(net.params.flat, grads.flat, 1e-3, 1.0, 1)
-    if forward_compiler is not None:
-        forward_compiler.wait()     # if it failed, the line below compiles here instead
+    try:
+        net = tiny_network(cell, dtype)
+        T, B = 3, 2
+        x = np.zeros((T, B), np.int32)
+        y = np.ones((T, B), np.int32)
+        grads = net.params.like()
+        net.loss_and_gradients(x, y, net.zero_state(B), grads, 0.1)
+        squared_norm(grads.flat)
+        Optimizer(optimizer, grads.flat.size).step(net.params.flat, grads.flat, 1e-3, 1.0, 1)
+        if forward_compiler is not None:
+            forward_compiler.wait()     # if it failed, the line below compiles here instead
+    finally:
+        if forward_compiler is not None and forward_compiler.poll() is None:
+            forward_compiler.kill()     # interrupted: leave no compiler running behind
+            forward_compiler.wait()
     warm_up_forward(net)
 
 

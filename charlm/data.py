@@ -68,20 +68,21 @@ def read_corpus(path=None, encoding="utf-8"):
     file (:mod:`charlm.textfile`). Raises CorpusError with one clear line for anything that is not
     usable text."""
     if path is None:
-        return Corpus(_bundled_bytes().decode("utf-8"), "the bundled names (corpora/names.txt)")
+        with resources.as_file(_bundled()) as bundled:
+            return Corpus(read_text(bundled), "the bundled names (corpora/names.txt)")
     text = read_text(path, encoding)
     if not text.strip():
         raise CorpusError(f"{path} is empty: there is nothing to learn from")
     return Corpus(text, str(path))
 
 
-def _bundled_bytes():
+def _bundled():
     """The default corpus: installed as the package ``charlm.corpora``; in a source checkout that
     has not been installed it is the ``corpora/`` folder next to the package."""
     try:
-        return resources.files("charlm.corpora").joinpath(BUNDLED).read_bytes()
+        return resources.files("charlm.corpora").joinpath(BUNDLED)
     except ModuleNotFoundError:
-        return (Path(__file__).resolve().parent.parent / "corpora" / BUNDLED).read_bytes()
+        return Path(__file__).resolve().parent.parent / "corpora" / BUNDLED
 
 
 def detect_mode(text):

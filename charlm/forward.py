@@ -38,9 +38,11 @@ class Forward:
         if self._buffers_key != (block, B):
             rows = block * B
             G = self.network.cell.gates
+            hs = [np.empty((block, B, self.H), self.dtype) for _ in range(self.L)]
+            lstm = self.network.cell.num_states == 2
             self._buffers = dict(
-                hs=[np.empty((block, B, self.H), self.dtype) for _ in range(self.L)],
-                cs=[np.empty((block, B, self.H), self.dtype) for _ in range(self.L)],
+                hs=hs,     # the other cells' kernels never touch cs: hs stands in for it
+                cs=[np.empty_like(h) for h in hs] if lstm else hs,
                 x_table=np.empty((rows, G * self.H), self.dtype),
                 logits=np.empty((rows, self.out_w.shape[1]), self.dtype),
                 rows=np.arange(rows, dtype=np.int32).reshape(block, B),

@@ -66,6 +66,8 @@ def _pool_with(threads):
     global _pool, _pool_size
     with _pool_lock:
         if _pool_size < threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)     # its threads end once their tasks have
             _pool = ThreadPoolExecutor(threads, thread_name_prefix="charlm")
             _pool_size = threads
         return _pool

@@ -4,6 +4,7 @@ import time
 
 import click
 
+from ..cells import CELLS
 from ..reporter import Reporter
 from .common import compile_notice, consoles, print_json, reports_errors
 
@@ -19,7 +20,7 @@ Examples:
 
 @click.command(epilog=EXAMPLES)
 @click.argument("corpus", required=False, type=click.Path(dir_okay=True))
-@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help="Recurrent cell.  [default: lstm]")
+@click.option("--cell", type=click.Choice(list(CELLS)), help="Recurrent cell.  [default: lstm]")
 @click.option("--hidden", "hidden_size", type=int, help="Units per layer.  [default: sized to the corpus]")
 @click.option("--layers", "num_layers", type=int, help="Stacked recurrent layers.  [default: 2]")
 @click.option("--bidirectional", is_flag=True, default=None,

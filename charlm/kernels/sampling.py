@@ -38,10 +38,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import cells
+from .. import cells as table
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
-RNN, GRU, LSTM = 0, 1, 2            # cell codes, as in the cell table (charlm.cells)
+RNN, GRU, LSTM = (table.cell(name).code for name in ("rnn", "gru", "lstm"))   # the table's codes
 EOS_ID, UNK_ID = 0, 1
 SYNC_STRIDE = 16                    # int64 slots between two workers' counters: one cache line each
 SPINS_BEFORE_YIELD = 2000
