@@ -39,14 +39,14 @@ def charlm_command():
 
 
 def train(corpus, out, minutes, bidirectional):
-    """Train with the defaults for the time budget (or reuse a model already trained there),
-    validating only at the end: in a budget of minutes, the default cadence's first validation
-    and the time it reserves for the last took more than half of the bidirectional model's
-    budget on tiny Shakespeare (22 steps in 2.5 minutes on a loaded machine)."""
+    """Train with the defaults for the time budget, validation included (or reuse a model
+    already trained there). The checkpoint keeps the best weights by validation: validating only
+    at the end instead let the left-to-right model overfit the names (3.21 bits/char after
+    three minutes, against 2.72 for the best of a default run)."""
     if out.exists():
         return
     command = charlm_command() + ["train"] + ([str(corpus)] if corpus else []) + [
-        "--max-time", f"{minutes:g}m", "--eval-every", "1000000", "--out", str(out), "--json"] + (
+        "--max-time", f"{minutes:g}m", "--out", str(out), "--json"] + (
         ["--bidirectional"] if bidirectional else [])
     print("$", " ".join(["charlm"] + command[1:]), file=sys.stderr, flush=True)
     done = subprocess.run(command, capture_output=True, text=True)
