@@ -2,7 +2,7 @@
 first step and peak memory on a prepared 2 GB corpus against the same model on a 20 MB one.
 
     PYTHONPATH=. python benchmarks/bench_scale.py [--gigabytes 2] [--hidden 256] [--steps 10]
-        [--folder /tmp]
+        [--rounds 3] [--folder /tmp]
 
 The corpora are generated in a temporary folder (removed at the end, prepared ids included): tiny
 Shakespeare (read from ../shared/data, never copied into the repo) over and over, each copy with
@@ -10,15 +10,16 @@ its paragraphs in another seeded order, so that the text is not one period repea
 corpus is under charlm's 64 MB threshold, so train reads it into memory as it always has; the
 2 GB one is prepared first (timed: `charlm prepare --json`), and train reads it through the map.
 
-Each training runs in its own process, as `charlm train` runs it (prepare, compile or load the
-kernels, run), validating once, at the end: "first step" is the wall time from starting the
+Each training runs in its own process, as `charlm train` runs it (prepare, load the kernels,
+which an untimed run first compiles into the cache, run), validating once, at the end: "first step" is the wall time from starting the
 process to the end of the first optimizer step, "peak RSS" its VmHWM at the end, after the
-validation.
+validation; each is the median of --rounds runs.
 """
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,7 @@ def main():
     parser.add_argument("--small-megabytes", type=float, default=20.0)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each training (medians)")
     parser.add_argument("--folder", default=tempfile.gettempdir(),
                         help="where to generate the corpora (needs twice --gigabytes free)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -122,7 +124,12 @@ def main():
         generate(small, int(args.small_megabytes * 1e6), seed=1)
         prepared = prepare(big)
         loads.append(os.getloadavg()[0])
-        runs = {name: train(path, args) for name, path in (("small", small), ("big", big))}
+        train(small, argparse.Namespace(hidden=8, steps=1))     # the kernels into Numba's cache
+        runs = {"small": [], "big": []}
+        for _ in range(args.rounds):        # alternating, so that other load slows both alike
+            for name, path in (("small", small), ("big", big)):
+                runs[name].append(train(path, args))
+            loads.append(os.getloadavg()[0])
         loads.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(folder)
@@ -131,10 +138,11 @@ def main():
             f"{prepared['mb_per_sec']:.0f} MB/s ({prepared['dtype']} ids, {size_mb:,.0f} M characters) | |"]
     for name, label in (("small", f"{args.small_megabytes:g} MB in memory"),
                         ("big", f"{args.gigabytes:g} GB prepared")):
-        r = runs[name]
+        r = {key: statistics.median(run[key] for run in runs[name])
+             for key in ("first_step_seconds", "peak_rss_mb", "val_tokens", "eval_seconds")}
         rows.append(f"| `charlm train`, 2x{args.hidden} LSTM, {label} | first step at "
                     f"{r['first_step_seconds']:.1f} s | peak RSS {r['peak_rss_mb']:.0f} MB "
-                    f"(validation of {r['val_tokens']:,} characters: {r['eval_seconds']:.1f} s) |")
+                    f"(validation of {int(r['val_tokens']):,} characters: {r['eval_seconds']:.1f} s) |")
     table = "| what | time | memory |\n|---|---|---|\n" + "\n".join(rows)
     print(table)
     print("saved to", save("scale", table, loads))

@@ -128,6 +128,15 @@ def test_two_ranks_of_one_thread_equal_one_process_of_two(tmp_path, request, cor
 
 
 @needs_mpi
+def test_ranks_read_a_prepared_corpus_as_one_process_does(tmp_path, prose_file):
+    assert run(charlm_command() + ["prepare", str(prose_file)], 1).returncode == 0
+    finished(ranks(2, "train", prose_file, "--steps", 6, "--out", tmp_path / "two.npz", *OPTIONS))
+    finished(one_process("train", prose_file, "--steps", 6, "--out", tmp_path / "one.npz",
+                         *OPTIONS))
+    assert_same_run(tmp_path / "two.npz", tmp_path / "one.npz")
+
+
+@needs_mpi
 def test_one_rank_equals_a_plain_run(tmp_path, prose_file):
     finished(ranks(1, "train", prose_file, "--steps", 6, "--out", tmp_path / "mpi.npz", *OPTIONS,
                    threads=2))

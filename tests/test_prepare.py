@@ -108,6 +108,15 @@ def test_a_changed_corpus_is_stale_and_prepared_again(tmp_path):
     assert prepared.find(str(path))[1]
 
 
+def test_the_line_index_is_built_when_a_run_first_needs_it(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("Anna\n\nBob\n  \nCarla")
+    corpus, _ = prepared.prepare(str(path), mode="stream")
+    assert corpus.meta["line_index"] is None
+    assert np.array_equal(np.asarray(corpus.line_spans()), read_corpus(str(path)).line_spans())
+    assert prepared.find(str(path))[0].meta["line_index"] == 3
+
+
 def test_an_unwritable_place_beside_the_corpus_falls_back_to_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = tmp_path / "c.txt"
