@@ -11,9 +11,9 @@ corpus is under charlm's 64 MB threshold, so train reads it into memory as it al
 2 GB one is prepared first (timed: `charlm prepare --json`), and train reads it through the map.
 
 Each training runs in its own process, as `charlm train` runs it (prepare, load the kernels,
-which an untimed run first compiles into the cache, run), validating once, at the end: "first step" is the wall time from starting the
-process to the end of the first optimizer step, "peak RSS" its VmHWM at the end, after the
-validation; each is the median of --rounds runs.
+which an untimed run first compiles into the cache, run), validating once, at the end: "first
+step" is the wall time from starting the process to the end of the first optimizer step, "peak
+RSS" its VmHWM at the end, after the validation; each is the median of --rounds runs.
 """
 import argparse
 import json

@@ -73,8 +73,9 @@ def mpi():
     try:
         from mpi4py import MPI
     except ImportError:
-        raise UsageError(f"charlm runs under an MPI launcher but mpi4py is not installed: {INSTALL} "
-                         "(mpi4py and the MPICH wheel; a system MPI works too)") from None
+        raise UsageError("charlm runs under an MPI launcher but mpi4py is not installed: "
+                         f"{INSTALL} (mpi4py and the MPICH wheel; a system MPI works too)"
+                         ) from None
     return MPI
 
 
@@ -173,7 +174,7 @@ class AgreedError(CharlmError):
         self.error, self.exit_code = error, exit_code
 
 
-# ---- the run ----------------------------------------------------------------------------------------
+# ---- the run -------------------------------------------------------------------------------------
 
 def prepare(group, corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
             reporter=None, **options):
@@ -183,8 +184,8 @@ def prepare(group, corpus=None, out="charlm.npz", resume=False, force=False, enc
     if group.rank == 0:
         try:
             base = prepare_training(corpus, out, resume, force, encoding, reporter, **options)
-            setup = (base.config, base.dataset.vocab.tokens, base.params.flat, base.optimizer.moments,
-                     base.carry, base.run_state)
+            setup = (base.config, base.dataset.vocab.tokens, base.params.flat,
+                     base.optimizer.moments, base.carry, base.run_state)
         except CharlmError as e:
             failure = e
     setup, code = group.broadcast((setup, failure.exit_code if failure else None))
@@ -286,8 +287,8 @@ class DistributedTrainer(Trainer):
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
-            self.reporter.notice(f"{signal.Signals(signum).name}: every rank saves the latest state "
-                                 "and stops (again to quit at once)")
+            self.reporter.notice(f"{signal.Signals(signum).name}: every rank saves the latest "
+                                 "state and stops (again to quit at once)")
 
         previous = {name: signal.signal(getattr(signal, name), handler) for name in STOP_SIGNALS}
         return lambda: [signal.signal(getattr(signal, name), h) for name, h in previous.items()]

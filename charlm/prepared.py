@@ -137,7 +137,8 @@ class PreparedCorpus:
 
     def ids(self, vocab):
         """<EOS> and the text's token ids in vocab, as :class:`TokenIds`."""
-        new_id = np.array([EOS_ID, UNK_ID] + [vocab.index.get(ch, UNK_ID) for ch in self.meta["chars"]],
+        chars = self.meta["chars"]
+        new_id = np.array([EOS_ID, UNK_ID] + [vocab.index.get(ch, UNK_ID) for ch in chars],
                           np.int32)
         identity = np.array_equal(new_id, np.arange(len(new_id)))
         return TokenIds(self.mapped_ids(), None if identity else new_id)
@@ -158,7 +159,7 @@ class PreparedCorpus:
         return np.memmap(path, np.int64, "r", shape=(rows, 2))
 
 
-# ---- finding a prepared copy -----------------------------------------------------------------------
+# ---- finding a prepared copy ---------------------------------------------------------------------
 
 def folders(path):
     """Where the prepared copy of the corpus at path may be: beside it, then in the cache."""
@@ -237,7 +238,7 @@ class _locked:
         self.file.close()
 
 
-# ---- preparing ------------------------------------------------------------------------------------
+# ---- preparing ----------------------------------------------------------------------------------
 
 def prepare(path, encoding="utf-8", mode="auto", force=False, progress=None,
             chunk_bytes=CHUNK_BYTES):
@@ -304,7 +305,8 @@ def _build(text_file, ids_path, progress):
     blank = int(scan[kernels.BLANK]) + 1 - int(scan[kernels.HAS_TEXT])
     return {"tokens": chars, "crc32": crc, "dtype": writer.dtype.name, "chars": symbols,
             "counts": counts[2:known[0]].tolist(),
-            "line_stats": {"lines": newlines + 1, "blank": blank, "chars": chars - pending - newlines}}
+            "line_stats": {"lines": newlines + 1, "blank": blank,
+                           "chars": chars - pending - newlines}}
 
 
 @functools.lru_cache(maxsize=None)
@@ -397,8 +399,9 @@ def open_corpus(path, encoding="utf-8", mode="auto", reporter=None):
         return data.read_corpus(path, encoding)
     if reporter is not None:
         why = "it changed since it was prepared" if stale else f"it is over {LARGE_BYTES >> 20} MB"
-        reporter.notice(f"preparing {path} ({size / 1e6:,.0f} MB) once, as charlm prepare does ({why}): "
-                        "training then reads its token ids from disk, and later runs reuse them")
+        reporter.notice(f"preparing {path} ({size / 1e6:,.0f} MB) once, as charlm prepare does "
+                        f"({why}): training then reads its token ids from disk, and later runs "
+                        "reuse them")
     corpus, _ = prepare(path, encoding, mode,
                         progress=reporter.preparing if reporter is not None else None)
     return corpus
