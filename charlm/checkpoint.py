@@ -9,6 +9,9 @@ for ``--resume`` under ``state.*``:
 - ``state.json``: the run state (``charlm.runstate.RunState``): step, data position, elapsed time,
   the validation history and more.
 
+A bidirectional model (``charlm.bidirectional``) also holds its backward stack under
+``backward.layers.{l}.*``, and its ``out.W`` is (2H, V).
+
 Nothing is ever unpickled: arrays are read with ``allow_pickle=False``, so a file that carries
 object arrays is refused before anything in it runs.
 """
