@@ -3,7 +3,8 @@
 Besides the keys of the spec, a checkpoint written during training holds the latest training state
 for ``--resume`` under ``state.*``:
 
-- ``state.params``: the latest weights, one flat float32 array (in the order of ``bidirectional.shapes_for``);
+- ``state.params``: the latest weights, one flat float32 array (in the order of
+  ``bidirectional.shapes_for``);
 - ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size;
 - ``state.carry``: the recurrent state carried between batches, (L, S, B, H), stream mode;
 - ``state.json``: the run state (``charlm.runstate.RunState``): step, data position, elapsed time,
