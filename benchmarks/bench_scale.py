@@ -74,7 +74,7 @@ def child(args):
     """What `charlm train CORPUS --hidden H --steps N` runs, timing its first step."""
     from charlm.compile import warm_up_training
     from charlm.reporter import Reporter
-    from charlm.train import prepare as prepare_training
+    from charlm.training import prepare as prepare_training
 
     class FirstStep(Reporter):
         seconds = None

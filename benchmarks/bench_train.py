@@ -128,7 +128,7 @@ def timed_run(step, x, warmup, seconds, windows):
 def charlm_side(cell, hidden, args):
     from charlm.model import FlatArrays, Network, init_parameters, parameter_shapes
     from charlm.kernels.optim import squared_norm
-    from charlm.train import Optimizer
+    from charlm.training import Optimizer
 
     x, y, V = stream_data(args.data)
     params = FlatArrays(parameter_shapes(cell, V, hidden, LAYERS))

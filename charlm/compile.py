@@ -17,7 +17,7 @@ from .forward import Engine
 from .kernels import inference
 from .kernels.optim import squared_norm
 from .model import FlatArrays, Network, init_parameters, parameter_shapes
-from .train import Optimizer
+from .training import Optimizer
 
 
 def tiny_network(cell, dtype=np.float32):

@@ -15,7 +15,7 @@ OPTIMIZERS = tuple(OPTIMIZER_MOMENTS)
 @dataclass
 class Config:
     """Every setting of a training run. Fields left at ``None`` are chosen from the corpus and the
-    time budget when training starts (see :func:`charlm.train.resolve_config`); a checkpoint always
+    time budget when training starts (see :func:`charlm.training.resolve_config`); a checkpoint always
     holds the resolved values."""
 
     cell: str = "lstm"

@@ -45,8 +45,8 @@ from .errors import CharlmError, TrainingDiverged, UsageError
 from .forward import Engine
 from .prepared import open_corpus
 from .reporter import Reporter
-from .train import Trainer, build_dataset
-from .train import prepare as prepare_training
+from .training import Trainer, build_dataset
+from .training import prepare as prepare_training
 from .vocab import Vocab
 
 INSTALL = "pip install 'charlm[mpi]'"

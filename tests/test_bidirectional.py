@@ -16,7 +16,7 @@ from charlm.config import Config
 from charlm.data import pad_lines
 from charlm.errors import CheckpointError
 from charlm.model import FlatArrays, init_parameters
-from charlm.train import prepare
+from charlm.training import prepare
 from charlm.vocab import EOS_ID, Vocab
 
 V, H, L = 7, 5, 2

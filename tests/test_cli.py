@@ -214,7 +214,7 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, prose_file)
     rng = random.Random(11)
     for kill in range(4):
         training = Training(prose_file, out, "--steps", "1000000", "--checkpoint-every", "1",
-                            "--eval-every", "2", *(["--resume"] if out.exists() else []))
+                            "--eval-every", "2", "--patience", "0", *(["--resume"] if out.exists() else []))
         training.wait_for_first_validation()   # a checkpoint exists: step 1 saved before step 2
         # a moment drawn at random among saves that follow each other step after step; no
         # assertion depends on how many steps the machine runs meanwhile

@@ -12,7 +12,6 @@ import charlm
 from charlm.cli import main
 from charlm.errors import UsageError
 from charlm.novelty import Reference, novel_samples, suffix_array
-from charlm.train import train_model
 
 from conftest import NAMES, run_charlm
 from tiny_models import make_model, save_model
@@ -61,8 +60,7 @@ def trained(tmp_path_factory):
     corpus = folder / "names.txt"
     corpus.write_text("\n".join(NAMES * 3) + "\n", encoding="utf-8")
     out = folder / "names.npz"
-    # train_model, not charlm.train: importing the module charlm.train hides that function
-    train_model(str(corpus), out=str(out), hidden_size=16, num_layers=1, steps=30, seed=1,
+    charlm.train(str(corpus), out=str(out), hidden_size=16, num_layers=1, steps=30, seed=1,
                 mode="lines", val_frac=0.0)
     return corpus, out
 

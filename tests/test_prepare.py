@@ -13,7 +13,7 @@ from charlm import prepared
 from charlm.data import read_corpus
 from charlm.errors import CorpusError
 from charlm.reporter import Reporter
-from charlm.train import prepare as prepare_training
+from charlm.training import prepare as prepare_training
 from conftest import run_charlm
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from charlm import checkpoint
 from charlm.reporter import Reporter
 from charlm.runstate import RunState
-from charlm.train import prepare
+from charlm.training import prepare
 
 from conftest import run_charlm
 

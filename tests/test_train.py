@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 import charlm
-import charlm.train
+import charlm.training
 from charlm import checkpoint
 from charlm.config import Config
 from charlm.data import detect_mode, read_corpus
 from charlm.errors import TrainingDiverged, UsageError
 from charlm.forward import Engine
 from charlm.scorer import score_file
-from charlm.train import learning_rate, prepare
+from charlm.training import learning_rate, prepare
 
 
 def run(corpus, out, **options):
@@ -136,7 +136,7 @@ def test_max_time_stops_the_run_and_validates_at_the_end(tmp_path, prose_file, t
     """By the run's own clock; the wall time of real --max-time runs is what
     benchmarks/bench_quality.py reports."""
     clock = TickingClock()
-    monkeypatch.setattr(charlm.train, "time", clock)
+    monkeypatch.setattr(charlm.training, "time", clock)
     trainer = run(prose_file, tmp_path / "m.npz", max_time=1.0, **tiny)
     assert clock.now > 1.0                                          # the run went by this clock
     assert trainer.stop_reason == "time" and trainer.run_state.step > 1
@@ -145,7 +145,7 @@ def test_max_time_stops_the_run_and_validates_at_the_end(tmp_path, prose_file, t
 
 def test_checkpoint_every_saves_between_validations(tmp_path, prose_file, tiny, monkeypatch):
     saved_at = []
-    import charlm.train as train_module
+    import charlm.training as train_module
     real_save = train_module.ckpt.save
     monkeypatch.setattr(train_module.ckpt, "save",
                         lambda path, c: (saved_at.append(c.training.run.step), real_save(path, c)))
@@ -173,3 +173,11 @@ def test_learning_rate_without_a_time_budget_decays_per_epoch():
     assert learning_rate(c, 100, 1.0) == pytest.approx(0.97e-2)
     assert learning_rate(c, 100, 10.0) == pytest.approx(1e-2 * 0.97 ** 10)
     assert learning_rate(c, 100, 1000.0) == pytest.approx(0.5e-2)
+
+
+def test_the_api_trains_twice_in_one_process(tmp_path, names_file, tiny):
+    """charlm.train is the function, also after the training module has been imported."""
+    import charlm.training  # noqa: F401  (a module of that name once hid the function)
+    for k in range(2):
+        model = charlm.train(str(names_file), out=str(tmp_path / f"{k}.npz"), steps=3, **tiny)
+        assert model.config.hidden_size == tiny["hidden_size"]

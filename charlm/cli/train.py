@@ -1,4 +1,4 @@
-"""``charlm train``: the command line over :func:`charlm.train.prepare` and ``Trainer.run``."""
+"""``charlm train``: the command line over :func:`charlm.training.prepare` and ``Trainer.run``."""
 import math
 import time
 
@@ -77,7 +77,7 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
     """Train in this process, or as one rank of a data-parallel group."""
     from ..compile import warm_up_training
     from ..distributed import prepare as prepare_rank
-    from ..train import prepare
+    from ..training import prepare
     out_console, err_console = consoles()
     speaks = group is None or group.rank == 0
     reporter = (Reporter() if as_json or not speaks else NoticeReporter(err_console) if quiet
