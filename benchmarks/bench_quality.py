@@ -6,12 +6,15 @@ against time. Runs the installed command (what a user runs) and reads the checkp
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results import save
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -26,11 +29,13 @@ def main():
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--out", type=Path, help="keep the checkpoint here (default: a temporary folder)")
-    parser.add_argument("--markdown", type=Path, help="append the result as a markdown table row")
+    parser.add_argument("--save", action="store_true",
+                        help="write the result to benchmarks/results/quality-<minutes>m.md")
     parser.add_argument("extra", nargs="*", help="more `charlm train` options, after --")
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"no corpus at {args.corpus}: pass --corpus (see the README for tiny Shakespeare)")
+    loads = [os.getloadavg()[0]]
     folder = Path(tempfile.mkdtemp())
     out = args.out or folder / "quality.npz"
     budget = f"{args.minutes:g}m"
@@ -48,12 +53,13 @@ def main():
     sample = subprocess.run(charlm_command() + ["sample", "--model", str(out), "--length", "300",
                                                 "--temperature", "0.8", "--seed", "1"],
                             capture_output=True, text=True, check=True).stdout
-    report(summary, info, wall, sample, budget, args)
+    loads.append(os.getloadavg()[0])
+    report(summary, info, wall, sample, budget, args, loads)
     if not args.out:
         shutil.rmtree(folder)
 
 
-def report(summary, info, wall, sample, budget, args):
+def report(summary, info, wall, sample, budget, args, loads):
     c = summary["config"]
     print(f"\nmodel: {c['cell']} {c['num_layers']}x{c['hidden_size']}, dropout {c['dropout']}, "
           f"batch {c['batch_size']}x{c['seq_len']}, {c['parameters']:,} parameters")
@@ -67,12 +73,16 @@ def report(summary, info, wall, sample, budget, args):
           f"{summary['best_step']}; {summary['steps']} steps, {summary['chars_per_sec']:,.0f} chars/s, "
           f"wall time {wall:.0f}s (process start to exit)")
     print("\nsample (temperature 0.8, seed 1):\n" + sample)
-    if args.markdown:
-        flat = sample.strip().replace("\n", " / ")[:120]
-        with open(args.markdown, "a") as f:
-            f.write(f"| `charlm train tinyshakespeare.txt --max-time {budget}` | {wall:.0f} s | "
-                    f"{best:.4f} | {best / math.log(2):.3f} | {c['cell']} {c['num_layers']}x{c['hidden_size']} "
-                    f"| {flat} |\n")
+    if args.save:
+        flat = sample.strip().replace("\n", " / ")[:120].replace("|", "\\|")
+        curve = ", ".join(f"{r['val_loss']:.3f} ({r['elapsed']:.0f} s)" for r in info["history"])
+        table = ("| command | wall time | best val loss (nats/char) | bits/char | model chosen | "
+                 "sample (temperature 0.8) |\n| --- | --- | --- | --- | --- | --- |\n"
+                 f"| `charlm train {args.corpus.name} --max-time {budget}` | {wall:.0f} s | {best:.4f} | "
+                 f"{best / math.log(2):.3f} | {c['cell'].upper()} {c['num_layers']}x{c['hidden_size']}, "
+                 f"dropout {c['dropout']:g}, {summary['steps']:,} steps, stopped by "
+                 f"{summary['stopped']} | `{flat}` |\n\nValidation loss against time: {curve}.")
+        print("saved", save(f"quality-{budget}", table, loads))
 
 
 if __name__ == "__main__":

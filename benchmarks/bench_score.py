@@ -28,6 +28,7 @@ from charlm.compile import warm_up_forward
 from charlm.config import Config
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
 from charlm.vocab import Vocab
+from results import save
 
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tinyshakespeare.txt")
 SIZE = 1_000_000
@@ -49,7 +50,9 @@ def main():
     parser.add_argument("--exact", action="store_true",
                         help="also time the exact sequential pass and compare its bits/char")
     parser.add_argument("--corpus", default=CORPUS)
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/score.md")
     args = parser.parse_args()
+    loads = [os.getloadavg()[0]]
 
     with open(args.corpus, "rb") as f:
         data = f.read(SIZE)
@@ -83,6 +86,13 @@ def main():
             table.add_row("batched - exact", "", "", "",
                           f"{gap:+.2e} ({gap / exact.bits_per_char:+.1e})")
     Console().print(table)
+    if args.save:
+        loads.append(os.getloadavg()[0])
+        markdown = ("| scoring the first 1 MB of tiny Shakespeare | chars/s | chars per CPU-second "
+                    f"x {CORES} |\n| --- | --- | --- |\n| `score_file`, {c.cell} {c.num_layers}x"
+                    f"{c.hidden_size}, median of {args.runs} | {statistics.median(speeds):,.0f} | "
+                    f"{statistics.median(cpu_speeds):,.0f} |")
+        print("saved", save("score", markdown, loads))
 
 
 def timed(model, path, exact):
