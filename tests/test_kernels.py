@@ -284,10 +284,11 @@ def test_gather_and_scatter_rows():
     np.testing.assert_allclose(dw, ref, rtol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (25, 300, 64), (8, 600, 13)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (25, 300, 64), (8, 600, 13)]
+                         + [(rows, 37, 67) for rows in range(1, 11)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matmul_nt_matches_numpy(shape, dtype):
-    """Odd row counts (the last row pairs with itself) and ragged column blocks."""
+    """Every count of rows left over from the blocks of 4, and ragged column blocks."""
     M, K, N = shape
     rng = np.random.default_rng(6)
     a, wt = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((N, K)).astype(dtype)

@@ -55,7 +55,6 @@ from .linalg import matmul_nt
 from .sampling import LSTM, RNN, barrier
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
-PRODUCT = dict(KERNEL, fastmath={"reassoc", "contract", "nsz"})
 
 EOS_ID, UNK_ID = 0, 1
 
@@ -151,78 +150,6 @@ def allowed(v, stop_at_eos):
     return v != UNK_ID and (stop_at_eos or v != EOS_ID)
 
 
-@njit(**PRODUCT)
-def product_nt(a, wt, out):
-    """out = a @ wt.T for a (M, K), wt (N, K), out (M, N), C-contiguous: the rows of the beam
-    times a layer's weights, as ``linalg.matmul_nt`` computes them, four rows of a by four rows
-    of wt at a time (16 sums in registers; 8 loads per 16 multiply-adds, where matmul_nt's 2 by 4
-    blocks need 6 per 8). For 8 rows of 256 to 512 this measured about 10% faster than
-    matmul_nt, which does the last M % 4 rows. ``fastmath`` as in matmul_nt."""
-    M, K = a.shape
-    N = wt.shape[0]
-    m4 = M - M % 4
-    zero = out.dtype.type(0.0)
-    for j in range(0, N, 4):
-        # a ragged last block repeats row N - 1: its extra sums are computed and written twice
-        j1, j2, j3 = min(j + 1, N - 1), min(j + 2, N - 1), min(j + 3, N - 1)
-        w0, w1, w2, w3 = wt[j], wt[j1], wt[j2], wt[j3]
-        for i in range(0, m4, 4):
-            a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-            for k in range(K):
-                x0, x1, x2, x3 = a0[k], a1[k], a2[k], a3[k]
-                y0, y1, y2, y3 = w0[k], w1[k], w2[k], w3[k]
-                s00 += x0 * y0
-                s01 += x0 * y1
-                s02 += x0 * y2
-                s03 += x0 * y3
-                s10 += x1 * y0
-                s11 += x1 * y1
-                s12 += x1 * y2
-                s13 += x1 * y3
-                s20 += x2 * y0
-                s21 += x2 * y1
-                s22 += x2 * y2
-                s23 += x2 * y3
-                s30 += x3 * y0
-                s31 += x3 * y1
-                s32 += x3 * y2
-                s33 += x3 * y3
-            o0, o1, o2, o3 = out[i], out[i + 1], out[i + 2], out[i + 3]
-            o0[j], o0[j1], o0[j2], o0[j3] = s00, s01, s02, s03
-            o1[j], o1[j1], o1[j2], o1[j3] = s10, s11, s12, s13
-            o2[j], o2[j1], o2[j2], o2[j3] = s20, s21, s22, s23
-            o3[j], o3[j1], o3[j2], o3[j3] = s30, s31, s32, s33
-    for i in range(m4, M):
-        row_nt(a[i], wt, out[i])
-
-
-@njit(**PRODUCT)
-def row_nt(x, wt, out):
-    """out = wt @ x for one row x (K,), wt (N, K): eight rows of wt at a time."""
-    K = x.shape[0]
-    N = wt.shape[0]
-    zero = out.dtype.type(0.0)
-    for j in range(0, N, 8):
-        j1, j2, j3 = min(j + 1, N - 1), min(j + 2, N - 1), min(j + 3, N - 1)
-        j4, j5, j6, j7 = min(j + 4, N - 1), min(j + 5, N - 1), min(j + 6, N - 1), min(j + 7, N - 1)
-        w0, w1, w2, w3, w4, w5, w6, w7 = wt[j], wt[j1], wt[j2], wt[j3], wt[j4], wt[j5], wt[j6], wt[j7]
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
-        for k in range(K):
-            v = x[k]
-            s0 += v * w0[k]
-            s1 += v * w1[k]
-            s2 += v * w2[k]
-            s3 += v * w3[k]
-            s4 += v * w4[k]
-            s5 += v * w5[k]
-            s6 += v * w6[k]
-            s7 += v * w7[k]
-        out[j7], out[j6], out[j5], out[j4] = s7, s6, s5, s4
-        out[j3], out[j2], out[j1], out[j] = s3, s2, s1, s0
-
-
 @njit(**KERNEL)
 def add_bias(z, bias):
     """z[i] += bias for every row."""
@@ -247,12 +174,12 @@ def pre_activations(l, worker, hp, below, tok, emb, wt0, wt_up, b, xin, z):
     of emb and hp wt0^T for layer 0, [below | hp] wt_up^T above it."""
     R = z.shape[0]
     if l == 0:
-        product_nt(hp, wt0[worker], z)
+        matmul_nt(hp, wt0[worker], z)
         for i in range(R):
             cells.add_to(z[i], emb[worker, tok[i]], b[worker, 0])
     else:
         layer_inputs(xin, below, hp)
-        product_nt(xin, wt_up[worker, l - 1], z)
+        matmul_nt(xin, wt_up[worker, l - 1], z)
         add_bias(z, b[worker, l])
 
 
