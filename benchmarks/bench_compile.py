@@ -10,7 +10,6 @@ cache of the cold run before them. ``--save`` writes the table to benchmarks/res
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile

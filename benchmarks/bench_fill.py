@@ -136,7 +136,7 @@ def main():
             rows.append(f"| {name} | {method} | {accuracy:.1%} | {speed:,.0f} |")
         notes.append(f"{name}: {blanks:,} blanks in {chars:,} held-out characters; left-to-right "
                      f"model {describe(paths['lr'])}; bidirectional {describe(paths['bi'])}")
-    print(f"| held-out text | filled by | accuracy | blanks/s |\n| --- | --- | ---: | ---: |")
+    print("| held-out text | filled by | accuracy | blanks/s |\n| --- | --- | ---: | ---: |")
     print("\n".join(rows))
     print()
     for note in notes:

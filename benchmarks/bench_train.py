@@ -128,6 +128,7 @@ def timed_run(step, x, warmup, seconds, windows):
 def charlm_side(cell, hidden, args):
     from charlm.model import FlatArrays, Network, init_parameters, parameter_shapes
     from charlm.kernels.optim import squared_norm
+    from charlm.config import Config
     from charlm.training import Optimizer
 
     x, y, V = stream_data(args.data)
@@ -135,7 +136,7 @@ def charlm_side(cell, hidden, args):
     init_parameters(params, cell, np.random.default_rng(0))
     grads = params.like()
     net = Network(cell, V, hidden, LAYERS, params)
-    optimizer = Optimizer("adam", params.flat.size)
+    optimizer = Optimizer(Config(), params.flat.size, decayed=params.matrices())
     state = [None, 0]
 
     def step(i, restart):

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from .cells import cell as cell_named
+from .config import Config
 from .forward import Engine
 from .kernels import inference
 from .kernels.optim import squared_norm
@@ -50,7 +51,7 @@ def warm_up_training(cell, optimizer="adam", dtype=np.float32):
         grads = net.params.like()
         net.loss_and_gradients(x, y, net.zero_state(B), grads, 0.1)
         squared_norm(grads.flat)
-        Optimizer(optimizer, grads.flat.size).step(net.params.flat, grads.flat, 1e-3, 1.0, 1)
+        Optimizer(Config(optimizer=optimizer), grads.flat.size).step(net.params.flat, grads.flat, 1e-3, 1.0, 1)
         if forward_compiler is not None:
             forward_compiler.wait()     # if it failed, the line below compiles here instead
     finally:

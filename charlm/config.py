@@ -29,6 +29,8 @@ class Config:
     optimizer: str = "adam"
     lr: float = 5e-3
     lr_min_frac: float = 0.1         # the cosine schedule decays to lr * lr_min_frac
+    beta2: float = 0.999             # Adam's decay of the squared-gradient average
+    weight_decay: float = 0.0        # decoupled (AdamW): weight matrices shrink by lr * weight_decay a step
     warmup_steps: int = 0            # steps of linear warm-up (none by default: see README)
     clip: float = 5.0
     steps: int | None = None
@@ -54,6 +56,10 @@ class Config:
             (1 <= self.seq_len <= 100_000, "--seq-len", "must be between 1 and 100000"),
             (1 <= self.batch_size <= 100_000, "--batch-size", "must be between 1 and 100000"),
             (0.0 < self.lr < 10.0, "--lr", "must be in (0, 10)"),
+            (0.0 <= self.lr_min_frac <= 1.0, "lr_min_frac", "must be in [0, 1]"),
+            (0.0 < self.beta2 < 1.0, "--beta2", "must be in (0, 1)"),
+            (0.0 <= self.weight_decay and self.lr * self.weight_decay < 1.0, "--weight-decay",
+             "must be >= 0, and below 1 / --lr"),
             (self.clip >= 0.0, "--clip", "must be >= 0 (0 turns clipping off)"),
             (self.steps is None or self.steps >= 1, "--steps", "must be >= 1"),
             (self.epochs is None or self.epochs > 0, "--epochs", "must be > 0"),
@@ -76,12 +82,17 @@ class Config:
 
     @classmethod
     def from_json(cls, text):
-        """Build from a checkpoint's JSON; keys this version does not know are ignored."""
+        """Build from a checkpoint's JSON; keys this version does not know are ignored, and a
+        setting added since the checkpoint was written takes the value its run had in effect."""
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("config is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{**BEFORE_THE_SETTING, **{k: v for k, v in data.items() if k in names}})
+
+
+# What a run did before each of these settings existed: a checkpoint without the key resumes so.
+BEFORE_THE_SETTING = {"beta2": 0.999, "weight_decay": 0.0}
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)

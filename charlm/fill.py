@@ -31,7 +31,7 @@ from .bidirectional import Cloze
 from .errors import UsageError
 from .forward import Engine
 from .kernels.linalg import blas_threads
-from .vocab import EOS_ID, UNK_ID
+from .vocab import EOS_ID, UNK_ID, require_unicode
 
 FIRST_CHAR = 2          # token ids below this are <EOS> and <UNK>, never a fill
 
@@ -96,9 +96,7 @@ def check_options(model, texts, blank, top, left_only):
     for t in texts:
         if not isinstance(t, str):
             raise UsageError(f"can only fill in text, not {type(t).__name__}")
-        if any("\ud800" <= ch <= "\udfff" for ch in t):
-            raise UsageError(f"{t!r} is not valid Unicode text (it holds a lone surrogate, "
-                             "e.g. from bytes that are not UTF-8)")
+        require_unicode(t)
         if blank not in t:
             raise UsageError(f"no blank in {t!r}: mark each missing character with {blank!r} "
                              "(or choose the mark with --blank)")

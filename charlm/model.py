@@ -62,6 +62,10 @@ class FlatArrays:
     def like(self):
         return FlatArrays(self.shapes, np.zeros_like(self.flat))
 
+    def matrices(self):
+        """The weight matrices (every array but the biases), which weight decay shrinks."""
+        return [self.views[name] for name, shape in self.shapes if len(shape) == 2]
+
 
 def init_parameters(params, cell, rng):
     """Initialise in place.

@@ -152,7 +152,7 @@ def training_corpus(model):
     if not os.path.isfile(run.corpus_path):
         raise UsageError(f"the training corpus of {where}, {run.corpus_path}, is gone: give "
                          "--corpus PATH")
-    found = read_corpus(run.corpus_path)
+    found = read_corpus(run.corpus_path, run.corpus_encoding)
     if fingerprint(found.text) != run.corpus:
         raise UsageError(f"{run.corpus_path} has changed since {where} was trained on it: give "
                          "--corpus PATH")

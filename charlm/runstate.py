@@ -41,6 +41,7 @@ class RunState:
     corpus: dict | None = None          # {"chars", "crc32"} of the training text
     corpus_path: str | None = None      # its absolute path (None: the bundled names), for the
                                         # novelty check of `charlm sample`
+    corpus_encoding: str = "utf-8"      # the --encoding it was read with
     dropout_masks: str = DROPOUT_MASKS  # how the run draws them (see model.Network.dropout_masks)
 
     @property
@@ -70,6 +71,7 @@ class RunState:
         _check(state.corpus is None or (isinstance(state.corpus, dict) and all(
             _count(state.corpus[k]) for k in ("chars", "crc32") if k in state.corpus)), "corpus")
         _check(state.corpus_path is None or isinstance(state.corpus_path, str), "corpus_path")
+        _check(isinstance(state.corpus_encoding, str), "corpus_encoding")
         _check(isinstance(state.history, list) and all(isinstance(r, dict) for r in state.history),
                "history")
         try:

@@ -38,7 +38,7 @@ import numpy as np
 from .errors import CorpusError, UsageError
 from .forward import Engine
 from .textfile import TextFile
-from .vocab import EOS, EOS_ID, UNK_ID
+from .vocab import EOS, EOS_ID, UNK_ID, require_unicode
 
 COLUMNS = 512          # sequences scored side by side, shared among the cores
 MIN_SEGMENT = 1024     # stream-mode file: characters counted per column, at least ...
@@ -100,9 +100,7 @@ def score(model, text, per_char=False):
             raise UsageError(f"can only score text, not {type(t).__name__}")
         if not t:
             raise UsageError("cannot score an empty text: there is no character to predict")
-        if any("\ud800" <= ch <= "\udfff" for ch in t):
-            raise UsageError(f"{t!r} is not valid Unicode text (it holds a lone surrogate, "
-                             "e.g. from bytes that are not UTF-8)")
+        require_unicode(t)
     lines = model.config.mode == "lines"
     engine = Engine(model.network)
     results = [None] * len(texts)

@@ -27,7 +27,7 @@ from .reporter import Reporter
 from .runstate import DROPOUT_MASKS, Evaluation, RunState
 from .vocab import Vocab
 
-ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)
+ADAM = dict(beta1=0.9, eps=1e-8)            # beta2 is a setting (Config.beta2)
 RMSPROP = dict(alpha=0.95, eps=1e-8)
 DEFAULT_EPOCHS = 25
 DEFAULT_MAX_TIME = 600.0
@@ -114,17 +114,24 @@ def learning_rate(config, step, epochs_done, time_fraction=None):
 
 
 class Optimizer:
-    """Adam, RMSprop or SGD over the flat parameter buffer; ``moments`` is its whole state."""
+    """Adam, RMSprop or SGD over the flat parameter buffer; ``moments`` is its whole state.
 
-    def __init__(self, name, size, moments=None):
-        self.name = name
+    Weight decay is decoupled from the gradient, as in AdamW (Loshchilov & Hutter): each matrix in
+    ``decayed`` shrinks by lr * weight_decay before the step; biases are left alone."""
+
+    def __init__(self, config, size, moments=None, decayed=()):
+        self.name, self.beta2, self.weight_decay = config.optimizer, config.beta2, config.weight_decay
+        self.decayed = list(decayed)
         self.moments = moments if moments else {k: np.zeros(size, np.float32)
-                                                 for k in OPTIMIZER_MOMENTS[name]}
+                                                 for k in OPTIMIZER_MOMENTS[self.name]}
 
     def step(self, params, grads, lr, scale, t):
+        if self.weight_decay > 0.0:
+            for matrix in self.decayed:
+                matrix *= np.float32(1.0 - lr * self.weight_decay)
         if self.name == "adam":
             optim.adam_update(params, grads, self.moments["m"], self.moments["v"], lr, scale,
-                              ADAM["beta1"], ADAM["beta2"], ADAM["eps"], t)
+                              ADAM["beta1"], self.beta2, ADAM["eps"], t)
         elif self.name == "rmsprop":
             optim.rmsprop_update(params, grads, self.moments["v"], lr, scale, RMSPROP["alpha"],
                                  RMSPROP["eps"])
@@ -202,8 +209,8 @@ class Trainer:
         self.grads = self.params.like()
         self.network = network_for(config, V, self.params)
         self.engine = Engine(self.network)
-        self.optimizer = Optimizer(config.optimizer, self.params.flat.size,
-                                   saved.moments if saved else None)
+        self.optimizer = Optimizer(config, self.params.flat.size, saved.moments if saved else None,
+                                   self.params.matrices())
         self.run_state = saved.run if saved else RunState(corpus=corpus_id)
         self.best = None            # the best weights so far; None until a validation has run
         self.carry = saved.carry if saved else None
@@ -479,6 +486,7 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
             reporter.notice(message)
         trainer = Trainer(config, dataset, out, reporter=reporter, corpus_id=source.fingerprint())
     trainer.run_state.corpus_path = None if corpus is None else os.path.abspath(corpus)
+    trainer.run_state.corpus_encoding = encoding
     return trainer
 
 

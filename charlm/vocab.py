@@ -3,8 +3,18 @@ from collections import Counter
 
 import numpy as np
 
+from .errors import UsageError
+
 EOS, UNK = "<EOS>", "<UNK>"
 EOS_ID, UNK_ID = 0, 1
+
+
+def require_unicode(text):
+    """Raise UsageError if text holds a lone surrogate (bytes that are not UTF-8, passed on by
+    Python from the command line): it is no character, and no token id can stand for it."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise UsageError(f"{text[:40]!r} is not valid Unicode text (it holds a lone surrogate, "
+                         "e.g. from bytes that are not UTF-8)")
 
 
 class Vocab:

@@ -87,6 +87,16 @@ def test_the_recorded_training_corpus_is_used_while_it_is_unchanged(trained, tmp
     assert model.novelty(["Annabel"], corpus=str(other))[0].in_corpus
 
 
+def test_the_recorded_corpus_is_read_in_its_training_encoding(tmp_path):
+    corpus = tmp_path / "noms.txt"
+    corpus.write_text("Zoë\nRenée\nJosé\nAnaïs\n" * 5, encoding="latin-1")
+    out = tmp_path / "noms.npz"
+    charlm.train(str(corpus), out=str(out), encoding="latin-1", hidden_size=8, num_layers=1,
+                 steps=2, mode="lines", val_frac=0.0)
+    found = charlm.load(str(out)).novelty(["Renée", "Renata"])
+    assert [n.in_corpus for n in found] == [True, False]
+
+
 def test_a_model_without_a_recorded_corpus_asks_for_one(tmp_path):
     path = save_model(make_model(mode="lines"), tmp_path / "bare.npz")
     result = run_charlm("sample", "--model", path, "--novelty")

@@ -181,3 +181,47 @@ def test_the_api_trains_twice_in_one_process(tmp_path, names_file, tiny):
     for k in range(2):
         model = charlm.train(str(names_file), out=str(tmp_path / f"{k}.npz"), steps=3, **tiny)
         assert model.config.hidden_size == tiny["hidden_size"]
+
+
+def test_weight_decay_shrinks_the_matrices_and_leaves_the_biases():
+    from charlm.model import FlatArrays, parameter_shapes
+    params = FlatArrays(parameter_shapes("lstm", 7, 5, 2))
+    params.flat[:] = np.random.default_rng(0).standard_normal(params.flat.size)
+    before = params.flat.copy()
+    config = Config(weight_decay=0.5, optimizer="sgd")
+    optimizer = charlm.training.Optimizer(config, params.flat.size, decayed=params.matrices())
+    optimizer.step(params.flat, np.zeros_like(params.flat), lr=0.1, scale=1.0, t=1)
+    after = FlatArrays(params.shapes, params.flat)
+    original = FlatArrays(params.shapes, before)
+    for name, shape in params.shapes:
+        expected = original[name] * (np.float32(0.95) if len(shape) == 2 else 1)
+        np.testing.assert_array_equal(after[name], expected, err_msg=name)
+
+
+def test_adamw_is_decay_then_the_adam_step():
+    from charlm.kernels import optim
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal(50).astype(np.float32)
+    g = rng.standard_normal(50).astype(np.float32)
+    config = Config(weight_decay=0.1, beta2=0.99)
+    optimizer = charlm.training.Optimizer(config, p.size, decayed=[p])
+    expected, m, v = p * np.float32(1 - 0.01 * 0.1), np.zeros_like(p), np.zeros_like(p)
+    optim.adam_update(expected, g, m, v, 0.01, 1.0, 0.9, 0.99, 1e-8, 1)
+    optimizer.step(p, g, 0.01, 1.0, 1)
+    np.testing.assert_array_equal(p, expected)
+    np.testing.assert_array_equal(optimizer.moments["v"], v)
+
+
+def test_a_checkpoint_from_before_a_setting_resumes_as_its_run_did():
+    import json
+    old = {k: v for k, v in json.loads(Config(weight_decay=0.3, beta2=0.9).to_json()).items()
+           if k not in ("weight_decay", "beta2")}
+    restored = Config.from_json(json.dumps(old))
+    assert (restored.weight_decay, restored.beta2) == (0.0, 0.999)
+
+
+@pytest.mark.parametrize("option, value", [("weight_decay", -0.1), ("weight_decay", 300.0),
+                                           ("beta2", 1.0), ("beta2", 0.0)])
+def test_optimizer_settings_out_of_range_are_refused(option, value):
+    with pytest.raises(UsageError, match="--" + option.replace("_", "-")):
+        Config(**{option: value}).validate()

@@ -402,6 +402,13 @@ def test_gradients_bad_inputs(model_file, tmp_path):
                                  "rnn"), 2, "one of them")
     assert_one_line_error(invoke("gradients", "--file", tmp_path / "x.txt", "--cell", "rnn"), 3,
                           "no such file")
+    assert_one_line_error(invoke("neurons", "Anna", "--model", model_file, "--chars", 10), 2,
+                          "--chars applies to --file only")
+    assert_one_line_error(invoke("gradients", "Anna", "--cell", "rnn", "--encoding", "latin-1"),
+                          2, "--encoding applies to --file only")
+    (tmp_path / "t.txt").write_text("abc" * 10)
+    assert_one_line_error(invoke("neurons", "--file", tmp_path / "t.txt", "--model", model_file,
+                                 "--chars", 100_001), 2, "--chars must be between 1 and 100,000")
 
 
 def test_help_has_examples():

@@ -48,7 +48,7 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     """
     from rich.markup import escape
 
-    from ..views.text import require_unicode
+    from ..vocab import require_unicode
     text, truncated = read_text(text, file_path, chars, encoding)
     require_unicode(text)
     fresh = _cells(cells)

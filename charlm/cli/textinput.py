@@ -5,15 +5,16 @@ import click
 from ..errors import CorpusError, UsageError
 
 DEFAULT_CHARS = 2000
+MAX_CHARS = 100_000     # the views keep every state of every position: L x states x N x H floats
 
 
 def text_options(command):
     """The --file, --chars and --encoding options, and the TEXT argument."""
-    command = click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
-                           help="Encoding of --file.")(command)
-    command = click.option("--chars", type=int, default=DEFAULT_CHARS, show_default=True,
-                           metavar="N",
-                           help="Read at most the first N characters of --file.")(command)
+    command = click.option("--encoding", metavar="NAME",
+                           help="Encoding of --file.  [default: utf-8]")(command)
+    command = click.option("--chars", type=int, metavar="N",
+                           help=f"Read at most the first N characters of --file (at most "
+                                f"{MAX_CHARS:,}).  [default: {DEFAULT_CHARS}]")(command)
     command = click.option("--file", "file_path", metavar="PATH",
                            help="Read the text from a file instead of TEXT.")(command)
     return click.argument("text", required=False)(command)
@@ -25,11 +26,15 @@ def read_text(text, file_path, chars, encoding):
     from ..textfile import TextFile
     if (text is None) == (file_path is None):
         raise UsageError("give a TEXT argument or --file PATH (one of them)")
-    if chars < 1:
-        raise UsageError("--chars must be >= 1")
+    if file_path is None and (chars is not None or encoding is not None):
+        raise UsageError(f"{'--chars' if chars is not None else '--encoding'} applies to --file "
+                         "only; a TEXT argument is read whole")
+    chars = DEFAULT_CHARS if chars is None else chars
+    if not 1 <= chars <= MAX_CHARS:
+        raise UsageError(f"--chars must be between 1 and {MAX_CHARS:,}")
     if file_path is not None:
         pieces, length = [], 0
-        for piece in TextFile(file_path, encoding).chunks():
+        for piece in TextFile(file_path, encoding or "utf-8").chunks():
             pieces.append(piece)
             length += len(piece)
             if length > chars:

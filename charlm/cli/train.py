@@ -30,6 +30,8 @@ Examples:
 @click.option("--batch-size", type=int, help="Sequences per batch.  [default: 50]")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help="[default: adam]")
 @click.option("--lr", type=float, help="Peak learning rate (cosine decay over --max-time, else 3% per epoch).  [default: 0.005]")
+@click.option("--weight-decay", type=float, help="Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  [default: 0]")
+@click.option("--beta2", type=float, help="Adam's decay rate of its squared-gradient average.  [default: 0.999]")
 @click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
 @click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  [default: 5]")
 @click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")

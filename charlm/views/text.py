@@ -3,16 +3,7 @@ defines. A lines-mode model never read a newline in training (each line was an e
 <EOS>), so for it a newline is read as <EOS>, its own end of a line; the state carries on."""
 import numpy as np
 
-from ..errors import UsageError
-from ..vocab import EOS_ID
-
-
-def require_unicode(text):
-    """Raise UsageError if text holds a lone surrogate (bytes that are not UTF-8, passed on by
-    Python from the command line): it is no character, and no token id can stand for it."""
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
-        raise UsageError(f"{text[:40]!r} is not valid Unicode text (it holds a lone surrogate, "
-                         "e.g. from bytes that are not UTF-8)")
+from ..vocab import EOS_ID, require_unicode
 
 
 def text_ids(model, text):
