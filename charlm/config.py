@@ -24,13 +24,13 @@ class Config:
     bidirectional: bool = False      # a cloze model for `charlm fill` (charlm.bidirectional)
     dropout: float | None = None
     mode: str = "auto"
-    seq_len: int = 100
+    seq_len: int | None = None       # 50 for a left-to-right model of a stream, else 100
     batch_size: int = 50
     optimizer: str = "adam"
     lr: float = 5e-3
-    lr_min_frac: float = 0.1         # the cosine schedule decays to lr * lr_min_frac
-    beta2: float = 0.999             # Adam's decay of the squared-gradient average
-    weight_decay: float = 0.0        # decoupled (AdamW): weight matrices shrink by lr * weight_decay a step
+    lr_min_frac: float = 0.02        # the cosine schedule decays to lr * lr_min_frac
+    beta2: float = 0.99              # Adam's decay of the squared-gradient average
+    weight_decay: float = 0.1        # decoupled (AdamW): weight matrices shrink by lr * weight_decay a step
     warmup_steps: int = 0            # steps of linear warm-up (none by default: see README)
     clip: float = 5.0
     steps: int | None = None
@@ -53,7 +53,8 @@ class Config:
             (self.hidden_size is None or 1 <= self.hidden_size <= 8192, "--hidden", "must be between 1 and 8192"),
             (1 <= self.num_layers <= 16, "--layers", "must be between 1 and 16"),
             (self.dropout is None or 0.0 <= self.dropout < 1.0, "--dropout", "must be in [0, 1)"),
-            (1 <= self.seq_len <= 100_000, "--seq-len", "must be between 1 and 100000"),
+            (self.seq_len is None or 1 <= self.seq_len <= 100_000, "--seq-len",
+             "must be between 1 and 100000"),
             (1 <= self.batch_size <= 100_000, "--batch-size", "must be between 1 and 100000"),
             (0.0 < self.lr < 10.0, "--lr", "must be in (0, 10)"),
             (0.0 <= self.lr_min_frac <= 1.0, "lr_min_frac", "must be in [0, 1]"),

@@ -398,6 +398,8 @@ def test_gradients_bad_inputs(model_file, tmp_path):
     params = FlatArrays(bidirectional_shapes("lstm", len(vocab), 8, 1))
     both_ways = save(tmp_path / "b.npz", Model(Checkpoint(config, vocab, params)))
     assert_one_line_error(invoke("gradients", "Anna", "--model", both_ways), 2, "bidirectional")
+    shown = invoke("neurons", "Anna and Bob", "--model", both_ways, "--unit", 0)
+    assert shown.exit_code == 0 and "left-to-right stack" in shown.stderr
     assert_one_line_error(invoke("gradients", "Anna", "--file", tmp_path / "x.txt", "--cell",
                                  "rnn"), 2, "one of them")
     assert_one_line_error(invoke("gradients", "--file", tmp_path / "x.txt", "--cell", "rnn"), 3,

@@ -109,6 +109,9 @@ def _warn(err, model, text, truncated_file):
     if unknown:
         err.print(f"[yellow]warning:[/] {len(unknown)} character(s) not in the model's "
                   f"vocabulary, read as <UNK>: {escape(', '.join(map(repr, unknown[:20])))}")
+    if model.config.bidirectional:
+        err.print("[dim]a bidirectional model: these are the units of its left-to-right stack, "
+                  "which read the text from its start[/]")
 
 
 def _ranking_table(ranking, model):
