@@ -109,7 +109,7 @@ def test_a_corpus_shorter_than_a_batch_shrinks_it_with_a_notice(tmp_path):
     corpus.write_text("To be or not to be.\n\nThat is the question.\n")
     result = invoke("train", corpus, "--out", tmp_path / "m.npz", "--steps", 3, "--hidden", 8, "--quiet")
     assert result.exit_code == 0, result.stderr
-    assert "batch 50 x sequence 100 ->" in result.stderr
+    assert "batch 50 x sequence 50 ->" in result.stderr
 
 
 def test_unknown_cell_and_mode_are_one_line(names_file):

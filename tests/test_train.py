@@ -225,3 +225,14 @@ def test_a_checkpoint_from_before_a_setting_resumes_as_its_run_did():
 def test_optimizer_settings_out_of_range_are_refused(option, value):
     with pytest.raises(UsageError, match="--" + option.replace("_", "-")):
         Config(**{option: value}).validate()
+
+
+@pytest.mark.parametrize("given, expected", [
+    (dict(), 50), (dict(mode="lines"), 100), (dict(bidirectional=True), 100),
+    (dict(seq_len=70), 70)])
+def test_the_backpropagation_length_left_open_suits_the_model(given, expected):
+    from charlm.data import Corpus
+    from charlm.training import resolve_config
+    corpus = Corpus("It was the best of times.\n\nIt was the worst of times.\n" * 50, "prose")
+    config, _ = resolve_config(Config(**given), corpus)
+    assert config.seq_len == expected
