@@ -5,6 +5,7 @@ import time
 import click
 
 from ..cells import CELLS
+from ..config import Config
 from ..reporter import Reporter
 from .common import compile_notice, consoles, print_json, reports_errors
 
@@ -26,12 +27,12 @@ Examples:
 @click.option("--bidirectional", is_flag=True, default=None,
               help="Train a cloze model for `charlm fill`: each character predicted from the text "
                    "before it and after it (it cannot sample or score).")
-@click.option("--seq-len", type=int, help="Time steps of truncated backpropagation.  [default: 100]")
+@click.option("--seq-len", type=int, help="Time steps of truncated backpropagation.  [default: 50 in stream mode, 100 in lines mode or with --bidirectional]")
 @click.option("--batch-size", type=int, help="Sequences per batch.  [default: 50]")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help="[default: adam]")
 @click.option("--lr", type=float, help="Peak learning rate (cosine decay over --max-time, else 3% per epoch).  [default: 0.005]")
-@click.option("--weight-decay", type=float, help="Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  [default: 0]")
-@click.option("--beta2", type=float, help="Adam's decay rate of its squared-gradient average.  [default: 0.999]")
+@click.option("--weight-decay", type=float, help=f"Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  [default: {Config.weight_decay:g}]")
+@click.option("--beta2", type=float, help=f"Adam's decay rate of its squared-gradient average.  [default: {Config.beta2:g}]")
 @click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
 @click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  [default: 5]")
 @click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")
