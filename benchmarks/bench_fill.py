@@ -10,10 +10,11 @@ The held-out text is what training held out: the last 10% of tiny Shakespeare (r
 the validation lines of the bundled names. Prints a markdown table: the share of blanks filled
 with the right character, and blanks filled per second (one process, after a warm-up).
 
-    python benchmarks/bench_fill.py --minutes 3 --workdir /tmp/fill-bench
+    python benchmarks/bench_fill.py --minutes 3 --workdir /tmp/fill-bench [--save]
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 
 import charlm
 from charlm.data import read_corpus, split_lines
+from results import save
 
 DEFAULT_SHAKESPEARE = (Path(__file__).resolve().parents[2] / "shared" / "data"
                        / "tinyshakespeare.txt")
@@ -117,7 +119,9 @@ def main():
                         help="held-out characters used per corpus (at most)")
     parser.add_argument("--snippet", type=int, default=100, help="Shakespeare snippet length")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/fill.md")
     args = parser.parse_args()
+    loads = [os.getloadavg()[0]]
     if not args.shakespeare.exists():
         sys.exit(f"no tiny Shakespeare at {args.shakespeare}: pass --shakespeare PATH")
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -136,11 +140,12 @@ def main():
             rows.append(f"| {name} | {method} | {accuracy:.1%} | {speed:,.0f} |")
         notes.append(f"{name}: {blanks:,} blanks in {chars:,} held-out characters; left-to-right "
                      f"model {describe(paths['lr'])}; bidirectional {describe(paths['bi'])}")
-    print("| held-out text | filled by | accuracy | blanks/s |\n| --- | --- | ---: | ---: |")
-    print("\n".join(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
+    loads.append(os.getloadavg()[0])
+    table = ("| held-out text | filled by | accuracy | blanks/s |\n| --- | --- | ---: | ---: |\n"
+             + "\n".join(rows) + "\n\n" + "\n".join(f"- {note}" for note in notes))
+    print(table)
+    if args.save:
+        print("saved", save("fill", table, loads))
 
 
 if __name__ == "__main__":
