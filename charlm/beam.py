@@ -23,7 +23,7 @@ from .errors import UsageError
 from .parallel import cores, fan_out
 from .sampler import MIN_SPLIT_HIDDEN, Pace, check_options, pack
 from .stops import check_stops, ending_stop, stop_table
-from .vocab import EOS_ID
+from .vocab import EOS_ID, drawable
 
 MAX_BEAM = 256
 MAX_CELLS = 20_000_000     # beam rows x length: the search's back-pointers (16 bytes a cell)
@@ -63,7 +63,9 @@ def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_p
     stops = check_stops(model, stop)
     if length == 0:
         return [BeamResult("", 0.0, 0.0, "length", 0)]
-    search = Search(model.network, beam, length, stop_at_eos, stop_table(model.vocab, stops),
+    allowed = drawable(model.vocab, model.config.mode)
+    allowed[:, EOS_ID] &= stop_at_eos
+    search = Search(model.network, beam, length, allowed, stop_table(model.vocab, stops),
                     float(length_penalty))
     chunk = FIRST_CHUNK
     while not search.done:
@@ -75,7 +77,8 @@ def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_p
 
 def warm_up(network):
     """Compile (or load from the cache) the search kernel: a call that runs no step."""
-    search = Search(network, 2, 1, False, stop_table(None, ()), 0.0)
+    search = Search(network, 2, 1, np.ones((2, network.vocab_size), np.bool_),
+                    stop_table(None, ()), 0.0)
     search.run(np.zeros(0, np.int64), 0)
 
 
@@ -124,11 +127,11 @@ class Search:
     """The state of one beam search (see ``kernels.beam`` for each array) and the kernel calls
     that advance it. K beams, plus the greedy row when K > 1."""
 
-    def __init__(self, network, K, length, stop_at_eos, stops, alpha):
+    def __init__(self, network, K, length, allowed, stops, alpha):
         from .kernels import beam as kernel
         self.kernel = kernel
         self.network, self.K, self.length = network, K, length
-        self.stop_at_eos, self.alpha = bool(stop_at_eos), alpha
+        self.allowed, self.alpha = allowed, alpha
         self.stops, self.stop_lengths = stops
         L, H = network.num_layers, network.hidden_size
         B = K + 1 if K > 1 else K
@@ -166,7 +169,7 @@ class Search:
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
         args = (self.network.cell.code, *weight_tables(self.network, workers), self.h, self.c, self.rh, self.rows,
                 self.tokens, self.log_p, self.tails, self.finished, self.greedy, self.counts,
-                forced, steps, self.length, self.stop_at_eos, self.stops, self.stop_lengths,
+                forced, steps, self.length, self.allowed, self.stops, self.stop_lengths,
                 self.alpha, self.back_parent, self.back_token, self.back_logp, sync)
         start = time.perf_counter()
         ran = fan_out([lambda k=k: self.kernel.beam_steps(*args, k, workers)

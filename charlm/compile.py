@@ -73,4 +73,4 @@ def warm_up_sampling(network):
     """The generation kernel: a call that runs no step."""
     from .sampler import Generation
     Generation(network, 1, workers=1).step(np.zeros(0, np.int64), np.zeros((0, 1)), 1.0, 0, 1.0,
-                                           False)
+                                           np.ones((2, network.vocab_size), np.bool_), False)

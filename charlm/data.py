@@ -42,8 +42,8 @@ class Corpus:
     def detect_mode(self):
         return detect_mode(self.text)
 
-    def vocab(self, min_count=1):
-        return Vocab.from_text(self.text, min_count)
+    def vocab(self, min_count=1, mode="stream"):
+        return Vocab.from_text(self.text, min_count, mode)
 
     def fingerprint(self):
         """What a checkpoint keeps to recognise its corpus: its length and CRC-32 in UTF-8."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .forward import Engine
-from .vocab import EOS, EOS_ID, UNK_ID
+from .vocab import EOS, EOS_ID, drawable
 
 TOP = 9                    # characters listed, one per digit key
 RUN = 20                   # characters drawn by `r`
@@ -50,6 +50,7 @@ class Chooser:
         self.model, self.vocab = model, model.vocab
         self.engine = Engine(model.network)
         self.stop_at_eos = model.config.mode == "lines" if stop_at_eos is None else stop_at_eos
+        self.allowed = drawable(model.vocab, model.config.mode)
         self.temperature = float(temperature)
         self.rng = np.random.default_rng(seed)
         self.prime = prime
@@ -66,10 +67,11 @@ class Chooser:
         self.log_p = self.engine.log_softmax(x, self.state)[-1, 0]         # (V,)
 
     def probabilities(self):
-        """(V,) the next token's probabilities at the current temperature, <UNK> excluded
-        (temperature 0: all on the most probable token)."""
+        """(V,) the next token's probabilities at the current temperature, over the tokens that
+        sampling may draw here (:func:`charlm.vocab.drawable`; temperature 0: all on the most
+        probable of them)."""
         z = self.log_p.copy()
-        z[UNK_ID] = -np.inf
+        z[~self.allowed[0 if self.text == "" else 1]] = -np.inf
         p = np.zeros_like(z)
         if self.temperature == 0.0:
             p[int(np.argmax(z))] = 1.0

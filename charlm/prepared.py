@@ -11,8 +11,9 @@ absolute path). It holds
   characters numbered in order of first appearance, so that one pass writes the file. One byte per
   id when there are at most 256 ids (<EOS>, <UNK> and the characters), two up to 65,536, else
   four. Training reads them through a table to the ids of its vocabulary (:class:`TokenIds`):
-  ``Vocab.from_text(text, min_count)``'s, ``<EOS>``, ``<UNK>``, then the characters in code-point
-  order, with those seen fewer than --min-count times folded into ``<UNK>``.
+  ``Vocab.from_text(text, min_count, mode)``'s, ``<EOS>``, ``<UNK>``, then the characters in
+  code-point order, with those seen fewer than --min-count times folded into ``<UNK>`` (and, in
+  lines mode, the newline too: see ``vocab.kept``).
 - ``lines.bin`` (lines mode): int64 rows (start, length) of the lines that hold a non-space
   character, as positions in ``ids.bin``; built by ``charlm prepare`` for a text in lines mode,
   else when a run first needs it.
@@ -45,7 +46,7 @@ from . import data
 from .errors import CorpusError
 from .kernels import tokens as kernels
 from .textfile import TextFile
-from .vocab import EOS, EOS_ID, UNK, UNK_ID, Vocab
+from .vocab import EOS, EOS_ID, UNK, UNK_ID, Vocab, kept
 
 FORMAT, VERSION = "charlm-prepared", 1
 LARGE_BYTES = 64 << 20           # train prepares a corpus larger than this by itself
@@ -117,11 +118,10 @@ class PreparedCorpus:
         s = self.meta["line_stats"]
         return data.mode_for_lines(s["lines"], s["blank"] > 0, s["chars"])
 
-    def vocab(self, min_count=1):
-        """The vocabulary that ``Vocab.from_text(text, min_count)`` gives for the text."""
-        kept = [ch for ch, n in zip(self.meta["chars"], self.meta["counts"])
-                if n >= min_count or ch == "\n"]
-        return Vocab([EOS, UNK] + sorted(kept))
+    def vocab(self, min_count=1, mode="stream"):
+        """The vocabulary that ``Vocab.from_text(text, min_count, mode)`` gives for the text."""
+        return Vocab([EOS, UNK] + sorted(kept(self.meta["chars"], self.meta["counts"],
+                                              min_count, mode)))
 
     def fingerprint(self):
         return {"chars": self.chars, "crc32": self.meta["crc32"]}

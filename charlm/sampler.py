@@ -24,7 +24,7 @@ import numpy as np
 from .errors import UsageError
 from .parallel import cores, fan_out, split
 from .stops import StopScanner, check_stops
-from .vocab import EOS_ID
+from .vocab import EOS_ID, drawable
 
 DEFAULT_LENGTH = 200           # characters, when the length is the only stop
 DEFAULT_EOS_CAP = 1000         # characters, when stopping at <EOS>: a cap for a model that rambles
@@ -132,6 +132,7 @@ def pieces(model, num, length, temperature, top_k, top_p, forced, stop_at_eos, s
     double, so that a sample stopping early leaves little generated in vain."""
     vocab, network = model.vocab, model.network
     run = Generation(network, 1) if num == 1 else Batch(network, num)
+    allowed = drawable(vocab, model.config.mode)
     rng = np.random.default_rng(seed)
     scanners = [StopScanner(stops, keep_stop) for _ in range(num)] if stops else None
     most = MAX_CHUNK if num == 1 or streaming else max(1, CHUNK_VALUES // num)
@@ -142,7 +143,7 @@ def pieces(model, num, length, temperature, top_k, top_p, forced, stop_at_eos, s
     while generated < length:
         steps = min(chunk, length - generated)
         uniforms = rng.random((steps, num)) if temperature > 0 else np.zeros((steps, num))
-        out = run.step(forced, uniforms, float(temperature), int(top_k), float(top_p),
+        out = run.step(forced, uniforms, float(temperature), int(top_k), float(top_p), allowed,
                        bool(stop_at_eos))
         forced = forced[:0]
         for i in np.flatnonzero(~ended):
@@ -307,9 +308,10 @@ class Generation:
         """End sample i: the kernel draws nothing more for it."""
         self.done[i] = True
 
-    def step(self, forced, uniforms, temperature, top_k, top_p, stop_at_eos):
-        """Read the forced tokens, then draw len(uniforms) tokens per sample (see the kernel);
-        returns the drawn tokens (steps, num), -1 after a sample's stop, fewer rows if all stop."""
+    def step(self, forced, uniforms, temperature, top_k, top_p, allowed, stop_at_eos):
+        """Read the forced tokens, then draw len(uniforms) tokens per sample among the allowed
+        (:func:`charlm.vocab.drawable`; see the kernel); returns the drawn tokens (steps, num),
+        -1 after a sample's stop, fewer rows if all stop."""
         workers = self.pace.pick()
         if workers not in self.packed:
             self.packed[workers] = pack(self.network, workers)
@@ -317,7 +319,8 @@ class Generation:
         out = np.empty(uniforms.shape, np.int64)
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
         args = (self.cell, *self.packed[workers], self.h, self.c, self.rh, self.tokens, self.done,
-                self.steps, forced, uniforms, temperature, top_k, top_p, stop_at_eos, out, sync)
+                self.steps, forced, uniforms, temperature, top_k, top_p, allowed, stop_at_eos,
+                out, sync)
         start = time.perf_counter()
         ran = fan_out([lambda k=k: self.kernel(*args, k, workers) for k in range(workers)])[0]
         self.pace.record(workers, len(forced) + ran, time.perf_counter() - start)

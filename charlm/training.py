@@ -490,7 +490,7 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
     else:
         config = Config(**options).validate()
         config, notices = resolve_config(config, source)
-        vocab = source.vocab(config.min_count)
+        vocab = source.vocab(config.min_count, config.mode)
         config, dataset = build_dataset(config, source, vocab)
         for message in notices + dataset.notices:
             reporter.notice(message)

@@ -17,6 +17,31 @@ def require_unicode(text):
                          "e.g. from bytes that are not UTF-8)")
 
 
+def kept(chars, counts, min_count, mode):
+    """The characters that get a token of their own: those that occur at least min_count times
+    (the rest become <UNK>). A newline is the structure of a stream, kept whatever its count; in
+    lines mode it separates the examples (<EOS> stands for it) and no line holds one, so the model
+    gets no token for it."""
+    if mode == "lines":
+        return [ch for ch, n in zip(chars, counts) if n >= min_count and ch != "\n"]
+    return [ch for ch, n in zip(chars, counts) if n >= min_count or ch == "\n"]
+
+
+def drawable(vocab, mode):
+    """(2, V) bool: the tokens generation may draw as the first token of a text that has no prime
+    (row 0) and anywhere else (row 1). <UNK> is never drawn: it names no character. In lines mode
+    no training line is blank, so a line never starts with <EOS>; and a line holds no newline
+    (models trained before lines mode left the newline out of the vocabulary still have a token
+    for it, which training never used as a target)."""
+    allowed = np.ones((2, len(vocab)), np.bool_)
+    allowed[:, UNK_ID] = False
+    if mode == "lines":
+        allowed[0, EOS_ID] = False
+        if "\n" in vocab.index:
+            allowed[:, vocab.index["\n"]] = False
+    return allowed
+
+
 class Vocab:
     """Token ids: 0 is ``<EOS>``, 1 is ``<UNK>``, then the characters in code-point order."""
 
@@ -35,12 +60,10 @@ class Vocab:
                 self._table[ord(ch)] = i
 
     @classmethod
-    def from_text(cls, text, min_count=1):
-        """Every character of text that occurs at least min_count times; the rest become <UNK>.
-        Newlines are always kept: they are the structure of the text."""
+    def from_text(cls, text, min_count=1, mode="stream"):
+        """The vocabulary of text for a model of ``mode``: see :func:`kept`."""
         counts = Counter(text)
-        chars = sorted(ch for ch, n in counts.items() if n >= min_count or ch == "\n")
-        return cls([EOS, UNK] + chars)
+        return cls([EOS, UNK] + sorted(kept(counts.keys(), counts.values(), min_count, mode)))
 
     def __len__(self):
         return len(self.tokens)

@@ -97,7 +97,7 @@ def test_lines_mode_stops_at_eos_and_the_cap_ends_the_rest():
     assert all(len(r.text) == 7 for r in beam_search(never, beam=3, length=7))
     always = make_model("lstm", hidden=8, mode="lines", eos_bias=30.0)
     best = beam_search(always, beam=3, length=7)[0]
-    assert (best.text, best.ended, best.num_tokens) == ("", "eos", 1)
+    assert (len(best.text), best.ended, best.num_tokens) == (1, "eos", 2)   # a line is not blank
     assert beam_search(always, beam=2, length=0)[0].text == ""
     # without stopping at <EOS>, a continuation never holds it: it reads back as it is
     stream = make_model("lstm", hidden=8, mode="stream", eos_bias=30.0)

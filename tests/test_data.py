@@ -209,3 +209,5 @@ def test_vocab_encodes_unknown_characters_as_unk_and_keeps_wide_ones():
     assert vocab.unknown("abcz") == ["c", "z"]
     rare = Vocab.from_text("aaab\n", min_count=2)
     assert "b" not in rare.tokens and "\n" in rare.tokens
+    lines = Vocab.from_text("aaab\nab\n", mode="lines")        # a newline separates the lines
+    assert lines.tokens == ["<EOS>", "<UNK>", "a", "b"]

@@ -183,3 +183,12 @@ def test_a_person_at_a_terminal_picks_draws_undoes_and_quits(tmp_path):
         assert lines[end - 1] == final           # the text, printed on leaving
     finally:
         term.close()
+
+
+def test_a_line_is_never_blank_and_never_holds_a_newline():
+    model = make_model("lstm", hidden=8, mode="lines", chars="Alma\nBo\n", eos_bias=40.0)
+    model.network.params["out.b"][model.vocab.index["\n"]] += 40.0   # a vocabulary of before
+    labels = [label for _, label, _ in Chooser(model).top()]
+    assert "<EOS>" not in labels and "↵" not in labels and "\n" not in labels
+    chooser = Chooser(model, seed=0)
+    assert chooser.draw(3) == 2 and len(chooser.text) == 1 and chooser.ended

@@ -125,9 +125,12 @@ def test_command_novelty_json_and_the_cap_message(trained, tmp_path):
     novel = json.loads(CliRunner().invoke(main, ["sample", "--model", str(out), "--num", 3,
                                                  "--novel", "--seed", 2, "--json"]).stdout)
     assert len(novel["samples"]) == 3 and novel["drawn"] >= 3
-    # a model that only ever ends at once: its empty samples are never new
-    silent = save_model(make_model(mode="lines", eos_bias=40.0), tmp_path / "silent.npz")
-    capped = run_charlm("sample", "--model", silent, "--novel", "--corpus", corpus, "--num", 2)
+    # a model that ends every line after its first letter, and a corpus of every letter: no new
+    # sample is possible
+    letters = tmp_path / "letters.txt"
+    letters.write_text("a\nb\nc\n", encoding="utf-8")
+    brief = save_model(make_model(mode="lines", eos_bias=40.0, chars="abc"), tmp_path / "brief.npz")
+    capped = run_charlm("sample", "--model", brief, "--novel", "--corpus", letters, "--num", 2)
     assert capped.returncode == 0 and "only 0 of 2" in capped.stderr and "1,000 draws" in capped.stderr
 
 

@@ -28,9 +28,10 @@ def assert_same_as_in_memory(path, chunk_bytes, encoding="utf-8"):
     assert corpus.fingerprint() == memory.fingerprint()
     assert corpus.detect_mode() == memory.detect_mode()
     for min_count in (1, 2):
-        vocab = memory.vocab(min_count)
-        assert corpus.vocab(min_count).tokens == vocab.tokens
-        assert np.array_equal(np.asarray(corpus.ids(vocab)), memory.ids(vocab))
+        for mode in ("stream", "lines"):
+            vocab = memory.vocab(min_count, mode)
+            assert corpus.vocab(min_count, mode).tokens == vocab.tokens
+            assert np.array_equal(np.asarray(corpus.ids(vocab)), memory.ids(vocab))
     assert np.array_equal(np.asarray(corpus.line_spans()), memory.line_spans())
     return corpus
 

@@ -18,7 +18,7 @@ from charlm.kernels import sampling
 from charlm.model import FlatArrays, init_parameters, parameter_shapes
 from charlm import sampler
 from charlm.sampler import Batch, Generation
-from charlm.vocab import EOS_ID, UNK_ID, Vocab
+from charlm.vocab import EOS_ID, UNK_ID, Vocab, drawable
 
 from conftest import run_charlm
 from reference import ReferenceNetwork
@@ -27,9 +27,11 @@ TEXT = "the quick brown fox jumps over the lazy dog; PACK MY BOX WITH FIVE DOZEN
 NO_PRIME = np.zeros(0, np.int64)
 
 
-def make_model(cell="lstm", hidden=8, layers=2, mode="stream", seed=0, eos_bias=0.0, unk_bias=0.0):
-    """A randomly initialised model; a large eos_bias/unk_bias makes that token near certain."""
-    vocab = Vocab.from_text(TEXT)
+def make_model(cell="lstm", hidden=8, layers=2, mode="stream", seed=0, eos_bias=0.0, unk_bias=0.0,
+               text=TEXT, newline_bias=0.0):
+    """A randomly initialised model with the vocabulary of text; a large eos_bias, unk_bias or
+    newline_bias makes that token near certain."""
+    vocab = Vocab.from_text(text)
     config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0)
     params = FlatArrays(parameter_shapes(cell, len(vocab), hidden, layers))
     init_parameters(params, cell, np.random.default_rng(seed))
@@ -39,6 +41,8 @@ def make_model(cell="lstm", hidden=8, layers=2, mode="stream", seed=0, eos_bias=
             params[name][:] += rng.normal(0, 0.5, params[name].shape).astype(np.float32)
     params["out.b"][EOS_ID] += eos_bias
     params["out.b"][UNK_ID] += unk_bias
+    if "\n" in vocab.index:
+        params["out.b"][vocab.index["\n"]] += newline_bias
     return Model(Checkpoint(config, vocab, params))
 
 
@@ -62,8 +66,17 @@ def run(model, num, steps, prime=NO_PRIME, workers=1, seed=0, temperature=1.0, s
     else:
         gen = Generation(model.network, num, workers)
     uniforms = np.random.default_rng(seed).random((steps, num))
-    out = gen.step(prime, uniforms, temperature, 0, 1.0, stop)
+    out = gen.step(prime, uniforms, temperature, 0, 1.0, allowed(model), stop)
     return out, uniforms, gen
+
+
+def allowed(model):
+    return drawable(model.vocab, model.config.mode)
+
+
+def but_unk(logits):
+    """What a stream model may draw: every token but <UNK>."""
+    return np.arange(len(logits)) != UNK_ID
 
 
 def assert_drawn_by_inverse_cdf(p, token, u, slack=1e-5):
@@ -119,7 +132,7 @@ def test_state_carries_from_chunk_to_chunk(cell):
     model = make_model(cell, hidden=8)
     whole, uniforms, one = run(model, 2, 50)
     gen = Generation(model.network, 2)
-    parts = [gen.step(NO_PRIME, uniforms[a:b], 1.0, 0, 1.0, False)
+    parts = [gen.step(NO_PRIME, uniforms[a:b], 1.0, 0, 1.0, allowed(model), False)
              for a, b in ((0, 7), (7, 8), (8, 50))]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
     for a, b in zip(gen.state, one.state):
@@ -150,7 +163,8 @@ def reference_support(p, top_k, top_p):
 def test_draw_keeps_to_top_k_and_nucleus_and_never_draws_unk(logits, temperature, top_k, top_p,
                                                              u):
     logits = np.array(logits, np.float32)
-    token = sampling.draw(logits, u, temperature, top_k, top_p, np.empty(len(logits)))
+    token = sampling.draw(logits, u, temperature, top_k, top_p, but_unk(logits),
+                          np.empty(len(logits)))
     assert token != UNK_ID
     support, q = reference_support(probabilities(logits, temperature), top_k, top_p)
     rank = list(support).index(token)          # fails if token is outside the support
@@ -162,15 +176,15 @@ def test_draw_keeps_to_top_k_and_nucleus_and_never_draws_unk(logits, temperature
 def test_temperature_zero_is_argmax_without_unk(logits):
     logits = np.array(logits, np.float32)
     expected = np.argmax(np.where(np.arange(len(logits)) == UNK_ID, -np.inf, logits))
-    assert sampling.draw(logits, 0.99, 0.0, 0, 1.0, np.empty(len(logits))) == expected
+    assert sampling.draw(logits, 0.99, 0.0, 0, 1.0, but_unk(logits), np.empty(len(logits))) == expected
 
 
 def test_draw_follows_the_distribution():
     logits = np.array([0.5, 3.0, 1.0, 0.0, -1.0, 2.0], np.float32)
     p = probabilities(logits, 0.7)
     uniforms = np.random.default_rng(0).random(20000)
-    counts = np.bincount([sampling.draw(logits, u, 0.7, 0, 1.0, np.empty(6)) for u in uniforms],
-                         minlength=6) / len(uniforms)
+    counts = np.bincount([sampling.draw(logits, u, 0.7, 0, 1.0, but_unk(logits), np.empty(6))
+                          for u in uniforms], minlength=6) / len(uniforms)
     np.testing.assert_allclose(counts, p, atol=0.01)
 
 
@@ -207,7 +221,7 @@ def test_two_workers_for_a_wide_model_sample_what_one_worker_does():
     model = make_model("lstm", hidden=128, layers=1)
     one = Generation(model.network, 1, 1)
     uniforms = np.random.default_rng(3).random((100, 1))
-    expected = one.step(NO_PRIME, uniforms, 1.0, 0, 1.0, False)
+    expected = one.step(NO_PRIME, uniforms, 1.0, 0, 1.0, allowed(model), False)
     text = model.vocab.decode(expected[:, 0])
     assert set(Generation(model.network, 1).pace.rates) == {1, 2}
     pieces = []
@@ -241,8 +255,11 @@ def test_unk_is_never_drawn():
 
 def test_stop_rules():
     eos = make_model("lstm", mode="lines", eos_bias=40.0)
-    assert eos.sample(num=2, seed=0) == ["", ""]                          # lines: stops at <EOS>
-    assert eos.sample(length=5, stop_at_eos=False, seed=0) == ["\n" * 5]  # <EOS> written as newline
+    # lines: stops at <EOS>, which never comes first (no training line is blank)
+    assert [len(t) for t in eos.sample(num=2, seed=0)] == [1, 1]
+    assert eos.sample(prime="ab", seed=0) == [""]
+    text = eos.sample(length=5, stop_at_eos=False, seed=0)[0]     # <EOS> written as newline
+    assert text[0] != "\n" and text[1:] == "\n" * 4
     stream = make_model("lstm", mode="stream", eos_bias=40.0)
     assert stream.sample(length=5, seed=0) == ["\n" * 5]                # stream: length only
     assert stream.sample(length=5, stop_at_eos=True, seed=0) == [""]
@@ -252,10 +269,26 @@ def test_stop_rules():
     assert make_model().sample(num=2, length=0) == ["", ""]
 
 
+def test_a_line_is_never_blank_and_never_holds_a_newline():
+    """Lines mode: no training line is blank or holds a newline, so generation never starts a line
+    with <EOS>, nor draws the newline token that models trained before lines mode left it out of
+    the vocabulary still have, however probable the model makes them."""
+    model = make_model("lstm", mode="lines", text=TEXT + "\n", eos_bias=5.0, newline_bias=5.0)
+    for texts in (model.sample(num=40, seed=1), [model.sample(seed=k)[0] for k in range(10)],
+                  model.sample(num=3, temperature=0), model.sample(num=5, top_k=2, seed=2),
+                  model.sample(beam=4, num=4)):
+        assert all(texts) and not any("\n" in t for t in texts), texts
+    certain_eos = make_model("lstm", mode="lines", text=TEXT + "\n", eos_bias=40.0)
+    assert [len(t) for t in certain_eos.sample(num=40, seed=1)] == [1] * 40
+    stream = make_model("lstm", mode="stream", text=TEXT + "\n", newline_bias=5.0)
+    assert stream.sample(length=50, seed=0)[0].count("\n") > 25       # the rules are lines mode's
+
+
 def test_samples_of_a_batch_stop_independently():
     model = make_model("gru", mode="lines", eos_bias=2.0)
     gen = Generation(model.network, 16)
-    out = gen.step(NO_PRIME, np.random.default_rng(1).random((100, 16)), 1.0, 0, 1.0, True)
+    out = gen.step(NO_PRIME, np.random.default_rng(1).random((100, 16)), 1.0, 0, 1.0,
+                   allowed(model), True)
     lengths = []
     for i in range(16):
         ends = np.flatnonzero(out[:, i] == EOS_ID)

@@ -35,6 +35,7 @@ def test_training_loss_falls_on_the_bundled_corpus(tmp_path):
     trainer = run(None, tmp_path / "m.npz", hidden_size=64, steps=120, eval_every=40, seed=5)
     vals = [r.val_loss for r in trainer.run_state.history]
     assert trainer.config.mode == "lines"
+    assert "\n" not in trainer.dataset.vocab.tokens          # it separates lines; <EOS> stands for it
     assert len(vals) == 3
     assert vals[-1] < vals[0] - 0.3
     assert vals[-1] < math.log(len(trainer.dataset.vocab)) - 0.8   # far below a uniform guess

@@ -10,10 +10,11 @@ The beam holds at most K hypotheses (continuations of the prime), each live or f
                ``kernels.cells`` (the GRU's candidate block reads [h_below | r * h_{t-1}])
     log p      log softmax(h_top W_y + b_y) in float64, over the whole vocabulary (as scoring does)
     candidates the finished hypotheses of the beam, unchanged, and every extension (j, v) of a live
-               one by a token v other than <UNK> (and <EOS> unless it ends a hypothesis):
+               one by a token v that ``allowed`` marks (row 0 for the first token of a text without
+               a prime, row 1 after: ``charlm.vocab.drawable``, and <EOS> only if it ends one):
                log P(j v) = log P(j) + log p_j(v)
     rank       score = log P / n^alpha with n the hypothesis's tokens (alpha = 0: log P itself)
-    keep       the K best candidates; an extension by <EOS> (stop_at_eos) or one whose last tokens
+    keep       the K best candidates; an extension by <EOS> or one whose last tokens
                spell a stop sequence is finished, the others live on.
 
 With one row per live hypothesis, K = 1 is greedy decoding. A wider beam can prune the greedy path,
@@ -56,7 +57,7 @@ from .sampling import LSTM, RNN, barrier
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
-EOS_ID, UNK_ID = 0, 1
+EOS_ID = 0
 
 # fields of a hypothesis record (finished, greedy) and of a candidate
 SCORE, LOG_P, STEP, PARENT, TOKEN, TOKEN_LOG_P, LENGTH, KIND, REF = range(9)
@@ -146,11 +147,6 @@ def push_tail(src, token, dst):
 
 
 @njit(**KERNEL)
-def allowed(v, stop_at_eos):
-    return v != UNK_ID and (stop_at_eos or v != EOS_ID)
-
-
-@njit(**KERNEL)
 def add_bias(z, bias):
     """z[i] += bias for every row."""
     for i in range(z.shape[0]):
@@ -186,7 +182,7 @@ def pre_activations(l, worker, hp, below, tok, emb, wt0, wt_up, b, xin, z):
 @njit(**KERNEL)
 def beam_steps(cell, emb, wt0, wt_up, b, emb_c, wtc0, wtc_up, b_c, wt_y, b_y,
                h, c, rh, rows, tokens, log_p, tails, finished, greedy, counts,
-               forced, steps, length, stop_at_eos, stops, stop_lengths, alpha,
+               forced, steps, length, allowed, stops, stop_lengths, alpha,
                back_parent, back_token, back_logp, sync, worker, workers):
     """Read the forced tokens (the prime, on the first call), then run up to ``steps`` search
     steps, stopping early at ``length`` steps or when the search is done (counts[DONE]).
@@ -262,6 +258,7 @@ def beam_steps(cell, emb, wt0, wt_up, b, emb_c, wtc0, wtc_up, b_c, wt_y, b_y,
         add_bias(logits[:R], b_y)
         for i in range(R):
             log_softmax_row(logits[i], lp[i])
+        drawable = allowed[0] if tick == 1 else allowed[1]     # tick 1: the first, no prime
 
         # the beam: the finished hypotheses kept, then every extension of a live one
         count = 0
@@ -271,7 +268,7 @@ def beam_steps(cell, emb, wt0, wt_up, b, emb_c, wtc0, wtc_up, b_c, wt_y, b_y,
         for j in range(live):
             mark_stops(tail[j], t, stops, stop_lengths, mask, True)
             for v in range(V):
-                if not allowed(v, stop_at_eos):
+                if not drawable[v]:
                     continue
                 total = logp[j] + lp[j, v]
                 score = normalized(total, t + 1, alpha)
@@ -286,7 +283,7 @@ def beam_steps(cell, emb, wt0, wt_up, b, emb_c, wtc0, wtc_up, b_c, wt_y, b_y,
         g_best, g_kind = -1, LIVE
         if has_greedy and greedy_live == 1:
             for v in range(V):
-                if allowed(v, stop_at_eos) and (g_best < 0 or lp[g_row, v] > lp[g_row, g_best]):
+                if drawable[v] and (g_best < 0 or lp[g_row, v] > lp[g_row, g_best]):
                     g_best = v
             mark_stops(tail[K], t, stops, stop_lengths, mask, True)
             g_kind = EOS if g_best == EOS_ID else (STOP if mask[g_best] else LIVE)

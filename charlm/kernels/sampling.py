@@ -7,10 +7,11 @@ Per step, for B samples side by side (row-vector convention, gate blocks as in S
     cell       the element-wise update of ``kernels.cells`` (the GRU's candidate block reads
                (r * h_{t-1}) W_h[:, 2H:] instead)
     output     logits = h^top W_y + b_y
-    draw       p = softmax((logits - max) / temperature) over every token but <UNK>, restricted to
-               the top_k most probable, then to the smallest most-probable set holding top_p of
-               the rest; token = the first k with cumsum(p)_k > u * sum(p), u ~ U[0, 1) given.
-               Temperature 0 takes the argmax instead.
+    draw       p = softmax((logits - max) / temperature) over the drawable tokens (row 0 of
+               ``drawable`` for the first token of a text without a prime, row 1 after: see
+               ``charlm.vocab.drawable``), restricted to the top_k most probable, then to the
+               smallest most-probable set holding top_p of the rest; token = the first k with
+               cumsum(p)_k > u * sum(p), u ~ U[0, 1) given. Temperature 0 takes the argmax instead.
 
 Batch 1 is bound by reading the weights once per step (about 3 MB for a 2x256 LSTM), so its
 products are written here as row-blocked multiply-adds that stream each weight row once, and the
@@ -43,7 +44,7 @@ from .. import cells as table
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 RNN, GRU, LSTM = (table.cell(name).code for name in ("rnn", "gru", "lstm"))   # the table's codes
-EOS_ID, UNK_ID = 0, 1
+EOS_ID = 0
 SYNC_STRIDE = 16                    # int64 slots between two workers' counters: one cache line each
 SPINS_BEFORE_YIELD = 2000
 
@@ -154,26 +155,26 @@ def gather_rows(z, table, tokens, bias):
 # ---- the draw ---------------------------------------------------------------------------------
 
 @njit(**KERNEL)
-def draw(logits, u, temperature, top_k, top_p, p):
-    """One token from logits (V,) given a uniform u in [0, 1) (see the module docstring);
-    p (V,) float64 is scratch. <UNK> is never drawn."""
+def draw(logits, u, temperature, top_k, top_p, allowed, p):
+    """One token from logits (V,) given a uniform u in [0, 1) (see the module docstring), among
+    the tokens that allowed (V,) bool marks; p (V,) float64 is scratch."""
     V = logits.shape[0]
-    best = EOS_ID
+    best = -1
     for i in range(V):
-        if i != UNK_ID and logits[i] > logits[best]:
+        if allowed[i] and (best < 0 or logits[i] > logits[best]):
             best = i
     if temperature == 0.0:
         return best
     m = np.float64(logits[best])
     total = 0.0
     for i in range(V):
-        p[i] = 0.0 if i == UNK_ID else np.exp((logits[i] - m) / temperature)
+        p[i] = np.exp((logits[i] - m) / temperature) if allowed[i] else 0.0
         total += p[i]
-    eligible = V - 1
+    eligible = np.count_nonzero(allowed)
     k = eligible if top_k == 0 else min(top_k, eligible)
     if k == eligible and top_p >= 1.0:
         return pick(p, np.arange(V), V, u * total, best)
-    order = np.argsort(-p)                  # most probable first; <UNK> (p = 0) sorts last
+    order = np.argsort(-p)                  # most probable first; the undrawable (p = 0) last
     kept = 0.0
     for r in range(k):
         kept += p[order[r]]
@@ -192,7 +193,7 @@ def draw(logits, u, temperature, top_k, top_p, p):
 @njit(**KERNEL)
 def pick(p, order, k, target, best):
     """The first of order[:k] at which the running sum of p exceeds target. Tokens of probability
-    0 (<UNK>, or an underflow) are skipped, also when rounding leaves the sum at the target."""
+    0 (not drawable, or an underflow) are skipped, also when rounding leaves the sum at the target."""
     acc = 0.0
     last = best
     for r in range(k):
@@ -210,7 +211,7 @@ def pick(p, order, k, target, best):
 @njit(**KERNEL)
 def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
              h, c, rh, tokens, done, step0, forced, uniforms, temperature, top_k, top_p,
-             stop_at_eos, out, sync, worker, workers):
+             drawable, stop_at_eos, out, sync, worker, workers):
     """Run len(forced) + len(uniforms) steps (fewer if all stop) on B = len(tokens) samples.
 
     State, carried from call to call: h and c (2, L, B, H) double-buffered (step t reads h[t % 2]
@@ -221,6 +222,8 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
     The first len(forced) steps read the prime: their next input is forced[s], nothing is drawn.
     Then each step draws the next token of every sample with uniforms[s] (B,) and writes it to
     out[s] (B,); a sample that has drawn <EOS> with stop_at_eos is done and gets -1 from then on.
+    drawable (2, V) bool: the tokens that may be drawn first (when step0 + s == 0: no prime) and
+    later.
     Returns the number of drawing steps run. Only worker 0 writes out, tokens and done.
     """
     L = w_h.shape[1]
@@ -278,11 +281,12 @@ def generate(cell, emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y,
         set_rows(logits, b_y)
         add_product(h_out[L - 1], w_y, logits)
         t = s - F
+        allowed = drawable[0] if step0 + s == 0 else drawable[1]
         for i in range(B):
             if finished[i]:
                 out[t, i] = -1
                 continue
-            tok[i] = draw(logits[i], uniforms[t, i], temperature, top_k, top_p, p)
+            tok[i] = draw(logits[i], uniforms[t, i], temperature, top_k, top_p, allowed, p)
             out[t, i] = tok[i]
             if stop_at_eos and tok[i] == EOS_ID:
                 finished[i] = True

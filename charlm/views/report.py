@@ -40,7 +40,7 @@ from ..errors import CorpusError, UsageError
 from ..forward import Engine
 from ..model import FlatArrays, Network
 from ..textfile import read_text
-from ..vocab import EOS, EOS_ID
+from ..vocab import EOS, EOS_ID, drawable
 from . import curves as loss_curves
 from . import gradients, neurons, svg
 
@@ -92,7 +92,7 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
         "model": {"cell": model.config.cell,
                   "hidden_size": model.config.hidden_size, "num_layers": model.config.num_layers,
                   "mode": model.config.mode, "vocab": model.vocab.tokens, "weights": weights,
-                  "bound": bound},
+                  "drawable": drawable(model.vocab, model.config.mode).tolist(), "bound": bound},
         "text": {"examples": examples, "source": source},
         "neurons": browser,
     }

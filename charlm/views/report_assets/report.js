@@ -168,11 +168,12 @@
     };
   }
 
-  // The drawing distribution: softmax(logits / T) without <UNK>, as `charlm sample` draws;
-  // temperature 0 is the most probable token.
-  function drawProbabilities(logits, temperature) {
-    const z = Float64Array.from(logits);
-    z[UNK] = -Infinity;
+  // The drawing distribution: softmax(logits / T) over the tokens `charlm sample` may draw
+  // (model.drawable: row 0 for the first token of a text without a prime, row 1 after);
+  // temperature 0 is the most probable of them.
+  function drawProbabilities(logits, temperature, first) {
+    const allowed = model.drawable[first ? 0 : 1];
+    const z = Float64Array.from(logits, (x, i) => (allowed[i] ? x : -Infinity));
     if (temperature === 0) {
       const best = z.indexOf(Math.max(...z));
       return z.map((_, i) => (i === best ? 1 : 0));
@@ -271,7 +272,7 @@
       const until = performance.now() + 12;
       let piece = "";
       while (made < length && performance.now() < until) {
-        const token = draw(drawProbabilities(logits, temperature), uniform());
+        const token = draw(drawProbabilities(logits, temperature, made === 0 && prime === ""), uniform());
         made++;
         if (token === EOS && lines) { made = length; break; }
         piece += token === EOS ? "\n" : model.vocab[token];
@@ -282,7 +283,7 @@
         soon(chunk);
       } else {
         const shown = temperature === 0 ? 1 : temperature;   // at 0 every bar but one is empty
-        showNext(drawProbabilities(logits, shown), shown);
+        showNext(drawProbabilities(logits, shown, false), shown);
         done();
       }
     }
