@@ -18,9 +18,12 @@ Training memory: per layer and shard, T*b*(G*H + 3*H) floats for b sequences (ga
 their place; hs and cs or r*h; the dropout output), plus T*b*G*H for the GRU's dz, T*b*(2V + H) for
 the output layer, and one copy of the parameters per shard beyond the first for its gradient.
 """
+import math
+
 import numpy as np
 
 from .cells import cell as cell_named
+from .kernels import dropout as dropout_kernels
 from .kernels import loss as loss_kernels
 from .kernels import recurrent
 from .kernels.linalg import gather_rows, matmul, scatter_add_rows
@@ -262,15 +265,14 @@ class Network:
 
     def dropout_masks(self, dropout, key, columns, T):
         """Inverted-dropout masks (L, T, b, H), 0 or 1 / (1 - dropout), for the batch columns
-        ``columns`` (global indices). Each column's mask is drawn from its own generator, seeded by
-        ``key`` (the run's seed and the step) and the column: it does not depend on how the batch
-        is split among threads or processes."""
+        ``columns`` (global indices). Each column's masks come from its own stream, a function of
+        ``key`` (the run's seed and the step) and the column (:mod:`kernels.dropout`): they do not
+        depend on how the batch is split among threads or processes."""
         dt = self.params.flat.dtype
         masks = np.empty((self.num_layers, T, len(columns), self.hidden_size), dt)
-        for k, column in enumerate(columns):
-            draws = np.random.default_rng([*key, column]).random(
-                (self.num_layers, T, self.hidden_size), dtype=np.float32)
-            np.multiply(draws >= dropout, dt.type(1.0 / (1.0 - dropout)), out=masks[:, :, k])
+        threshold = math.ceil(dropout * 2 ** dropout_kernels.UNIFORM_BITS)  # u >= dropout, in steps
+        dropout_kernels.fill_masks(np.array(key, np.uint64), np.array(columns, np.int64),
+                                   threshold, dt.type(1.0 / (1.0 - dropout)), masks)
         return masks
 
     def target_count(self, y):
@@ -294,14 +296,16 @@ class Network:
         while len(self._grads) < len(shards) - 1:
             self._grads.append(grads.like())
         new_state = np.empty_like(state)
-        tasks = []
-        for k, (lo, hi, s) in enumerate(shards):
+
+        def shard_task(s, lo, hi, g):
+            # each thread makes its own columns' masks (the kernel releases the GIL)
             masks = (self.dropout_masks(dropout, mask_key, range(first_column + lo, first_column + hi), T)
                      if dropout > 0.0 else None)
-            tasks.append(lambda s=s, lo=lo, hi=hi, masks=masks, g=grads if k == 0 else self._grads[k - 1]:
-                         s.train(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi], masks,
-                                 scale, g, new_state[:, :, lo:hi]))
-        losses = fan_out(tasks)
+            return s.train(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi], masks, scale, g,
+                           new_state[:, :, lo:hi])
+
+        losses = fan_out([lambda s=s, lo=lo, hi=hi, g=grads if k == 0 else self._grads[k - 1]:
+                          shard_task(s, lo, hi, g) for k, (lo, hi, s) in enumerate(shards)])
         for g in self._grads[:len(shards) - 1]:
             grads.flat += g.flat
         # each shard's part of the mean, then their sum, as a data-parallel run sums its ranks'

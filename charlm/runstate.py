@@ -6,9 +6,11 @@ import json
 import math
 from dataclasses import dataclass, field
 
-# Dropout masks are functions of (seed, step, batch column). The first format drew them from one
-# generator whose state the checkpoint kept (its key "rng"): "one generator".
-DROPOUT_MASKS = "per step and column"
+# How a run draws its dropout masks; a resumed run whose label differs continues with other masks
+# than the version that wrote it would have drawn. Now: a splitmix64 stream per (seed, step, batch
+# column) (kernels/dropout.py). Earlier: "per step and column", a numpy generator per (seed, step,
+# column); and, in the first format, "one generator" whose state the checkpoint kept (key "rng").
+DROPOUT_MASKS = "splitmix64 per step and column"
 
 
 @dataclass

@@ -516,9 +516,11 @@ def _resume(out, corpus, options, reporter):
     if ignored:
         reporter.notice("--resume keeps the run's settings; ignored: " + ", ".join(ignored))
     if saved.training.run.dropout_masks != DROPOUT_MASKS and saved.config.dropout > 0:
-        reporter.notice(f"{out} was written by an earlier charlm, whose dropout masks came from "
-                        "one random generator; the run continues with masks drawn per step and "
-                        "column, so it is not the run the earlier version would have continued")
+        reporter.notice(f"{out} was written by an earlier charlm, which drew its dropout masks "
+                        f"another way ({saved.training.run.dropout_masks}); the run continues with "
+                        "this version's masks, so it is not the run the earlier version would have "
+                        "continued")
+    saved.training.run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     config = replace(saved.config, **given).validate()
     _, dataset = build_dataset(config, corpus, saved.vocab)

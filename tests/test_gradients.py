@@ -4,6 +4,8 @@ float64 throughout (the kernels then use the exact tanh and exp), two layers, a 
 state (so that the first step's use of h_0 and c_0 is checked too), and three sequences, so that
 the batch is split across two threads on a two-core machine and the shards' gradients are summed.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,17 @@ def test_column_shares_add_up_to_the_whole_batch(cell, k, dtype, monkeypatch):
     else:
         np.testing.assert_allclose(summed.flat, grads.flat, rtol=rounding,
                                    atol=rounding * np.abs(grads.flat).max())
+
+
+def test_dropout_masks_keep_each_unit_independently_with_probability_one_minus_the_rate():
+    net = Network("lstm", 10, 64, 2, FlatArrays(parameter_shapes("lstm", 10, 64, 2)))
+    masks = net.dropout_masks(0.3, (7, 1), range(100), 40)         # (2, 40, 100, 64)
+    assert set(np.unique(masks)) == {0.0, np.float32(1 / 0.7)}
+    kept = (masks > 0).astype(np.float64)
+    n = kept.size
+    assert abs(kept.mean() - 0.7) < 5 * math.sqrt(0.21 / n)
+    columns = kept.transpose(2, 0, 1, 3).reshape(100, -1)
+    pairs = np.corrcoef(columns)[~np.eye(100, dtype=bool)]
+    assert abs(pairs.mean()) < 0.002 and pairs.std() < 1.3 / math.sqrt(columns.shape[1])
+    units = kept.reshape(-1, 64)
+    assert abs(np.corrcoef(units[:, :-1].ravel(), units[:, 1:].ravel())[0, 1]) < 5 / math.sqrt(n)

@@ -237,3 +237,27 @@ def test_the_backpropagation_length_left_open_suits_the_model(given, expected):
     corpus = Corpus("It was the best of times.\n\nIt was the worst of times.\n" * 50, "prose")
     config, _ = resolve_config(Config(**given), corpus)
     assert config.seq_len == expected
+
+
+def test_a_run_whose_dropout_masks_were_drawn_another_way_resumes_with_a_notice(tmp_path,
+                                                                              prose_file, tiny):
+    from charlm.reporter import Reporter
+
+    class Notices(Reporter):
+        def __init__(self):
+            self.messages = []
+
+        def notice(self, message):
+            self.messages.append(message)
+
+    path = tmp_path / "m.npz"
+    run(prose_file, path, steps=4, dropout=0.3, **tiny)
+    saved = checkpoint.load(str(path), with_training_state=True)
+    saved.training.run.dropout_masks = "per step and column"     # the label of the version before
+    checkpoint.save(str(path), saved)
+    notices = Notices()
+    prepare(str(prose_file), str(path), resume=True, steps=6, reporter=notices).run()
+    assert any("drew its dropout masks another way (per step and column)" in m
+               for m in notices.messages), notices.messages
+    resumed = checkpoint.load(str(path), with_training_state=True)
+    assert resumed.training.run.dropout_masks == "splitmix64 per step and column"
