@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import UsageError
 from .parallel import cores, fan_out
-from .sampler import MIN_SPLIT_HIDDEN, Pace, check_options, pack
+from .sampler import MIN_SPLIT_HIDDEN, Pace, check_options, pack, transposed
 from .stops import check_stops, ending_stop, stop_table
 from .vocab import EOS_ID, drawable
 
@@ -107,20 +107,6 @@ def weight_tables(network, workers):
     if workers not in per_network:
         per_network[workers] = transposed(*pack(network, workers))
     return per_network[workers]
-
-
-def transposed(emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y):
-    """The weights of :func:`charlm.sampler.pack` as ``kernels.beam`` reads them: each layer's
-    products as one ``matmul_nt`` (rows of the weights along the input): W_h^T for layer 0, whose
-    input product is a row gather, and [W_x; W_h]^T for the layers above, which read [x | h]."""
-    def layer_tables(w_x, w_h):
-        first = np.ascontiguousarray(np.swapaxes(w_h[:, 0], 1, 2))      # (workers, width, H)
-        above = np.ascontiguousarray(np.swapaxes(
-            np.concatenate([w_x, w_h[:, 1:]], axis=2), 2, 3))           # (workers, L-1, width, 2H)
-        return first, above
-
-    return (emb, *layer_tables(w_x, w_h), b, emb_c, *layer_tables(w_xc, w_hc), b_c,
-            np.ascontiguousarray(w_y.T), b_y)
 
 
 class Search:

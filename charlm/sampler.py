@@ -246,6 +246,36 @@ def pack(network, workers):
                                   np.ascontiguousarray(p["out.b"], np.float32))
 
 
+def transposed(emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y):
+    """The weights of :func:`pack` as the kernels read them for several rows (sampling several
+    samples, beam search): each layer's products as one ``matmul_nt`` (rows of the weights along
+    the input): W_h^T for layer 0, whose input product is a row gather, and [W_x; W_h]^T for the
+    layers above, which read [x | h]."""
+    def layer_tables(w_x, w_h):
+        first = np.ascontiguousarray(np.swapaxes(w_h[:, 0], 1, 2))      # (workers, width, H)
+        above = np.ascontiguousarray(np.swapaxes(
+            np.concatenate([w_x, w_h[:, 1:]], axis=2), 2, 3))           # (workers, L-1, width, 2H)
+        return first, above
+
+    return (emb, *layer_tables(w_x, w_h), b, emb_c, *layer_tables(w_xc, w_hc), b_c,
+            np.ascontiguousarray(w_y.T), b_y)
+
+
+def kernel_weights(network, workers, rows):
+    """The weight arguments of :func:`kernels.sampling.generate` for ``rows`` samples side by side:
+    the shared tables, then the rows of the weights for one sample, or their transposes for
+    several (the other layout's tables empty)."""
+    emb, w_x, w_h, b, emb_c, w_xc, w_hc, b_c, w_y, b_y = pack(network, workers)
+    empty = [np.zeros((0,) * k, np.float32) for k in range(5)]
+    if rows == 1:
+        return (emb, b, emb_c, b_c, b_y, w_x, w_h, w_xc, w_hc, w_y,
+                empty[3], empty[4], empty[3], empty[4], empty[2])
+    _, wt0, wt_up, _, _, wtc0, wtc_up, _, wt_y, _ = transposed(emb, w_x, w_h, b, emb_c, w_xc,
+                                                               w_hc, b_c, w_y, b_y)
+    return (emb, b, emb_c, b_c, b_y, empty[4], empty[4], empty[4], empty[4], empty[2],
+            wt0, wt_up, wtc0, wtc_up, wt_y)
+
+
 class Pace:
     """Chooses a worker count from the measured speed of each. Two workers are faster on idle
     cores; when another process holds one core, their barriers wait for a preempted partner and
@@ -273,8 +303,8 @@ class Generation:
     """The state of ``num`` samples being generated, and the kernel calls that advance it.
 
     ``workers``: threads that split each step of a single sample (1 or 2), or None to choose by
-    :class:`Pace`. ``packed``: a dict of packed weights by worker count, shared between
-    generations of the same network."""
+    :class:`Pace`. ``packed``: a dict of the packed weights by worker count and layout, shared
+    between generations of the same network."""
 
     def __init__(self, network, num, workers=None, packed=None):
         from .kernels import sampling
@@ -313,12 +343,13 @@ class Generation:
         (:func:`charlm.vocab.drawable`; see the kernel); returns the drawn tokens (steps, num),
         -1 after a sample's stop, fewer rows if all stop."""
         workers = self.pace.pick()
-        if workers not in self.packed:
-            self.packed[workers] = pack(self.network, workers)
+        layout = (workers, len(self.tokens) > 1)
+        if layout not in self.packed:
+            self.packed[layout] = kernel_weights(self.network, workers, len(self.tokens))
         from .kernels.sampling import SYNC_STRIDE
         out = np.empty(uniforms.shape, np.int64)
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
-        args = (self.cell, *self.packed[workers], self.h, self.c, self.rh, self.tokens, self.done,
+        args = (self.cell, *self.packed[layout], self.h, self.c, self.rh, self.tokens, self.done,
                 self.steps, forced, uniforms, temperature, top_k, top_p, allowed, stop_at_eos,
                 out, sync)
         start = time.perf_counter()
@@ -329,9 +360,9 @@ class Generation:
 
 
 class Batch:
-    """Several samples split into one :class:`Generation` per core, run side by side with
-    single-threaded BLAS: the samples are independent, so the threads never wait for each other
-    within a chunk (splitting each product across the cores instead makes every step wait)."""
+    """Several samples split into one :class:`Generation` per core, run side by side: the samples
+    are independent, so the threads never wait for each other within a chunk (splitting each
+    product across the cores instead makes every step wait)."""
 
     def __init__(self, network, num):
         edges = split(num, min(num, cores()))

@@ -53,7 +53,7 @@ from numba import njit
 
 from . import cells
 from .linalg import matmul_nt
-from .sampling import LSTM, RNN, barrier
+from .sampling import LSTM, RNN, add_bias, barrier, pre_activations
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -144,39 +144,6 @@ def push_tail(src, token, dst):
         dst[k] = src[k + 1]
     if M > 0:
         dst[M - 1] = token
-
-
-@njit(**KERNEL)
-def add_bias(z, bias):
-    """z[i] += bias for every row."""
-    for i in range(z.shape[0]):
-        z_i = z[i]
-        for j in range(z.shape[1]):
-            z_i[j] += bias[j]
-
-
-@njit(**KERNEL)
-def layer_inputs(xin, below, h_prev):
-    """xin (R, 2H) = [below | h_prev], row by row: the input of a layer above the first."""
-    H = below.shape[1]
-    for i in range(xin.shape[0]):
-        xin[i, :H] = below[i]
-        xin[i, H:] = h_prev[i]
-
-
-@njit(**KERNEL)
-def pre_activations(l, worker, hp, below, tok, emb, wt0, wt_up, b, xin, z):
-    """z (R, width) = this worker's columns of x W_x + h_{t-1} W_h + b for layer l: a row gather
-    of emb and hp wt0^T for layer 0, [below | hp] wt_up^T above it."""
-    R = z.shape[0]
-    if l == 0:
-        matmul_nt(hp, wt0[worker], z)
-        for i in range(R):
-            cells.add_to(z[i], emb[worker, tok[i]], b[worker, 0])
-    else:
-        layer_inputs(xin, below, hp)
-        matmul_nt(xin, wt_up[worker, l - 1], z)
-        add_bias(z, b[worker, l])
 
 
 @njit(**KERNEL)
