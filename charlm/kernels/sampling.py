@@ -20,8 +20,8 @@ gate block's columns), which meet at a barrier after each layer. Each worker com
 layer and the draw itself: the arithmetic is identical, so both draw the same token without a
 third barrier. Several samples (one worker; ``charlm.sampler.Batch`` runs one group per core)
 take one product per layer instead, [x | h_{t-1}] [W_x; W_h], through ``linalg.matmul_nt``, as
-the beam search does: for 32 rows of a 2x256 LSTM a step took 0.6 ms against 0.8 ms through
-``np.dot`` (BLAS repacks the weights on every call).
+the beam search does, which runs faster on these few rows than ``np.dot`` (BLAS repacks the
+weights on every call; ``benchmarks/bench_products.py`` measures both).
 
 Weights come packed per worker (see ``charlm.sampler.pack``): worker k owns hidden units
 [k n, (k + 1) n), and its matrices hold the columns of those units gate block by gate block:
