@@ -42,9 +42,9 @@ def prepare(corpus, encoding, mode, force, as_json):
     seconds = time.perf_counter() - started
     meta = corpus_ids.meta
     size = meta["source"]["size"]
-    summary = {"tokens": corpus_ids.chars, "vocab_size": len(corpus_ids.vocab()),
-               "path": corpus_ids.ids_path, "dtype": meta["dtype"],
-               "mode": corpus_ids.detect_mode()[0] if mode == "auto" else mode,
+    mode = corpus_ids.detect_mode()[0] if mode == "auto" else mode
+    summary = {"tokens": corpus_ids.chars, "vocab_size": len(corpus_ids.vocab(1, mode)),
+               "path": corpus_ids.ids_path, "dtype": meta["dtype"], "mode": mode,
                "lines": meta["line_index"], "built": built, "seconds": round(seconds, 3),
                "mb_per_sec": round(size / 1e6 / seconds, 1) if built and seconds > 0 else None}
     if as_json:
