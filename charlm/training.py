@@ -491,6 +491,9 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
         config = Config(**options).validate()
         config, notices = resolve_config(config, source)
         vocab = source.vocab(config.min_count, config.mode)
+        if len(vocab) == 2:
+            raise UsageError(f"--min-count {config.min_count} leaves no character of the corpus a "
+                             "token of its own: nothing would be learnt; lower it")
         config, dataset = build_dataset(config, source, vocab)
         for message in notices + dataset.notices:
             reporter.notice(message)

@@ -261,3 +261,8 @@ def test_a_run_whose_dropout_masks_were_drawn_another_way_resumes_with_a_notice(
                for m in notices.messages), notices.messages
     resumed = checkpoint.load(str(path), with_training_state=True)
     assert resumed.training.run.dropout_masks == "splitmix64 per step and column"
+
+
+def test_a_min_count_that_leaves_no_character_is_refused(tmp_path, names_file):
+    with pytest.raises(UsageError, match="--min-count 1000000 leaves no character"):
+        prepare(str(names_file), str(tmp_path / "m.npz"), min_count=1_000_000)
