@@ -18,6 +18,7 @@ Training memory: per layer and shard, T*b*(G*H + 3*H) floats for b sequences (ga
 their place; hs and cs or r*h; the dropout output), plus T*b*G*H for the GRU's dz, T*b*(2V + H) for
 the output layer, and one copy of the parameters per shard beyond the first for its gradient.
 """
+import functools
 import math
 
 import numpy as np
@@ -299,13 +300,14 @@ class Network:
 
         def shard_task(s, lo, hi, g):
             # each thread makes its own columns' masks (the kernel releases the GIL)
-            masks = (self.dropout_masks(dropout, mask_key, range(first_column + lo, first_column + hi), T)
-                     if dropout > 0.0 else None)
+            columns = range(first_column + lo, first_column + hi)
+            masks = self.dropout_masks(dropout, mask_key, columns, T) if dropout > 0.0 else None
             return s.train(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi], masks, scale, g,
                            new_state[:, :, lo:hi])
 
-        losses = fan_out([lambda s=s, lo=lo, hi=hi, g=grads if k == 0 else self._grads[k - 1]:
-                          shard_task(s, lo, hi, g) for k, (lo, hi, s) in enumerate(shards)])
+        gradients = [grads] + self._grads
+        losses = fan_out([functools.partial(shard_task, s, lo, hi, gradients[k])
+                          for k, (lo, hi, s) in enumerate(shards)])
         for g in self._grads[:len(shards) - 1]:
             grads.flat += g.flat
         # each shard's part of the mean, then their sum, as a data-parallel run sums its ranks'
