@@ -24,8 +24,11 @@ process would make with the same global batch:
 
 Failures end the whole job: an error that every rank meets at once (a diverged loss, a bad option
 found by rank 0) is shown once by rank 0 and every rank exits with its code; any other exception
-on any rank is shown by that rank, which then aborts the job (``MPI_Abort``), so no rank waits
-forever in a collective. The checkpoint is written atomically, so the last one stays intact.
+on any rank is shown by that rank, which then exits at once with its code, and the launcher
+ends the other ranks, as it does when a rank is killed, so no rank waits forever in a collective.
+Not ``MPI_Abort``: with it, MPICH's launcher could end the job before it had passed on the
+failing rank's last line, which an exit closes and the launcher reads before it reaps the rank.
+The checkpoint is written atomically, so the last one stays intact.
 
 Bit for bit: 2 ranks of 1 thread give the weights, optimizer moments and validation history of 1
 process of 2 threads: the ranks' columns are the threads' shards, and a sum of two float32 terms
@@ -162,8 +165,9 @@ class Group:
             else:           # a bug: one line still, naming where it was raised
                 where = traceback.extract_tb(e.__traceback__)[-1]
                 message = f"{type(e).__name__}: {e} (at {where.filename}:{where.lineno})"
+            sys.stdout.flush()
             print(f"error: {who}{message}", file=sys.stderr, flush=True)
-            self.comm.Abort(code)
+            os._exit(code)         # no atexit MPI_Finalize: it would wait for the other ranks
 
 
 class AgreedError(CharlmError):
