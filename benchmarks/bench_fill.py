@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import charlm
-from charlm.data import read_corpus, split_lines
+from charlm.text.corpus import read_corpus, split_lines
 from results import save
 
 DEFAULT_SHAKESPEARE = (Path(__file__).resolve().parents[2] / "shared" / "data"

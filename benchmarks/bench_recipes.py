@@ -33,7 +33,7 @@ RECIPES = [   # (name, what it changes, the options), run in pairs in this order
 ONE_RUN = """
 import json, sys
 import charlm
-from charlm.checkpoint import load
+from charlm.store.checkpoint import load
 corpus, out, seconds, options = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4])
 charlm.train(corpus, out=out, force=True, max_time=seconds, **options)
 run = load(out, with_training_state=True).training.run

@@ -30,12 +30,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from charlm import checkpoint  # noqa: E402
+from charlm.store import checkpoint  # noqa: E402
 from charlm.api import Model  # noqa: E402
-from charlm.checkpoint import Checkpoint  # noqa: E402
+from charlm.store.checkpoint import Checkpoint  # noqa: E402
 from charlm.config import Config  # noqa: E402
-from charlm.model import FlatArrays, init_parameters, parameter_shapes  # noqa: E402
-from charlm.vocab import Vocab  # noqa: E402
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes  # noqa: E402
+from charlm.text.vocab import Vocab  # noqa: E402
 from results import save  # noqa: E402
 
 HIDDEN, LAYERS = 256, 2

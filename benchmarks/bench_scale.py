@@ -72,9 +72,9 @@ def train(path, args):
 
 def child(args):
     """What `charlm train CORPUS --hidden H --steps N` runs, timing its first step."""
-    from charlm.compile import warm_up_training
-    from charlm.reporter import Reporter
-    from charlm.training import prepare as prepare_training
+    from charlm.cli.warmup import warm_up_training
+    from charlm.training.reporter import Reporter
+    from charlm.training.trainer import prepare as prepare_training
 
     class FirstStep(Reporter):
         seconds = None

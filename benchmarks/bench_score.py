@@ -21,13 +21,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from charlm import scorer
+from charlm.scoring import scorer
 from charlm.api import Model, load
-from charlm.checkpoint import Checkpoint
-from charlm.compile import warm_up_forward
+from charlm.store.checkpoint import Checkpoint
+from charlm.cli.warmup import warm_up_forward
 from charlm.config import Config
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm.vocab import Vocab
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.text.vocab import Vocab
 from results import save
 
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tinyshakespeare.txt")

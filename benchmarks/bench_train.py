@@ -126,10 +126,10 @@ def timed_run(step, x, warmup, seconds, windows):
 # ---- the two sides, each in its own process -------------------------------------------------------
 
 def charlm_side(cell, hidden, args):
-    from charlm.model import FlatArrays, Network, init_parameters, parameter_shapes
+    from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
     from charlm.kernels.optim import squared_norm
     from charlm.config import Config
-    from charlm.training import Optimizer
+    from charlm.training.trainer import Optimizer
 
     x, y, V = stream_data(args.data)
     params = FlatArrays(parameter_shapes(cell, V, hidden, LAYERS))
@@ -182,7 +182,7 @@ def torch_side(cell, hidden, args):
 def compile_side(cell):
     """Seconds to import charlm's training code and compile everything a run needs."""
     start = time.perf_counter()
-    from charlm.compile import warm_up_training
+    from charlm.cli.warmup import warm_up_training
     warm_up_training(cell)
     return time.perf_counter() - start
 

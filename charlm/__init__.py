@@ -15,5 +15,5 @@ def load(path="charlm.npz"):
 def train(corpus=None, **options):
     """Train a model on corpus (default: the bundled names) and return the :class:`charlm.api.Model`;
     options are the fields of :class:`charlm.config.Config` plus ``out``, ``resume``, ``force``."""
-    from .training import train_model
+    from .training.trainer import train_model
     return train_model(corpus, **options)

@@ -6,8 +6,8 @@
     >>> model.score("Anna").bits_per_char
     >>> model.fill("An_a").text
 """
-from . import checkpoint
-from .bidirectional import network_for
+from .store import checkpoint
+from .network.bidirectional import network_for
 from .errors import UsageError
 
 DEFAULT_MODEL = "charlm.npz"
@@ -31,8 +31,8 @@ class Model:
                stop_at_eos=None, seed=None, on_text=None, stop=None, keep_stop=False, beam=None,
                length_penalty=0.0):
         """Draw ``num`` samples (default 1), or with ``beam=K`` return the most probable
-        continuations a beam search finds (see :func:`charlm.sampler.sample` for every option)."""
-        from .sampler import sample
+        continuations a beam search finds (see :func:`charlm.generation.sampler.sample` for every option)."""
+        from .generation.sampler import sample
         self.require_left_to_right("sample from")
         return sample(self, num=num, length=length, temperature=temperature, top_k=top_k,
                       top_p=top_p, prime=prime, stop_at_eos=stop_at_eos, seed=seed, on_text=on_text,
@@ -41,8 +41,8 @@ class Model:
     def stream(self, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", stop_at_eos=None,
                seed=None, stop=None, keep_stop=False):
         """One sample as a generator of text pieces as they are generated (see
-        :func:`charlm.sampler.stream`): ``for piece in model.stream(): print(piece, end="")``."""
-        from .sampler import stream
+        :func:`charlm.generation.sampler.stream`): ``for piece in model.stream(): print(piece, end="")``."""
+        from .generation.sampler import stream
         self.require_left_to_right("sample from")
         return stream(self, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                       prime=prime, stop_at_eos=stop_at_eos, seed=seed, stop=stop,
@@ -51,35 +51,35 @@ class Model:
     def beam_search(self, prime="", beam=8, length=None, stop_at_eos=None, length_penalty=0.0,
                     stop=None, keep_stop=False):
         """The ``beam`` best continuations of ``prime`` found, best first, each with its text,
-        log-probability and how it ended (see :func:`charlm.beam.beam_search`)."""
-        from .beam import beam_search
+        log-probability and how it ended (see :func:`charlm.generation.beam.beam_search`)."""
+        from .generation.beam import beam_search
         self.require_left_to_right("search")
         return beam_search(self, prime=prime, beam=beam, length=length, stop_at_eos=stop_at_eos,
                            length_penalty=length_penalty, stop=stop, keep_stop=keep_stop)
 
     def novelty(self, texts, prime="", corpus=None):
         """For each sample in texts (generated after ``prime``), whether it appears in the training
-        text: the file ``corpus``, or the one the checkpoint records (see :mod:`charlm.novelty`)."""
-        from .novelty import reference
+        text: the file ``corpus``, or the one the checkpoint records (see :mod:`charlm.generation.novelty`)."""
+        from .generation.novelty import reference
         check = reference(self, corpus)
         return [check.check(text, prime) for text in texts]
 
     def score(self, text, per_char=False):
-        """Log-probability of text as SPEC.md defines it (see :func:`charlm.scorer.score`)."""
-        from .scorer import score
+        """Log-probability of text as SPEC.md defines it (see :func:`charlm.scoring.scorer.score`)."""
+        from .scoring.scorer import score
         self.require_left_to_right("score with")
         return score(self, text, per_char=per_char)
 
     def score_file(self, path, encoding="utf-8", progress=None, exact=False):
         """The same figures for a whole file, in batched chunks, or in one sequential pass with
-        ``exact=True`` (see :func:`charlm.scorer.score_file`)."""
-        from .scorer import score_file
+        ``exact=True`` (see :func:`charlm.scoring.scorer.score_file`)."""
+        from .scoring.scorer import score_file
         self.require_left_to_right("score with")
         return score_file(self, path, encoding=encoding, progress=progress, exact=exact)
 
     def fill(self, text, blank="_", top=3, left_only=False):
-        """Fill in every ``blank`` of text (one text, or a list: see :func:`charlm.fill.fill`)."""
-        from .fill import fill
+        """Fill in every ``blank`` of text (one text, or a list: see :func:`charlm.scoring.fill.fill`)."""
+        from .scoring.fill import fill
         return fill(self, text, blank=blank, top=top, left_only=left_only)
 
     def require_left_to_right(self, action):

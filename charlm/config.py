@@ -4,7 +4,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .cells import CELLS
+from .network.celltypes import CELLS
 from .errors import UsageError
 
 MODES = ("auto", "stream", "lines")
@@ -15,13 +15,13 @@ OPTIMIZERS = tuple(OPTIMIZER_MOMENTS)
 @dataclass
 class Config:
     """Every setting of a training run. Fields left at ``None`` are chosen from the corpus and the
-    time budget when training starts (see :func:`charlm.training.resolve_config`); a checkpoint always
+    time budget when training starts (see :func:`charlm.training.trainer.resolve_config`); a checkpoint always
     holds the resolved values."""
 
     cell: str = "lstm"
     hidden_size: int | None = None
     num_layers: int = 2
-    bidirectional: bool = False      # a cloze model for `charlm fill` (charlm.bidirectional)
+    bidirectional: bool = False      # a cloze model for `charlm fill` (charlm.network.bidirectional)
     dropout: float | None = None
     mode: str = "auto"
     seq_len: int | None = None       # 50 for a left-to-right model of a stream, else 100

@@ -120,7 +120,7 @@ class ReferenceNetwork:
 
 
 def cloze_log_probs(cell, params, ids, eos=0, before=None):
-    """The bidirectional cloze model (charlm.bidirectional) on one text of token ids c_1 .. c_n:
+    """The bidirectional cloze model (charlm.network.bidirectional) on one text of token ids c_1 .. c_n:
     (n, V) log p(c_t | ...) from the forward stack ("layers.*") after reading <EOS> c_1 .. c_{t-1}
     and the backward stack ("backward.layers.*") after reading <EOS> c_n .. c_{t+1}, through
     softmax([h_fwd ; h_bwd] W_y + b_y) with W_y = out.W (2H, V). Each stack runs as a

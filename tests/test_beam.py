@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import charlm.beam
-from charlm.beam import beam_search
+import charlm.generation.beam
+from charlm.generation.beam import beam_search
 from charlm.cli import main
 from charlm.errors import UsageError
-from charlm.forward import Engine
-from charlm.sampler import Pace
+from charlm.network.engine import Engine
+from charlm.generation.sampler import Pace
 
 from conftest import run_charlm
 from tiny_models import make_model, save_model
@@ -150,7 +150,7 @@ def test_two_workers_find_what_one_does(monkeypatch):
     model = make_model("gru", hidden=16, mode="lines", eos_bias=0.5)
     found = {}
     for workers in (1, 2):
-        monkeypatch.setattr(charlm.beam, "Pace", lambda choices, w=workers: Pace((w,)))
+        monkeypatch.setattr(charlm.generation.beam, "Pace", lambda choices, w=workers: Pace((w,)))
         found[workers] = [(r.text, r.log_prob) for r in beam_search(model, prime="q", beam=5,
                                                                      length=30, stop="u")]
     assert found[1] == found[2]
@@ -159,8 +159,8 @@ def test_two_workers_find_what_one_does(monkeypatch):
 def test_chunks_do_not_change_the_search(monkeypatch):
     model = make_model("lstm", hidden=16, mode="stream")
     whole = beam_search(model, beam=4, length=100)
-    monkeypatch.setattr(charlm.beam, "FIRST_CHUNK", 3)
-    monkeypatch.setattr(charlm.beam, "MAX_CHUNK", 5)
+    monkeypatch.setattr(charlm.generation.beam, "FIRST_CHUNK", 3)
+    monkeypatch.setattr(charlm.generation.beam, "MAX_CHUNK", 5)
     assert beam_search(model, beam=4, length=100) == whole
 
 

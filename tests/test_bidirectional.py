@@ -10,14 +10,15 @@ from reference import cloze_log_probs
 from test_gradients import numerical_gradient, relative_error
 
 import charlm
-from charlm import bidirectional, checkpoint, forward, model
-from charlm.bidirectional import BidirectionalNetwork, Cloze, cloze_targets, reversal
+from charlm.network import bidirectional, engine as forward, stack as model
+from charlm.store import checkpoint
+from charlm.network.bidirectional import BidirectionalNetwork, Cloze, cloze_targets, reversal
 from charlm.config import Config
-from charlm.data import pad_lines
+from charlm.text.corpus import pad_lines
 from charlm.errors import CheckpointError
-from charlm.model import FlatArrays, init_parameters
-from charlm.training import prepare
-from charlm.vocab import EOS_ID, Vocab
+from charlm.network.stack import FlatArrays, init_parameters
+from charlm.training.trainer import prepare
+from charlm.text.vocab import EOS_ID, Vocab
 
 V, H, L = 7, 5, 2
 

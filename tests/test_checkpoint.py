@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from charlm import checkpoint
-from charlm.checkpoint import Checkpoint, TrainingState
+from charlm.store import checkpoint
+from charlm.store.checkpoint import Checkpoint, TrainingState
 from charlm.config import Config
 from charlm.errors import CheckpointError
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm.runstate import RunState
-from charlm.vocab import Vocab
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.store.runstate import RunState
+from charlm.text.vocab import Vocab
 
 from conftest import run_charlm
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from charlm import checkpoint
+from charlm.store import checkpoint
 from charlm.cli import main
 
 from conftest import NAMES, charlm_command, run_charlm
@@ -228,10 +228,10 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, prose_file)
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     import numpy as np
-    from charlm.checkpoint import Checkpoint, save
+    from charlm.store.checkpoint import Checkpoint, save
     from charlm.config import Config
-    from charlm.model import FlatArrays, init_parameters, parameter_shapes
-    from charlm.vocab import Vocab
+    from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+    from charlm.text.vocab import Vocab
     vocab = Vocab.from_text("abc\n")
     weights = FlatArrays(parameter_shapes("gru", len(vocab), 4, 1))
     init_parameters(weights, "gru", np.random.default_rng(0))

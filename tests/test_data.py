@@ -8,11 +8,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from charlm.cli import main
-from charlm.data import (LineBatches, StreamBatches, fit_batch_shape, pad_lines, read_corpus,
-                         split_lines, split_stream)
+from charlm.text.corpus import (LineBatches, StreamBatches, fit_batch_shape, pad_lines, read_corpus,
+    split_lines, split_stream)
 from charlm.errors import CorpusError, UsageError
-from charlm.textfile import TextFile, read_text
-from charlm.vocab import EOS_ID, UNK_ID, Vocab
+from charlm.text.textfile import TextFile, read_text
+from charlm.text.vocab import EOS_ID, UNK_ID, Vocab
 
 from test_score import make_model, save_model
 

@@ -8,11 +8,12 @@ from conftest import run_charlm
 from reference import ReferenceNetwork, cloze_log_probs
 
 import charlm
-from charlm import bidirectional, checkpoint
+from charlm.network import bidirectional
+from charlm.store import checkpoint
 from charlm.config import Config
 from charlm.errors import UsageError
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm.vocab import UNK_ID, Vocab
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.text.vocab import UNK_ID, Vocab
 
 CHARS = "abcdeno \n"
 H, L = 8, 2

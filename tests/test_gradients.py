@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from charlm import forward, model
-from charlm.forward import Engine
-from charlm.model import FlatArrays, Network, init_parameters, parameter_shapes
+from charlm.network import engine as forward, stack as model
+from charlm.network.engine import Engine
+from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
 
 V, H, L, T, B = 6, 5, 2, 4, 3
 EPS = 1e-5
@@ -84,7 +84,7 @@ def test_gradients_with_dropout():
 
 
 def test_loss_is_the_mean_negative_log_probability():
-    """The training pass's loss against the no-grad forward path (charlm.forward.Engine)."""
+    """The training pass's loss against the no-grad forward path (charlm.network.engine.Engine)."""
     net, params, x, y, state = setup("gru")
     y[1, 1] = -1
     loss, count, new_state = net.loss_and_gradients(x, y, state, params.like())

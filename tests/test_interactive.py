@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from charlm.interactive import RUN, Chooser, respond
+from charlm.generation.interactive import RUN, Chooser, respond
 
 from conftest import charlm_command
 from tiny_models import make_model, save_model

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from numba import njit
 
-from charlm import forward
-from charlm.forward import Engine
+from charlm.network import engine as forward
+from charlm.network.engine import Engine
 from charlm.kernels import activations, inference, linalg, loss, optim
 from charlm.kernels import recurrent as rk
-from charlm.model import FlatArrays, Network, init_parameters, parameter_shapes
+from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
 from reference import ReferenceNetwork, layer_step
 
 

@@ -1,4 +1,4 @@
-"""Data-parallel training over MPI (charlm.distributed): `mpiexec -n 2` gives, bit for bit, the run
+"""Data-parallel training over MPI (charlm.training.distributed): `mpiexec -n 2` gives, bit for bit, the run
 of one process of two threads; runs resume across rank counts; every failure ends the whole job.
 
 These run `mpiexec` from the MPI extra (pip install '.[mpi]'); without mpi4py they are skipped,
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlm import checkpoint
+from charlm.store import checkpoint
 from conftest import charlm_command
 
 HAS_MPI = importlib.util.find_spec("mpi4py") is not None
@@ -32,7 +32,7 @@ OPTIONS = ["--hidden", "16", "--batch-size", "8", "--seq-len", "16", "--dropout"
 # nan: a diverged loss).
 FAILING_RANK = """
 import math, os, signal
-from charlm import model
+from charlm.network import stack as model
 train_share = model.Network.loss_and_gradients
 calls = []
 

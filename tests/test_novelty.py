@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 import charlm
 from charlm.cli import main
 from charlm.errors import UsageError
-from charlm.novelty import Reference, novel_samples, suffix_array
+from charlm.generation.novelty import Reference, novel_samples, suffix_array
 
 from conftest import NAMES, run_charlm
 from tiny_models import make_model, save_model

@@ -1,4 +1,4 @@
-"""Prepared corpora (charlm.prepared, `charlm prepare`): the ids, vocabulary, line index and mode
+"""Prepared corpora (charlm.text.prepared, `charlm prepare`): the ids, vocabulary, line index and mode
 of the in-memory path, wherever the chunks fall; staleness; training from the memory map equals
 training from memory, bit for bit."""
 import json
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm import prepared
-from charlm.data import read_corpus
+from charlm.text import prepared
+from charlm.text.corpus import read_corpus
 from charlm.errors import CorpusError
-from charlm.reporter import Reporter
-from charlm.training import prepare as prepare_training
+from charlm.training.reporter import Reporter
+from charlm.training.trainer import prepare as prepare_training
 from conftest import run_charlm
 
 

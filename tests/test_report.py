@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 import charlm
-from charlm import checkpoint
+from charlm.store import checkpoint
 from charlm.api import load
-from charlm.checkpoint import Checkpoint
+from charlm.store.checkpoint import Checkpoint
 from charlm.config import Config
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
 from charlm.views import report, svg
-from charlm.vocab import Vocab
+from charlm.text.vocab import Vocab
 from conftest import NAMES, run_charlm
 
 TEXT = 'Anna said: "the cat (and the dog) sat on a mat."\nBob ran to its bed; <b>&amp;</b>\n'

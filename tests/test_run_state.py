@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 
-from charlm import checkpoint
-from charlm.reporter import Reporter
-from charlm.runstate import RunState
-from charlm.training import prepare
+from charlm.store import checkpoint
+from charlm.training.reporter import Reporter
+from charlm.store.runstate import RunState
+from charlm.training.trainer import prepare
 
 from conftest import run_charlm
 

@@ -8,17 +8,17 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
-from charlm import checkpoint
+from charlm.store import checkpoint
 from charlm.api import Model
-from charlm.checkpoint import Checkpoint
+from charlm.store.checkpoint import Checkpoint
 from charlm.cli import main
 from charlm.config import Config
 from charlm.errors import UsageError
-from charlm.kernels import sampling
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm import sampler
-from charlm.sampler import Batch, Generation
-from charlm.vocab import EOS_ID, UNK_ID, Vocab, drawable
+from charlm.kernels import draw as sampling
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.generation import sampler
+from charlm.generation.sampler import Batch, Generation
+from charlm.text.vocab import EOS_ID, UNK_ID, Vocab, drawable
 
 from conftest import run_charlm
 from reference import ReferenceNetwork

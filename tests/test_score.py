@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charlm import checkpoint, scorer
+from charlm.store import checkpoint
+from charlm.scoring import scorer
 from charlm.api import Model, load
-from charlm.checkpoint import Checkpoint
+from charlm.store.checkpoint import Checkpoint
 from charlm.cli import main
 from charlm.config import Config
 from charlm.errors import CorpusError, UsageError
-from charlm.forward import Engine
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm.vocab import Vocab
+from charlm.network.engine import Engine
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.text.vocab import Vocab
 from reference import ReferenceNetwork
 
 REPO = Path(__file__).resolve().parent.parent
@@ -176,7 +177,7 @@ def test_probabilities_are_those_sampling_draws_from():
     log_softmax, itself checked against the reference network), and the sampler at
     temperature 1 draws characters with those frequencies (it never draws <UNK>, so renormalised
     without it). Checked at the first step and after a prime."""
-    sampler = pytest.importorskip("charlm.sampler")
+    sampler = pytest.importorskip("charlm.generation.sampler")
     model = make_model("lstm", "stream", text="abc\n")
     vocab = model.vocab
     num = 40_000

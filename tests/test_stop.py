@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
-import charlm.sampler
+import charlm.generation.sampler
 from charlm.cli import main
 from charlm.errors import UsageError
-from charlm.sampler import Generation
-from charlm.stops import StopScanner, first_stop
+from charlm.generation.sampler import Generation
+from charlm.generation.stops import StopScanner, first_stop
 
 from conftest import charlm_command
 from tiny_models import make_model, save_model
@@ -95,7 +95,7 @@ def test_stopped_samples_stop_consuming_work(monkeypatch):
     # chunks of 16, 32, 64, ...: the work ends with the chunk in which the stop string ends
     end, chunks = text.find(stop) + len(stop), []
     while sum(chunks) < end:
-        chunks.append(charlm.sampler.FIRST_CHUNK * 2 ** len(chunks))
+        chunks.append(charlm.generation.sampler.FIRST_CHUNK * 2 ** len(chunks))
     assert steps == chunks
 
 

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 import charlm
-import charlm.training
-from charlm import checkpoint
+import charlm.training.trainer
+from charlm.store import checkpoint
 from charlm.config import Config
-from charlm.data import detect_mode, read_corpus
+from charlm.text.corpus import detect_mode, read_corpus
 from charlm.errors import TrainingDiverged, UsageError
-from charlm.forward import Engine
-from charlm.scorer import score_file
-from charlm.training import learning_rate, prepare
+from charlm.network.engine import Engine
+from charlm.scoring.scorer import score_file
+from charlm.training.trainer import learning_rate, prepare
 
 
 def run(corpus, out, **options):
@@ -137,7 +137,7 @@ def test_max_time_stops_the_run_and_validates_at_the_end(tmp_path, prose_file, t
     """By the run's own clock; the wall time of real --max-time runs is what
     benchmarks/bench_quality.py reports."""
     clock = TickingClock()
-    monkeypatch.setattr(charlm.training, "time", clock)
+    monkeypatch.setattr(charlm.training.trainer, "time", clock)
     trainer = run(prose_file, tmp_path / "m.npz", max_time=1.0, **tiny)
     assert clock.now > 1.0                                          # the run went by this clock
     assert trainer.stop_reason == "time" and trainer.run_state.step > 1
@@ -146,7 +146,7 @@ def test_max_time_stops_the_run_and_validates_at_the_end(tmp_path, prose_file, t
 
 def test_checkpoint_every_saves_between_validations(tmp_path, prose_file, tiny, monkeypatch):
     saved_at = []
-    import charlm.training as train_module
+    import charlm.training.trainer as train_module
     real_save = train_module.ckpt.save
     monkeypatch.setattr(train_module.ckpt, "save",
                         lambda path, c: (saved_at.append(c.training.run.step), real_save(path, c)))
@@ -178,19 +178,19 @@ def test_learning_rate_without_a_time_budget_decays_per_epoch():
 
 def test_the_api_trains_twice_in_one_process(tmp_path, names_file, tiny):
     """charlm.train is the function, also after the training module has been imported."""
-    import charlm.training  # noqa: F401  (a module of that name once hid the function)
+    import charlm.training.trainer  # noqa: F401  (a module of that name once hid the function)
     for k in range(2):
         model = charlm.train(str(names_file), out=str(tmp_path / f"{k}.npz"), steps=3, **tiny)
         assert model.config.hidden_size == tiny["hidden_size"]
 
 
 def test_weight_decay_shrinks_the_matrices_and_leaves_the_biases():
-    from charlm.model import FlatArrays, parameter_shapes
+    from charlm.network.stack import FlatArrays, parameter_shapes
     params = FlatArrays(parameter_shapes("lstm", 7, 5, 2))
     params.flat[:] = np.random.default_rng(0).standard_normal(params.flat.size)
     before = params.flat.copy()
     config = Config(weight_decay=0.5, optimizer="sgd")
-    optimizer = charlm.training.Optimizer(config, params.flat.size, decayed=params.matrices())
+    optimizer = charlm.training.trainer.Optimizer(config, params.flat.size, decayed=params.matrices())
     optimizer.step(params.flat, np.zeros_like(params.flat), lr=0.1, scale=1.0, t=1)
     after = FlatArrays(params.shapes, params.flat)
     original = FlatArrays(params.shapes, before)
@@ -205,7 +205,7 @@ def test_adamw_is_decay_then_the_adam_step():
     p = rng.standard_normal(50).astype(np.float32)
     g = rng.standard_normal(50).astype(np.float32)
     config = Config(weight_decay=0.1, beta2=0.99)
-    optimizer = charlm.training.Optimizer(config, p.size, decayed=[p])
+    optimizer = charlm.training.trainer.Optimizer(config, p.size, decayed=[p])
     expected, m, v = p * np.float32(1 - 0.01 * 0.1), np.zeros_like(p), np.zeros_like(p)
     optim.adam_update(expected, g, m, v, 0.01, 1.0, 0.9, 0.99, 1e-8, 1)
     optimizer.step(p, g, 0.01, 1.0, 1)
@@ -232,8 +232,8 @@ def test_optimizer_settings_out_of_range_are_refused(option, value):
     (dict(), 50), (dict(mode="lines"), 100), (dict(bidirectional=True), 100),
     (dict(seq_len=70), 70)])
 def test_the_backpropagation_length_left_open_suits_the_model(given, expected):
-    from charlm.data import Corpus
-    from charlm.training import resolve_config
+    from charlm.text.corpus import Corpus
+    from charlm.training.trainer import resolve_config
     corpus = Corpus("It was the best of times.\n\nIt was the worst of times.\n" * 50, "prose")
     config, _ = resolve_config(Config(**given), corpus)
     assert config.seq_len == expected
@@ -241,7 +241,7 @@ def test_the_backpropagation_length_left_open_suits_the_model(given, expected):
 
 def test_a_run_whose_dropout_masks_were_drawn_another_way_resumes_with_a_notice(tmp_path,
                                                                               prose_file, tiny):
-    from charlm.reporter import Reporter
+    from charlm.training.reporter import Reporter
 
     class Notices(Reporter):
         def __init__(self):

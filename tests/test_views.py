@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charlm import checkpoint
+from charlm.store import checkpoint
 from charlm.api import Model
-from charlm.bidirectional import parameter_shapes as bidirectional_shapes
-from charlm.checkpoint import Checkpoint, TrainingState
+from charlm.network.bidirectional import parameter_shapes as bidirectional_shapes
+from charlm.store.checkpoint import Checkpoint, TrainingState
 from charlm.cli import main
 from charlm.config import Config
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm.runstate import Evaluation, RunState
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.store.runstate import Evaluation, RunState
 from charlm.views import curves
 from charlm.views.gradients import distance_norms, fresh_network
 from charlm.views.neurons import activations, correlations, features, rank_units
-from charlm.vocab import EOS_ID, Vocab
+from charlm.text.vocab import EOS_ID, Vocab
 from reference import ReferenceNetwork, layer_step, log_softmax
 
 TEXT = "He said \"hi (a [b] c)\" then\nno. Anna and Bob ran to 42 beds.\n"

@@ -2,12 +2,12 @@
 novelty): built in memory, no training."""
 import numpy as np
 
-from charlm import checkpoint
+from charlm.store import checkpoint
 from charlm.api import Model
-from charlm.checkpoint import Checkpoint
+from charlm.store.checkpoint import Checkpoint
 from charlm.config import Config
-from charlm.model import FlatArrays, init_parameters, parameter_shapes
-from charlm.vocab import EOS_ID, Vocab
+from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.text.vocab import EOS_ID, Vocab
 
 TEXT = "the quick brown fox jumps over the lazy dog; PACK MY BOX WITH FIVE DOZEN JUGS."
 

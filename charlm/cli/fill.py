@@ -1,4 +1,4 @@
-"""``charlm fill``: fill in missing characters (see :mod:`charlm.fill`)."""
+"""``charlm fill``: fill in missing characters (see :mod:`charlm.scoring.fill`)."""
 import click
 
 from .common import MODEL_HELP, compile_notice, consoles, print_json, reports_errors
@@ -39,9 +39,9 @@ def fill(texts, model_path, blank, top, left_only, as_json):
     from rich.markup import escape
 
     from ..api import load
-    from ..compile import warm_up_forward
+    from .warmup import warm_up_forward
     from ..errors import UsageError
-    from ..fill import check_options
+    from ..scoring.fill import check_options
     if not texts:
         raise UsageError("nothing to fill: give one or more TEXT arguments with blanks, e.g. "
                          'charlm fill "Em_a"')

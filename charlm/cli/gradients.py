@@ -48,7 +48,7 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     """
     from rich.markup import escape
 
-    from ..vocab import require_unicode
+    from ..text.vocab import require_unicode
     text, truncated = read_text(text, file_path, chars, encoding)
     require_unicode(text)
     fresh = _cells(cells)
@@ -75,7 +75,7 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
 
 
 def _cells(cells):
-    from ..cells import CELLS
+    from ..network.celltypes import CELLS
     from ..errors import UsageError
     names = [c.strip() for c in cells.split(",") if c.strip()] if cells else []
     for name in names:
@@ -127,7 +127,7 @@ def _model_curve(path, text, max_distance, err):
 
 def _fresh_curve(cell, text, hidden, layers, seed, max_distance):
     from ..views.gradients import distance_norms, fresh_network
-    from ..vocab import Vocab
+    from ..text.vocab import Vocab
     vocab = Vocab.from_text(text)
     network = fresh_network(cell, len(vocab), hidden, layers, seed)
     norms, counts = distance_norms(network, vocab.encode(text), max_distance)

@@ -19,7 +19,7 @@ Examples:
 @reports_errors
 def info(model, as_json):
     """Describe the checkpoint MODEL: its config, size, vocabulary, training and validation history."""
-    from ..checkpoint import load
+    from ..store.checkpoint import load
     ckpt = load(model, with_training_state=True)
     report = describe(ckpt, model)
     if as_json:

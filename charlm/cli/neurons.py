@@ -48,7 +48,7 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     from ..api import load
     from ..errors import UsageError
     from ..views import neurons as views
-    from ..vocab import require_unicode
+    from ..text.vocab import require_unicode
     text, truncated = read_text(text, file_path, chars, encoding)
     require_unicode(text)
     if top < 1:

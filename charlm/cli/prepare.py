@@ -1,5 +1,5 @@
 """``charlm prepare``: read a corpus once into a memory-mappable file of token ids
-(see :mod:`charlm.prepared`)."""
+(see :mod:`charlm.text.prepared`)."""
 import click
 
 from .common import consoles, print_json, reports_errors
@@ -34,7 +34,7 @@ def prepare(corpus, encoding, mode, force, as_json):
     has changed (size or modification time) since."""
     import time
 
-    from .. import prepared
+    from ..text import prepared
     out, err = consoles()
     started = time.perf_counter()
     with PreparingBar(err, f"preparing {corpus}", enabled=not as_json) as bar:
@@ -76,7 +76,7 @@ class PreparingBar:
             return
         if self.progress is None:
             from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
-                                       TransferSpeedColumn)
+                TransferSpeedColumn)
             self.progress = Progress("{task.description}", BarColumn(), DownloadColumn(),
                                      TransferSpeedColumn(), TimeRemainingColumn(),
                                      console=self.console, transient=True)

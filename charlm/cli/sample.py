@@ -1,7 +1,7 @@
-"""``charlm sample``: generate text from a checkpoint (see :func:`charlm.sampler.sample`), search
-for the most probable continuations (``--beam``, :mod:`charlm.beam`), choose characters by hand
-(``--interactive``, :mod:`charlm.interactive`) and check samples against the training text
-(``--corpus``, ``--novelty``, ``--novel``: :mod:`charlm.novelty`)."""
+"""``charlm sample``: generate text from a checkpoint (see :func:`charlm.generation.sampler.sample`), search
+for the most probable continuations (``--beam``, :mod:`charlm.generation.beam`), choose characters by hand
+(``--interactive``, :mod:`charlm.generation.interactive`) and check samples against the training text
+(``--corpus``, ``--novelty``, ``--novel``: :mod:`charlm.generation.novelty`)."""
 import sys
 
 import click
@@ -88,10 +88,10 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     """Generate text from a trained model. A single sample streams as it is generated;
     several are printed one after another (one per line when each is a single line)."""
     from ..api import load
-    from ..beam import warm_up as warm_up_beam
-    from ..compile import warm_up_sampling
-    from ..sampler import check_options
-    from ..stops import check_stops
+    from ..generation.beam import warm_up as warm_up_beam
+    from .warmup import warm_up_sampling
+    from ..generation.sampler import check_options
+    from ..generation.stops import check_stops
     stops = [unescape(s) for s in stop] or None
     model = load(model_path)
     model.require_left_to_right("sample from")
@@ -103,8 +103,8 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p, length_penalty)
     if interactive:
-        from ..compile import warm_up_forward
-        from ..interactive import run_interactive
+        from .warmup import warm_up_forward
+        from ..generation.interactive import run_interactive
         with compile_notice():
             warm_up_forward(model.network)
         run_interactive(model, prime=prime, temperature=temperature, seed=seed,
@@ -112,12 +112,12 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         return
     check = None
     if corpus_path is not None or novelty or novel:
-        from ..novelty import reference
+        from ..generation.novelty import reference
         check = reference(model, corpus_path)
     with compile_notice():
         (warm_up_sampling if beam is None else warm_up_beam)(model.network)
     if beam is not None:
-        from ..sampler import sample_beams
+        from ..generation.sampler import sample_beams
         results = sample_beams(model, num, length, temperature, top_k, top_p, prime, stop_at_eos,
                                seed, None, stops, keep_stop, beam, length_penalty)
         print_beams(model, results, prime, length_penalty, check, as_json)
@@ -157,7 +157,7 @@ def unescape(text):
 def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p, length_penalty):
     """Raise UsageError for options that contradict each other on the command line (the
-    options of drawing that --beam refuses are refused by :func:`charlm.sampler.sample`)."""
+    options of drawing that --beam refuses are refused by :func:`charlm.generation.sampler.sample`)."""
     from ..errors import UsageError
     if interactive:
         given = [name for name, on in (("--beam", beam is not None), ("--num", num is not None),
@@ -251,7 +251,7 @@ def novelty_note(novelty):
 
 def print_novel(model, check, num, seed, options, as_json):
     """--novel: samples drawn until num are new; a warning on stderr if the cap came first."""
-    from ..novelty import novel_samples
+    from ..generation.novelty import novel_samples
     texts, novelties, drawn = novel_samples(model, check, num, seed=seed, **options)
     if len(texts) < num:
         click.echo(click.style("warning: ", fg="yellow", bold=True)

@@ -1,4 +1,4 @@
-"""``charlm score``: how probable a text is under a model (see :mod:`charlm.scorer`)."""
+"""``charlm score``: how probable a text is under a model (see :mod:`charlm.scoring.scorer`)."""
 import math
 
 import click
@@ -46,9 +46,9 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
     more character. Characters not in the model's vocabulary count as <UNK> and are named."""
     from rich.markup import escape
 
-    from .. import scorer
+    from ..scoring import scorer
     from ..api import load
-    from ..compile import warm_up_forward
+    from .warmup import warm_up_forward
     from ..errors import UsageError
     if not texts and file_path is None:
         raise UsageError("nothing to score: give one or more TEXT arguments or --file PATH "
@@ -81,7 +81,7 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
 
 def _score_file(model, path, encoding, exact, err):
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-    from .. import scorer
+    from ..scoring import scorer
     if not err.is_terminal:
         return scorer.score_file(model, path, encoding=encoding, exact=exact)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),

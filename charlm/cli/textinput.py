@@ -23,7 +23,7 @@ def text_options(command):
 def read_text(text, file_path, chars, encoding):
     """(text, truncated): TEXT itself, or the first ``chars`` characters of the file (truncated
     says whether the file had more). Raises UsageError or CorpusError with one line."""
-    from ..textfile import TextFile
+    from ..text.textfile import TextFile
     if (text is None) == (file_path is None):
         raise UsageError("give a TEXT argument or --file PATH (one of them)")
     if file_path is None and (chars is not None or encoding is not None):

@@ -1,12 +1,12 @@
-"""``charlm train``: the command line over :func:`charlm.training.prepare` and ``Trainer.run``."""
+"""``charlm train``: the command line over :func:`charlm.training.trainer.prepare` and ``Trainer.run``."""
 import math
 import time
 
 import click
 
-from ..cells import CELLS
+from ..network.celltypes import CELLS
 from ..config import Config
-from ..reporter import Reporter
+from ..training.reporter import Reporter
 from .common import compile_notice, consoles, print_json, reports_errors
 
 EXAMPLES = """
@@ -63,7 +63,7 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
     Under an MPI launcher (mpiexec -n N charlm train ..., or srun) one run trains over the N
     processes: --batch-size is the global batch, rank 0 alone prints and writes --out.
     """
-    from .. import distributed
+    from ..training import distributed
     from ..config import parse_duration
     if max_time is not None:
         options["max_time"] = parse_duration(max_time)
@@ -78,9 +78,9 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
 
 def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options):
     """Train in this process, or as one rank of a data-parallel group."""
-    from ..compile import warm_up_training
-    from ..distributed import prepare as prepare_rank
-    from ..training import prepare
+    from .warmup import warm_up_training
+    from ..training.distributed import prepare as prepare_rank
+    from ..training.trainer import prepare
     out_console, err_console = consoles()
     speaks = group is None or group.rank == 0
     reporter = (Reporter() if as_json or not speaks else NoticeReporter(err_console) if quiet
@@ -176,7 +176,7 @@ class ProgressReporter(NoticeReporter):
     preparing_bar = None
 
     def preparing(self, done, total):
-        """A bar over the bytes read while a large corpus is prepared (charlm.prepared)."""
+        """A bar over the bytes read while a large corpus is prepared (charlm.text.prepared)."""
         from .prepare import PreparingBar
         if self.preparing_bar is None:
             self.preparing_bar = PreparingBar(self.console, "preparing the corpus")

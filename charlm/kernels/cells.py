@@ -3,7 +3,7 @@ training, inference and sampling kernels that call it.
 
 Every function works on one sequence's row: 1-d views of H units (or of a worker's share of them),
 pre-activations already summed (``x W_x + h_{t-1} W_h + b``, by :func:`add_to` or a matrix product
-into the same row). Gate blocks follow the cell table (``charlm.cells``):
+into the same row). Gate blocks follow the cell table (``charlm.network.celltypes``):
 
     rnn    h = tanh(z)
     gru    [r, u] = sigmoid(z[:2H]),  rh = r * h_{t-1}         (gru_reset)

@@ -1,7 +1,7 @@
 """Turning text into token ids at memory speed, for corpora larger than memory (Numba).
 
-``charlm.prepared`` drives these over a file in chunks: the text is decoded (and checked) by
-``charlm.textfile`` and re-encoded as UTF-8, and :func:`utf8_ids` walks those bytes once, giving
+``charlm.text.prepared`` drives these over a file in chunks: the text is decoded (and checked) by
+``charlm.text.textfile`` and re-encoded as UTF-8, and :func:`utf8_ids` walks those bytes once, giving
 each new character the next id in order of first appearance, counting every one and scanning the
 line structure on the way.
 

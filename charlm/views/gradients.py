@@ -24,11 +24,11 @@ Cost: about 2 K n G H^2 multiply-adds (K = 100, n = 2,000, a 256-unit LSTM: 1e11
 """
 import numpy as np
 
-from ..forward import Engine
+from ..network.engine import Engine
 from ..kernels import recurrent, stepback
-from ..model import FlatArrays, Network, init_parameters, parameter_shapes, product
-from ..parallel import cores, fan_out, split
-from ..vocab import EOS_ID
+from ..network.stack import FlatArrays, Network, init_parameters, parameter_shapes, product
+from ..network.parallel import cores, fan_out, split
+from ..text.vocab import EOS_ID
 
 MIN_SHARE = 64      # fewest rows worth a thread of their own in a step back
 

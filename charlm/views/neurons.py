@@ -8,8 +8,8 @@ Feature i describes the text at character i, the same alignment.
 """
 import numpy as np
 
-from ..forward import Engine
-from ..vocab import EOS_ID
+from ..network.engine import Engine
+from ..text.vocab import EOS_ID
 from .text import text_ids
 
 STATE_NAMES = ("h", "c")        # the state axis S, in the cell table's order

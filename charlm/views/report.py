@@ -34,13 +34,13 @@ from importlib import resources
 
 import numpy as np
 
-from .. import checkpoint
+from ..store import checkpoint
 from ..api import Model
 from ..errors import CorpusError, UsageError
-from ..forward import Engine
-from ..model import FlatArrays, Network
-from ..textfile import read_text
-from ..vocab import EOS, EOS_ID, drawable
+from ..network.engine import Engine
+from ..network.stack import FlatArrays, Network
+from ..text.textfile import read_text
+from ..text.vocab import EOS, EOS_ID, drawable
 from . import curves as loss_curves
 from . import gradients, neurons, svg
 

@@ -3,7 +3,7 @@ defines. A lines-mode model never read a newline in training (each line was an e
 <EOS>), so for it a newline is read as <EOS>, its own end of a line; the state carries on."""
 import numpy as np
 
-from ..vocab import EOS_ID, require_unicode
+from ..text.vocab import EOS_ID, require_unicode
 
 
 def text_ids(model, text):

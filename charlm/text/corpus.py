@@ -10,7 +10,7 @@ Batches are time-major token ids ``x``, ``y`` of shape (T, B); a target of -1 is
 - lines mode: each line is one example, ``<EOS> c1 .. cn`` -> ``c1 .. cn <EOS>``; B lines per batch,
   padded; a line longer than T is cut into chunks of T steps with the state carried within it.
 
-A corpus is read into memory (:class:`Corpus`) or prepared on disk (``charlm.prepared``); both
+A corpus is read into memory (:class:`Corpus`) or prepared on disk (``charlm.text.prepared``); both
 give the text as ``<EOS>`` and its token ids, and its lines as spans of those ids, which the
 batches read.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorpusError
+from ..errors import CorpusError
 from .textfile import read_text
 from .vocab import EOS_ID, Vocab
 
@@ -31,7 +31,7 @@ BUNDLED = "names.txt"
 
 @dataclass
 class Corpus:
-    """A corpus in memory. ``charlm.prepared.PreparedCorpus`` has the same methods."""
+    """A corpus in memory. ``charlm.text.prepared.PreparedCorpus`` has the same methods."""
     text: str
     name: str          # the path, or "bundled names" for the default corpus
 
@@ -65,7 +65,7 @@ class Corpus:
 
 def read_corpus(path=None, encoding="utf-8"):
     """The text of path (the bundled names when path is None), read as charlm reads every text
-    file (:mod:`charlm.textfile`). Raises CorpusError with one clear line for anything that is not
+    file (:mod:`charlm.text.textfile`). Raises CorpusError with one clear line for anything that is not
     usable text."""
     if path is None:
         with resources.as_file(_bundled()) as bundled:

@@ -1,5 +1,5 @@
 """Beam search: the K most probable continuations of a prime that the search finds, with their
-log-probabilities. Options, the chunk loop around :func:`charlm.kernels.beam.beam_steps` (where
+log-probabilities. Options, the chunk loop around :func:`charlm.kernels.beam_steps.beam_steps` (where
 every step runs; its docstring gives the algorithm) and the results read back.
 
 A result's ``log_prob`` is log P(text | <EOS>, prime) in nats, as ``charlm score`` computes it:
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UsageError
-from .parallel import cores, fan_out
+from ..errors import UsageError
+from ..network.parallel import cores, fan_out
 from .sampler import MIN_SPLIT_HIDDEN, Pace, check_options, pack, transposed
 from .stops import check_stops, ending_stop, stop_table
-from .vocab import EOS_ID, drawable
+from ..text.vocab import EOS_ID, drawable
 
 MAX_BEAM = 256
 MAX_CELLS = 20_000_000     # beam rows x length: the search's back-pointers (16 bytes a cell)
@@ -55,7 +55,7 @@ def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_p
     - ``stop_at_eos``: a continuation ends at <EOS> (default: in lines mode). Otherwise <EOS> is
       never part of one, so that every result is text that ``charlm score`` reads back as it is.
     - ``length_penalty``: alpha >= 0; rank by log P / n^alpha (0: by log P; 1: per token).
-    - ``stop``, ``keep_stop``: stop strings end a continuation (see :mod:`charlm.stops`).
+    - ``stop``, ``keep_stop``: stop strings end a continuation (see :mod:`charlm.generation.stops`).
     """
     length, stop_at_eos, forced = check_options(model, 1, length, prime=prime,
                                                 stop_at_eos=stop_at_eos)
@@ -114,7 +114,7 @@ class Search:
     that advance it. K beams, plus the greedy row when K > 1."""
 
     def __init__(self, network, K, length, allowed, stops, alpha):
-        from .kernels import beam as kernel
+        from ..kernels import beam_steps as kernel
         self.kernel = kernel
         self.network, self.K, self.length = network, K, length
         self.allowed, self.alpha = allowed, alpha
@@ -151,7 +151,7 @@ class Search:
     def run(self, forced, steps):
         """Read the forced tokens (the prime), then run up to ``steps`` search steps."""
         workers = self.pace.pick()
-        from .kernels.sampling import SYNC_STRIDE
+        from ..kernels.draw import SYNC_STRIDE
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
         args = (self.network.cell.code, *weight_tables(self.network, workers), self.h, self.c, self.rh, self.rows,
                 self.tokens, self.log_p, self.tails, self.finished, self.greedy, self.counts,

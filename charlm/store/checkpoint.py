@@ -7,10 +7,10 @@ for ``--resume`` under ``state.*``:
   ``bidirectional.shapes_for``);
 - ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size;
 - ``state.carry``: the recurrent state carried between batches, (L, S, B, H), stream mode;
-- ``state.json``: the run state (``charlm.runstate.RunState``): step, data position, elapsed time,
+- ``state.json``: the run state (``charlm.store.runstate.RunState``): step, data position, elapsed time,
   the validation history and more.
 
-A bidirectional model (``charlm.bidirectional``) also holds its backward stack under
+A bidirectional model (``charlm.network.bidirectional``) also holds its backward stack under
 ``backward.layers.{l}.*``, and its ``out.W`` is (2H, V).
 
 Nothing is ever unpickled: arrays are read with ``allow_pickle=False``, so a file that carries
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import OPTIMIZER_MOMENTS, Config
-from .errors import CheckpointError, UsageError
-from .cells import cell as cell_named
-from .bidirectional import shapes_for
-from .model import FlatArrays
+from ..config import OPTIMIZER_MOMENTS, Config
+from ..errors import CheckpointError, UsageError
+from ..network.celltypes import cell as cell_named
+from ..network.bidirectional import shapes_for
+from ..network.stack import FlatArrays
 from .runstate import RunState
-from .vocab import Vocab
+from ..text.vocab import Vocab
 
 FORMAT, FORMAT_VERSION = "charlm", 1
 

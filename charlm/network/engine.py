@@ -11,9 +11,9 @@ as ``Network.zero_state`` makes it, advanced in place.
 """
 import numpy as np
 
-from .kernels import inference
-from .kernels.linalg import matmul
-from .kernels.loss import log_softmax_at
+from ..kernels import inference
+from ..kernels.linalg import matmul
+from ..kernels.loss import log_softmax_at
 from .parallel import cores, fan_out, split
 
 ROWS_PER_BLOCK = 4096  # time steps per block = ROWS_PER_BLOCK // columns: bounds the buffers

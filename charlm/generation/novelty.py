@@ -11,7 +11,7 @@
   sample, while s[i : i + best + 1] occurs in the corpus (a binary search of the suffix array),
   best grows by one, so a sample of m characters costs at most m + best searches.
 
-The corpus is read through :func:`charlm.data.read_corpus`, like training's. A checkpoint written
+The corpus is read through :func:`charlm.text.corpus.read_corpus`, like training's. A checkpoint written
 by this version of charlm records the absolute path of its training corpus next to the corpus's
 fingerprint (``RunState.corpus_path``, ``RunState.corpus``): :func:`training_corpus` uses that
 file while its fingerprint still matches.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import checkpoint
-from .data import read_corpus
-from .errors import UsageError
+from ..store import checkpoint
+from ..text.corpus import read_corpus
+from ..errors import UsageError
 
 MIN_DRAWS = 1000           # --novel: draws allowed before giving up, at least this many ...
 DRAWS_PER_SAMPLE = 100     # ... and this many per sample asked for
@@ -173,7 +173,7 @@ def fingerprint(text):
 
 
 def novel_samples(model, check, num, prime="", seed=None, **options):
-    """Draw samples (``options`` as :func:`charlm.sampler.sample` takes them) until ``num``
+    """Draw samples (``options`` as :func:`charlm.generation.sampler.sample` takes them) until ``num``
     distinct new ones are found or MIN_DRAWS / DRAWS_PER_SAMPLE draws are spent; returns
     (the new samples, their Novelty, the number of samples drawn). ``check`` is a Reference."""
     cap = max(MIN_DRAWS, DRAWS_PER_SAMPLE * num)

@@ -10,7 +10,7 @@ backward stack's after reading ``<EOS> c_n .. c_{t+1}``:
 (rows 0..H-1 of ``out.W`` multiply the forward stack's output, rows H..2H-1 the backward one's).
 A character is never an input to its own prediction: this is a cloze objective over every
 position, a model of p(c_t | the text around it), not of the text's probability. It can fill in
-missing characters (``charlm.fill``); it cannot generate or score a text.
+missing characters (``charlm.scoring.fill``); it cannot generate or score a text.
 
 Checkpoint layout: the forward stack under the usual ``layers.{l}.*`` keys, the backward stack
 under ``backward.layers.{l}.*`` (the same shapes), then ``out.W`` (2H, V) and ``out.b``.
@@ -24,13 +24,13 @@ it cannot carry the future from one batch to the next as the forward stack carri
 """
 import numpy as np
 
-from . import data
-from .forward import Engine
-from .kernels import loss as loss_kernels
-from .kernels.linalg import matmul
-from .model import Network, Stack, parameter_shapes as stack_shapes, stack_weights
-from .scorer import BURN_IN
-from .vocab import EOS_ID
+from ..text import corpus as data
+from .engine import Engine
+from ..kernels import loss as loss_kernels
+from ..kernels.linalg import matmul
+from .stack import Network, Stack, parameter_shapes as stack_shapes, stack_weights
+from ..scoring.scorer import BURN_IN
+from ..text.vocab import EOS_ID
 
 BACKWARD = "backward.layers"    # the backward stack's key prefix in the checkpoint
 # Validation: time steps x columns per forward call. Each call returns every layer's states,
@@ -83,7 +83,7 @@ def reversal(y):
 
 class _Renamed:
     """One stack's weights under the names of a one-stack network (``layers.{l}.*``), with its
-    rows of ``out.W`` as the output weights: what :class:`charlm.forward.Engine` reads."""
+    rows of ``out.W`` as the output weights: what :class:`charlm.network.engine.Engine` reads."""
 
     def __init__(self, params, prefix, rows, num_layers):
         self.flat = params.flat
@@ -138,9 +138,9 @@ class _Shard:
 
 
 class BidirectionalNetwork(Network):
-    """The training pass of the cloze model, over a :class:`charlm.model.FlatArrays` with the
+    """The training pass of the cloze model, over a :class:`charlm.network.stack.FlatArrays` with the
     names of :func:`parameter_shapes`. Batches, threads, dropout and the carried state (the
-    forward stack's) are :class:`charlm.model.Network`'s."""
+    forward stack's) are :class:`charlm.network.stack.Network`'s."""
 
     shard_type = _Shard
 
@@ -166,7 +166,7 @@ class BidirectionalNetwork(Network):
                                           first_column, count)
 
     def stacks(self):
-        """The two stacks as one-stack networks (:class:`charlm.forward.Engine` runs them), each
+        """The two stacks as one-stack networks (:class:`charlm.network.engine.Engine` runs them), each
         with its rows of ``out.W`` as output weights and ``out.b``."""
         H, L = self.hidden_size, self.num_layers
         return [Network(self.cell, self.vocab_size, H, L, _Renamed(self.params, prefix, rows, L))
@@ -174,7 +174,7 @@ class BidirectionalNetwork(Network):
 
 
 class Cloze:
-    """The no-grad cloze pass of a :class:`BidirectionalNetwork`, over ``charlm.forward``."""
+    """The no-grad cloze pass of a :class:`BidirectionalNetwork`, over ``charlm.network.engine``."""
 
     def __init__(self, network):
         self.network = network

@@ -7,7 +7,7 @@ in the user's cache (``$XDG_CACHE_HOME/charlm/prepared/``, named after a hash of
 absolute path). It holds
 
 - ``ids.bin``: ``<EOS>`` and then the id of every character of the text (as
-  :mod:`charlm.textfile` reads it): id k >= 2 is the character ``chars[k - 2]`` of meta.json, the
+  :mod:`charlm.text.textfile` reads it): id k >= 2 is the character ``chars[k - 2]`` of meta.json, the
   characters numbered in order of first appearance, so that one pass writes the file. One byte per
   id when there are at most 256 ids (<EOS>, <UNK> and the characters), two up to 65,536, else
   four. Training reads them through a table to the ids of its vocabulary (:class:`TokenIds`):
@@ -27,7 +27,7 @@ read in the same encoding; otherwise it is stale, and preparing again rebuilds i
 is written last (and removed first on a rebuild), so a folder without it holds nothing usable;
 a lock file keeps two processes from preparing the same corpus at once.
 
-Speed: one pass decodes the text (the one text reader, :mod:`charlm.textfile`), re-encodes each
+Speed: one pass decodes the text (the one text reader, :mod:`charlm.text.textfile`), re-encodes each
 chunk as UTF-8 and turns it into ids, counting the characters and following the lines (a Numba
 kernel, :mod:`charlm.kernels.tokens`): no Python per character.
 """
@@ -42,9 +42,9 @@ import zlib
 
 import numpy as np
 
-from . import data
-from .errors import CorpusError
-from .kernels import tokens as kernels
+from . import corpus as data
+from ..errors import CorpusError
+from ..kernels import tokens as kernels
 from .textfile import TextFile
 from .vocab import EOS, EOS_ID, UNK, UNK_ID, Vocab, kept
 

@@ -11,7 +11,7 @@ probabilities at the current temperature. Keys:
 
 :class:`Chooser` holds the session without the terminal (the text, the model's state, the next
 character's log-probabilities, the undo history); each step runs the no-grad forward path
-(``charlm.forward.Engine``) on the new characters only. :func:`run_interactive` draws it with rich
+(``charlm.network.engine.Engine``) on the new characters only. :func:`run_interactive` draws it with rich
 on the terminal's alternate screen and reads single keys in cbreak mode; on exit the normal screen
 comes back and the text is printed there.
 """
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .forward import Engine
-from .vocab import EOS, EOS_ID, drawable
+from ..network.engine import Engine
+from ..text.vocab import EOS, EOS_ID, drawable
 
 TOP = 9                    # characters listed, one per digit key
 RUN = 20                   # characters drawn by `r`
@@ -68,7 +68,7 @@ class Chooser:
 
     def probabilities(self):
         """(V,) the next token's probabilities at the current temperature, over the tokens that
-        sampling may draw here (:func:`charlm.vocab.drawable`; temperature 0: all on the most
+        sampling may draw here (:func:`charlm.text.vocab.drawable`; temperature 0: all on the most
         probable of them)."""
         z = self.log_p.copy()
         z[~self.allowed[0 if self.text == "" else 1]] = -np.inf

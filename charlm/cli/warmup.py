@@ -12,13 +12,13 @@ import sys
 
 import numpy as np
 
-from .cells import cell as cell_named
-from .config import Config
-from .forward import Engine
-from .kernels import inference
-from .kernels.optim import squared_norm
-from .model import FlatArrays, Network, init_parameters, parameter_shapes
-from .training import Optimizer
+from ..network.celltypes import cell as cell_named
+from ..config import Config
+from ..network.engine import Engine
+from ..kernels import inference
+from ..kernels.optim import squared_norm
+from ..network.stack import FlatArrays, Network, init_parameters, parameter_shapes
+from ..training.trainer import Optimizer
 
 
 def tiny_network(cell, dtype=np.float32):
@@ -41,7 +41,7 @@ def warm_up_training(cell, optimizer="adam", dtype=np.float32):
     forward_compiler = None
     if not _in_cache(cell_named(cell).kernel(inference, "steps")):
         forward_compiler = subprocess.Popen(
-            [sys.executable, "-c", f"from charlm.compile import *; warm_up_forward(tiny_network({cell!r}))"],
+            [sys.executable, "-c", f"from charlm.cli.warmup import *; warm_up_forward(tiny_network({cell!r}))"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         net = tiny_network(cell, dtype)
@@ -71,6 +71,6 @@ def _in_cache(kernel):
 
 def warm_up_sampling(network):
     """The generation kernel: a call that runs no step."""
-    from .sampler import Generation
+    from ..generation.sampler import Generation
     Generation(network, 1, workers=1).step(np.zeros(0, np.int64), np.zeros((0, 1)), 1.0, 0, 1.0,
                                            np.ones((2, network.vocab_size), np.bool_), False)

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import UsageError
-from .kernels.linalg import blas_threads
+from ..errors import UsageError
+from ..kernels.linalg import blas_threads
 
 _sharing = 1           # processes of a data-parallel run that share this one's cores (share_cores)
 _pool = None

@@ -23,11 +23,11 @@ import math
 
 import numpy as np
 
-from .cells import cell as cell_named
-from .kernels import dropout as dropout_kernels
-from .kernels import loss as loss_kernels
-from .kernels import recurrent
-from .kernels.linalg import gather_rows, matmul, scatter_add_rows
+from .celltypes import cell as cell_named
+from ..kernels import dropout as dropout_kernels
+from ..kernels import loss as loss_kernels
+from ..kernels import recurrent
+from ..kernels.linalg import gather_rows, matmul, scatter_add_rows
 from .parallel import cores, fan_out, split
 
 
@@ -80,7 +80,7 @@ def init_parameters(params, cell, rng):
     steps to tell the characters apart (tiny Shakespeare, 2x128 LSTM, 500 steps: training loss
     2.07 against 1.73). Biases zero except the gate that decides what to keep: the LSTM forget
     gate starts at +1 and the GRU update gate at -1, so that both start by carrying their state
-    forward (Jozefowicz et al. 2015): the cell table (``charlm.cells``) says which."""
+    forward (Jozefowicz et al. 2015): the cell table (``charlm.network.celltypes``) says which."""
     dtype = params.flat.dtype
     for name, shape in params.shapes:
         w = params[name]
@@ -234,7 +234,7 @@ def product(a, b):
 class Network:
     """A stack of recurrent layers and a softmax output, over a :class:`FlatArrays` of weights;
     ``cell`` is the cell's record in the cell table. This is the training pass (forward and
-    backward); the no-grad forward pass is ``charlm.forward``."""
+    backward); the no-grad forward pass is ``charlm.network.engine``."""
 
     shard_type = _Shard        # what runs one thread's share of a batch
 

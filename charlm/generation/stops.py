@@ -9,7 +9,7 @@ ever given out, and none before it is lost.
 """
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def check_stops(model, stop):

@@ -3,7 +3,7 @@ from collections import Counter
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 EOS, UNK = "<EOS>", "<UNK>"
 EOS_ID, UNK_ID = 0, 1

@@ -11,7 +11,7 @@ The beam holds at most K hypotheses (continuations of the prime), each live or f
     log p      log softmax(h_top W_y + b_y) in float64, over the whole vocabulary (as scoring does)
     candidates the finished hypotheses of the beam, unchanged, and every extension (j, v) of a live
                one by a token v that ``allowed`` marks (row 0 for the first token of a text without
-               a prime, row 1 after: ``charlm.vocab.drawable``, and <EOS> only if it ends one):
+               a prime, row 1 after: ``charlm.text.vocab.drawable``, and <EOS> only if it ends one):
                log P(j v) = log P(j) + log p_j(v)
     rank       score = log P / n^alpha with n the hypothesis's tokens (alpha = 0: log P itself)
     keep       the K best candidates; an extension by <EOS> or one whose last tokens
@@ -28,7 +28,7 @@ has ended or cannot enter the beam any more: with log P <= 0 never growing, a hy
 can score at most log P / length^alpha.
 
 Workers split each step's hidden units as in ``kernels.sampling`` (weights packed per worker by
-``charlm.sampler.pack``, transposed by ``charlm.beam.transposed``; a barrier after each layer);
+``charlm.generation.sampler.pack``, transposed by ``charlm.generation.beam.transposed``; a barrier after each layer);
 each computes the output layer and the selection itself, on identical numbers, so both choose the
 same rows without another barrier. Only worker 0 writes the state back.
 
@@ -53,7 +53,7 @@ from numba import njit
 
 from . import cells
 from .linalg import matmul_nt
-from .sampling import LSTM, RNN, add_bias, barrier, pre_activations
+from .draw import LSTM, RNN, add_bias, barrier, pre_activations
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 

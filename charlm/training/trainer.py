@@ -14,18 +14,19 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import data, scorer
-from .bidirectional import held_out_log_prob, network_for, shapes_for
-from .config import OPTIMIZER_MOMENTS, Config, format_duration
-from .errors import CheckpointError, TrainingDiverged, UsageError
-from .forward import Engine
-from .kernels import optim
-from .model import FlatArrays, init_parameters
-from .prepared import open_corpus
+from ..store import checkpoint as ckpt
+from ..text import corpus as data
+from ..scoring import scorer
+from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
+from ..config import OPTIMIZER_MOMENTS, Config, format_duration
+from ..errors import CheckpointError, TrainingDiverged, UsageError
+from ..network.engine import Engine
+from ..kernels import optim
+from ..network.stack import FlatArrays, init_parameters
+from ..text.prepared import open_corpus
 from .reporter import Reporter
-from .runstate import DROPOUT_MASKS, Evaluation, RunState
-from .vocab import Vocab
+from ..store.runstate import DROPOUT_MASKS, Evaluation, RunState
+from ..text.vocab import Vocab
 
 ADAM = dict(beta1=0.9, eps=1e-8)            # beta2 is a setting (Config.beta2)
 RMSPROP = dict(alpha=0.95, eps=1e-8)
@@ -536,7 +537,7 @@ def _resume(out, corpus, options, reporter):
 def train_model(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
                 reporter=None, **options):
     """Train and return the trained :class:`charlm.api.Model` (see :func:`prepare`)."""
-    from .api import load
+    from ..api import load
     trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
     trainer.run()
     return load(out)

@@ -43,14 +43,15 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import checkpoint, parallel
-from .errors import CharlmError, TrainingDiverged, UsageError
-from .forward import Engine
-from .prepared import open_corpus
+from ..store import checkpoint
+from ..network import parallel
+from ..errors import CharlmError, TrainingDiverged, UsageError
+from ..network.engine import Engine
+from ..text.prepared import open_corpus
 from .reporter import Reporter
-from .training import Trainer, build_dataset
-from .training import prepare as prepare_training
-from .vocab import Vocab
+from .trainer import Trainer, build_dataset
+from .trainer import prepare as prepare_training
+from ..text.vocab import Vocab
 
 INSTALL = "pip install 'charlm[mpi]'"
 STOP_REASONS = ("interrupted", "steps", "no improvement", "epochs", "time")   # codes 1..5

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CorpusError, UsageError
-from .forward import Engine
-from .textfile import TextFile
-from .vocab import EOS, EOS_ID, UNK_ID, require_unicode
+from ..errors import CorpusError, UsageError
+from ..network.engine import Engine
+from ..text.textfile import TextFile
+from ..text.vocab import EOS, EOS_ID, UNK_ID, require_unicode
 
 COLUMNS = 512          # sequences scored side by side, shared among the cores
 MIN_SEGMENT = 1024     # stream-mode file: characters counted per column, at least ...

@@ -12,7 +12,7 @@ with the file. Whoever reads it (training, ``score --file``) gets the same text:
 import codecs
 import os
 
-from .errors import CorpusError, UsageError
+from ..errors import CorpusError, UsageError
 
 CHUNK_BYTES = 1 << 20
 NUL_IS_TEXT = ("utf-16", "utf-32")    # codec names (as codecs.lookup spells them) of these families

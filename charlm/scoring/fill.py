@@ -4,7 +4,7 @@ probable character under a model, with the probabilities of the alternatives.
 Blanks are filled from left to right, each filled character then read as part of the text by the
 predictions that follow. How a blank's distribution is found depends on the model:
 
-- a bidirectional model (``charlm.bidirectional``): p(c_t | the rest) in one pass. The backward
+- a bidirectional model (``charlm.network.bidirectional``): p(c_t | the rest) in one pass. The backward
   stack reads the text once from its end, with the blanks not filled yet read as ``<UNK>``; the
   forward stack reads the text up to each blank, earlier blanks filled.
 - a left-to-right model, by rescoring: each candidate character c at blank t is scored by the
@@ -27,11 +27,11 @@ from functools import partial
 
 import numpy as np
 
-from .bidirectional import Cloze
-from .errors import UsageError
-from .forward import Engine
-from .kernels.linalg import blas_threads
-from .vocab import EOS_ID, UNK_ID, require_unicode
+from ..network.bidirectional import Cloze
+from ..errors import UsageError
+from ..network.engine import Engine
+from ..kernels.linalg import blas_threads
+from ..text.vocab import EOS_ID, UNK_ID, require_unicode
 
 FIRST_CHAR = 2          # token ids below this are <EOS> and <UNK>, never a fill
 

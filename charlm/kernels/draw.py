@@ -9,7 +9,7 @@ Per step, for B samples side by side (row-vector convention, gate blocks as in S
     output     logits = h^top W_y + b_y
     draw       p = softmax((logits - max) / temperature) over the drawable tokens (row 0 of
                ``drawable`` for the first token of a text without a prime, row 1 after: see
-               ``charlm.vocab.drawable``), restricted to the top_k most probable, then to the
+               ``charlm.text.vocab.drawable``), restricted to the top_k most probable, then to the
                smallest most-probable set holding top_p of the rest; token = the first k with
                cumsum(p)_k > u * sum(p), u ~ U[0, 1) given. Temperature 0 takes the argmax instead.
 
@@ -18,12 +18,12 @@ products are written here as row-blocked multiply-adds that stream each weight r
 hidden units can be split between two workers (threads on two cores, each reading half of every
 gate block's columns), which meet at a barrier after each layer. Each worker computes the output
 layer and the draw itself: the arithmetic is identical, so both draw the same token without a
-third barrier. Several samples (one worker; ``charlm.sampler.Batch`` runs one group per core)
+third barrier. Several samples (one worker; ``charlm.generation.sampler.Batch`` runs one group per core)
 take one product per layer instead, [x | h_{t-1}] [W_x; W_h], through ``linalg.matmul_nt``, as
 the beam search does, which runs faster on these few rows than ``np.dot`` (BLAS repacks the
 weights on every call; ``benchmarks/bench_products.py`` measures both).
 
-Weights come packed per worker (see ``charlm.sampler.pack``): worker k owns hidden units
+Weights come packed per worker (see ``charlm.generation.sampler.pack``): worker k owns hidden units
 [k n, (k + 1) n), and its matrices hold the columns of those units gate block by gate block:
 
     emb  (workers, V, G'n)        layer 0's W_x rows
@@ -32,7 +32,7 @@ Weights come packed per worker (see ``charlm.sampler.pack``): worker k owns hidd
     w_x  (workers, L-1, H, G'n)   W_x of the layers above
     w_h  (workers, L, H, G'n)     W_h
     w_y  (H, V)
-    or, for several (``charlm.sampler.transposed``: rows along the input):
+    or, for several (``charlm.generation.sampler.transposed``: rows along the input):
     wt0   (workers, G'n, H)       layer 0's W_h^T
     wt_up (workers, L-1, G'n, 2H) [W_x; W_h]^T of the layers above, which read [x | h_{t-1}]
     wt_y  (V, H)
@@ -49,7 +49,7 @@ from numba.extending import intrinsic
 
 from . import cells
 from .linalg import matmul_nt
-from .. import cells as table
+from ..network import celltypes as table
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 

@@ -1,12 +1,12 @@
 """Sampling text from a model: option checks, weight packing and the chunk loop around
-:func:`charlm.kernels.sampling.generate`, where every step runs.
+:func:`charlm.kernels.draw.generate`, where every step runs.
 
 The generation starts from the zero state with ``<EOS>`` as the first input (as in training),
 reads the prime, then draws one character per step and feeds it back. Python sees one call per
 chunk of steps (:func:`pieces`); a single sample's text is handed to ``on_text``, or yielded by
 :func:`stream`, chunk by chunk, the first chunks short so that text appears at once. Stop strings
-are matched on each chunk's text (:mod:`charlm.stops`); ``beam`` hands the request to
-:mod:`charlm.beam`, which searches instead of drawing.
+are matched on each chunk's text (:mod:`charlm.generation.stops`); ``beam`` hands the request to
+:mod:`charlm.generation.beam`, which searches instead of drawing.
 
 Both cores work on every request. A single sample splits each step's hidden units between two
 workers that meet at a barrier after each layer (:class:`Generation`, for models of at least
@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from .errors import UsageError
-from .parallel import cores, fan_out, split
+from ..errors import UsageError
+from ..network.parallel import cores, fan_out, split
 from .stops import StopScanner, check_stops
-from .vocab import EOS_ID, drawable
+from ..text.vocab import EOS_ID, drawable
 
 DEFAULT_LENGTH = 200           # characters, when the length is the only stop
 DEFAULT_EOS_CAP = 1000         # characters, when stopping at <EOS>: a cap for a model that rambles
@@ -62,9 +62,9 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
     - ``on_text``: called with each new piece of text as it is generated (``num`` = 1 only).
     - ``stop``: a string or a list of strings; each sample ends at the first occurrence of any of
       them in its generated text, which is cut before it, or after it with ``keep_stop``
-      (see :mod:`charlm.stops`).
+      (see :mod:`charlm.generation.stops`).
     - ``beam``: return the most probable continuations found by a beam search of this width
-      instead of drawing (see :func:`charlm.beam.beam_search`, which also gives their
+      instead of drawing (see :func:`charlm.generation.beam.beam_search`, which also gives their
       log-probabilities); ``length_penalty`` ranks them by log P / n^length_penalty.
     """
     if beam is not None:
@@ -124,7 +124,7 @@ def sample_beams(model, num, length, temperature, top_k, top_p, prime, stop_at_e
 def pieces(model, num, length, temperature, top_k, top_p, forced, stop_at_eos, seed, stops,
            keep_stop, streaming):
     """The generation loop, as a generator of (sample index, new text) in the order generated,
-    for options already checked (:func:`check_options`, :func:`charlm.stops.check_stops`).
+    for options already checked (:func:`check_options`, :func:`charlm.generation.stops.check_stops`).
 
     Stop strings are matched on the decoded text of each chunk by a :class:`StopScanner` per
     sample; a sample that has met one is marked done, so the kernel stops drawing for it, and
@@ -307,7 +307,7 @@ class Generation:
     between generations of the same network."""
 
     def __init__(self, network, num, workers=None, packed=None):
-        from .kernels import sampling
+        from ..kernels import draw as sampling
         self.kernel = sampling.generate
         self.cell = network.cell.code
         self.network = network
@@ -340,13 +340,13 @@ class Generation:
 
     def step(self, forced, uniforms, temperature, top_k, top_p, allowed, stop_at_eos):
         """Read the forced tokens, then draw len(uniforms) tokens per sample among the allowed
-        (:func:`charlm.vocab.drawable`; see the kernel); returns the drawn tokens (steps, num),
+        (:func:`charlm.text.vocab.drawable`; see the kernel); returns the drawn tokens (steps, num),
         -1 after a sample's stop, fewer rows if all stop."""
         workers = self.pace.pick()
         layout = (workers, len(self.tokens) > 1)
         if layout not in self.packed:
             self.packed[layout] = kernel_weights(self.network, workers, len(self.tokens))
-        from .kernels.sampling import SYNC_STRIDE
+        from ..kernels.draw import SYNC_STRIDE
         out = np.empty(uniforms.shape, np.int64)
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
         args = (self.cell, *self.packed[layout], self.h, self.c, self.rh, self.tokens, self.done,

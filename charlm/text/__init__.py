@@ -1,0 +1,5 @@
+"""Text in: reading files (``textfile``), the vocabulary and its special tokens (``vocab``), a corpus
+split into batches (``corpus``) and the memory-mapped form of a large one (``prepared``).
+
+Imports: numpy, ``charlm.errors`` and ``charlm.kernels`` only; nothing here knows of networks.
+"""
