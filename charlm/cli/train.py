@@ -19,38 +19,45 @@ Examples:
 """
 
 
+def _default(setting):
+    """The help's ``[default: ...]`` of a setting, read from Config so that the two never differ
+    (tests/test_docs.py holds them together)."""
+    value = getattr(Config, setting)
+    return f"[default: {value:g}]" if isinstance(value, float) else f"[default: {value}]"
+
+
 @click.command(epilog=EXAMPLES)
 @click.argument("corpus", required=False, type=click.Path(dir_okay=True))
-@click.option("--cell", type=click.Choice(list(CELLS)), help="Recurrent cell.  [default: lstm]")
+@click.option("--cell", type=click.Choice(list(CELLS)), help="Recurrent cell.  " + _default("cell"))
 @click.option("--hidden", "hidden_size", type=int, help="Units per layer.  [default: sized to the corpus]")
-@click.option("--layers", "num_layers", type=int, help="Stacked recurrent layers.  [default: 2]")
+@click.option("--layers", "num_layers", type=int, help="Stacked recurrent layers.  " + _default("num_layers"))
 @click.option("--bidirectional", is_flag=True, default=None,
               help="Train a cloze model for `charlm fill`: each character predicted from the text "
                    "before it and after it (it cannot sample or score).")
 @click.option("--seq-len", type=int, help="Time steps of truncated backpropagation.  [default: 50 in stream mode, 100 in lines mode or with --bidirectional]")
-@click.option("--batch-size", type=int, help="Sequences per batch.  [default: 50]")
-@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help="[default: adam]")
-@click.option("--lr", type=float, help="Peak learning rate (cosine decay over --max-time, else 3% per epoch).  [default: 0.005]")
-@click.option("--weight-decay", type=float, help=f"Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  [default: {Config.weight_decay:g}]")
-@click.option("--beta2", type=float, help=f"Adam's decay rate of its squared-gradient average.  [default: {Config.beta2:g}]")
+@click.option("--batch-size", type=int, help="Sequences per batch.  " + _default("batch_size"))
+@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help=_default("optimizer"))
+@click.option("--lr", type=float, help="Peak learning rate (cosine decay over --max-time, else 3% per epoch).  " + _default("lr"))
+@click.option("--weight-decay", type=float, help="Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  " + _default("weight_decay"))
+@click.option("--beta2", type=float, help="Adam's decay rate of its squared-gradient average.  " + _default("beta2"))
 @click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
-@click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  [default: 5]")
+@click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  " + _default("clip"))
 @click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")
 @click.option("--epochs", type=float, help="Stop after this many passes over the training data.")
 @click.option("--max-time", help="Stop within this wall time, validation included: 90s, 10m, 2h.")
-@click.option("--val-frac", type=float, help="Fraction held out for validation; 0 for none.  [default: 0.1]")
-@click.option("--val-max-chars", type=int, help="Validate on at most this many held-out characters (the first ones); 0 for all.  [default: 1000000]")
+@click.option("--val-frac", type=float, help="Fraction held out for validation; 0 for none.  " + _default("val_frac"))
+@click.option("--val-max-chars", type=int, help="Validate on at most this many held-out characters (the first ones); 0 for all.  " + _default("val_max_chars"))
 @click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
-              help="lines: one example per line; stream: one long text.  [default: auto]")
-@click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  [default: 1]")
+              help="lines: one example per line; stream: one long text.  " + _default("mode"))
+@click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  " + _default("min_count"))
 @click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")
-@click.option("--patience", type=int, help="Stop after this many validations in a row without a new best; 0 never stops early.  [default: 5]")
+@click.option("--patience", type=int, help="Stop after this many validations in a row without a new best; 0 never stops early.  " + _default("patience"))
 @click.option("--checkpoint-every", type=int, help="Also save every N steps (always: at each validation and at the end).")
 @click.option("--out", default="charlm.npz", show_default=True, help="Checkpoint to write.")
 @click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the corpus.")
-@click.option("--seed", type=int, help="Random seed: same seed, same run.  [default: 1337]")
+@click.option("--seed", type=int, help="Random seed: same seed, same run.  " + _default("seed"))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end, nothing else.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_errors
