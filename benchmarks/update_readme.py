@@ -1,9 +1,12 @@
-"""Copy the benchmarks' saved tables (``benchmarks/results/NAME.md``) into README.md, between the
-markers ``<!-- results: NAME -->`` and ``<!-- /results -->``.
+"""Copy the benchmarks' saved tables (``benchmarks/results/NAME.md``) into the results page
+(``docs/results.md``), the other pages of ``docs/`` that show one, and the README's headline table.
 
     python benchmarks/update_readme.py [--check]
 
-``--check`` changes nothing and exits 1 if the README differs from the saved tables.
+A page shows a saved table between the markers ``<!-- results: NAME -->`` and ``<!-- /results -->``;
+the README's headline table stands between ``<!-- headline -->`` and ``<!-- /headline -->`` and is
+a few rows of those tables (see ``HEADLINE``). ``--check`` changes nothing and exits 1 if any page
+differs from the saved tables.
 """
 import argparse
 import re
@@ -11,29 +14,97 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FOLDER = ROOT / "benchmarks" / "results"
 BLOCK = re.compile(r"(<!-- results: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+HEADLINE_BLOCK = re.compile(r"(<!-- headline -->\n)(?P<body>.*?)(<!-- /headline -->)", re.S)
+PROVENANCE = re.compile(r"^Measured (?P<date>\S+) with `(?P<command>[^`]+)`", re.M)
 
 
-def updated(readme, folder):
-    def replace(match):
-        path = folder / f"{match['name']}.md"
-        if not path.exists():
-            sys.exit(f"README.md shows results '{match['name']}' but {path} does not exist: run the "
-                     "benchmark that saves it")
-        return match.group(1) + path.read_text() + match.group(4)
-    return BLOCK.sub(replace, readme)
+def pages():
+    """The pages that may show saved tables: the README and every page of docs/."""
+    return [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+
+
+def saved(name, folder=FOLDER):
+    path = folder / f"{name}.md"
+    if not path.exists():
+        sys.exit(f"a page shows results '{name}' but {path} does not exist: run the benchmark "
+                 "that saves it")
+    return path.read_text()
+
+
+def rows(name, folder=FOLDER):
+    """The first markdown table of a saved result as {first cell: {column: cell}}."""
+    lines = [line for line in saved(name, folder).splitlines() if line.startswith("|")]
+    split = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    header, body = split[0], split[2:]
+    return {row[0]: dict(zip(header, row)) for row in body}
+
+
+def command(name, folder=FOLDER):
+    """The command that measured a saved table, from its provenance line."""
+    match = PROVENANCE.search(saved(name, folder))
+    return match["command"] if match else f"benchmarks/bench_{name}.py"
+
+
+# The README's headline: (what, charlm's figure, beside it, the saved table it comes from). Each
+# figure is a cell of a saved table, so the headline changes when the benchmark is rerun.
+HEADLINE = [
+    ("training, LSTM 2x256 (chars/s)", lambda t: t["train"]["LSTM 2x256"]["charlm chars/s"],
+     lambda t: "PyTorch {PyTorch chars/s} ({ratio})".format(**t["train"]["LSTM 2x256"]), "train"),
+    ("training, GRU 2x256 (chars/s)", lambda t: t["train"]["GRU 2x256"]["charlm chars/s"],
+     lambda t: "PyTorch {PyTorch chars/s} ({ratio})".format(**t["train"]["GRU 2x256"]), "train"),
+    ("sampling, LSTM 2x256, one sample", lambda t: t["sample"]["charlm, batch 1"]["speed"],
+     lambda t: "PyTorch LSTMCell loop {}".format(t["sample"]["PyTorch LSTMCell loop, batch 1"]["speed"]),
+     "sample"),
+    ("sampling, 64 samples at once", lambda t: t["sample"]["charlm, --num 64"]["speed"],
+     lambda t: "{} one sample".format(t["sample"]["--num 64 / batch 1"]["speed"]), "sample"),
+    ("scoring 1 MB, LSTM 2x256 (chars/s)",
+     lambda t: next(iter(t["score"].values()))["chars/s"], lambda t: "", "score"),
+    ("tiny Shakespeare, `--max-time 10m` (val nats/char)",
+     lambda t: next(iter(t["quality-10m"].values()))["best val loss (nats/char)"],
+     lambda t: next(iter(t["quality-10m"].values()))["model chosen"].split(",")[0], "quality-10m"),
+    ("tiny Shakespeare, `--max-time 30m` (val nats/char)",
+     lambda t: next(iter(t["quality-30m"].values()))["best val loss (nats/char)"],
+     lambda t: next(iter(t["quality-30m"].values()))["model chosen"].split(",")[0], "quality-30m"),
+]
+
+
+def headline(folder=FOLDER):
+    """The README's headline table, its rows read from the saved tables."""
+    names = list(dict.fromkeys(name for *_, name in HEADLINE))
+    tables = {name: rows(name, folder) for name in names}
+    lines = ["| measured | charlm | beside it |", "| --- | ---: | --- |"]
+    lines += [f"| {what} | {ours(tables)} | {beside(tables)} |" for what, ours, beside, _ in HEADLINE]
+    lines.append("")
+    lines.append("Commands: " + "; ".join(f"`{command(name, folder)}`" for name in names) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def updated(text, folder=FOLDER):
+    """A page with every results block (and a headline block) rewritten from the saved tables."""
+    def results(match):
+        return match.group(1) + saved(match["name"], folder) + match.group(4)
+
+    def head(match):
+        return match.group(1) + headline(folder) + match.group(3)
+    return HEADLINE_BLOCK.sub(head, BLOCK.sub(results, text))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README is out of date")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a page is out of date")
     args = parser.parse_args()
-    path = ROOT / "README.md"
-    readme = path.read_text()
-    new = updated(readme, ROOT / "benchmarks" / "results")
-    if args.check:
-        sys.exit(0 if new == readme else "README.md is out of date: run benchmarks/update_readme.py")
-    path.write_text(new)
+    stale = []
+    for path in pages():
+        text = path.read_text()
+        new = updated(text)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        sys.exit(f"out of date: {', '.join(map(str, stale))}: run benchmarks/update_readme.py")
 
 
 if __name__ == "__main__":
