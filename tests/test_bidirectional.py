@@ -36,8 +36,7 @@ def random_lines(rng, lengths):
 
 
 def use_cores(monkeypatch, n):
-    monkeypatch.setattr(model, "cores", lambda: n)
-    monkeypatch.setattr(forward, "cores", lambda: n)
+    monkeypatch.setenv("CHARLM_THREADS", str(n))     # network.parallel.cores() reads it
 
 
 def test_reversal_reads_each_column_backwards_from_its_last_target():

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 
-from charlm.network import engine as forward, stack as model
 from charlm.network.engine import Engine
 from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
 
@@ -100,8 +99,7 @@ def test_loss_is_the_mean_negative_log_probability():
 def use_cores(monkeypatch, n):
     """Pretend the machine has n cores: the training pass and the forward path split their
     batches into that many shards."""
-    monkeypatch.setattr(model, "cores", lambda: n)
-    monkeypatch.setattr(forward, "cores", lambda: n)
+    monkeypatch.setenv("CHARLM_THREADS", str(n))     # network.parallel.cores() reads it
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

@@ -1,16 +1,17 @@
 """Every fast path of the kernels against a plain numpy reference (tests/reference.py), on small
-shapes: the training and inference time loops, the no-grad forward path, the loss, the products
-and the optimizers."""
+shapes: the sequence pass (forward and backward through time, with the gradient at the initial
+state), the no-grad forward path, the loss, the softmax, the products and the optimizers."""
 import numpy as np
 import pytest
 from numba import njit
 
 from charlm.network import engine as forward
 from charlm.network.engine import Engine
-from charlm.kernels import activations, inference, linalg, loss, optim
+from charlm.kernels import activations, linalg, loss, optim
 from charlm.kernels import recurrent as rk
 from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
 from reference import ReferenceNetwork, layer_step
+from reference import log_softmax as reference_log_softmax
 
 
 @njit(error_model="numpy")
@@ -77,16 +78,28 @@ def aux_buffer(cell, T, B, H, dtype, c0):
     return np.empty((T if cell == "gru" else 0, B, H), dtype)
 
 
-def run_forward(cell, zx, b, w_h, h0, c0):
-    """The training forward kernel: (hs (T, B, H), activated gates, hs with h_0, aux)."""
+def run_forward(cell, zx, b, w_h, h0, c0, blas=False):
+    """The forward kernel: (hs (T, B, H), activated gates, hs with h_0, aux)."""
     T, B, _ = zx.shape
     H = w_h.shape[0]
     gates = zx.copy()
     hs = np.empty((T + 1, B, H), zx.dtype)
     hs[0] = h0
     aux = aux_buffer(cell, T, B, H, zx.dtype, c0)
-    getattr(rk, f"{cell}_forward")(gates, b, np.ascontiguousarray(w_h.T), hs, aux)
+    getattr(rk, f"{cell}_forward")(gates, b, np.ascontiguousarray(w_h.T), hs, aux, blas)
     return hs[1:], gates, hs, aux
+
+
+def run_backward(cell, dhs, w_h, hs, aux, gates, dh=None, dc=None):
+    """The backward kernel from the carry (dh, dc) at the final state (zeros if not given):
+    (dz (T, B, G*H), dL/dh_0, dL/dc_0). gates is left as it was."""
+    gates = gates.copy()
+    dz = np.full_like(gates, np.nan)       # rnn and lstm compute dz in place of the gates
+    B, H = dhs.shape[1:]
+    dh = np.zeros((B, H), dhs.dtype) if dh is None else dh.copy()
+    dc = np.zeros((B, H), dhs.dtype) if dc is None else dc.copy()
+    getattr(rk, f"{cell}_backward")(dhs, w_h, hs, aux, gates, dz, dh, dc)
+    return (dz if cell == "gru" else gates), dh, dc
 
 
 def cell_inputs(cell, dtype, T=5, B=3, H=16, seed=0):
@@ -101,60 +114,88 @@ def cell_inputs(cell, dtype, T=5, B=3, H=16, seed=0):
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
-def test_cell_forward_matches_numpy(cell, dtype, tol):
+@pytest.mark.parametrize("blas", [False, True])
+def test_cell_forward_matches_numpy(cell, dtype, tol, blas):
+    """Both ways of running the recurrent product (matmul_nt for training, BLAS for the no-grad
+    pass) give the reference's states, gates and, for the LSTM, cell states."""
     args = cell_inputs(cell, dtype)
-    hs, gates, _, aux = run_forward(cell, *args)
+    hs, gates, _, aux = run_forward(cell, *args, blas=blas)
     ref_hs, ref_gates = reference_forward(cell, *(a.astype(np.float64) for a in args))
     np.testing.assert_allclose(hs, ref_hs, atol=tol, rtol=0)
     np.testing.assert_allclose(gates, ref_gates, atol=tol, rtol=0)
+    H = args[2].shape[0]
     if cell == "gru":      # rh = r * h_{t-1}, the input of the candidate's recurrent product
         h_prev = np.concatenate([args[3][None].astype(np.float64), ref_hs[:-1]])
-        r = ref_gates[..., :args[2].shape[0]]
-        np.testing.assert_allclose(aux, r * h_prev, atol=tol, rtol=0)
-
-
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
-def test_inference_steps_match_numpy(cell, dtype, tol):
-    """The no-grad kernels (kernels.inference) on the same inputs, the input projection read
-    through a row table; the LSTM's also write its cell states cs."""
-    zx, b, w_h, h0, c0 = cell_inputs(cell, dtype)
-    T, B, H = zx.shape[0], zx.shape[1], w_h.shape[0]
-    rows = np.arange(T * B, dtype=np.int32).reshape(T, B)
-    h, c = h0.copy(), c0.copy()
-    hs = np.full((T, B, H), np.nan, dtype)
-    cs = np.full((T, B, H), np.nan, dtype)
-    getattr(inference, f"{cell}_steps")(rows, zx.reshape(T * B, -1), b, w_h, h, c, hs, cs)
-    ref_hs, ref_cs = [], []
-    rh, rc = h0.astype(np.float64), c0.astype(np.float64)
-    for t in range(T):
-        rh, rc, _ = layer_step(cell, zx[t].astype(np.float64), rh, rc, w_h.astype(np.float64),
-                               b.astype(np.float64))
-        ref_hs.append(rh)
-        ref_cs.append(rc)
-    np.testing.assert_allclose(hs, np.array(ref_hs), atol=tol, rtol=0)
-    np.testing.assert_allclose(h, ref_hs[-1], atol=tol, rtol=0)          # the final state
-    if cell == "lstm":
-        np.testing.assert_allclose(cs, np.array(ref_cs), atol=tol, rtol=0)
-        np.testing.assert_allclose(c, ref_cs[-1], atol=tol, rtol=0)
-    else:
-        np.testing.assert_array_equal(c, c0)                               # untouched
+        np.testing.assert_allclose(aux, ref_gates[..., :H] * h_prev, atol=tol, rtol=0)
+    if cell == "lstm":     # c_t from o and h_t: h = o tanh(c)
+        np.testing.assert_array_equal(aux[0], args[4])
+        np.testing.assert_allclose(ref_gates[..., 2 * H:3 * H] * np.tanh(aux[1:].astype(np.float64)),
+                                   ref_hs, atol=tol, rtol=0)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_float32_backward_matches_float64(cell):
-    """The float64 backward pass is held to finite differences (test_gradients.py); float32,
-    with its approximated activations, must agree with it."""
+    """The float64 backward pass is held to finite differences (test_gradients.py and below);
+    float32, with its approximated activations, must agree with it, also at the initial state."""
     results = []
     for dtype in (np.float32, np.float64):
         zx, b, w_h, h0, c0 = cell_inputs(cell, dtype)
         _, gates, hs, aux = run_forward(cell, zx, b, w_h, h0, c0)
         dhs = np.random.default_rng(1).standard_normal(zx.shape[:2] + (w_h.shape[0],)).astype(dtype)
-        # rnn and lstm compute dz in place of the gates and ignore dz; the GRU writes dz
-        dz = np.full_like(zx, np.nan)
-        getattr(rk, f"{cell}_backward")(dhs, w_h, hs, aux, gates, dz)
-        results.append(dz if cell == "gru" else gates)
-    np.testing.assert_allclose(results[0], results[1], atol=5e-5, rtol=1e-4)
+        results.append(run_backward(cell, dhs, w_h, hs, aux, gates))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, atol=5e-5, rtol=1e-4)
+
+
+def _loss_of_initial_state(cell, zx, b, w_h, h0, c0, dhs, dh_T, dc_T):
+    """sum_t <dhs_t, h_t> + <dh_T, h_T> (+ <dc_T, c_T>), float64 through the reference cells."""
+    h, c, total = h0, c0, 0.0
+    for t in range(zx.shape[0]):
+        h, c, _ = layer_step(cell, zx[t], h, c, w_h, b)
+        total += (dhs[t] * h).sum()
+    return total + (dh_T * h).sum() + ((dc_T * c).sum() if cell == "lstm" else 0.0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_gradient_at_the_initial_state_matches_finite_differences(cell):
+    """With a gradient carried in at the final state (dh_T, and dc_T for the LSTM), the carry out
+    is the gradient of the loss with respect to h_0 (and c_0)."""
+    zx, b, w_h, h0, c0 = cell_inputs(cell, np.float64, T=4, B=2, H=5)
+    rng = np.random.default_rng(4)
+    dhs, dh_T, dc_T = rng.standard_normal((4, 2, 5)), rng.standard_normal((2, 5)), rng.standard_normal((2, 5))
+    _, gates, hs, aux = run_forward(cell, zx, b, w_h, h0, c0)
+    _, dh0, dc0 = run_backward(cell, dhs, w_h, hs, aux, gates, dh_T, dc_T)
+    loss = lambda h, c: _loss_of_initial_state(cell, zx, b, w_h, h, c, dhs, dh_T, dc_T)  # noqa: E731
+    eps = 1e-6
+    for state, analytic in ((h0, dh0), (c0, dc0)) if cell == "lstm" else ((h0, dh0),):
+        numeric = np.zeros_like(state)
+        for idx in np.ndindex(state.shape):
+            up, down = state.copy(), state.copy()
+            up[idx] += eps
+            down[idx] -= eps
+            args = (up, c0) if state is h0 else (h0, up)
+            args_down = (down, c0) if state is h0 else (h0, down)
+            numeric[idx] = (loss(*args) - loss(*args_down)) / (2 * eps)
+        np.testing.assert_allclose(analytic, numeric, atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cut", [1, 2, 4])
+def test_backward_in_two_pieces_chained_by_the_carry_is_one_pass(cell, cut):
+    """Steps cut.. run back first, their carry out handed in to steps 0..cut-1: the same dz and
+    the same gradient at the initial state as one pass (the step-by-step use of the gradients
+    view)."""
+    zx, b, w_h, h0, c0 = cell_inputs(cell, np.float64, T=5)
+    _, gates, hs, aux = run_forward(cell, zx, b, w_h, h0, c0)
+    dhs = np.random.default_rng(5).standard_normal(zx.shape[:2] + (w_h.shape[0],))
+    whole = run_backward(cell, dhs, w_h, hs, aux, gates)
+    split_aux = lambda lo, hi: aux[lo:hi + (cell == "lstm")]  # noqa: E731  (cs has T+1 steps)
+    late = run_backward(cell, dhs[cut:], w_h, hs[cut:], split_aux(cut, 5), gates[cut:])
+    early = run_backward(cell, dhs[:cut], w_h, hs[:cut + 1], split_aux(0, cut), gates[:cut],
+                         late[1], late[2])
+    np.testing.assert_allclose(np.concatenate([early[0], late[0]]), whole[0], atol=1e-12)
+    np.testing.assert_allclose(early[1], whole[1], atol=1e-12)
+    np.testing.assert_allclose(early[2], whole[2], atol=1e-12)
 
 
 # ---- the no-grad forward path against the reference network ------------------------------------
@@ -267,14 +308,28 @@ def test_all_padding_gives_zero_loss_and_gradient():
     assert not dlogits.any() and not db.any()
 
 
+def test_numpy_softmax_is_the_reference_and_never_overflows():
+    """network.engine's softmax, the one every numpy caller uses: the reference's log softmax
+    (tests/reference.py), float64, along the last axis, for logits far beyond exp's range."""
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((3, 4, 9)).astype(np.float32)
+    z[0, 0] += 1e4
+    z[1, 1] -= 1e4
+    np.testing.assert_allclose(forward.log_softmax(z), reference_log_softmax(z), atol=1e-12)
+    p = forward.softmax(z)
+    assert p.dtype == np.float64 and np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(p, np.exp(reference_log_softmax(z)), atol=1e-12)
+
+
 # ---- products, gathers, BLAS threads -------------------------------------------------------------
 
-def test_gather_and_scatter_rows():
+def test_one_hot_rows_and_their_gradient():
     rng = np.random.default_rng(3)
     w = rng.standard_normal((9, 6)).astype(np.float32)
     rows = rng.integers(0, 9, 20).astype(np.int32)
     out = np.empty((20, 6), np.float32)
-    linalg.gather_rows(w, rows, out)
+    linalg.one_hot_rows(w, rows, out)
     np.testing.assert_array_equal(out, w[rows])
     dz = rng.standard_normal((20, 6)).astype(np.float32)
     dw = np.zeros_like(w)

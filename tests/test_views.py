@@ -154,7 +154,7 @@ def test_the_norms_do_not_depend_on_how_rows_are_shared(monkeypatch):
     ids = np.random.default_rng(0).integers(2, 7, 300).astype(np.int32)
     one = distance_norms(network, ids, 20)[0]
     monkeypatch.setattr(gradients, "MIN_SHARE", 8)
-    monkeypatch.setattr(gradients, "cores", lambda: 3)
+    monkeypatch.setenv("CHARLM_THREADS", "3")
     np.testing.assert_allclose(distance_norms(network, ids, 20)[0], one, rtol=1e-12)
 
 

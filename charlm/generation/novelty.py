@@ -17,13 +17,12 @@ fingerprint (``RunState.corpus_path``, ``RunState.corpus``): :func:`training_cor
 file while its fingerprint still matches.
 """
 import os
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..store import checkpoint
-from ..text.corpus import read_corpus
+from ..text.corpus import fingerprint, read_corpus
 from ..errors import UsageError
 
 MIN_DRAWS = 1000           # --novel: draws allowed before giving up, at least this many ...
@@ -165,11 +164,6 @@ def stored_run(model):
         return None
     training = checkpoint.load(model.path, with_training_state=True).training
     return None if training is None else training.run
-
-
-def fingerprint(text):
-    """A corpus's fingerprint as a run state keeps it (``RunState.corpus``)."""
-    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8"))}
 
 
 def novel_samples(model, check, num, prime="", seed=None, **options):

@@ -1,11 +1,11 @@
 """Matrix products for the Python side of the model (Numba), and control of their BLAS threads.
 
 numpy and SciPy each bundle their own OpenBLAS, and Numba's ``np.dot`` calls SciPy's. Mixing the two
-in one training step cost more than a third of the speed here: after each call, one library's
-worker threads keep spinning on both cores while the other library runs. Every product of the
-model therefore goes through this module, so that one BLAS thread pool does all the work.
+in one training step costs speed: after each call, one library's worker threads keep spinning on
+the cores while the other library runs. Every product of the network therefore goes through this
+module, so that one BLAS thread pool does all the work.
 
-The model splits a training batch across the cores itself (see ``model.py``); while it does, each
+The network splits a batch across the cores itself (``charlm.network.parallel``); while it does, each
 of its threads must run BLAS single-threaded, or the two would contend for the same cores:
 :func:`blas_threads` sets that for the duration of a block.
 """
@@ -32,14 +32,14 @@ def matmul_nt(a, wt, out):
     """out = a @ wt.T for a (M, K), wt (N, K), out (M, N), all C-contiguous: the small products
     of the recurrent time loops and the beam search, where M is a shard's few sequences.
 
-    For these shapes a single-threaded OpenBLAS reached about 40 GFLOP/s here (it repacks the
-    whole weight matrix on every call); this loop 70 to 90. Each output is a dot product along K,
-    4 rows of a by 4 rows of wt at a time (16 sums in registers, 8 loads per 16 multiply-adds);
-    the last M % 4 rows go one at a time. The loop over column blocks is the outer one, so that
-    each block of wt is read from memory once while the rows of a come from cache. Against
-    2-by-4 blocks (6 loads per 8 multiply-adds), 4 by 4 measured 6 to 17% faster for 25 rows of
-    128 to 512 (process time, 2026-11-24). ``fastmath`` lets LLVM split each sum into vector
-    lanes, so the summation order differs from a plain loop's (as it does in any BLAS)."""
+    At those shapes a single-threaded OpenBLAS repacks the whole weight matrix on every call;
+    this loop does not, and ``benchmarks/bench_products.py`` measures the two side by side at the
+    time loop's shapes. Each output is a dot product along K, 4 rows of a by 4 rows of wt at a
+    time: 16 sums in registers for 8 loads (2 by 4 blocks need 6 loads for 8 sums); the last
+    M % 4 rows go one at a time. The loop over column blocks is the outer one, so that each block
+    of wt is read from memory once while the rows of a come from cache. ``fastmath`` lets LLVM
+    split each sum into vector lanes, so the summation order differs from a plain loop's (as it
+    does in any BLAS)."""
     M, K = a.shape
     N = wt.shape[0]
     m4 = M - M % 4
@@ -106,7 +106,17 @@ def row_nt(x, wt, out):
 
 
 @njit(cache=True, nogil=True)
-def gather_rows(w, rows, out):
+def product_nt(a, wt, out, blas):
+    """out = a @ wt.T, as :func:`matmul_nt` does it, or by BLAS when ``blas`` (wt.T is a
+    Fortran-ordered view, which BLAS reads as a transposed operand without a copy)."""
+    if blas:
+        np.dot(a, wt.T, out)
+    else:
+        matmul_nt(a, wt, out)
+
+
+@njit(cache=True, nogil=True)
+def one_hot_rows(w, rows, out):
     """out[n] = w[rows[n]]: the product of one-hot rows with w, for (N,) ids and (N, D) out."""
     for n in range(rows.shape[0]):
         out[n] = w[rows[n]]
@@ -114,7 +124,7 @@ def gather_rows(w, rows, out):
 
 @njit(cache=True, nogil=True)
 def scatter_add_rows(dw, rows, dz):
-    """dw[rows[n]] += dz[n]: the gradient of :func:`gather_rows` with respect to w."""
+    """dw[rows[n]] += dz[n]: the gradient of :func:`one_hot_rows` with respect to w."""
     N, G = dz.shape
     for n in range(N):
         r = rows[n]

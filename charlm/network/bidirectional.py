@@ -25,32 +25,18 @@ it cannot carry the future from one batch to the next as the forward stack carri
 import numpy as np
 
 from ..text import corpus as data
-from .engine import Engine
+from .engine import BURN_IN, Engine, log_softmax
 from ..kernels import loss as loss_kernels
 from ..kernels.linalg import matmul
-from .stack import Network, Stack, parameter_shapes as stack_shapes, stack_weights
-from ..scoring.scorer import BURN_IN
+from .shapes import BACKWARD, shapes_for  # noqa: F401  (the names callers import from here)
+from .shapes import bidirectional_shapes as parameter_shapes
+from .stack import Network, Stack, stack_weights
 from ..text.vocab import EOS_ID
-
-BACKWARD = "backward.layers"    # the backward stack's key prefix in the checkpoint
 # Validation: time steps x columns per forward call. Each call returns every layer's states,
 # L*S*ROWS_PER_CALL*H floats (67 MB for a 2x256 LSTM). More columns share each step's read of the
 # weights: 16384 scored about 9,000 characters per CPU-second where 8192 scored 1,800 to 5,700
 # (2x256 LSTM, 20,000 characters, three runs each on a loaded two-core machine).
 ROWS_PER_CALL = 16384
-
-
-def parameter_shapes(cell, vocab_size, hidden_size, num_layers):
-    """Names and shapes of every weight of the bidirectional network, in checkpoint order."""
-    forward = stack_shapes(cell, vocab_size, hidden_size, num_layers)[:-2]
-    backward = [(BACKWARD + name[len("layers"):], shape) for name, shape in forward]
-    return forward + backward + [("out.W", (2 * hidden_size, vocab_size)), ("out.b", (vocab_size,))]
-
-
-def shapes_for(config, vocab_size):
-    """The weights of the network that config describes, left-to-right or bidirectional."""
-    shapes = parameter_shapes if config.bidirectional else stack_shapes
-    return shapes(config.cell, vocab_size, config.hidden_size, config.num_layers)
 
 
 def network_for(config, vocab_size, params):
@@ -199,10 +185,7 @@ class Cloze:
         """(T, B, V) float64 log p(c_t | the rest) from the two stacks' outputs (T, B, H)."""
         T, B, H = h_fwd.shape
         z = (h_fwd.reshape(T * B, H) @ self.w_fwd + h_bwd.reshape(T * B, H) @ self.w_bwd)
-        z = z.astype(np.float64) + self.out_b
-        z -= z.max(axis=1, keepdims=True)
-        z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return z.reshape(T, B, -1)
+        return log_softmax(z.astype(np.float64) + self.out_b).reshape(T, B, -1)
 
     def log_probs(self, x, y, state):
         """(T, B) float64 log p(y[t] | the rest of its column), 0 where y = -1, for inputs x and

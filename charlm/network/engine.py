@@ -1,23 +1,47 @@
 """The no-grad forward pass: what scoring, validation, and every view of a trained network run.
 
-Training has its own pass (``model.Network``), which keeps the caches its backward pass needs;
-this one keeps none. It runs time-blocked, so its memory does not grow with the text: with
+It runs the training pass's forward kernels (``kernels.recurrent``) and keeps nothing they write
+for a backward pass: the activated gates overwrite a scratch copy of the input projection, block
+after block. It runs time-blocked, so its memory does not grow with the text: with
 R = ``ROWS_PER_BLOCK`` rows (time steps x columns) per block, about R * (G*H + 2*L*H + V) float32
-values (the input products of a layer above the first, every layer's outputs and cell states, the
-logits), whatever the length of the sequences.
+values (the input products, every layer's outputs and cell states, the logits), whatever the
+length of the sequences.
 
 Shapes: token ids ``x`` (T, B), time-major, one column per sequence; the recurrent state (L, S, B, H)
 as ``Network.zero_state`` makes it, advanced in place.
+
+Also here, for every no-grad caller: the softmax in numpy (:func:`log_softmax`, :func:`softmax`;
+the Numba one is ``kernels.loss``), and ``BURN_IN``, how many characters a state is warmed on
+before the characters that count (``charlm.scoring.scorer`` says how it was chosen).
 """
 import numpy as np
 
-from ..kernels import inference
-from ..kernels.linalg import matmul
+from ..kernels import recurrent
+from ..kernels.linalg import matmul, one_hot_rows
 from ..kernels.loss import log_softmax_at
-from .parallel import cores, fan_out, split
+from .parallel import cores, fan_out, shares, split
 
 ROWS_PER_BLOCK = 4096  # time steps per block = ROWS_PER_BLOCK // columns: bounds the buffers
 MIN_SHARE = 16         # fewest columns worth a thread of their own
+BURN_IN = 128          # characters read from the zero state to warm it before a scored piece
+
+
+def _shifted(z):
+    """z in float64 minus its maximum along the last axis, so that no exp overflows."""
+    z = np.asarray(z, np.float64)
+    return z - z.max(axis=-1, keepdims=True)
+
+
+def log_softmax(z):
+    """float64 log softmax of logits z along the last axis."""
+    z = _shifted(z)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(z):
+    """float64 softmax of logits z along the last axis."""
+    e = np.exp(_shifted(z))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 class Forward:
@@ -27,25 +51,25 @@ class Forward:
         p = network.params
         self.network = network
         self.H, self.L = network.hidden_size, network.num_layers
-        self.steps = network.cell.kernel(inference, "steps")
-        self.layers = [tuple(p[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
-                       for layer in range(self.L)]
+        self.kernel = network.cell.kernel(recurrent, "forward")
+        self.layers = [(p[f"layers.{layer}.W_x"], np.ascontiguousarray(p[f"layers.{layer}.W_h"].T),
+                        p[f"layers.{layer}.b"]) for layer in range(self.L)]
         self.out_w, self.out_b = p["out.W"], p["out.b"]
         self.dtype = self.out_w.dtype
         self._buffers_key, self._buffers = None, None
 
     def _buffers_for(self, block, B):
         if self._buffers_key != (block, B):
-            rows = block * B
-            G = self.network.cell.gates
-            hs = [np.empty((block, B, self.H), self.dtype) for _ in range(self.L)]
-            lstm = self.network.cell.num_states == 2
+            cell = self.network.cell
+            hs = [np.empty((block + 1, B, self.H), self.dtype) for _ in range(self.L)]
+            # the kernels' aux: the LSTM's c_0..c_T, the GRU's r * h_{t-1} (scratch); the rnn
+            # never touches it
+            aux = ([np.empty_like(h) for h in hs] if cell.num_states == 2 else
+                   [np.empty((block, B, self.H), self.dtype)] * self.L if cell.reset_gated else hs)
             self._buffers = dict(
-                hs=hs,     # the other cells' kernels never touch cs: hs stands in for it
-                cs=[np.empty_like(h) for h in hs] if lstm else hs,
-                x_table=np.empty((rows, G * self.H), self.dtype),
-                logits=np.empty((rows, self.out_w.shape[1]), self.dtype),
-                rows=np.arange(rows, dtype=np.int32).reshape(block, B),
+                hs=hs, aux=aux,
+                gates=np.empty((block, B, cell.gates * self.H), self.dtype),   # zx, then scratch
+                logits=np.empty((block * B, self.out_w.shape[1]), self.dtype),
             )
             self._buffers_key = (block, B)
         return self._buffers
@@ -64,17 +88,24 @@ class Forward:
     def _block(self, x, state, buf):
         steps, B = x.shape
         rows = steps * B
+        lstm = state.shape[1] == 2
+        gates = buf["gates"][:steps]
         below, layers = None, []
-        for layer, (w_x, w_h, b) in enumerate(self.layers):
-            hs, cs = buf["hs"][layer][:steps], buf["cs"][layer][:steps]   # (steps, B, H)
+        for layer, (w_x, w_ht, b) in enumerate(self.layers):
+            hs, aux = buf["hs"][layer][:steps + 1], buf["aux"][layer][:steps + 1]
             if layer == 0:
-                table, index = w_x, x
+                one_hot_rows(w_x, x.reshape(-1), gates.reshape(rows, -1))
             else:
-                table, index = buf["x_table"][:rows], buf["rows"][:steps]   # (steps*B, G*H)
-                matmul(below.reshape(rows, self.H), w_x, table)
-            self.steps(index, table, b, w_h, state[layer, 0], state[layer, -1], hs, cs)
-            layers.append((hs, cs))
-            below = hs
+                matmul(below.reshape(rows, self.H), w_x, gates.reshape(rows, -1))
+            hs[0] = state[layer, 0]
+            if lstm:
+                aux[0] = state[layer, 1]
+            self.kernel(gates, b, w_ht, hs, aux, True)      # BLAS products
+            state[layer, 0] = hs[steps]
+            if lstm:
+                state[layer, 1] = aux[steps]
+            below = hs[1:]
+            layers.append((below, aux[1:] if lstm else below))
         return layers
 
     def logits(self, top):
@@ -95,9 +126,7 @@ class Forward:
     def log_softmax(self, x, state, out):
         """out (T, B, V) float64 = log p(next token | x[.., b]) for every token of the vocabulary."""
         for t0, t1, layers in self.blocks(x, state):
-            z = self.logits(layers[-1][0]).astype(np.float64) + self.out_b
-            z -= z.max(axis=1, keepdims=True)
-            z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
+            z = log_softmax(self.logits(layers[-1][0]).astype(np.float64) + self.out_b)
             out[t0:t1] = z.reshape(t1 - t0, x.shape[1], -1)
 
     def states(self, x, state, out):
@@ -153,9 +182,9 @@ class Engine:
         B = x.shape[1]
         first, threads = ((0, len(self.forwards)) if self.group is None else
                           (self.group.first_thread, self.group.total_threads))
-        shares = min(threads, max(1, B // MIN_SHARE))
-        edges = split(B, shares)
-        mine = range(min(first, shares), min(first + len(self.forwards), shares))
+        count = shares(B, MIN_SHARE, threads)
+        edges = split(B, count)
+        mine = range(min(first, count), min(first + len(self.forwards), count))
 
         def run(forward, columns, x, y):
             index = (slice(None),) * column_axis + (columns,)
@@ -166,7 +195,7 @@ class Engine:
             state[:, :, columns] = part_state
             out[index] = part_out
 
-        if shares == 1 and self.group is None:
+        if count == 1 and self.group is None:
             run(self.forwards[0], slice(0, B), x, y)
             return
         if mine:

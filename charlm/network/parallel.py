@@ -1,8 +1,13 @@
-"""The cores of this machine and fanning work out over them: the one place charlm starts threads
-for its kernels (training shards, scoring columns, sampling workers).
+"""The cores of this machine and fanning work out over them: the one place charlm decides how many
+threads a job gets and starts them for its kernels (training shards, scoring columns, sampling
+workers, the gradients view's rows).
 
-The kernels release the GIL, so threads run them in parallel. While they do, each runs BLAS
-single-threaded: the tasks already fill the cores, and BLAS's own threads would contend with them.
+The rules: a job gets :func:`cores` threads, fewer when it has too little work to share
+(:func:`shares`: at least ``min_share`` items a thread), and one thread when there is nothing to
+share. The kernels release the GIL, so threads run them in parallel. While they do, each runs BLAS
+single-threaded: the tasks already fill the cores, and BLAS's own threads would contend with them;
+work that runs alone on its thread and calls small products holds BLAS to the threads the job has
+(:func:`blas_for`).
 """
 import os
 import threading
@@ -32,6 +37,20 @@ def cores():
     return max(1, mine // _sharing)
 
 
+def shares(n, min_share=1, threads=None):
+    """How many threads share n items (rows, columns, samples) when each thread should get at
+    least ``min_share`` of them: 1 to ``threads`` (default :func:`cores`)."""
+    threads = cores() if threads is None else threads
+    return max(1, min(threads, n // min_share))
+
+
+def blas_for(threads=1):
+    """A context in which BLAS runs on ``threads`` threads: a job's BLAS calls outside
+    :func:`fan_out` get the threads the job has (one, for work on a thread of its own; BLAS's
+    threads would only hand each small product over and spin)."""
+    return blas_threads(threads)
+
+
 def share_cores(processes):
     """Tell :func:`cores` how many processes (this one included) run on this one's cores."""
     global _sharing
@@ -50,7 +69,7 @@ def fan_out(tasks):
     if len(tasks) == 1:
         return [tasks[0]()]
     pool = _pool_with(len(tasks) - 1)
-    with blas_threads(1):
+    with blas_for(1):
         futures = [pool.submit(task) for task in tasks[1:]]
         try:
             first = tasks[0]()

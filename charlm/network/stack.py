@@ -1,4 +1,5 @@
-"""The recurrent language model: its parameters and its forward and backward passes.
+"""The training pass of the recurrent language model: its forward and backward passes, and the
+initialisation of its parameters (their names and shapes: ``charlm.network.shapes``).
 
 Plain numpy over the Numba kernels. The time loops live in ``kernels.recurrent``; everything that
 can be done for all time steps at once is done here as one matrix product: the input projections
@@ -27,48 +28,9 @@ from .celltypes import cell as cell_named
 from ..kernels import dropout as dropout_kernels
 from ..kernels import loss as loss_kernels
 from ..kernels import recurrent
-from ..kernels.linalg import gather_rows, matmul, scatter_add_rows
-from .parallel import cores, fan_out, split
-
-
-def parameter_shapes(cell, vocab_size, hidden_size, num_layers):
-    """Names and shapes of every weight, in checkpoint order (SPEC.md, "Checkpoint")."""
-    width = cell_named(cell).gates * hidden_size
-    shapes = []
-    for layer in range(num_layers):
-        d_in = vocab_size if layer == 0 else hidden_size
-        shapes += [(f"layers.{layer}.W_x", (d_in, width)),
-                   (f"layers.{layer}.W_h", (hidden_size, width)),
-                   (f"layers.{layer}.b", (width,))]
-    return shapes + [("out.W", (hidden_size, vocab_size)), ("out.b", (vocab_size,))]
-
-
-class FlatArrays:
-    """Named arrays that are views into one flat buffer, so that the optimizer, the gradient norm
-    and the checkpoint see a single array."""
-
-    def __init__(self, shapes, flat=None, dtype=np.float32):
-        self.shapes = list(shapes)
-        size = sum(int(np.prod(s)) for _, s in self.shapes)
-        self.flat = np.zeros(size, dtype) if flat is None else flat
-        if self.flat.shape != (size,):
-            raise ValueError(f"flat buffer has {self.flat.size} values, the shapes need {size}")
-        self.views = {}
-        offset = 0
-        for name, shape in self.shapes:
-            n = int(np.prod(shape))
-            self.views[name] = self.flat[offset:offset + n].reshape(shape)
-            offset += n
-
-    def __getitem__(self, name):
-        return self.views[name]
-
-    def like(self):
-        return FlatArrays(self.shapes, np.zeros_like(self.flat))
-
-    def matrices(self):
-        """The weight matrices (every array but the biases), which weight decay shrinks."""
-        return [self.views[name] for name, shape in self.shapes if len(shape) == 2]
+from ..kernels.linalg import matmul, one_hot_rows, scatter_add_rows
+from .parallel import fan_out, shares, split
+from .shapes import FlatArrays, parameter_shapes  # noqa: F401  (the names callers import from here)
 
 
 def init_parameters(params, cell, rng):
@@ -133,6 +95,10 @@ class Stack:
         self.dz = None if cell.dz_in_gates else np.empty((T, b, cell.gates * H), dtype)
         self.dh = np.empty((T, b, H), dtype)   # gradient reaching a layer's outputs: the caller
                                                # writes the top layer's before ``backward``
+        # the gradient carried along the recurrence (dL/dh_t, the LSTM's dL/dc_t): zero past the
+        # last step (truncated BPTT); at h_0 (c_0) after the backward kernel, which training drops
+        self.dh_carry = np.empty((b, H), dtype)
+        self.dc_carry = np.empty((b, H), dtype)
 
     def forward(self, weights, x, state, masks):
         """The top layer's outputs (T, b, H), after dropout where masks (L, T, b, H) are given, for
@@ -142,13 +108,13 @@ class Stack:
         for layer, w in enumerate(weights):
             gates, hs = self.gates[layer], self.hs[layer]
             if layer == 0:
-                gather_rows(w.w_x, x.reshape(-1), gates.reshape(T * b, -1))   # one-hot input
+                one_hot_rows(w.w_x, x.reshape(-1), gates.reshape(T * b, -1))   # one-hot input
             else:
                 matmul(inp.reshape(T * b, -1), w.w_x, gates.reshape(T * b, -1))
             hs[0] = state[layer, 0]
             if state.shape[1] == 2:
                 self.aux[layer, 0] = state[layer, 1]
-            self.forward_kernel(gates, w.b, w.w_ht, hs, self.aux[layer])
+            self.forward_kernel(gates, w.b, w.w_ht, hs, self.aux[layer], False)   # matmul_nt
             inp = hs[1:]
             if masks is not None:
                 if self.dropped is None:
@@ -174,7 +140,10 @@ class Stack:
             if masks is not None:
                 self.dh *= masks[layer]
             dz = gates if self.dz is None else self.dz
-            self.backward_kernel(self.dh, w.w_h, hs, self.aux[layer], gates, dz)
+            self.dh_carry[:] = 0.0
+            self.dc_carry[:] = 0.0
+            self.backward_kernel(self.dh, w.w_h, hs, self.aux[layer], gates, dz, self.dh_carry,
+                                 self.dc_carry)
             dz = dz.reshape(T * b, -1)
             h_prev = hs[:-1].reshape(T * b, H)
             dw_h = grads[f"{prefix}.{layer}.W_h"]
@@ -256,7 +225,7 @@ class Network:
         if key not in self._shards:
             if len(self._shards) >= 2:
                 del self._shards[next(iter(self._shards))]
-            edges = split(B, min(cores(), B))
+            edges = split(B, shares(B))
             self._shards[key] = [(lo, hi, self.shard_type(self, T, hi - lo))
                                  for lo, hi in zip(edges[:-1], edges[1:])]
         return self._shards[key]

@@ -29,8 +29,8 @@ import numpy as np
 
 from ..network.bidirectional import Cloze
 from ..errors import UsageError
-from ..network.engine import Engine
-from ..kernels.linalg import blas_threads
+from ..network.engine import Engine, softmax
+from ..network.parallel import blas_for
 from ..text.vocab import EOS_ID, UNK_ID, require_unicode
 
 FIRST_CHAR = 2          # token ids below this are <EOS> and <UNK>, never a fill
@@ -75,11 +75,11 @@ def fill(model, text, blank="_", top=3, left_only=False):
         method = partial(_left_only, Engine(model.network))
     else:
         method = partial(_rescore, Engine(model.network), lines=model.config.mode == "lines")
-    # One column at a time, the products are tiny (a few rows by H): BLAS's threads would only
-    # hand them over and spin (measured: 200 blanks of Shakespeare filled from the left context
-    # by a 2x256 LSTM took 1.04 s with two BLAS threads, 0.09 s with one, on a loaded two-core
-    # machine). Rescoring's many columns fan out over the cores, single-threaded BLAS each.
-    with blas_threads(1):
+    # One column at a time, the products are tiny (a few rows by H): the thread runs them alone,
+    # and BLAS's own threads would only hand them over and spin, which makes left-context fills
+    # about ten times slower on two cores (``benchmarks/bench_fill.py`` reports blanks filled per
+    # second). Rescoring's many columns fan out over the cores, one BLAS thread each.
+    with blas_for(1):
         results = [_fill_one(model.vocab, method, t, blank, top) for t in texts]
     return results[0] if isinstance(text, str) else results
 
@@ -121,8 +121,7 @@ def _fill_one(vocab, method, text, blank, top):
 def _choose(ids, t, scores):
     """Fill blank t with the best of the candidates' scores (log-probabilities up to a constant,
     one per character id from FIRST_CHAR on); returns their probabilities."""
-    probs = np.exp(scores - scores.max())
-    probs /= probs.sum()
+    probs = softmax(scores)
     ids[t] = FIRST_CHAR + int(np.argmax(probs))
     return probs
 

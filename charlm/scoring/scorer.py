@@ -22,13 +22,13 @@ incrementally and scored in batches of columns, so memory does not grow with the
   first starts from the zero state ``BURN_IN`` characters early: the model reads those characters
   to warm its state, and their log-probabilities are not counted (the segment before counts them).
   The first segment starts exactly as the definition says. A character-level model forgets what it
-  read a few hundred characters ago, so the result is close to the exact value. Measured with a
-  2x128 LSTM trained for 8 minutes (2.70 bits/char on the last 60,000 characters of tiny
-  Shakespeare), segments of 1024 characters (the shortest used): a burn-in of 64 characters is off
-  by 2e-5 of the bits/char, 128 by 1e-6, 256 by 1e-8. ``BURN_IN`` is 128: about 6% more work on
-  a 1 MB file, less on larger ones. ``benchmarks/bench_score.py --exact`` measures the gap for any
-  checkpoint; ``tests/test_score.py`` holds the segments to the exact value for a model without
-  memory, where any burn-in is exact.
+  read a few hundred characters ago, so the result is close to the exact value, and the gap
+  shrinks quickly as the burn-in grows: with ``BURN_IN`` = 128
+  (``charlm.network.engine``, shared with the bidirectional model's validation) it is about 1e-6
+  bits/char for a 2x128 LSTM on tiny Shakespeare with segments of 1024 characters (the shortest
+  used), for about 6% more work on a 1 MB file, less on larger ones.
+  ``benchmarks/bench_score.py --exact`` measures the gap for any checkpoint; ``tests/test_score.py``
+  holds the segments to the exact value for a model without memory, where any burn-in is exact.
 """
 import math
 from dataclasses import dataclass
@@ -36,14 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CorpusError, UsageError
-from ..network.engine import Engine
+from ..network.engine import BURN_IN, Engine
 from ..text.textfile import TextFile
 from ..text.vocab import EOS, EOS_ID, UNK_ID, require_unicode
 
 COLUMNS = 512          # sequences scored side by side, shared among the cores
 MIN_SEGMENT = 1024     # stream-mode file: characters counted per column, at least ...
 MAX_SEGMENT = 8192     # ... and at most (bounds the memory: COLUMNS * MAX_SEGMENT token ids)
-BURN_IN = 128          # stream-mode file: characters read before a segment to warm its state
 LINE_BUFFER = 1 << 20  # lines-mode file: characters of lines sorted and batched together
 READ_BYTES = 1 << 16   # file read size
 LN2 = math.log(2.0)

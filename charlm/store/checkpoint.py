@@ -4,7 +4,7 @@ Besides the keys of the spec, a checkpoint written during training holds the lat
 for ``--resume`` under ``state.*``:
 
 - ``state.params``: the latest weights, one flat float32 array (in the order of
-  ``bidirectional.shapes_for``);
+  ``network.shapes.shapes_for``);
 - ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size;
 - ``state.carry``: the recurrent state carried between batches, (L, S, B, H), stream mode;
 - ``state.json``: the run state (``charlm.store.runstate.RunState``): step, data position, elapsed time,
@@ -26,8 +26,7 @@ import numpy as np
 from ..config import OPTIMIZER_MOMENTS, Config
 from ..errors import CheckpointError, UsageError
 from ..network.celltypes import cell as cell_named
-from ..network.bidirectional import shapes_for
-from ..network.stack import FlatArrays
+from ..network.shapes import FlatArrays, shapes_for
 from .runstate import RunState
 from ..text.vocab import Vocab
 
@@ -53,7 +52,9 @@ class Checkpoint:
 
 def save(path, checkpoint):
     """Write checkpoint to path atomically: a temporary file in the same folder, flushed to disk,
-    then renamed over path. On any failure the previous file at path is left untouched."""
+    then renamed over path. On any failure the previous file at path is left untouched. The file
+    gets the mode of the one it replaces, or 0666 less the umask (``outputs.mode_for``).
+    Whoever writes during a run holds ``outputs.OutputLock`` on path (``charlm train`` does)."""
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, np.int64),
@@ -68,10 +69,12 @@ def save(path, checkpoint):
         if state.carry is not None:
             arrays["state.carry"] = state.carry
         arrays["state.json"] = np.array(state.run.to_json())
+    from .outputs import mode_for       # here, not at the top: the import lines are shared
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-", suffix=".npz.tmp")
+        os.fchmod(fd, mode_for(path))     # mkstemp's 0600 would hide a shared model from others
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()

@@ -29,6 +29,13 @@ from .vocab import EOS_ID, Vocab
 BUNDLED = "names.txt"
 
 
+def fingerprint(text):
+    """What a checkpoint keeps to recognise a corpus (``RunState.corpus``): its length in
+    characters and the CRC-32 of its UTF-8 bytes. A prepared corpus (``charlm.text.prepared``)
+    records the same two figures when it is prepared."""
+    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8"))}
+
+
 @dataclass
 class Corpus:
     """A corpus in memory. ``charlm.text.prepared.PreparedCorpus`` has the same methods."""
@@ -46,8 +53,8 @@ class Corpus:
         return Vocab.from_text(self.text, min_count, mode)
 
     def fingerprint(self):
-        """What a checkpoint keeps to recognise its corpus: its length and CRC-32 in UTF-8."""
-        return {"chars": len(self.text), "crc32": zlib.crc32(self.text.encode("utf-8"))}
+        """What a checkpoint keeps to recognise its corpus: :func:`fingerprint` of its text."""
+        return fingerprint(self.text)
 
     def ids(self, vocab):
         """(chars + 1,) int32: <EOS>, then the token id of every character."""

@@ -12,22 +12,26 @@ separate variable: only the paths through h_{t-k} count). Only the top layer's r
 h_{t-k} forward to L_t; the layers below do not read it.
 
 Method, all in float64 on a float64 copy of the weights:
-1. charlm's forward pass (``forward.Engine.states``) gives every layer's h (and c) for the text;
-   the top layer's activated gates are recomputed from them, all steps at once, by one call of the
-   training forward kernel with each step as a column of its own (its input, h_{s-1}, c_{s-1}).
+1. charlm's no-grad pass (``network.engine.Engine.states``) gives every layer's h (and c) for the
+   text; the top layer's activated gates are recomputed from them, all steps at once, by one call
+   of the forward kernel (``kernels.recurrent``) with each step as a column of its own (its input,
+   h_{s-1}, c_{s-1}).
 2. dL_t/dh_t = (softmax(h_t W_y + b_y) - onehot(c_t)) W_y^T for every t: row t of an (n, H) array.
-3. k = 1..K: one step back through the top layer's cell for all targets t at once
-   (``kernels.stepback``: element-wise and a product with W_h^T), the rows being the targets. Row
-   r holds target t = r + k + 1's gradient at position r + 1, so the rows that remain valid are a
-   prefix and every step reads the gates of positions 1..n-k in order.
+3. k = 1..K: one step back through the top layer's cell for all targets t at once: the training
+   backward kernel run for one step (T = 1), the rows as its columns, each row's gradient at the
+   new state carried in (dh, and the LSTM's dc) and the gradient at the previous state carried
+   out. Row r holds target t = r + k + 1's gradient at position r + 1, so the rows that remain
+   valid are a prefix and every step reads the gates of positions 1..n-k in order. (One backward
+   pass through time would sum the targets' gradients; each norm needs each target's alone.)
 Cost: about 2 K n G H^2 multiply-adds (K = 100, n = 2,000, a 256-unit LSTM: 1e11).
 """
 import numpy as np
 
-from ..network.engine import Engine
-from ..kernels import recurrent, stepback
-from ..network.stack import FlatArrays, Network, init_parameters, parameter_shapes, product
-from ..network.parallel import cores, fan_out, split
+from ..kernels import recurrent
+from ..network.engine import Engine, softmax
+from ..network.parallel import fan_out, shares, split
+from ..network.shapes import FlatArrays, parameter_shapes
+from ..network.stack import Network, init_parameters, product
 from ..text.vocab import EOS_ID
 
 MIN_SHARE = 64      # fewest rows worth a thread of their own in a step back
@@ -93,26 +97,34 @@ class TopLayer:
         self.h_prev = np.concatenate([np.zeros((1, H)), self.h[:-1]])            # h_0..h_{n-1}
         self.c_prev = np.concatenate([np.zeros((1, H)), self.c[:-1]])
         self.w_ht = np.ascontiguousarray(w_h.T)                                  # (G*H, H)
-        # the training forward kernel, run for one step with the n positions as columns:
-        # it writes the activated gates over zx (and reads c_{s-1} from, or writes r*h_{s-1}
-        # to, aux[0]: whichever the cell uses)
+        self.w_h = np.ascontiguousarray(w_h)
+        # the forward kernel, run for one step with the n positions as columns: it writes the
+        # activated gates over zx (and reads c_{s-1} from, or writes r*h_{s-1} to, aux[0]:
+        # whichever the cell uses)
         gates = np.ascontiguousarray(zx).reshape(1, n, -1)
         hs = np.stack([self.h_prev, self.h])
         aux = np.stack([self.c_prev, self.c])
-        net.cell.kernel(recurrent, "forward")(gates, b, self.w_ht, hs, aux)
+        net.cell.kernel(recurrent, "forward")(gates, b, self.w_ht, hs, aux, True)
         self.gates = gates[0]                                                    # (n, G*H)
-        self.kernel = net.cell.kernel(stepback, "step_back")
+        self.dz_apart = not net.cell.dz_in_gates
+        self.kernel = net.cell.kernel(recurrent, "backward")
 
     def step_back(self, dh, dc, m, dh_out, dc_out):
         """Rows 1..m-1 of (dh, dc), the gradients at positions 1..m-1, one step back: written to
         rows 0..m-2 of (dh_out, dc_out)."""
-        shares = max(1, min(cores(), (m - 1) // MIN_SHARE))
-        edges = split(m - 1, shares) + 1
+        edges = split(m - 1, shares(m - 1, MIN_SHARE)) + 1
 
         def run(lo, hi):
-            self.kernel(dh[lo:hi], dc[lo:hi], self.gates[lo:hi], self.h_prev[lo:hi],
-                        self.c_prev[lo:hi], self.c[lo:hi], self.w_ht,
-                        dh_out[lo - 1:hi - 1], dc_out[lo - 1:hi - 1])
+            # one step of the backward kernel over rows lo..hi-1 as columns: the gradient from
+            # above is this step's dh, the carry in is zero for h and dc for the LSTM's c
+            gates = self.gates[lo:hi][None].copy()      # rnn and lstm write dz over the gates
+            hs = np.stack([self.h_prev[lo:hi], self.h[lo:hi]])
+            cs = np.stack([self.c_prev[lo:hi], self.c[lo:hi]])
+            dz = np.empty_like(gates) if self.dz_apart else gates
+            dh_prev, dc_prev = dh_out[lo - 1:hi - 1], dc_out[lo - 1:hi - 1]
+            dh_prev[:] = 0.0
+            dc_prev[:] = dc[lo:hi]
+            self.kernel(dh[lo:hi][None], self.w_h, hs, cs, gates, dz, dh_prev, dc_prev)
 
         fan_out([lambda lo=lo, hi=hi: run(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])])
 
@@ -120,9 +132,6 @@ class TopLayer:
 def _output_gradients(net, h, targets):
     """(n, H): row t is dL_t/dh_t for L_t = -log softmax(h_t W_y + b_y)[targets[t]]."""
     p = net.params
-    z = product(h, p["out.W"]) + p["out.b"]
-    z -= z.max(axis=1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = softmax(product(h, p["out.W"]) + p["out.b"])
     probs[np.arange(len(targets)), targets] -= 1.0
     return product(probs, np.ascontiguousarray(p["out.W"].T))
