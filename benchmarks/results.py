@@ -1,6 +1,7 @@
 """Where the benchmarks' tables go: ``benchmarks/results/NAME.md``, each with a line that says when,
-how and on what it was measured. ``update_readme.py`` copies them into the README, so that every
-figure there is one a benchmark printed."""
+how and on what it was measured. ``update_readme.py`` copies them into ``docs/results.md``, the
+other pages of ``docs/`` that discuss them and the README's headline table, so that every figure
+there is one a benchmark printed."""
 import datetime
 import os
 import platform
