@@ -33,3 +33,9 @@ class TrainingDiverged(CharlmError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
     exit_code = 5
+
+
+class OutputInUse(CharlmError):
+    """Another charlm run holds the lock on the file this one would write (docs/files.md)."""
+
+    exit_code = 6

@@ -2,9 +2,11 @@
 import click
 
 from .. import __version__
-from .common import fail
+from .common import fail, pipe_closed
+from .export import export
 from .fill import fill
 from .gradients import gradients
+from .import_model import import_model
 from .info import info
 from .neurons import neurons
 from .prepare import prepare
@@ -29,6 +31,8 @@ class OneLineErrors(click.Group):
             fail(f"{e.format_message()} (see {command} --help)", 2)
         except click.exceptions.Abort:
             fail("interrupted", 130)
+        except BrokenPipeError:     # e.g. --help read by head: quiet, exit 0 (docs/files.md)
+            pipe_closed()
         except click.ClickException as e:
             fail(e.format_message(), e.exit_code)
 
@@ -60,3 +64,5 @@ main.add_command(fill)
 main.add_command(neurons)
 main.add_command(gradients)
 main.add_command(report)
+main.add_command(export)
+main.add_command(import_model)

@@ -1,6 +1,12 @@
-"""What every command shares: the consoles, the error edge, the compile notice, option types."""
+"""What every command shares: the consoles, the error edge, the compile notice, option types.
+
+Output that is not a terminal (a file, a pipe) is written for reading there: no colour, no
+wrapping at the terminal's width, no trailing spaces, no progress frames (docs/files.md). A
+reader that stops reading (``| head``) ends any command quietly with exit 0 (:func:`pipe_closed`).
+"""
 import functools
 import json
+import os
 import sys
 import threading
 
@@ -9,32 +15,94 @@ import click
 from ..errors import CharlmError
 
 MODEL_HELP = "Checkpoint to use."
+FILE_WIDTH = 10_000     # a console that is not a terminal lays tables out as wide as they need
 
 
 def consoles():
-    """(stdout, stderr) rich consoles; imported lazily because rich costs start-up time."""
+    """(stdout, stderr) rich consoles; imported lazily because rich costs start-up time. A
+    console whose stream is not a terminal never wraps a line and strips trailing spaces."""
+    console = _console_class()
+    return console(highlight=False), console(stderr=True, highlight=False)
+
+
+@functools.cache
+def _console_class():
     from rich.console import Console
-    return Console(highlight=False), Console(stderr=True, highlight=False)
+
+    class CharlmConsole(Console):
+        """rich's Console, with charlm's rules for files and closed pipes."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            if not self.is_terminal:
+                self.width = FILE_WIDTH
+                self.soft_wrap = True
+
+        def print(self, *objects, **kwargs):
+            if self.is_terminal:
+                return super().print(*objects, **kwargs)
+            with self.capture() as captured:
+                super().print(*objects, **kwargs)
+            text = "\n".join(line.rstrip() for line in captured.get().split("\n"))
+            try:
+                self.file.write(text)
+                self.file.flush()
+            except BrokenPipeError:
+                self.on_broken_pipe()
+
+        def on_broken_pipe(self):
+            # rich's own exits with code 1; charlm's rule is a quiet exit 0, decided by the caller
+            silence(self.file)
+            raise BrokenPipeError
+
+    return CharlmConsole
+
+
+def silence(stream):
+    """Point stream's file descriptor at /dev/null, so that what is still written to it (at the
+    latest, the interpreter's final flush) does not fail again on a closed pipe."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def pipe_closed():
+    """The reader of stdout or stderr has gone (``charlm info | head -1``): end quietly with
+    exit 0, as ``head``'s writers do under ``set -o pipefail`` conventions that ignore SIGPIPE.
+    Both streams are silenced: the closed one cannot be told from the other here."""
+    silence(sys.stdout)
+    silence(sys.stderr)
+    sys.exit(0)
 
 
 def fail(message, exit_code):
     """One line on stderr and an exit code: how every error ends."""
-    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    try:
+        click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    except BrokenPipeError:
+        silence(sys.stderr)
     sys.exit(exit_code)
 
 
 def reports_errors(command):
-    """Turn charlm's errors (and Ctrl-C outside training) into one line and an exit code."""
+    """Turn charlm's errors (and Ctrl-C outside training) into one line and an exit code, and a
+    closed pipe into a quiet exit 0."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()      # a closed pipe found here, not in the interpreter's exit
+            return result
         except CharlmError as e:
             fail(str(e), e.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except BrokenPipeError:
-            sys.exit(0)
+            pipe_closed()
     return wrapper
 
 

@@ -138,5 +138,13 @@ def _print_unit(out, text, values, layer, unit, state, correlations):
     best = max(known, key=lambda k: abs(known[k]), default=None)
     tracks = f": tracks [bold]{best}[/] (r = {known[best]:+.3f})" if best else ""
     out.print(f"layer {layer}, unit {unit}, state {state}{tracks}")
-    out.print(views.coloured_text(text, values, scale))
-    out.print(views.legend(scale))
+    if out.is_terminal:
+        out.print(views.coloured_text(text, values, scale))
+        out.print(views.legend(scale))
+        return
+    # no colour in a file: each character with the unit's activation after it, one per line
+    from .score import plain_char
+    lines = ["position, character, activation"]
+    lines += [f"{k:>6}  {plain_char(char):<2} {value:+.4f}"
+              for k, (char, value) in enumerate(zip(text, values))]
+    out.print("\n".join(lines), markup=False)

@@ -23,7 +23,9 @@ Examples:
 @click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
               help="Encoding of --text.")
 @click.option("-o", "--out", default="report.html", show_default=True, metavar="PATH",
-              help="The page to write (replaced if it exists).")
+              help="The page to write. An existing file is replaced only if it is a page charlm "
+                   "report wrote, or with --force; never the checkpoint or --text read.")
+@click.option("--force", is_flag=True, help="Replace an existing -o that charlm did not write.")
 @click.option("--weights", "precision", type=click.Choice(["float16", "float32"]),
               default="float16", show_default=True,
               help="How the page stores the weights of its sampler: float16 is half the size and "
@@ -34,20 +36,22 @@ Examples:
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"path", "bytes", "weights", "bound", "text_source", "text_chars"}.')
 @reports_errors
-def report(model_path, text_path, encoding, out, precision, seed, as_json):
+def report(model_path, text_path, encoding, out, force, precision, seed, as_json):
     """Write one HTML page about a model that opens in any browser, offline: the model card, the
     training curves, samples, the surprise map of a text, the neuron browser, the gradient
     through time, and a sampler that runs in the page. Nothing in it is fetched."""
     import os
 
     from ..errors import UsageError
+    from ..store import outputs
     from ..views.report import build, write
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):                # refused before the work, not after it
-        raise UsageError(f"cannot write {out}: there is no folder {folder}")
-    if os.path.isdir(out):
-        raise UsageError(f"cannot write {out}: it is a folder; give a file name such as "
-                         f"{os.path.join(out, 'report.html')}")
+    # refused before the work, not after it
+    outputs.check_writable(out, "-o", "report.html")
+    outputs.refuse_inputs(out, "-o", [(model_path, "the checkpoint"),
+                                      (text_path, "the --text file")])
+    if os.path.exists(out) and not force and not written_by_charlm(out):
+        raise UsageError(f"-o {out} exists and is not a page charlm report wrote: add --force to "
+                         "replace it, or choose another -o")
     _, err = consoles()
     if as_json or not err.is_terminal:
         page = build(model_path, text_path, encoding, precision, seed)
@@ -63,3 +67,16 @@ def report(model_path, text_path, encoding, out, precision, seed, as_json):
         return
     click.echo(f"Wrote {out} ({size / 1e6:.1f} MB, weights in {page.precision}: the page's "
                f"probabilities within {page.bound:.1e} of charlm score). Open it in a browser.")
+
+
+GENERATOR = b'<meta name="generator" content="charlm report">'
+
+
+def written_by_charlm(path):
+    """Whether the file at path is a page that charlm report wrote (its head names charlm as its
+    generator, in the first few kilobytes)."""
+    try:
+        with open(path, "rb") as f:
+            return GENERATOR in f.read(4096)
+    except OSError:
+        return False

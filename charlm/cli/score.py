@@ -73,10 +73,13 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
             err.print(f"[yellow]warning:[/] {len(r.unknown)} character(s) of {escape(where)} not "
                       f"in the model's vocabulary, scored as <UNK>: {escape(chars)}")
     out.print(_table(results, model))
-    if per_char:
+    if per_char and out.is_terminal:
         for r in results[:len(texts)]:
             out.print(_surprise_map(r))
         out.print(_legend())
+    elif per_char:      # no colour in a file: each character with its figures, one per line
+        for r in results[:len(texts)]:
+            out.print(_surprise_lines(r), markup=False)
 
 
 def _score_file(model, path, encoding, exact, err):
@@ -140,6 +143,22 @@ def _surprise_map(result):
         shown = {"\n": "⏎\n", "<EOS>": "∎"}.get(char, char)
         text.append(shown, style=_shade(-log_prob / math.log(2.0)))
     return text
+
+
+def plain_char(char):
+    """A character as a line of plain text shows it: whitespace named, <EOS> as itself."""
+    return {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char, char)
+
+
+def _surprise_lines(result):
+    """--per-char when stdout is not a terminal: a line per character (its position, the
+    character, its surprise -log2 p in bits and log p in nats) under a header naming the text."""
+    lines = [f"per character of {_shorten(result.text, 40)!r}: position, character, "
+             "surprise -log2 p (bits), log p (nats)"]
+    for k, (char, log_prob) in enumerate(result.per_char):
+        lines.append(f"{k:>6}  {plain_char(char):<5} {-log_prob / math.log(2.0):8.3f} "
+                     f"{log_prob:9.4f}")
+    return "\n".join(lines)
 
 
 def _legend():

@@ -1,5 +1,7 @@
 """``charlm train``: the command line over :func:`charlm.training.trainer.prepare` and ``Trainer.run``."""
+import functools
 import math
+import sys
 import time
 
 import click
@@ -7,7 +9,7 @@ import click
 from ..network.celltypes import CELLS
 from ..config import Config
 from ..training.reporter import Reporter
-from .common import compile_notice, consoles, print_json, reports_errors
+from .common import compile_notice, consoles, pipe_closed, print_json, reports_errors, silence
 
 EXAMPLES = """
 \b
@@ -90,8 +92,10 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
     from ..training.trainer import prepare
     out_console, err_console = consoles()
     speaks = group is None or group.rank == 0
+    # a progress bar only on a terminal: in a file, the lines of LogReporter
     reporter = (Reporter() if as_json or not speaks else NoticeReporter(err_console) if quiet
-                else ProgressReporter(err_console))
+                else ProgressReporter(err_console) if err_console.is_terminal
+                else LogReporter(err_console))
     if group is None:
         trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
     else:
@@ -106,6 +110,8 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
         else:       # compiled into the cache once, then loaded by the other ranks
             group.first_then_others(warm_up)
     reason = trainer.run()
+    if getattr(reporter, "closed", False):
+        pipe_closed()       # the run stopped and saved as for Ctrl-C; a closed pipe exits 0
     if not speaks:
         raise SystemExit(130 if reason == "interrupted" else 0)
     summary = summarize(trainer, reason)
@@ -136,6 +142,9 @@ def summarize(trainer, reason):
 
 
 def _report_end(trainer, summary, reason, corpus, console, quiet):
+    if reason.startswith("already "):
+        console.print(_nothing_to_do(trainer, reason[len("already "):]))
+        return
     if reason == "interrupted":
         again = f"charlm train {corpus + ' ' if corpus else ''}--out {trainer.out} --resume"
         console.print(f"[yellow]Stopped at step {trainer.run_state.step}; saved to {trainer.out}.[/] "
@@ -167,18 +176,106 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
         console.print("  " + text.replace("\n", "\n  "), markup=False)
 
 
+def _nothing_to_do(trainer, reason):
+    """What a resumed run that had nothing left to do says (Trainer.finished_already)."""
+    c, rs = trainer.config, trainer.run_state
+    from ..config import format_duration
+    if reason == "steps":
+        reached = f"{rs.step:,} steps, which reaches --steps {c.steps:,}", "a larger --steps"
+    elif reason == "epochs":
+        reached = (f"{trainer.epochs_done:.3g} epochs, which reaches --epochs {c.epochs:g}",
+                   "a larger --epochs")
+    elif reason == "time":
+        reached = (f"{format_duration(trainer.elapsed)} of training, which reaches --max-time "
+                   f"{format_duration(c.max_time)}", "a larger --max-time")
+    else:
+        reached = (f"{rs.step:,} steps and no new best in its last {c.patience} validations "
+                   "(--patience)", "a larger --patience (0: never stop early)")
+    return (f"{trainer.out} already holds {reached[0]}: nothing to train, the file is unchanged. "
+            f"Give {reached[1]} with --resume to train further.")
+
+
+def guarded(method):
+    """A reporter method that a closed stderr does not break: the reporter goes quiet, and the
+    run stops as for Ctrl-C (saving its state) before exiting 0 (docs/files.md)."""
+    @functools.wraps(method)
+    def guard(self, *args):
+        if not self.closed:
+            try:
+                return method(self, *args)
+            except BrokenPipeError:
+                self.closed = True
+                silence(sys.stderr)
+        if method.__name__ == "start":
+            raise BrokenPipeError      # nothing trained yet: the command ends before its first step
+        if self.trainer is not None:
+            self.trainer.stop_requested = True
+        return None
+    return guard
+
+
 class NoticeReporter(Reporter):
     """--quiet: the choices made for the user (mode, model size, ...) on stderr, no progress."""
+
+    closed = False          # stderr's reader has gone
+    trainer = None
 
     def __init__(self, console):
         self.console = console
 
+    @guarded
+    def start(self, trainer):
+        self.trainer = trainer
+
+    @guarded
     def notice(self, message):
         self.console.print(f"[dim]{message}[/]")
 
 
-class ProgressReporter(NoticeReporter):
-    """A rich progress bar (step, loss, val loss, bits/char, chars/s, ETA) and one line per validation."""
+class LogReporter(NoticeReporter):
+    """Progress for a file: the run's header, one line per validation and a one-line summary at
+    the end, never a progress frame."""
+
+    @guarded
+    def start(self, trainer):
+        c = trainer.config
+        self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}"
+                           f"{' bidirectional' if c.bidirectional else ''}, "
+                           f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
+                           f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
+                           f"dropout {c.dropout:g} -> {trainer.out}")
+        self.trainer = trainer
+        self.smoothed = None
+        self.steps_at_start = trainer.run_state.step
+
+    @guarded
+    def step(self, trainer, loss):
+        self.smoothed = loss if self.smoothed is None else 0.95 * self.smoothed + 0.05 * loss
+
+    def validation_line(self, trainer, record):
+        val, train = record.val_loss, record.train_loss
+        mark = " [green]best[/]" if record.best else ""
+        losses = f"train {train:.4f}  val {val:.4f}" if train is not None else f"val {val:.4f}"
+        return (f"step {record.step:>6}  {losses} nats ({val / math.log(2):.3f} bits/char){mark}"
+                f"  [dim](validated in {trainer.run_state.eval_seconds:.1f}s)[/]")
+
+    @guarded
+    def evaluated(self, trainer, record):
+        self.console.print(self.validation_line(trainer, record))
+
+    @guarded
+    def finish(self, trainer):
+        from ..config import format_duration
+        steps = trainer.run_state.step - self.steps_at_start
+        loss = f", loss {self.smoothed:.3f}" if self.smoothed is not None else ""
+        self.console.print(f"step {trainer.run_state.step:>6}  {steps:,} steps in this run{loss}, "
+                           f"{trainer.chars_per_sec or 0:,.0f} chars/s, "
+                           f"{format_duration(trainer.elapsed)} of training")
+
+
+class ProgressReporter(LogReporter):
+    """On a terminal: a rich progress bar (step, loss, val loss, bits/char, chars/s, ETA) and one
+    line per validation."""
 
     preparing_bar = None
 
@@ -193,12 +290,7 @@ class ProgressReporter(NoticeReporter):
 
     def start(self, trainer):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        c = trainer.config
-        self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}"
-                           f"{' bidirectional' if c.bidirectional else ''}, "
-                           f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
-                           f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
-                           f"dropout {c.dropout:g} -> {trainer.out}")
+        LogReporter.start(self, trainer)
         self.progress = Progress(
             TextColumn("step {task.fields[step]:>6}"), BarColumn(bar_width=16),
             TextColumn("{task.percentage:>3.0f}%"),
@@ -208,7 +300,6 @@ class ProgressReporter(NoticeReporter):
             console=self.console, transient=False)
         self.task = self.progress.add_task("train", total=1.0, step=trainer.run_state.step, loss="-",
                                            val="-", bpc="-", speed="-", eta="-")
-        self.smoothed = None
         self.last_draw = 0.0
         self.progress.start()
 
@@ -227,13 +318,9 @@ class ProgressReporter(NoticeReporter):
 
     def evaluated(self, trainer, record):
         """Every validation updates the bar and prints a line, with the time it took."""
-        val, train = record.val_loss, record.train_loss
-        mark = " [green]best[/]" if record.best else ""
+        val = record.val_loss
         self.progress.update(self.task, val=f"{val:.3f}", bpc=f"{val / math.log(2):.3f}")
-        losses = f"train {train:.4f}  val {val:.4f}" if train is not None else f"val {val:.4f}"
-        self.progress.console.print(
-            f"step {record.step:>6}  {losses} nats ({val / math.log(2):.3f} bits/char){mark}"
-            f"  [dim](validated in {trainer.run_state.eval_seconds:.1f}s)[/]")
+        self.progress.console.print(self.validation_line(trainer, record))
 
     def finish(self, trainer):
         self.progress.update(self.task, completed=min(trainer.progress(), 1.0), step=trainer.run_state.step)

@@ -5,7 +5,9 @@ with the file. Whoever reads it (training, ``score --file``) gets the same text:
 
 - the encoding is looked up once; an unknown one, or a codec that does not turn bytes into text,
   is a UsageError;
-- a NUL byte marks a binary file, except in the UTF-16 and UTF-32 families, where it is text;
+- a NUL byte marks a binary file, except in the UTF-16 and UTF-32 families, where it is text; a
+  file that looks like UTF-16 or UTF-32 (a byte-order mark, or NULs in every other byte) read
+  in another encoding is refused with the ``--encoding`` to pass;
 - a leading byte-order mark is dropped, and ``\\r\\n`` and ``\\r`` become ``\\n``;
 - a byte that cannot be decoded is reported with its offset in the file, wherever the chunks fall.
 """
@@ -65,6 +67,10 @@ class TextFile:
     def _refuse_nul(self, data):
         nul = data.find(b"\0")
         if nul >= 0:
+            hint = wide_encoding(data) if self.bytes_read == 0 else None
+            if hint is not None:
+                raise CorpusError(f"{self.path} looks like {hint[0]} text ({hint[1]}), not "
+                                  f"{self.codec.name}: pass --encoding {hint[2]}")
             raise CorpusError(f"{self.path} looks like a binary file (NUL byte at offset "
                               f"{self.bytes_read + nul}), not text")
 
@@ -76,9 +82,35 @@ class TextFile:
             return decoder.decode(data, final)
         except UnicodeDecodeError as e:
             offset = self.bytes_read - pending + e.start
+            hint = wide_encoding(data) if self.bytes_read == 0 else None
+            if hint is not None:        # e.g. UTF-16 without one ASCII character: no NUL byte
+                raise CorpusError(f"{self.path} looks like {hint[0]} text ({hint[1]}), not "
+                                  f"{self.codec.name}: pass --encoding {hint[2]}") from None
             raise CorpusError(f"{self.path} is not valid {self.codec.name}: byte "
                               f"0x{e.object[e.start]:02x} at offset {offset} ({e.reason}); read "
                               "another encoding with e.g. --encoding latin-1") from None
+
+
+# byte-order marks, longest first: UTF-32's little-endian mark begins with UTF-16's
+BOMS = ((codecs.BOM_UTF32_LE, "UTF-32", "utf-32"), (codecs.BOM_UTF32_BE, "UTF-32", "utf-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16", "utf-16"), (codecs.BOM_UTF16_BE, "UTF-16", "utf-16"))
+
+
+def wide_encoding(head):
+    """(name, why, --encoding value) when the first bytes of a file look like UTF-16 or UTF-32
+    text, else None: a byte-order mark, or (without one) a NUL in every other byte of the first
+    64 and in none of the others, which is how UTF-16 spells ASCII."""
+    for bom, name, encoding in BOMS:
+        if head.startswith(bom):
+            return name, "it starts with a byte-order mark", encoding
+    sample = head[:64] if len(head) >= 64 else head[:len(head) // 2 * 2]
+    if len(sample) >= 4:
+        even, odd = sample[0::2], sample[1::2]
+        if odd.count(0) == len(odd) and even.count(0) == 0:
+            return "UTF-16", "little-endian, without a byte-order mark", "utf-16-le"
+        if even.count(0) == len(even) and odd.count(0) == 0:
+            return "UTF-16", "big-endian, without a byte-order mark", "utf-16-be"
+    return None
 
 
 def read_text(path, encoding="utf-8"):

@@ -18,8 +18,9 @@ process would make with the same global batch:
 - what depends on a clock (the time budget, the learning rate of a timed run, when to validate)
   is decided from rank 0's clock and agreed each step, with any rank's stop request (Ctrl-C,
   SIGTERM, SIGUSR1), in one tiny all-reduce: all ranks stop together, at the same step;
-- rank 0 alone prints, writes --out (the recurrent state carried between batches is gathered to
-  it) and answers --json. The checkpoint is the single-process format: a run resumes on any
+- rank 0 alone prints, locks --out (``store.outputs.OutputLock``: one run writes a checkpoint at a
+  time), writes it (the recurrent state carried between batches is gathered to it) and answers
+  --json. The checkpoint is the single-process format: a run resumes on any
   number of ranks.
 
 Failures end the whole job: an error that every rank meets at once (a diverged loss, a bad option
@@ -207,6 +208,7 @@ def prepare(group, corpus=None, out="charlm.npz", resume=False, force=False, enc
                                  reporter if group.rank == 0 else Reporter())
     if group.rank == 0:
         trainer.best = base.best
+        trainer.lock, base.lock = base.lock, None       # rank 0 alone locks and writes --out
     return trainer
 
 

@@ -24,6 +24,9 @@ from ..network.engine import Engine
 from ..kernels import optim
 from ..network.stack import FlatArrays, init_parameters
 from ..text.prepared import open_corpus
+from ..network.parallel import cores
+from ..store import outputs
+from . import budget
 from .reporter import Reporter
 from ..store.runstate import DROPOUT_MASKS, Evaluation, RunState
 from ..text.vocab import Vocab
@@ -232,6 +235,7 @@ class Trainer:
         self.stop_requested = False
         self.stop_reason = None
         self.chars_per_sec = None
+        self.lock = None            # outputs.OutputLock on out, released when the run ends
 
     # -- progress and stopping
 
@@ -264,11 +268,34 @@ class Trainer:
             return "no improvement"
         if c.epochs is not None and self.epochs_done >= c.epochs - 1e-9:
             return "epochs"
-        if c.max_time is not None:
-            # keep room for the final validation: --max-time is a hard budget that includes it
+        if c.max_time is not None and self.chars_per_sec is not None:
+            # keep room for the final validation: --max-time is a budget that includes it. Until
+            # a step of this run has measured the speed there is nothing to reserve from: prepare
+            # refused a budget that cannot fit one step and a validation (budget.check_time), so
+            # the first step is always taken
             reserve = self._eval_estimate() + step_seconds + 2 * self.save_seconds
             if self.elapsed + reserve > c.max_time:
                 return "time"
+        return None
+
+    def finished_already(self):
+        """Why a resumed run has nothing left to do (the reason, as ``run`` returns it), or None:
+        its budget is spent and, with a validation set, its last step has been validated. Such a
+        run writes nothing: its checkpoint is left exactly as it is."""
+        c, rs = self.config, self.run_state
+        if rs.step == 0:
+            return None
+        history = rs.history
+        if self.dataset.val_tokens and (not history or history[-1].step != rs.step):
+            return None         # the final validation is still to run (e.g. after Ctrl-C)
+        if c.steps is not None and rs.step >= c.steps:
+            return "steps"
+        if c.patience and history and self._validations_since_best() >= c.patience:
+            return "no improvement"
+        if c.epochs is not None and self.epochs_done >= c.epochs - 1e-9:
+            return "epochs"
+        if c.max_time is not None and self.elapsed >= c.max_time:
+            return "time"
         return None
 
     def _validations_since_best(self):
@@ -279,12 +306,16 @@ class Trainer:
         return len(history) - 1 - best
 
     def _eval_estimate(self):
+        """Seconds a validation will take: 1.2 times the last one, else (none has run yet)
+        1.5 times the held-out characters at twice the training speed just measured, since
+        validation is a forward pass alone (0 before any step has measured it)."""
         if not self.dataset.val_tokens:
             return 0.0
         if self.run_state.eval_seconds is not None:
             return 1.2 * self.run_state.eval_seconds
-        rate = self.chars_per_sec or 10_000.0
-        return 1.5 * self.dataset.val_tokens / (2.0 * rate)
+        if not self.chars_per_sec:
+            return 0.0
+        return 1.5 * self.dataset.val_tokens / (2.0 * self.chars_per_sec)
 
     def _validation_due(self):
         """--eval-every N: every N steps. Otherwise each time the run passes another 5% of its
@@ -297,14 +328,24 @@ class Trainer:
         last_progress, last_elapsed = self.last_validation
         if math.floor(self.progress() * VALIDATIONS_PER_RUN) <= math.floor(last_progress * VALIDATIONS_PER_RUN):
             return False
-        cost = self.run_state.eval_seconds
-        return (self.config.max_time is None or cost is None
-                or cost <= MAX_VALIDATION_SHARE * (self.elapsed - last_elapsed))
+        if self.config.max_time is None:
+            return True
+        if self.chars_per_sec is None and self.run_state.eval_seconds is None:
+            return False        # the first steps measure the speed before validation is costed
+        cost = self._eval_estimate() / 1.2
+        return cost <= MAX_VALIDATION_SHARE * (self.elapsed - last_elapsed)
 
     # -- the loop
 
     def run(self):
-        """Train until the budget is spent or a stop is requested; returns the reason."""
+        """Train until the budget is spent or a stop is requested; returns the reason. A resumed
+        run with nothing left to do (:meth:`finished_already`) returns ``"already " + reason``
+        and writes nothing."""
+        done = self.finished_already()
+        if done is not None:
+            self.stop_reason = "already " + done
+            self.release()
+            return self.stop_reason
         restore = self._catch_interrupts()
         self.started = time.perf_counter()
         try:
@@ -321,6 +362,13 @@ class Trainer:
             self.elapsed_before, self.started = self.elapsed, None
             self.run_state.elapsed = self.elapsed_before
             restore()
+            self.release()
+
+    def release(self):
+        """Let another run write ``out`` (the lock taken by :func:`prepare`)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def _loop(self):
         step_seconds = 0.0
@@ -477,31 +525,47 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
     if resume and force:
         raise UsageError("--resume and --force contradict each other: --resume continues the run "
                          f"in {out}, --force replaces it")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise UsageError(f"--out: the folder {folder} does not exist")
-    if os.path.isdir(out):
-        raise UsageError(f"--out: {out} is a folder; give a file name such as {os.path.join(out, 'charlm.npz')}")
-    if os.path.exists(out) and not (resume or force):
-        raise UsageError(f"{out} exists: add --resume to continue its training, --force to replace "
-                         "it, or choose another --out")
-    source = open_corpus(corpus, encoding, options.get("mode", "auto"), reporter)
-    if resume:
-        trainer = _resume(out, source, options, reporter)
-    else:
-        config = Config(**options).validate()
-        config, notices = resolve_config(config, source)
-        vocab = source.vocab(config.min_count, config.mode)
-        if len(vocab) == 2:
-            raise UsageError(f"--min-count {config.min_count} leaves no character of the corpus a "
-                             "token of its own: nothing would be learnt; lower it")
-        config, dataset = build_dataset(config, source, vocab)
-        for message in notices + dataset.notices:
-            reporter.notice(message)
-        trainer = Trainer(config, dataset, out, reporter=reporter, corpus_id=source.fingerprint())
+    # before any work: --out can be written, is not the corpus, and no other run writes it
+    outputs.check_writable(out, "--out")
+    outputs.refuse_inputs(out, "--out", [(corpus, "the corpus")])
+    lock = outputs.OutputLock(out).acquire()
+    try:
+        if os.path.exists(out) and not (resume or force):
+            raise UsageError(f"{out} exists: add --resume to continue its training, --force to "
+                             "replace it, or choose another --out")
+        source = open_corpus(corpus, encoding, options.get("mode", "auto"), reporter)
+        if resume:
+            trainer = _resume(out, source, options, reporter)
+        else:
+            config = Config(**options).validate()
+            config, notices = resolve_config(config, source)
+            vocab = source.vocab(config.min_count, config.mode)
+            if len(vocab) == 2:
+                raise UsageError(f"--min-count {config.min_count} leaves no character of the "
+                                 "corpus a token of its own: nothing would be learnt; lower it")
+            config, dataset = build_dataset(config, source, vocab)
+            check_needs(config, dataset)
+            for message in notices + dataset.notices:
+                reporter.notice(message)
+            trainer = Trainer(config, dataset, out, reporter=reporter,
+                              corpus_id=source.fingerprint())
+    except BaseException:
+        lock.release()
+        raise
+    trainer.lock = lock
     trainer.run_state.corpus_path = None if corpus is None else os.path.abspath(corpus)
     trainer.run_state.corpus_encoding = encoding
     return trainer
+
+
+def check_needs(config, dataset):
+    """Refuse, before anything large is allocated, a run that needs more memory than there is or
+    a --max-time that cannot fit one step and a validation (:mod:`charlm.training.budget`)."""
+    V = len(dataset.vocab)
+    parameters = sum(int(np.prod(shape)) for _, shape in shapes_for(config, V))
+    threads = cores()
+    budget.check_memory(config, V, parameters, threads)
+    budget.check_time(config, V, dataset.val_tokens, threads)
 
 
 RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every", "patience")
@@ -528,6 +592,7 @@ def _resume(out, corpus, options, reporter):
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     config = replace(saved.config, **given).validate()
     _, dataset = build_dataset(config, corpus, saved.vocab)
+    check_needs(config, dataset)
     trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
     if saved.training.run.validated:
         trainer.best = saved.weights.flat.copy()

@@ -114,14 +114,16 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
 
 
 def write(path, html):
-    """Write the page atomically (a temporary file in the same folder, then renamed)."""
+    """Write the page atomically (a temporary file in the same folder, then renamed), with the
+    mode of the page it replaces or 0666 less the umask (``charlm.store.outputs.mode_for``)."""
+    from ..store.outputs import mode_for
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-report-", suffix=".html.tmp")
+        os.fchmod(fd, mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(html)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         tmp = None
     except OSError as e:

@@ -1,0 +1,153 @@
+"""The files charlm writes, and the rules that keep a user's files safe (docs/files.md):
+
+- no command replaces a file that it reads in the same run (the corpus, the checkpoint, a
+  ``--text`` file), with or without ``--force``: paths are compared as files
+  (``os.path.samefile``), so a link or another spelling of the same path counts too;
+- every output path is checked before any work: not a folder, not a device or other special
+  file, in a folder that exists and in which a file can be created (tried, not guessed from the
+  permission bits, which root and read-only mounts make misleading);
+- a new file gets the mode 0666 less the umask, as a file that ``open`` creates does; a file
+  replaced keeps its permission bits (:func:`mode_for`);
+- one writer per checkpoint: :class:`OutputLock` holds an OS lock (``flock``) on ``OUT.lock``
+  while a run may write OUT. The kernel drops the lock when its process ends, however it ends,
+  so a lock file left by a killed run (kill -9) blocks nothing.
+"""
+import fcntl
+import os
+import socket
+import stat
+import sys
+import tempfile
+
+from ..errors import OutputInUse, UsageError
+
+
+def check_writable(path, option, example="charlm.npz"):
+    """Raise UsageError in one line unless a file can be written at path (``option`` names the
+    path in the message; ``example`` is the file name suggested when path is a folder)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{option}: {path} is a folder; give a file name such as "
+                         f"{os.path.join(path, example)}")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise UsageError(f"{option}: {path} is not a regular file; charlm writes only regular "
+                         "files")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option}: cannot write {path}: there is no folder {folder}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".charlm-probe-")
+    except OSError as e:
+        raise UsageError(f"{option}: cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def refuse_inputs(path, option, inputs):
+    """Raise UsageError if the output path is one of the files this run reads. ``inputs`` holds
+    (path or None, what it is to the run), e.g. ``(corpus, "the corpus")``."""
+    if not os.path.exists(path):
+        return
+    for source, what in inputs:
+        if source is not None and os.path.exists(source) and os.path.samefile(path, source):
+            raise UsageError(f"{option} {path} is {what} this run reads; charlm never writes over "
+                             "a file it reads (--force does not change that): choose another "
+                             f"{option}")
+
+
+def umask():
+    """The process's umask (read, not changed: from /proc where it is there)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)      # the only portable way to read it is to set it and set it back
+    os.umask(mask)
+    return mask
+
+
+def mode_for(path):
+    """Permission bits for a file about to be written at path: those of the file it replaces, or
+    0666 less the umask for a new one (what ``open`` would give; temporary files get 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~umask()
+
+
+class OutputLock:
+    """An exclusive lock on writing ``path``: ``flock`` on the file ``path + ".lock"``, which
+    holds the holder's process id, host and command line for the message a second run shows.
+
+    The lock file is removed on release; a run that is killed leaves it, unlocked. Acquiring
+    checks that the file it locked is still the one at the lock's path, since its holder may
+    remove it between this process's open and flock."""
+
+    def __init__(self, path, option="--out"):
+        self.path, self.option = path, option
+        self.lock_path = path + ".lock"
+        self.fd = None
+
+    def acquire(self):
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                raise UsageError(f"{self.option}: cannot create the lock file {self.lock_path}: "
+                                 f"{e.strerror or e}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise OutputInUse(f"{self.path} is being written by another charlm run "
+                                  f"({holder}); wait for it to end or choose another "
+                                  f"{self.option}") from None
+            try:
+                current = os.stat(self.lock_path)
+            except FileNotFoundError:
+                current = None
+            if current is not None and os.path.samestat(os.fstat(fd), current):
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n{command}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def _read_holder(fd):
+    """'process PID on HOST: COMMAND' from a lock file, as far as its holder has written it."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        lines = os.read(fd, 4096).decode(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    if not lines or not lines[0].strip().isdigit():
+        return "its process is starting"
+    holder = f"process {lines[0].strip()}"
+    if len(lines) > 1 and lines[1] != socket.gethostname():
+        holder += f" on {lines[1]}"
+    if len(lines) > 2 and lines[2]:
+        holder += f": {lines[2]}"
+    return holder
