@@ -49,36 +49,44 @@ def command(name, folder=FOLDER):
 
 # The README's headline: (what, charlm's figure, beside it, the saved table it comes from). Each
 # figure is a cell of a saved table, so the headline changes when the benchmark is rerun.
+def _train(model):
+    return (f"training, {model}", lambda t: t["train"][model]["charlm chars/s"] + " chars/s",
+            lambda t: "PyTorch {PyTorch chars/s} chars/s ({ratio})".format(**t["train"][model]),
+            "train")
+
+
+def _quality(minutes):
+    def row(t):
+        return next(iter(t[f"quality-{minutes}m"].values()))
+    return (f"tiny Shakespeare, `charlm train --max-time {minutes}m`",
+            lambda t: row(t)["best val loss (nats/char)"] + " nats/char",
+            lambda t: row(t)["model chosen"].split(",")[0] + " chosen, validation on the last 10%",
+            f"quality-{minutes}m")
+
+
 HEADLINE = [
-    ("training, LSTM 2x256 (chars/s)", lambda t: t["train"]["LSTM 2x256"]["charlm chars/s"],
-     lambda t: "PyTorch {PyTorch chars/s} ({ratio})".format(**t["train"]["LSTM 2x256"]), "train"),
-    ("training, GRU 2x256 (chars/s)", lambda t: t["train"]["GRU 2x256"]["charlm chars/s"],
-     lambda t: "PyTorch {PyTorch chars/s} ({ratio})".format(**t["train"]["GRU 2x256"]), "train"),
+    _train("LSTM 2x256"),
+    _train("GRU 2x256"),
     ("sampling, LSTM 2x256, one sample", lambda t: t["sample"]["charlm, batch 1"]["speed"],
      lambda t: "PyTorch LSTMCell loop {}".format(t["sample"]["PyTorch LSTMCell loop, batch 1"]["speed"]),
      "sample"),
-    ("sampling, 64 samples at once", lambda t: t["sample"]["charlm, --num 64"]["speed"],
+    ("sampling, LSTM 2x256, `--num 64`", lambda t: t["sample"]["charlm, --num 64"]["speed"],
      lambda t: "{} one sample".format(t["sample"]["--num 64 / batch 1"]["speed"]), "sample"),
-    ("scoring 1 MB, LSTM 2x256 (chars/s)",
-     lambda t: next(iter(t["score"].values()))["chars/s"],
-     lambda t: "`charlm score --file`, segments side by side", "score"),
-    ("tiny Shakespeare, `--max-time 10m` (val nats/char)",
-     lambda t: next(iter(t["quality-10m"].values()))["best val loss (nats/char)"],
-     lambda t: next(iter(t["quality-10m"].values()))["model chosen"].split(",")[0], "quality-10m"),
-    ("tiny Shakespeare, `--max-time 30m` (val nats/char)",
-     lambda t: next(iter(t["quality-30m"].values()))["best val loss (nats/char)"],
-     lambda t: next(iter(t["quality-30m"].values()))["model chosen"].split(",")[0], "quality-30m"),
+    ("scoring 1 MB, LSTM 2x256", lambda t: next(iter(t["score"].values()))["chars/s"] + " chars/s",
+     lambda t: "`charlm score --file`: segments side by side", "score"),
+    _quality(10),
+    _quality(30),
 ]
 
 
 def headline(folder=FOLDER):
-    """The README's headline table, its rows read from the saved tables."""
+    """The README's headline table, its rows read from the saved tables, and their commands."""
     names = list(dict.fromkeys(name for *_, name in HEADLINE))
     tables = {name: rows(name, folder) for name in names}
-    lines = ["| measured | charlm | beside it |", "| --- | ---: | --- |"]
+    lines = ["| measured | charlm | beside it |", "| --- | --- | --- |"]
     lines += [f"| {what} | {ours(tables)} | {beside(tables)} |" for what, ours, beside, _ in HEADLINE]
-    lines.append("")
-    lines.append("Commands: " + "; ".join(f"`{command(name, folder)}`" for name in names) + ".")
+    lines += ["", "Measured by:", ""]
+    lines += [f"- `{command(name, folder)}`" for name in names]
     return "\n".join(lines) + "\n"
 
 
