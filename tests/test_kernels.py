@@ -86,7 +86,8 @@ def run_forward(cell, zx, b, w_h, h0, c0, blas=False):
     hs = np.empty((T + 1, B, H), zx.dtype)
     hs[0] = h0
     aux = aux_buffer(cell, T, B, H, zx.dtype, c0)
-    getattr(rk, f"{cell}_forward")(gates, b, np.ascontiguousarray(w_h.T), hs, aux, blas)
+    w = w_h if blas else np.ascontiguousarray(w_h.T)      # as the product reads it
+    getattr(rk, f"{cell}_forward")(gates, b, w, hs, aux, blas)
     return hs[1:], gates, hs, aux
 
 
@@ -260,6 +261,19 @@ def test_engine_runs_time_blocks_and_carries_its_state(cell, monkeypatch):
     state = engine.zero_state(3)
     parts = [engine.log_softmax(x[:4], state), engine.log_softmax(x[4:], state)]
     np.testing.assert_allclose(np.concatenate(parts), ref["log_probs"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_an_engine_reads_the_weights_as_they_are_now(cell):
+    """Training keeps one Engine for validation while it updates the weights in place: each call
+    reads them as they are then."""
+    net = small_network(cell)
+    engine = Engine(net)
+    x = np.random.default_rng(9).integers(0, net.vocab_size, (6, 2)).astype(np.int32)
+    engine.log_softmax(x, engine.zero_state(2))
+    net.params.flat += np.float32(0.1)
+    np.testing.assert_allclose(engine.log_softmax(x, engine.zero_state(2)),
+                               ReferenceNetwork(cell, net.params).run(x)["log_probs"], atol=1e-5)
 
 
 # ---- loss ----------------------------------------------------------------------------------------

@@ -106,13 +106,13 @@ def row_nt(x, wt, out):
 
 
 @njit(cache=True, nogil=True)
-def product_nt(a, wt, out, blas):
-    """out = a @ wt.T, as :func:`matmul_nt` does it, or by BLAS when ``blas`` (wt.T is a
-    Fortran-ordered view, which BLAS reads as a transposed operand without a copy)."""
+def recurrent_product(a, w, out, blas):
+    """out = a @ W for the recurrent weights W, given as the product reads them: w = W^T (N, K)
+    for :func:`matmul_nt`, or w = W (K, N) itself for BLAS (when ``blas``). Both C-contiguous."""
     if blas:
-        np.dot(a, wt.T, out)
+        np.dot(a, w, out)
     else:
-        matmul_nt(a, wt, out)
+        matmul_nt(a, w, out)
 
 
 @njit(cache=True, nogil=True)

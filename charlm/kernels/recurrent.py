@@ -22,11 +22,13 @@ Shapes: T steps, B sequences, H hidden units.
   truncated BPTT), on exit the gradient with respect to the initial state h_0 (and c_0), as
   torch-rnn's grad_h0 and grad_c0. Training drops it; the gradients view follows it back one step
   at a time (T = 1, each row its own chain).
-- The forward passes take the recurrent weights transposed, ``w_ht`` = W_h^T (G*H, H), and the
-  backward passes W_h itself: the per-step product is then a @ w.T with w's rows contiguous,
-  :func:`linalg.product_nt`. ``blas`` chooses how it runs: ``linalg.matmul_nt`` for training's
-  shards of a few dozen sequences (``benchmarks/bench_products.py`` measures it against BLAS at
-  those shapes), BLAS for the no-grad pass, whose threads read up to hundreds of columns each.
+- ``blas`` chooses how a forward pass runs its per-step product (:func:`linalg.recurrent_product`):
+  ``linalg.matmul_nt`` for training's shards of a few dozen sequences
+  (``benchmarks/bench_products.py`` measures it against BLAS at those shapes), BLAS for the
+  no-grad pass, whose threads read up to hundreds of columns each. The recurrent weights ``w``
+  come as that product reads them: W_h^T (G*H, H) for matmul_nt, W_h (H, G*H) for BLAS (a view of
+  the weights: the no-grad pass copies nothing per call). The backward passes take W_h and run
+  matmul_nt: dz_t W_h^T is a @ w.T with w's rows contiguous.
 
 The no-grad pass runs the same forward kernels and keeps nothing: it hands in a scratch ``gates``
 block (its input projection, overwritten) and reads only hs and cs.
@@ -41,22 +43,22 @@ from numba import njit
 
 from .activations import tanh
 from .cells import add_to, gru_reset, gru_update, lstm_update, rnn_update
-from .linalg import matmul_nt, product_nt
+from .linalg import matmul_nt, recurrent_product
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 
 # ---- forward through time ------------------------------------------------------------------------
-# Every cell's forward kernel takes (gates, b, w_ht, hs, aux, blas): aux is the LSTM's cs, the GRU's
+# Every cell's forward kernel takes (gates, b, w, hs, aux, blas): aux is the LSTM's cs, the GRU's
 # rh, and unused by the rnn. The element-wise updates are those of ``kernels.cells``.
 
 @njit(**KERNEL)
-def rnn_forward(gates, b, w_ht, hs, aux, blas):
+def rnn_forward(gates, b, w, hs, aux, blas):
     """gates (T, B, H) holds zx on entry and h_1..h_T on exit (also written to hs[1:])."""
     T, B = gates.shape[0], gates.shape[1]
     zh = np.empty_like(hs[0])
     for t in range(T):
-        product_nt(hs[t], w_ht, zh, blas)
+        recurrent_product(hs[t], w, zh, blas)
         for i in range(B):
             add_to(gates[t, i], zh[i], b)
             rnn_update(gates[t, i], hs[t + 1, i])
@@ -64,33 +66,36 @@ def rnn_forward(gates, b, w_ht, hs, aux, blas):
 
 
 @njit(**KERNEL)
-def lstm_forward(gates, b, w_ht, hs, cs, blas):
+def lstm_forward(gates, b, w, hs, cs, blas):
     """Also writes cs[1:] (cs[0] is the initial cell state, set by the caller)."""
     T, B = gates.shape[0], gates.shape[1]
     zh = np.empty_like(gates[0])
     for t in range(T):
-        product_nt(hs[t], w_ht, zh, blas)
+        recurrent_product(hs[t], w, zh, blas)
         for i in range(B):
             add_to(gates[t, i], zh[i], b)
             lstm_update(gates[t, i], cs[t, i], cs[t + 1, i], hs[t + 1, i])
 
 
 @njit(**KERNEL)
-def gru_forward(gates, b, w_ht, hs, rh, blas):
+def gru_forward(gates, b, w, hs, rh, blas):
     """Also writes rh (T, B, H) = r * h_{t-1}, the input of the candidate's recurrent product."""
     T, B = gates.shape[0], gates.shape[1]
     H = hs.shape[2]
-    w_ru_t, w_c_t = w_ht[:2 * H], w_ht[2 * H:]      # row blocks of W_h^T: contiguous
+    if blas:        # column blocks of W_h, copied contiguous for BLAS
+        w_ru, w_c = np.ascontiguousarray(w[:, :2 * H]), np.ascontiguousarray(w[:, 2 * H:])
+    else:           # row blocks of W_h^T: contiguous
+        w_ru, w_c = w[:2 * H], w[2 * H:]
     b_ru, b_c = b[:2 * H], b[2 * H:]
     zh_ru = np.empty((B, 2 * H), hs.dtype)
     zh_c = np.empty((B, H), hs.dtype)
     for t in range(T):
-        product_nt(hs[t], w_ru_t, zh_ru, blas)
+        recurrent_product(hs[t], w_ru, zh_ru, blas)
         for i in range(B):
             g = gates[t, i]
             add_to(g[:2 * H], zh_ru[i], b_ru)
             gru_reset(g[:2 * H], hs[t, i], rh[t, i])
-        product_nt(rh[t], w_c_t, zh_c, blas)
+        recurrent_product(rh[t], w_c, zh_c, blas)
         for i in range(B):
             g = gates[t, i]
             add_to(g[2 * H:], zh_c[i], b_c)

@@ -52,8 +52,8 @@ class Forward:
         self.network = network
         self.H, self.L = network.hidden_size, network.num_layers
         self.kernel = network.cell.kernel(recurrent, "forward")
-        self.layers = [(p[f"layers.{layer}.W_x"], np.ascontiguousarray(p[f"layers.{layer}.W_h"].T),
-                        p[f"layers.{layer}.b"]) for layer in range(self.L)]
+        self.layers = [tuple(p[f"layers.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
+                       for layer in range(self.L)]       # views: they follow training's updates
         self.out_w, self.out_b = p["out.W"], p["out.b"]
         self.dtype = self.out_w.dtype
         self._buffers_key, self._buffers = None, None
@@ -91,7 +91,7 @@ class Forward:
         lstm = state.shape[1] == 2
         gates = buf["gates"][:steps]
         below, layers = None, []
-        for layer, (w_x, w_ht, b) in enumerate(self.layers):
+        for layer, (w_x, w_h, b) in enumerate(self.layers):
             hs, aux = buf["hs"][layer][:steps + 1], buf["aux"][layer][:steps + 1]
             if layer == 0:
                 one_hot_rows(w_x, x.reshape(-1), gates.reshape(rows, -1))
@@ -100,7 +100,7 @@ class Forward:
             hs[0] = state[layer, 0]
             if lstm:
                 aux[0] = state[layer, 1]
-            self.kernel(gates, b, w_ht, hs, aux, True)      # BLAS products
+            self.kernel(gates, b, w_h, hs, aux, True)       # BLAS products with W_h
             state[layer, 0] = hs[steps]
             if lstm:
                 state[layer, 1] = aux[steps]

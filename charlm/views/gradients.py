@@ -96,15 +96,14 @@ class TopLayer:
         self.c = np.ascontiguousarray(states[top, -1])     # the LSTM's c_1..c_n (others: h)
         self.h_prev = np.concatenate([np.zeros((1, H)), self.h[:-1]])            # h_0..h_{n-1}
         self.c_prev = np.concatenate([np.zeros((1, H)), self.c[:-1]])
-        self.w_ht = np.ascontiguousarray(w_h.T)                                  # (G*H, H)
-        self.w_h = np.ascontiguousarray(w_h)
+        self.w_h = np.ascontiguousarray(w_h)                                     # (H, G*H)
         # the forward kernel, run for one step with the n positions as columns: it writes the
         # activated gates over zx (and reads c_{s-1} from, or writes r*h_{s-1} to, aux[0]:
         # whichever the cell uses)
         gates = np.ascontiguousarray(zx).reshape(1, n, -1)
         hs = np.stack([self.h_prev, self.h])
         aux = np.stack([self.c_prev, self.c])
-        net.cell.kernel(recurrent, "forward")(gates, b, self.w_ht, hs, aux, True)
+        net.cell.kernel(recurrent, "forward")(gates, b, self.w_h, hs, aux, True)   # BLAS
         self.gates = gates[0]                                                    # (n, G*H)
         self.dz_apart = not net.cell.dz_in_gates
         self.kernel = net.cell.kernel(recurrent, "backward")
