@@ -314,6 +314,22 @@ def test_softmax_cross_entropy_matches_numpy(dtype):
     assert np.all(out[~valid] == 0.0)
 
 
+@njit
+def _log_softmax_rows(logits, b, out):
+    for n in range(logits.shape[0]):
+        loss.log_softmax_row(logits[n], b, out[n])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numba_log_softmax_row_is_the_reference(dtype):
+    logits, b, _ = loss_inputs(dtype)
+    logits[0] += dtype(1e4)        # far beyond exp's range
+    out = np.empty(logits.shape, np.float64)
+    _log_softmax_rows(logits, b, out)
+    expected = reference_log_softmax((logits + b).astype(np.float64))   # z + b in the dtype
+    np.testing.assert_allclose(out, expected, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
 def test_all_padding_gives_zero_loss_and_gradient():
     logits, b, targets = loss_inputs(np.float32)
     targets[:] = -1

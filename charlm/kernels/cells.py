@@ -1,5 +1,8 @@
 """Each cell's element-wise update, written once (SPEC.md, "Model"), and inlined by Numba into the
-training, inference and sampling kernels that call it.
+sequence pass (``kernels.recurrent``) and the sampling kernels that call it. Its derivative is
+written once too, in the backward kernels of ``kernels.recurrent``; a change to a cell's equations
+touches this module, those kernels, the report page's sampler (``views/report_assets/report.js``)
+and the test reference (``tests/reference.py``).
 
 Every function works on one sequence's row: 1-d views of H units (or of a worker's share of them),
 pre-activations already summed (``x W_x + h_{t-1} W_h + b``, by :func:`add_to` or a matrix product
@@ -12,8 +15,8 @@ into the same row). Gate blocks follow the cell table (``charlm.network.celltype
 
 The activated gates are written over the pre-activations, where the backward pass reads them.
 Each loop runs over whole 1-d views from index 0 and touches few distinct arrays: LLVM vectorises a
-loop only after proving at run time that its arrays do not overlap (a loop written as
-``range(3H, 4H)`` over a whole row stayed scalar and took 4.5 times as long).
+loop only after proving at run time that its arrays do not overlap, and a loop written as
+``range(3H, 4H)`` over a whole row stays scalar.
 """
 from numba import njit
 

@@ -1,4 +1,7 @@
-"""Softmax cross-entropy over the vocabulary (Numba).
+"""The softmax over the vocabulary in Numba, written once (:func:`shifted_exp`), and what is built on
+it: the softmax cross-entropy of training, the log-probabilities of targets that scoring reads,
+and a whole row's log softmax for the kernels that rank every token. (The numpy softmax, for
+callers outside the kernels, is ``charlm.network.engine.log_softmax`` and ``softmax``.)
 
 Targets are token ids; a target of -1 marks padding (lines mode) and contributes nothing. The output
 layer's bias is added here rather than in a separate pass over the (N, V) logits.
@@ -21,6 +24,15 @@ def shifted_exp(z, b, e):
         e[i] = np.exp(np.float64(z[i] + b[i] - m))
         s += e[i]
     return np.float64(m), s
+
+
+@njit(inline="always", error_model="numpy")
+def log_softmax_row(z, b, out):
+    """out (V,) float64 = log softmax(z + b) for logits z and bias b (V,)."""
+    m, s = shifted_exp(z, b, out)
+    shift = m + np.log(s)
+    for i in range(z.shape[0]):
+        out[i] = np.float64(z[i] + b[i]) - shift
 
 
 @njit(**KERNEL)

@@ -34,8 +34,8 @@ from .stack import Network, Stack, stack_weights
 from ..text.vocab import EOS_ID
 # Validation: time steps x columns per forward call. Each call returns every layer's states,
 # L*S*ROWS_PER_CALL*H floats (67 MB for a 2x256 LSTM). More columns share each step's read of the
-# weights: 16384 scored about 9,000 characters per CPU-second where 8192 scored 1,800 to 5,700
-# (2x256 LSTM, 20,000 characters, three runs each on a loaded two-core machine).
+# weights, so a call scores more characters per second the wider it is, up to this bound on its
+# memory.
 ROWS_PER_CALL = 16384
 
 

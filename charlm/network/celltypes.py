@@ -3,8 +3,8 @@ vanilla RNN, the GRU and the LSTM (SPEC.md, "Model"). No other module branches o
 the rest of charlm reads these records.
 
 The kernels that implement a cell follow one naming rule, ``<name>_<role>`` in a kernel module, and
-take the same arguments whatever the cell (see ``kernels.recurrent`` and ``kernels.inference``), so
-that a caller picks them with :meth:`Cell.kernel` and calls them alike.
+take the same arguments whatever the cell (see ``kernels.recurrent``), so that a caller picks them
+with :meth:`Cell.kernel` and calls them alike.
 """
 from dataclasses import dataclass
 
