@@ -401,6 +401,20 @@ def test_blas_threads_restores_the_setting():
     assert get() == before
 
 
+@pytest.mark.parametrize("n,min_share,threads,expected",
+                         [(0, 1, 4, 1), (3, 1, 4, 3), (100, 1, 4, 4), (40, 16, 4, 2), (15, 16, 4, 1),
+                          (64, 16, 4, 4), (1000, 64, 2, 2)])
+def test_a_job_gets_a_thread_per_min_share_items_up_to_its_threads(n, min_share, threads, expected):
+    from charlm.network import parallel
+    assert parallel.shares(n, min_share, threads) == expected
+
+
+def test_shares_reads_the_cores_this_process_has(monkeypatch):
+    from charlm.network import parallel
+    monkeypatch.setenv("CHARLM_THREADS", "3")
+    assert parallel.cores() == 3 and parallel.shares(1000) == 3 and parallel.shares(1000, 500) == 2
+
+
 # ---- optimizers ----------------------------------------------------------------------------------
 
 def optim_inputs(seed=5, n=1000):
