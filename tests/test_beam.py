@@ -13,7 +13,6 @@ from charlm.generation.beam import beam_search
 from charlm.cli import main
 from charlm.errors import UsageError
 from charlm.network.engine import Engine
-from charlm.generation.sampler import Pace
 
 from conftest import run_charlm
 from tiny_models import make_model, save_model
@@ -150,7 +149,8 @@ def test_two_workers_find_what_one_does(monkeypatch):
     model = make_model("gru", hidden=16, mode="lines", eos_bias=0.5)
     found = {}
     for workers in (1, 2):
-        monkeypatch.setattr(charlm.generation.beam, "Pace", lambda choices, w=workers: Pace((w,)))
+        monkeypatch.setattr(charlm.generation.beam, "worker_choices",
+                            lambda hidden, w=workers: (w,))
         found[workers] = [(r.text, r.log_prob) for r in beam_search(model, prime="q", beam=5,
                                                                      length=30, stop="u")]
     assert found[1] == found[2]

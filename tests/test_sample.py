@@ -2,11 +2,12 @@
 option and stop rule, and the sample command (in-process and through the installed console
 script)."""
 import json
+import math
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from charlm.store import checkpoint
 from charlm.api import Model
@@ -17,6 +18,8 @@ from charlm.errors import UsageError
 from charlm.kernels import draw as sampling
 from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
 from charlm.generation import sampler
+from charlm.generation.launch import Pace
+from charlm.generation.options import SamplingOptions
 from charlm.generation.sampler import Batch, Generation
 from charlm.text.vocab import EOS_ID, UNK_ID, Vocab, drawable
 
@@ -66,7 +69,8 @@ def run(model, num, steps, prime=NO_PRIME, workers=1, seed=0, temperature=1.0, s
     else:
         gen = Generation(model.network, num, workers)
     uniforms = np.random.default_rng(seed).random((steps, num))
-    out = gen.step(prime, uniforms, temperature, 0, 1.0, allowed(model), stop)
+    out = gen.step(prime, uniforms, SamplingOptions(temperature=temperature, stop_at_eos=stop),
+                   allowed(model))
     return out, uniforms, gen
 
 
@@ -132,7 +136,7 @@ def test_state_carries_from_chunk_to_chunk(cell):
     model = make_model(cell, hidden=8)
     whole, uniforms, one = run(model, 2, 50)
     gen = Generation(model.network, 2)
-    parts = [gen.step(NO_PRIME, uniforms[a:b], 1.0, 0, 1.0, allowed(model), False)
+    parts = [gen.step(NO_PRIME, uniforms[a:b], SamplingOptions(), allowed(model))
              for a, b in ((0, 7), (7, 8), (8, 50))]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
     for a, b in zip(gen.state, one.state):
@@ -141,18 +145,25 @@ def test_state_carries_from_chunk_to_chunk(cell):
 
 # ---- the draw ---------------------------------------------------------------------------------
 
-def reference_support(p, top_k, top_p):
+def reference_support(logits, temperature, top_k, top_p):
     """The tokens that may be drawn and their renormalised probabilities, in the order the draw
-    accumulates them: most probable first, or by token id when nothing is cut."""
-    if top_k in range(1, len(p) - 1) or top_p < 1:
-        order = np.argsort(-p, kind="stable")[:len(p) - 1]      # <UNK> (p = 0) is last
+    accumulates them: most probable first, equal ones by token id, or all by token id when
+    nothing is cut. The probabilities and sums are the draw's own float64 arithmetic
+    (exp((logit - max) / temperature), summed in order), so that ties and the nucleus's edge
+    fall alike."""
+    drawable = but_unk(logits)
+    z = logits.astype(np.float64)
+    m = z[drawable].max()
+    p = np.array([math.exp((x - m) / temperature) if d else 0.0 for x, d in zip(z, drawable)])
+    eligible = int(drawable.sum())
+    k = eligible if top_k == 0 else min(top_k, eligible)
+    if k == eligible and top_p >= 1:
+        order = np.flatnonzero(drawable)
     else:
-        order = np.flatnonzero(np.arange(len(p)) != UNK_ID)
-    if top_k:
-        order = order[:top_k]
-    q = p[order] / p[order].sum()
-    if top_p < 1:
-        order = order[:np.searchsorted(np.cumsum(q), top_p - 1e-12) + 1]
+        order = np.argsort(-p, kind="stable")[:k]
+        if top_p < 1:
+            kept = np.cumsum(p[order])
+            order = order[:np.argmax(kept >= top_p * kept[-1]) + 1]
     return order, p[order] / p[order].sum()
 
 
@@ -160,16 +171,27 @@ def reference_support(p, top_k, top_p):
 @given(logits=st.lists(st.floats(-8, 8), min_size=3, max_size=12, unique=True),
        temperature=st.sampled_from([0.3, 1.0, 2.5]), top_k=st.integers(0, 12),
        top_p=st.sampled_from([0.05, 0.5, 0.9, 1.0]), u=st.floats(0, 1, exclude_max=True))
+@example(logits=[3e-36, 1.0, 2.2e-16, 0.0], temperature=2.5, top_k=0, top_p=0.5, u=0.9)
 def test_draw_keeps_to_top_k_and_nucleus_and_never_draws_unk(logits, temperature, top_k, top_p,
                                                              u):
     logits = np.array(logits, np.float32)
     token = sampling.draw(logits, u, temperature, top_k, top_p, but_unk(logits),
                           np.empty(len(logits)))
     assert token != UNK_ID
-    support, q = reference_support(probabilities(logits, temperature), top_k, top_p)
+    support, q = reference_support(logits, temperature, top_k, top_p)
     rank = list(support).index(token)          # fails if token is outside the support
     cdf = np.cumsum(q)
     assert cdf[rank] - q[rank] - 1e-6 <= u <= cdf[rank] + 1e-6
+
+
+@pytest.mark.parametrize("top_k,top_p", [(2, 1.0), (0, 0.4), (3, 0.9)])
+def test_equal_probabilities_are_ranked_by_token_id(top_k, top_p):
+    """Four tokens tie: a cut keeps the lowest ids, whatever u, on every machine."""
+    logits = np.array([1.0, 5.0, -1.0, 1.0, 1.0, 1.0], np.float32)      # <UNK> (1) is never drawn
+    kept = {(2, 1.0): {0, 3}, (0, 0.4): {0, 3}, (3, 0.9): {0, 3, 4}}[top_k, top_p]
+    drawn = {sampling.draw(logits, u, 1.0, top_k, top_p, but_unk(logits), np.empty(6))
+             for u in np.linspace(0, 0.999, 50)}
+    assert drawn == kept
 
 
 @given(logits=st.lists(st.floats(-8, 8), min_size=3, max_size=12, unique=True))
@@ -221,15 +243,15 @@ def test_two_workers_for_a_wide_model_sample_what_one_worker_does():
     model = make_model("lstm", hidden=128, layers=1)
     one = Generation(model.network, 1, 1)
     uniforms = np.random.default_rng(3).random((100, 1))
-    expected = one.step(NO_PRIME, uniforms, 1.0, 0, 1.0, allowed(model), False)
+    expected = one.step(NO_PRIME, uniforms, SamplingOptions(), allowed(model))
     text = model.vocab.decode(expected[:, 0])
-    assert set(Generation(model.network, 1).pace.rates) == {1, 2}
+    assert set(Generation(model.network, 1).launcher.pace.rates) == {1, 2}
     pieces = []
     assert model.sample(length=100, seed=3, on_text=pieces.append) == [text]
 
 
 def test_pace_measures_each_choice_then_keeps_the_faster():
-    pace = sampler.Pace((2, 1))
+    pace = Pace((2, 1))
     assert pace.pick() == 2
     pace.record(2, 100, 0.01)
     assert pace.pick() == 1
@@ -244,6 +266,22 @@ def test_samples_that_stopped_stay_stopped_across_chunks(monkeypatch):
     monkeypatch.setattr(sampler, "CHUNK_VALUES", 64)         # 4 steps per call
     assert model.sample(num=16, seed=2, length=60) == whole
     assert any(len(t) < 60 for t in whole) and len(set(whole)) > 8
+
+
+def test_a_batch_whose_samples_all_stop_at_the_end_of_a_chunk_ends(monkeypatch):
+    model = make_model("lstm", mode="lines", eos_bias=40.0)
+    monkeypatch.setattr(sampler, "CHUNK_VALUES", 4)      # 2 steps per call: a character, <EOS>
+    assert [len(t) for t in model.sample(num=2, seed=0)] == [1, 1]
+
+
+def test_options_are_checked_and_resolved_once_into_one_record():
+    options = SamplingOptions.checked(make_model(mode="lines"), prime="the", stop="x")
+    assert options == SamplingOptions(num=1, length=1000, prime="the", stop_at_eos=True,
+                                      stops=("x",))
+    stream = SamplingOptions.checked(make_model(mode="stream"), num=3, beam=None)
+    assert (stream.num, stream.length, stream.stop_at_eos) == (3, 200, False)
+    beam = SamplingOptions.checked(make_model(), beam=4)
+    assert (beam.num, beam.beam) == (None, 4)
 
 
 def test_unk_is_never_drawn():
@@ -287,8 +325,8 @@ def test_a_line_is_never_blank_and_never_holds_a_newline():
 def test_samples_of_a_batch_stop_independently():
     model = make_model("gru", mode="lines", eos_bias=2.0)
     gen = Generation(model.network, 16)
-    out = gen.step(NO_PRIME, np.random.default_rng(1).random((100, 16)), 1.0, 0, 1.0,
-                   allowed(model), True)
+    out = gen.step(NO_PRIME, np.random.default_rng(1).random((100, 16)),
+                   SamplingOptions(stop_at_eos=True), allowed(model))
     lengths = []
     for i in range(16):
         ends = np.flatnonzero(out[:, i] == EOS_ID)

@@ -90,16 +90,13 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     from ..api import load
     from ..generation.beam import warm_up as warm_up_beam
     from .warmup import warm_up_sampling
-    from ..generation.sampler import check_options
-    from ..generation.stops import check_stops
+    from ..generation.options import SamplingOptions
     stops = [unescape(s) for s in stop] or None
     model = load(model_path)
     model.require_left_to_right("sample from")
     options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
-    check_options(model, 1 if num is None else num, length, temperature, top_k, top_p, prime,
-                  stop_at_eos, seed)
-    check_stops(model, stops)
+    SamplingOptions.checked(model, num=num, seed=seed, **options)
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p, length_penalty)
     if interactive:
@@ -115,11 +112,14 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         from ..generation.novelty import reference
         check = reference(model, corpus_path)
     with compile_notice():
-        (warm_up_sampling if beam is None else warm_up_beam)(model.network)
+        if beam is None:
+            warm_up_sampling(model.network, num or 1)
+        else:
+            warm_up_beam(model.network)
     if beam is not None:
-        from ..generation.sampler import sample_beams
-        results = sample_beams(model, num, length, temperature, top_k, top_p, prime, stop_at_eos,
-                               seed, None, stops, keep_stop, beam, length_penalty)
+        from ..generation.beam import search
+        results = search(model, SamplingOptions.checked(model, num=num, seed=seed, beam=beam,
+                                                        length_penalty=length_penalty, **options))
         print_beams(model, results, prime, length_penalty, check, as_json)
         return
     if novel:

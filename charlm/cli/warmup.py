@@ -43,8 +43,11 @@ def warm_up_training(cell, optimizer="adam", dtype=np.float32):
     warm_up_forward(net)
 
 
-def warm_up_sampling(network):
-    """The generation kernel: a call that runs no step."""
-    from ..generation.sampler import Generation
-    Generation(network, 1, workers=1).step(np.zeros(0, np.int64), np.zeros((0, 1)), 1.0, 0, 1.0,
-                                           np.ones((2, network.vocab_size), np.bool_), False)
+def warm_up_sampling(network, num=1):
+    """The generation kernel in each weight layout that ``num`` samples side by side read: a call
+    that runs no step."""
+    from ..generation.options import SamplingOptions
+    from ..generation.sampler import Batch, Generation
+    run = Generation(network, 1, workers=1) if num == 1 else Batch(network, num)
+    run.step(np.zeros(0, np.int64), np.zeros((0, num)), SamplingOptions(),
+             np.ones((2, network.vocab_size), np.bool_))

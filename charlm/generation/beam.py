@@ -1,6 +1,8 @@
 """Beam search: the K most probable continuations of a prime that the search finds, with their
-log-probabilities. Options, the chunk loop around :func:`charlm.kernels.beam_steps.beam_steps` (where
-every step runs; its docstring gives the algorithm) and the results read back.
+log-probabilities: the chunk loop around :func:`charlm.kernels.beam_steps.beam_steps` (where
+every step runs; its docstring gives the algorithm) and the results read back. The options are
+checked by :class:`charlm.generation.options.SamplingOptions`; the kernel runs through
+:class:`charlm.generation.launch.Launcher`, as sampling's does.
 
 A result's ``log_prob`` is log P(text | <EOS>, prime) in nats, as ``charlm score`` computes it:
 the sum of log p of each generated character, plus log p(<EOS>) when the result ended on <EOS>.
@@ -13,23 +15,20 @@ in stream mode (no closing term) log_prob = log P_score(prime + text) - log P_sc
 Results are ranked by their ``score``: the log-probability of the whole continuation (the stop
 string included) divided by n^length_penalty, n its tokens.
 """
-import time
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UsageError
-from ..network.parallel import cores, fan_out
-from .sampler import MIN_SPLIT_HIDDEN, Pace, check_options, pack, transposed
-from .stops import check_stops, ending_stop, stop_table
+from ..kernels import beam_steps as kernel
 from ..text.vocab import EOS_ID, drawable
+from .launch import Launcher, worker_choices
+from .options import SamplingOptions
+from .stops import ending_stop, stop_table
 
-MAX_BEAM = 256
-MAX_CELLS = 20_000_000     # beam rows x length: the search's back-pointers (16 bytes a cell)
 FIRST_CHUNK = 32           # search steps of the first kernel call, doubled up to
 MAX_CHUNK = 512            # this, so that the worker count can be measured and Ctrl-C heard
-ENDED = {1: "eos", 2: "stop", 3: "length"}   # kernels.beam's kinds
+ENDED = {kernel.EOS: "eos", kernel.STOP: "stop", kernel.CAP: "length"}
 
 
 @dataclass
@@ -57,22 +56,30 @@ def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_p
     - ``length_penalty``: alpha >= 0; rank by log P / n^alpha (0: by log P; 1: per token).
     - ``stop``, ``keep_stop``: stop strings end a continuation (see :mod:`charlm.generation.stops`).
     """
-    length, stop_at_eos, forced = check_options(model, 1, length, prime=prime,
-                                                stop_at_eos=stop_at_eos)
-    check_beam(beam, length, length_penalty)
-    stops = check_stops(model, stop)
-    if length == 0:
-        return [BeamResult("", 0.0, 0.0, "length", 0)]
-    allowed = drawable(model.vocab, model.config.mode)
-    allowed[:, EOS_ID] &= stop_at_eos
-    search = Search(model.network, beam, length, allowed, stop_table(model.vocab, stops),
-                    float(length_penalty))
-    chunk = FIRST_CHUNK
-    while not search.done:
-        search.run(forced, chunk)
-        forced = forced[:0]
-        chunk = min(2 * chunk, MAX_CHUNK)
-    return search.results(model.vocab, stops, keep_stop)
+    options = SamplingOptions.checked(model, num=None, length=length, prime=prime,
+                                      stop_at_eos=stop_at_eos, stop=stop, keep_stop=keep_stop,
+                                      beam=beam, length_penalty=length_penalty)
+    return search(model, options)
+
+
+def search(model, options):
+    """The continuations a beam search finds for checked options (:class:`SamplingOptions` with
+    a ``beam``), best first: the first ``options.num``, or all if it is None."""
+    if options.length == 0:
+        results = [BeamResult("", 0.0, 0.0, "length", 0)]
+    else:
+        allowed = drawable(model.vocab, model.config.mode)
+        allowed[:, EOS_ID] &= options.stop_at_eos
+        run = Search(model.network, options.beam, options.length, allowed,
+                     stop_table(model.vocab, options.stops), options.length_penalty)
+        forced = model.vocab.encode(options.prime).astype(np.int64)
+        chunk = FIRST_CHUNK
+        while not run.done:
+            run.run(forced, chunk)
+            forced = forced[:0]
+            chunk = min(2 * chunk, MAX_CHUNK)
+        results = run.results(model.vocab, options.stops, options.keep_stop)
+    return results if options.num is None else results[:options.num]
 
 
 def warm_up(network):
@@ -82,47 +89,26 @@ def warm_up(network):
     search.run(np.zeros(0, np.int64), 0)
 
 
-def check_beam(beam, length, length_penalty):
-    """Raise UsageError, naming the option, for a beam width or length penalty out of range."""
-    if not (isinstance(beam, (int, np.integer)) and not isinstance(beam, bool)
-            and 1 <= beam <= MAX_BEAM):
-        raise UsageError(f"--beam must be an integer from 1 to {MAX_BEAM} (1 is greedy decoding)")
-    if (beam + 1) * length > MAX_CELLS:
-        raise UsageError(f"--beam {beam} with --length {length} is too large a search: keep "
-                         f"(beam + 1) x length within {MAX_CELLS:,}")
-    if not (isinstance(length_penalty, (int, float, np.integer, np.floating))
-            and not isinstance(length_penalty, bool) and 0 <= length_penalty <= 10):
-        raise UsageError("--length-penalty must be a number from 0 to 10 (0: rank by log P; "
-                         "1: by log P per character)")
-
-
-_tables = weakref.WeakKeyDictionary()     # network -> {workers: weight tables}
-
-
-def weight_tables(network, workers):
-    """The network's weights as the search kernel reads them, packed once per network and worker
-    count (a loaded model's weights do not change): packing takes milliseconds, as long as
-    dozens of search steps."""
-    per_network = _tables.setdefault(network, {})
-    if workers not in per_network:
-        per_network[workers] = transposed(*pack(network, workers))
-    return per_network[workers]
+_tables = weakref.WeakKeyDictionary()     # network -> its packed weights (Launcher.tables)
 
 
 class Search:
-    """The state of one beam search (see ``kernels.beam`` for each array) and the kernel calls
-    that advance it. K beams, plus the greedy row when K > 1."""
+    """The state of one beam search (see ``kernels.beam_steps`` for each array) and the kernel
+    calls that advance it. K beams, plus the greedy row when K > 1.
+
+    The network's weights are packed once per network and worker count, and kept while the
+    network lives (a loaded model's weights do not change): packing takes milliseconds, as long
+    as dozens of search steps."""
 
     def __init__(self, network, K, length, allowed, stops, alpha):
-        from ..kernels import beam_steps as kernel
         self.kernel = kernel
-        self.network, self.K, self.length = network, K, length
-        self.allowed, self.alpha = allowed, alpha
+        self.K, self.length = K, length
+        self.allowed, self.alpha = allowed, float(alpha)
         self.stops, self.stop_lengths = stops
         L, H = network.num_layers, network.hidden_size
         B = K + 1 if K > 1 else K
-        halves = H % 2 == 0 and H >= MIN_SPLIT_HIDDEN and cores() >= 2
-        self.pace = Pace((2, 1) if halves else (1,))
+        self.launcher = Launcher(network, transposed=True, choices=worker_choices(H),
+                                 tables=_tables.setdefault(network, {}))
         self.h = np.zeros((2, L, B, H), np.float32)
         self.c = np.zeros((2, L, B, H), np.float32)
         self.rh = np.zeros((L, B, H), np.float32)
@@ -150,20 +136,15 @@ class Search:
 
     def run(self, forced, steps):
         """Read the forced tokens (the prime), then run up to ``steps`` search steps."""
-        workers = self.pace.pick()
-        from ..kernels.draw import SYNC_STRIDE
-        sync = np.zeros(workers * SYNC_STRIDE, np.int64)
-        args = (self.network.cell.code, *weight_tables(self.network, workers), self.h, self.c, self.rh, self.rows,
-                self.tokens, self.log_p, self.tails, self.finished, self.greedy, self.counts,
-                forced, steps, self.length, self.allowed, self.stops, self.stop_lengths,
-                self.alpha, self.back_parent, self.back_token, self.back_logp, sync)
-        start = time.perf_counter()
-        ran = fan_out([lambda k=k: self.kernel.beam_steps(*args, k, workers)
-                       for k in range(workers)])[0]
-        self.pace.record(workers, len(forced) + ran, time.perf_counter() - start)
+        search = (self.rows, self.tokens, self.log_p, self.tails, self.finished, self.greedy,
+                  self.counts)
+        back = (self.back_parent, self.back_token, self.back_logp)
+        args = ((self.h, self.c, self.rh), search, back, forced, steps, self.length, self.allowed,
+                self.stops, self.stop_lengths, self.alpha)
+        self.launcher.run(self.kernel.beam_steps, args, len(forced))
 
     def records(self):
-        """The candidates for the results (rows of kernels.beam's FIELDS): the beam's finished
+        """The candidates for the results (rows of kernels.beam_steps's FIELDS): the beam's finished
         hypotheses, its live ones if the length ended them, and the greedy row's."""
         k = self.kernel
         records = list(self.finished[:self.counts[k.FINISHED]])

@@ -5,9 +5,8 @@ The beam holds at most K hypotheses (continuations of the prime), each live or f
     rows       the live hypotheses (and the greedy one while it is not among them) advance side
                by side; row j reads the state of row parent[j] of the step before (a gather:
                states are never copied to reorder them)
-    layers     z = W_x[token] + b + h_{t-1} W_h for layer 0, z = [h_below | h_{t-1}] [W_x; W_h] + b
-               above it (one product per layer, :func:`product_nt`), then the cell update of
-               ``kernels.cells`` (the GRU's candidate block reads [h_below | r * h_{t-1}])
+    layers     the step of the stack, :func:`charlm.kernels.stack_step.stack_step` (the weights as
+               ``TransposedWeights``: one product per layer for all the rows)
     log p      log softmax(h_top W_y + b_y) in float64, over the whole vocabulary (as scoring does)
     candidates the finished hypotheses of the beam, unchanged, and every extension (j, v) of a live
                one by a token v that ``allowed`` marks (row 0 for the first token of a text without
@@ -27,15 +26,19 @@ The search ends at ``length`` steps, or when no live hypothesis is left and the 
 has ended or cannot enter the beam any more: with log P <= 0 never growing, a hypothesis of log P
 can score at most log P / length^alpha.
 
-Workers split each step's hidden units as in ``kernels.sampling`` (weights packed per worker by
-``charlm.generation.sampler.pack``, transposed by ``charlm.generation.beam.transposed``; a barrier after each layer);
-each computes the output layer and the selection itself, on identical numbers, so both choose the
-same rows without another barrier. Only worker 0 writes the state back.
+Workers split each step's hidden units as ``kernels.stack_step`` describes (weights packed per
+worker by ``charlm.generation.launch``; a barrier after each layer); each computes the output layer
+and the selection itself, on identical numbers, so both choose the same rows without another
+barrier. Only worker 0 writes the state back.
+
+The kernel, :func:`beam_steps`, runs the step of the stack and then the search's own parts,
+each a function: :func:`step_log_probs`, :func:`rank_candidates` (with :func:`offer`),
+:func:`greedy_choice`, :func:`keep_best` (the back-pointers) and :func:`follow_greedy`.
 
 State, carried from call to call (B rows, L layers, H units, M the longest stop sequence):
-    h, c      (2, L, B, H) float32, double-buffered: tick t reads buffer t % 2 (gathered through
-              ``rows``) and writes the other
-    rh        (L, B, H) float32 scratch for the GRU's r * h
+    state     (h, c, rh) of ``kernels.stack_step``: tick t reads buffer t % 2 of h and c (gathered
+              through ``rows``) and writes the other
+and the search's, ``search`` = (rows, tokens, log_p, tails, finished, greedy, counts):
     rows      (B,) int64: the row of the step before that each row continues
     tokens    (B,) int64: each row's next input
     log_p     (B,) float64: each row's log P
@@ -44,16 +47,15 @@ State, carried from call to call (B rows, L layers, H units, M the longest stop 
     greedy    (FIELDS,) float64: the greedy row's result once it has ended
     counts    (COUNTS,) int64: live rows, finished hypotheses, greedy path live, the beam row
               it shares (-1: its own row), search steps, ticks (steps with the prime's), done
-Written for each step t and row j: back_parent[t, j], back_token[t, j], back_logp[t, j], from
-which :func:`trace` reads a hypothesis back. A finished hypothesis has no row at its last step:
+Written for each step t and row j, ``back`` = (back_parent, back_token, back_logp):
+back_parent[t, j], back_token[t, j], back_logp[t, j] (int32, int32, float64), from which
+:func:`trace` reads a hypothesis back. A finished hypothesis has no row at its last step:
 its record holds that step, the parent row and the last token (its fields below).
 """
 import numpy as np
 from numba import njit
 
-from . import cells
-from .linalg import matmul_nt
-from .draw import LSTM, RNN, add_bias, barrier, pre_activations
+from .stack_step import output_logits, stack_step, step_buffers
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -147,190 +149,210 @@ def push_tail(src, token, dst):
 
 
 @njit(**KERNEL)
-def beam_steps(cell, emb, wt0, wt_up, b, emb_c, wtc0, wtc_up, b_c, wt_y, b_y,
-               h, c, rh, rows, tokens, log_p, tails, finished, greedy, counts,
-               forced, steps, length, allowed, stops, stop_lengths, alpha,
-               back_parent, back_token, back_logp, sync, worker, workers):
+def beam_steps(cell, weights, state, search, back, forced, steps, length, allowed, stops,
+               stop_lengths, alpha, sync, worker, workers):
     """Read the forced tokens (the prime, on the first call), then run up to ``steps`` search
     steps, stopping early at ``length`` steps or when the search is done (counts[DONE]).
     Returns the number of search steps run."""
-    L = h.shape[1]
-    H = h.shape[3]
-    B = tokens.shape[0]
-    K = finished.shape[0]
-    V = wt_y.shape[0]
-    n = H // workers
-    lo = worker * n
-    width = wt0.shape[1]
-    z = np.empty((B, width), np.float32)
-    z_c = np.empty((B, n), np.float32)
-    hp = np.empty((B, H), np.float32)              # the gathered h_{t-1} of a layer
-    xin = np.empty((B, 2 * H), np.float32)         # [h of the layer below | h_{t-1}]
+    # local copies: both workers run the same selection; worker 0 writes them back
+    row, tok, logp, tail, fin, best_greedy, cnt = copies(search)
+    new_tail, new_fin = tail.copy(), fin.copy()
+    h = state[0]
+    L, B, H = h.shape[1], h.shape[2], h.shape[3]
+    K = fin.shape[0]
+    V = weights.b_y.shape[0]
+    buffers = step_buffers(weights, B, H, workers)
     logits = np.empty((B, V), np.float32)
     lp = np.empty((B, V), np.float64)
     cand = np.empty((K, FIELDS), np.float64)
     mask = np.zeros(V, np.bool_)
-    # local copies: both workers run the same selection; worker 0 writes them back
-    row, tok, logp = rows.copy(), tokens.copy(), log_p.copy()
-    tail, new_tail = tails.copy(), tails.copy()
-    fin, new_fin = finished.copy(), finished.copy()
-    best_greedy = greedy.copy()
-    live, nfin, greedy_live = counts[LIVE_ROWS], counts[FINISHED], counts[GREEDY_LIVE]
-    alias = counts[GREEDY_ALIAS]
-    t, tick, done = counts[STEPS], counts[TICKS], counts[DONE]
     has_greedy = B > K
     phase = 0
     F = forced.shape[0]
     ran = 0
     s = 0
-    while s < F + steps and done == 0 and (s < F or t < length):
+    while s < F + steps and cnt[DONE] == 0 and (s < F or cnt[STEPS] < length):
         # rows 0 .. live-1 hold the beam's live hypotheses; row `live`, the greedy one when it
         # has left the beam (alias < 0)
-        separate = has_greedy and greedy_live == 1 and alias < 0
-        R = live + 1 if separate else live
-        q = tick % 2
-        h_in, h_out = h[q], h[1 - q]
-        c_in, c_out = c[q], c[1 - q]
-        for l in range(L):
-            for i in range(R):
-                hp[i] = h_in[l, row[i]]
-            pre_activations(l, worker, hp[:R], h_out[l - 1, :R], tok, emb, wt0, wt_up, b,
-                            xin[:R], z[:R])
-            if cell == LSTM:
-                for i in range(R):
-                    cells.lstm_update(z[i], c_in[l, row[i], lo:lo + n], c_out[l, i, lo:lo + n],
-                                      h_out[l, i, lo:lo + n])
-            elif cell == RNN:
-                for i in range(R):
-                    cells.rnn_update(z[i], h_out[l, i, lo:lo + n])
-            else:
-                for i in range(R):
-                    cells.gru_reset(z[i], hp[i, lo:lo + n], rh[l, i, lo:lo + n])
-                phase += 1
-                barrier(sync, worker, workers, phase)
-                pre_activations(l, worker, rh[l, :R], h_out[l - 1, :R], tok, emb_c, wtc0,
-                                wtc_up, b_c, xin[:R], z_c[:R])
-                for i in range(R):
-                    cells.gru_update(z[i, n:2 * n], z_c[i], hp[i, lo:lo + n], h_out[l, i, lo:lo + n])
-            phase += 1
-            barrier(sync, worker, workers, phase)
-        tick += 1
+        live, alias = cnt[LIVE_ROWS], cnt[GREEDY_ALIAS]
+        greedy_live = has_greedy and cnt[GREEDY_LIVE] == 1
+        R = live + 1 if greedy_live and alias < 0 else live
+        phase = stack_step(cell, weights, state, cnt[TICKS], row, tok, R, buffers, sync, worker,
+                           workers, phase)
+        cnt[TICKS] += 1
         if s < F:
             for i in range(R):
                 row[i] = i
                 tok[i] = forced[s]
             s += 1
             continue
-        matmul_nt(h_out[L - 1, :R], wt_y, logits[:R])
-        add_bias(logits[:R], b_y)
-        for i in range(R):
-            log_softmax_row(logits[i], lp[i])
-        drawable = allowed[0] if tick == 1 else allowed[1]     # tick 1: the first, no prime
+        t = cnt[STEPS]
+        step_log_probs(weights, h[cnt[TICKS] % 2, L - 1, :R], logits[:R], lp[:R])
+        drawable = allowed[0] if cnt[TICKS] == 1 else allowed[1]     # tick 1: the first, no prime
 
-        # the beam: the finished hypotheses kept, then every extension of a live one
-        count = 0
-        for f in range(nfin):
-            count = offer(cand, count, fin[f, SCORE], fin[f, LOG_P], KEPT, 0, 0, 0.0,
-                          fin[f, LENGTH], f)
-        for j in range(live):
-            mark_stops(tail[j], t, stops, stop_lengths, mask, True)
-            for v in range(V):
-                if not drawable[v]:
-                    continue
-                total = logp[j] + lp[j, v]
-                score = normalized(total, t + 1, alpha)
-                if count == K and score <= cand[K - 1, SCORE]:
-                    continue
-                kind = EOS if v == EOS_ID else (STOP if mask[v] else LIVE)
-                count = offer(cand, count, score, total, kind, j, v, lp[j, v], t + 1, 0)
-            mark_stops(tail[j], t, stops, stop_lengths, mask, False)
-
+        count = rank_candidates(cand, fin, cnt[FINISHED], lp, logp, tail, live, t, drawable,
+                                stops, stop_lengths, mask, alpha)
         # the greedy row's choice, before the rows are renumbered
         g_row = alias if alias >= 0 else live
         g_best, g_kind = -1, LIVE
-        if has_greedy and greedy_live == 1:
-            for v in range(V):
-                if drawable[v] and (g_best < 0 or lp[g_row, v] > lp[g_row, g_best]):
-                    g_best = v
-            mark_stops(tail[K], t, stops, stop_lengths, mask, True)
-            g_kind = EOS if g_best == EOS_ID else (STOP if mask[g_best] else LIVE)
-            mark_stops(tail[K], t, stops, stop_lengths, mask, False)
-
-        new_live, new_nfin = 0, 0
-        new_alias = -1
-        for r in range(count):
-            kind = int(cand[r, KIND])
-            if kind == KEPT:
-                new_fin[new_nfin] = fin[int(cand[r, REF])]
-                new_nfin += 1
-                continue
-            parent, v = int(cand[r, PARENT]), int(cand[r, TOKEN])
-            if kind != LIVE:
-                new_fin[new_nfin] = cand[r]
-                new_fin[new_nfin, STEP] = t
-                new_nfin += 1
-                continue
-            if parent == alias and v == g_best:
-                new_alias = new_live
-            row[new_live] = parent
-            tok[new_live] = v
-            logp[new_live] = cand[r, LOG_P]
-            push_tail(tail[parent], v, new_tail[new_live])
-            if worker == 0:
-                back_parent[t, new_live] = parent
-                back_token[t, new_live] = v
-                back_logp[t, new_live] = cand[r, TOKEN_LOG_P]
-            new_live += 1
-        for j in range(new_live):
-            tail[j] = new_tail[j]
+        if greedy_live:
+            g_best, g_kind = greedy_choice(lp[g_row], drawable, tail[K], t, stops, stop_lengths,
+                                           mask)
+        new_alias = keep_best(cand, count, fin, new_fin, row, tok, logp, tail, new_tail, alias,
+                              g_best, t, back, worker, cnt)
         fin, new_fin = new_fin, fin
-        live, nfin = new_live, new_nfin
-
-        if has_greedy and greedy_live == 1:
-            # its history: beam column `alias` while it is in the beam, column K once it has left
-            g_column = alias if alias >= 0 else K
-            logp[K] += lp[g_row, g_best]
-            push_tail(tail[K], g_best, tail[K])
-            if g_kind != LIVE:
-                greedy_live = 0
-                best_greedy[SCORE] = normalized(logp[K], t + 1, alpha)
-                best_greedy[LOG_P] = logp[K]
-                best_greedy[STEP] = t
-                best_greedy[PARENT] = g_column
-                best_greedy[TOKEN] = g_best
-                best_greedy[TOKEN_LOG_P] = lp[g_row, g_best]
-                best_greedy[LENGTH] = t + 1
-                best_greedy[KIND] = g_kind
-            elif new_alias < 0:
-                row[live], tok[live] = g_row, g_best
-                if worker == 0:
-                    back_parent[t, K] = g_column
-                    back_token[t, K] = g_best
-                    back_logp[t, K] = lp[g_row, g_best]
-            alias = new_alias
-        t += 1
+        if greedy_live:
+            follow_greedy(cnt, g_row, g_best, g_kind, new_alias, lp[g_row, g_best], row, tok, logp,
+                          tail, best_greedy, t, alpha, back, worker)
+        cnt[STEPS] += 1
         ran += 1
         s += 1
-        if live == 0:
-            done = 1
-            if has_greedy and greedy_live == 1:
+        if cnt[LIVE_ROWS] == 0:
+            cnt[DONE] = 1
+            if has_greedy and cnt[GREEDY_LIVE] == 1:
+                nfin = cnt[FINISHED]
                 if nfin < K or normalized(logp[K], length, alpha) > fin[nfin - 1, SCORE]:
-                    done = 0       # the greedy row may still enter the beam
+                    cnt[DONE] = 0       # the greedy row may still enter the beam
     if worker == 0:
+        rows, tokens, log_p, tails, finished, greedy, counts = search
         rows[:] = row
         tokens[:] = tok
         log_p[:] = logp
         tails[:] = tail
         finished[:] = fin
         greedy[:] = best_greedy
-        counts[LIVE_ROWS] = live
-        counts[FINISHED] = nfin
-        counts[GREEDY_LIVE] = greedy_live
-        counts[GREEDY_ALIAS] = alias
-        counts[STEPS] = t
-        counts[TICKS] = tick
-        counts[DONE] = done
+        counts[:] = cnt
     return ran
+
+
+@njit(**KERNEL)
+def copies(search):
+    """Copies of the search's arrays (see the module docstring)."""
+    rows, tokens, log_p, tails, finished, greedy, counts = search
+    return (rows.copy(), tokens.copy(), log_p.copy(), tails.copy(), finished.copy(),
+            greedy.copy(), counts.copy())
+
+
+@njit(**KERNEL)
+def step_log_probs(weights, h_top, logits, lp):
+    """lp (R, V) float64 = log softmax of the output layer for the top layer's h_top (R, H)."""
+    output_logits(weights, h_top, logits)
+    for i in range(logits.shape[0]):
+        log_softmax_row(logits[i], lp[i])
+
+
+@njit(**KERNEL)
+def rank_candidates(cand, fin, nfin, lp, logp, tail, live, t, drawable, stops, stop_lengths,
+                    mask, alpha):
+    """Fill cand (K, FIELDS) with the K best candidates of step t, best first: the nfin finished
+    hypotheses fin kept, then every extension of the live rows 0..live-1 (log P logp[j], log p
+    lp[j]) by a drawable token; an extension by <EOS> or that completes a stop sequence after
+    tail[j] is of kind EOS or STOP. mask (V,) is scratch, all False. Returns how many it holds."""
+    K = cand.shape[0]
+    V = lp.shape[1]
+    count = 0
+    for f in range(nfin):
+        count = offer(cand, count, fin[f, SCORE], fin[f, LOG_P], KEPT, 0, 0, 0.0,
+                      fin[f, LENGTH], f)
+    for j in range(live):
+        mark_stops(tail[j], t, stops, stop_lengths, mask, True)
+        for v in range(V):
+            if not drawable[v]:
+                continue
+            total = logp[j] + lp[j, v]
+            score = normalized(total, t + 1, alpha)
+            if count == K and score <= cand[K - 1, SCORE]:
+                continue
+            kind = EOS if v == EOS_ID else (STOP if mask[v] else LIVE)
+            count = offer(cand, count, score, total, kind, j, v, lp[j, v], t + 1, 0)
+        mark_stops(tail[j], t, stops, stop_lengths, mask, False)
+    return count
+
+
+@njit(**KERNEL)
+def greedy_choice(lp_row, drawable, tail_row, t, stops, stop_lengths, mask):
+    """The greedy row's next token (the most probable drawable one, by its log p lp_row (V,))
+    and its kind (LIVE, EOS or STOP after tail_row)."""
+    best = -1
+    for v in range(lp_row.shape[0]):
+        if drawable[v] and (best < 0 or lp_row[v] > lp_row[best]):
+            best = v
+    mark_stops(tail_row, t, stops, stop_lengths, mask, True)
+    kind = EOS if best == EOS_ID else (STOP if mask[best] else LIVE)
+    mark_stops(tail_row, t, stops, stop_lengths, mask, False)
+    return best, kind
+
+
+@njit(**KERNEL)
+def keep_best(cand, count, fin, new_fin, row, tok, logp, tail, new_tail, alias, g_best, t, back,
+              worker, cnt):
+    """Keep the ranked candidates cand[:count]: the finished ones into new_fin (a finished
+    extension records step t), the live ones as rows 0.. of the next step (row, tok, logp, tail
+    renumbered; worker 0 writes their back-pointers at step t). Sets cnt's live rows and finished
+    hypotheses; returns the row the greedy path (row alias taking g_best) now shares, -1 if none."""
+    back_parent, back_token, back_logp = back
+    new_live, new_nfin = 0, 0
+    new_alias = -1
+    for r in range(count):
+        kind = int(cand[r, KIND])
+        if kind == KEPT:
+            new_fin[new_nfin] = fin[int(cand[r, REF])]
+            new_nfin += 1
+            continue
+        parent, v = int(cand[r, PARENT]), int(cand[r, TOKEN])
+        if kind != LIVE:
+            new_fin[new_nfin] = cand[r]
+            new_fin[new_nfin, STEP] = t
+            new_nfin += 1
+            continue
+        if parent == alias and v == g_best:
+            new_alias = new_live
+        row[new_live] = parent
+        tok[new_live] = v
+        logp[new_live] = cand[r, LOG_P]
+        push_tail(tail[parent], v, new_tail[new_live])
+        if worker == 0:
+            back_parent[t, new_live] = parent
+            back_token[t, new_live] = v
+            back_logp[t, new_live] = cand[r, TOKEN_LOG_P]
+        new_live += 1
+    for j in range(new_live):
+        tail[j] = new_tail[j]
+    cnt[LIVE_ROWS], cnt[FINISHED] = new_live, new_nfin
+    return new_alias
+
+
+@njit(**KERNEL)
+def follow_greedy(cnt, g_row, g_best, g_kind, new_alias, g_logp, row, tok, logp, tail,
+                  best_greedy, t, alpha, back, worker):
+    """Extend the greedy path (row g_row of the step) by g_best, of log p g_logp: its log P and
+    tail are column K's; it ends (best_greedy records it) if g_kind is not LIVE, and otherwise
+    takes the row after the beam's unless it shares the beam's row new_alias."""
+    K = tail.shape[0] - 1          # the greedy path's column: the last of the K + 1 rows
+    alias = cnt[GREEDY_ALIAS]
+    # its history: beam column `alias` while it is in the beam, column K once it has left
+    g_column = alias if alias >= 0 else K
+    logp[K] += g_logp
+    push_tail(tail[K], g_best, tail[K])
+    if g_kind != LIVE:
+        cnt[GREEDY_LIVE] = 0
+        best_greedy[SCORE] = normalized(logp[K], t + 1, alpha)
+        best_greedy[LOG_P] = logp[K]
+        best_greedy[STEP] = t
+        best_greedy[PARENT] = g_column
+        best_greedy[TOKEN] = g_best
+        best_greedy[TOKEN_LOG_P] = g_logp
+        best_greedy[LENGTH] = t + 1
+        best_greedy[KIND] = g_kind
+    elif new_alias < 0:
+        live = cnt[LIVE_ROWS]
+        row[live], tok[live] = g_row, g_best
+        if worker == 0:
+            back_parent, back_token, back_logp = back
+            back_parent[t, K] = g_column
+            back_token[t, K] = g_best
+            back_logp[t, K] = g_logp
+    cnt[GREEDY_ALIAS] = new_alias
 
 
 @njit(**KERNEL)

@@ -1,0 +1,348 @@
+"""One step of the stack of recurrent layers for generation, written once: sampling
+(``kernels.draw``) and beam search (``kernels.beam_steps``) both advance their rows with
+:func:`stack_step` and read the output layer with :func:`output_logits` (Numba).
+
+Per step, for R rows side by side (row-vector convention, gate blocks as in SPEC.md):
+
+    layer 0:   z = W_x[token] + b + h_{t-1} W_h            (a row gather: the input is one-hot)
+    layer l:   z = h^{l-1}_t W_x + b + h^l_{t-1} W_h
+    cell       the element-wise update of ``kernels.cells`` (the GRU's candidate block reads
+               (r * h_{t-1}) W_h[:, 2H:] instead)
+    output     logits = h^top W_y + b_y
+
+Row i continues row rows[i] of the step before (beam search: a gather, so states are never copied
+to reorder them), or row i itself when ``rows`` is None (sampling; Numba drops the gather from
+that compilation).
+
+The weights come in one of two layouts, each a record of arrays (Numba compiles each caller once
+per layout, and :func:`layer_products` and :func:`output_logits` pick the products at compile
+time):
+
+- :class:`RowWeights`, for one row: a single sample is bound by reading the weights once per step
+  (about 3 MB for a 2x256 LSTM), so its products are row-blocked multiply-adds that stream each
+  weight row once (:func:`add_row_product`).
+- :class:`TransposedWeights`, for several rows (several samples, the beam): one product per layer,
+  [x | h_{t-1}] [W_x; W_h], through ``linalg.matmul_nt`` on tables whose rows run along the input;
+  on these few rows it is faster than ``np.dot``, which repacks the weights on every call
+  (``benchmarks/bench_products.py`` measures both).
+
+Both are packed per worker (``charlm.generation.launch``): worker k owns hidden units
+[k n, (k + 1) n), n = H / workers, and its tables hold the columns of those units gate block by
+gate block, width = G' n columns:
+
+    emb    (workers, V, width)          layer 0's W_x rows
+    b      (workers, L, width)
+    RowLayers:        w_x (workers, L-1, H, width), w_h (workers, L, H, width)
+    TransposedLayers: wt0 (workers, width, H) layer 0's W_h^T,
+                      wt_up (workers, L-1, width, 2H) [W_x; W_h]^T of the layers above
+    output RowWeights.w_y (H, V), TransposedWeights.wt_y (V, H); b_y (V,)
+
+G' = G, except for the GRU: ``gates`` holds its [r, u] blocks (G' = 2) and ``candidate`` its
+candidate block (G' = 1), which multiplies r * h_{t-1} instead of h_{t-1}. For rnn and lstm the
+candidate tables have no columns.
+
+Two workers split a step's hidden units (threads on two cores, each reading half of every gate
+block's columns) and meet at a barrier after each layer; each computes the output layer itself,
+on identical numbers, so both reach the same tokens without another barrier.
+
+State (B rows, L layers, H units): h and c (2, L, B, H) float32, double-buffered: tick t reads
+buffer t % 2 and writes the other, so a worker never overwrites what the other is still reading
+(and the LSTM's c update never works in place); rh (L, B, H) scratch for the GRU's r * h.
+"""
+from typing import NamedTuple
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from . import cells
+from .linalg import matmul_nt
+from ..network import celltypes as table
+
+KERNEL = dict(cache=True, error_model="numpy", nogil=True)
+
+RNN, GRU, LSTM = (table.cell(name).code for name in ("rnn", "gru", "lstm"))   # the table's codes
+SYNC_STRIDE = 16                    # int64 slots between two workers' counters: one cache line each
+SPINS_BEFORE_YIELD = 2000
+
+
+# ---- the weights' two layouts ------------------------------------------------------------------
+
+class RowLayers(NamedTuple):
+    """The layers' tables of some gate blocks, for one row (shapes in the module docstring)."""
+    emb: np.ndarray
+    b: np.ndarray
+    w_x: np.ndarray
+    w_h: np.ndarray
+
+
+class TransposedLayers(NamedTuple):
+    """The layers' tables of some gate blocks, for several rows (shapes in the module docstring)."""
+    emb: np.ndarray
+    b: np.ndarray
+    wt0: np.ndarray
+    wt_up: np.ndarray
+
+
+class RowWeights(NamedTuple):
+    """A network's weights for one row: every gate block (the GRU's [r, u]), the GRU's candidate
+    block, the output layer."""
+    gates: RowLayers
+    candidate: RowLayers
+    w_y: np.ndarray
+    b_y: np.ndarray
+
+
+class TransposedWeights(NamedTuple):
+    """A network's weights for several rows, as :class:`RowWeights` with transposed tables."""
+    gates: TransposedLayers
+    candidate: TransposedLayers
+    wt_y: np.ndarray
+    b_y: np.ndarray
+
+
+# ---- synchronisation between the workers --------------------------------------------------------
+# Numba has no atomics; these emit LLVM's atomic load and store, so that a spinning worker re-reads
+# the counter each time and sees the other worker's writes (release/acquire) in order.
+
+@intrinsic
+def _load_acquire(typingctx, array, index):
+    if array.dtype != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        arr = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], arr, [args[1]])
+        return builder.load_atomic(ptr, "acquire", 8)
+    return types.int64(array, types.intp), codegen
+
+
+@intrinsic
+def _store_release(typingctx, array, index, value):
+    if array.dtype != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        arr = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], arr, [args[1]])
+        builder.store_atomic(args[2], ptr, "release", 8)
+        return context.get_dummy_value()
+    return types.void(array, types.intp, types.int64), codegen
+
+
+@intrinsic
+def _yield_cpu(typingctx):
+    # A worker whose partner has been preempted gives its core away instead of spinning through
+    # a whole time slice.
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []),
+                                            "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@njit(**KERNEL)
+def barrier(sync, worker, workers, phase):
+    """Wait until every worker has announced ``phase`` in ``sync`` (its counters only increase)."""
+    if workers == 1:
+        return
+    _store_release(sync, worker * SYNC_STRIDE, phase)
+    for other in range(workers):
+        spins = 0
+        while _load_acquire(sync, other * SYNC_STRIDE) < phase:
+            spins += 1
+            if spins > SPINS_BEFORE_YIELD:
+                _yield_cpu()
+
+
+# ---- products --------------------------------------------------------------------------------
+
+@njit(**KERNEL)
+def add_row_product(x, w, z):
+    """z += x @ w for one row x (K,), w (K, N), z (N,): a sum of K scaled rows of w, taken four at
+    a time so that z is loaded and stored once per four rows of w read (the loop over N
+    vectorises)."""
+    K = x.shape[0]
+    N = w.shape[1]
+    k4 = K - K % 4
+    for i in range(0, k4, 4):
+        a0, a1, a2, a3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
+        for j in range(N):
+            z[j] += (a0 * w0[j] + a1 * w1[j]) + (a2 * w2[j] + a3 * w3[j])
+    for i in range(k4, K):
+        a, w_i = x[i], w[i]
+        for j in range(N):
+            z[j] += a * w_i[j]
+
+
+@njit(**KERNEL)
+def set_rows(z, bias):
+    """z[b] = bias for every row."""
+    for b in range(z.shape[0]):
+        z_b = z[b]
+        for j in range(z.shape[1]):
+            z_b[j] = bias[j]
+
+
+@njit(**KERNEL)
+def gather_rows(z, table, tokens, bias):
+    """z[b] = table[tokens[b]] + bias: the input product of a one-hot input."""
+    for b in range(z.shape[0]):
+        z_b, row = z[b], table[tokens[b]]
+        for j in range(z.shape[1]):
+            z_b[j] = row[j] + bias[j]
+
+
+@njit(**KERNEL)
+def add_bias(z, bias):
+    """z[i] += bias for every row."""
+    for i in range(z.shape[0]):
+        z_i = z[i]
+        for j in range(z.shape[1]):
+            z_i[j] += bias[j]
+
+
+@njit(**KERNEL)
+def layer_inputs(xin, below, h_prev):
+    """xin (R, 2H) = [below | h_prev], row by row: the input of a layer above the first."""
+    H = below.shape[1]
+    for i in range(xin.shape[0]):
+        xin[i, :H] = below[i]
+        xin[i, H:] = h_prev[i]
+
+
+@njit(**KERNEL)
+def row_layer_products(layers, l, worker, h_prev, below, tok, xin, z):
+    """:func:`layer_products` for one row, from :class:`RowLayers` (xin unused)."""
+    if l == 0:
+        gather_rows(z, layers.emb[worker], tok, layers.b[worker, 0])
+    else:
+        set_rows(z, layers.b[worker, l])
+        add_row_product(below[0], layers.w_x[worker, l - 1], z[0])
+    add_row_product(h_prev[0], layers.w_h[worker, l], z[0])
+
+
+@njit(**KERNEL)
+def transposed_layer_products(layers, l, worker, h_prev, below, tok, xin, z):
+    """:func:`layer_products` for several rows, from :class:`TransposedLayers`: a row gather of
+    emb and h_prev wt0^T for layer 0, [below | h_prev] wt_up^T above it."""
+    if l == 0:
+        matmul_nt(h_prev, layers.wt0[worker], z)
+        for i in range(z.shape[0]):
+            cells.add_to(z[i], layers.emb[worker, tok[i]], layers.b[worker, 0])
+    else:
+        layer_inputs(xin, below, h_prev)
+        matmul_nt(xin, layers.wt_up[worker, l - 1], z)
+        add_bias(z, layers.b[worker, l])
+
+
+def layer_products(layers, l, worker, h_prev, below, tok, xin, z):
+    """z (R, width) = this worker's columns of x W_x + h_{t-1} W_h + b for layer l, from either
+    layout (chosen when Numba compiles the caller): below (R, H) is the layer below's new h,
+    h_prev (R, H) this layer's h_{t-1}, tok (R,) the inputs of layer 0, xin (R, 2H) scratch."""
+    raise NotImplementedError("called from Numba kernels only")
+
+
+@overload(layer_products, jit_options=dict(error_model="numpy"))
+def _layer_products(layers, l, worker, h_prev, below, tok, xin, z):
+    kind = getattr(layers, "instance_class", None)
+    if kind is RowLayers:
+        return lambda layers, l, worker, h_prev, below, tok, xin, z: row_layer_products(
+            layers, l, worker, h_prev, below, tok, xin, z)
+    if kind is TransposedLayers:
+        return lambda layers, l, worker, h_prev, below, tok, xin, z: transposed_layer_products(
+            layers, l, worker, h_prev, below, tok, xin, z)
+    return None
+
+
+@njit(**KERNEL)
+def row_output(weights, h_top, logits):
+    """:func:`output_logits` for one row."""
+    set_rows(logits, weights.b_y)
+    add_row_product(h_top[0], weights.w_y, logits[0])
+
+
+@njit(**KERNEL)
+def transposed_output(weights, h_top, logits):
+    """:func:`output_logits` for several rows."""
+    matmul_nt(h_top, weights.wt_y, logits)
+    add_bias(logits, weights.b_y)
+
+
+def output_logits(weights, h_top, logits):
+    """logits (R, V) = h_top W_y + b_y for the top layer's new h_top (R, H), from either layout."""
+    raise NotImplementedError("called from Numba kernels only")
+
+
+@overload(output_logits, jit_options=dict(error_model="numpy"))
+def _output_logits(weights, h_top, logits):
+    kind = getattr(weights, "instance_class", None)
+    if kind is RowWeights:
+        return lambda weights, h_top, logits: row_output(weights, h_top, logits)
+    if kind is TransposedWeights:
+        return lambda weights, h_top, logits: transposed_output(weights, h_top, logits)
+    return None
+
+
+# ---- the step ---------------------------------------------------------------------------------
+
+@njit(**KERNEL)
+def step_buffers(weights, B, H, workers):
+    """The scratch of :func:`stack_step` for B rows, made once per kernel call: z (B, width) and
+    z_c (B, n) the pre-activations of the gate and candidate blocks, xin (B, 2H) a layer's input
+    [h below | h_{t-1}], hp (B, H) the gathered h_{t-1}."""
+    n = H // workers
+    return (np.empty((B, weights.gates.b.shape[2]), np.float32), np.empty((B, n), np.float32),
+            np.empty((B, 2 * H), np.float32), np.empty((B, H), np.float32))
+
+
+@njit(**KERNEL)
+def stack_step(cell, weights, state, tick, rows, tok, R, buffers, sync, worker, workers, phase):
+    """Advance rows 0..R-1 by one step through every layer: read h, c of buffer tick % 2 (row i
+    continues row rows[i], or row i if rows is None), the inputs tok (R,), and write this worker's
+    units of h, c of the other buffer. state = (h, c, rh) as in the module docstring, buffers from
+    :func:`step_buffers`; phase counts the barriers passed, and the new count is returned."""
+    h, c, rh = state
+    z, z_c, xin, hp = buffers
+    L, H = h.shape[1], h.shape[3]
+    n = H // workers
+    lo = worker * n
+    q = tick % 2
+    h_in, h_out = h[q], h[1 - q]
+    c_in, c_out = c[q], c[1 - q]
+    for l in range(L):
+        if rows is None:
+            h_prev = h_in[l, :R]
+        else:
+            h_prev = hp[:R]
+            for i in range(R):
+                h_prev[i] = h_in[l, rows[i]]
+        below = h_out[l - 1, :R]
+        layer_products(weights.gates, l, worker, h_prev, below, tok, xin[:R], z[:R])
+        if cell == LSTM:
+            for i in range(R):
+                j = i
+                if rows is not None:
+                    j = rows[i]
+                cells.lstm_update(z[i], c_in[l, j, lo:lo + n], c_out[l, i, lo:lo + n],
+                                  h_out[l, i, lo:lo + n])
+        elif cell == RNN:
+            for i in range(R):
+                cells.rnn_update(z[i], h_out[l, i, lo:lo + n])
+        else:
+            for i in range(R):
+                cells.gru_reset(z[i], h_prev[i, lo:lo + n], rh[l, i, lo:lo + n])
+            phase += 1
+            barrier(sync, worker, workers, phase)          # rh[l] whole: the candidate reads it
+            layer_products(weights.candidate, l, worker, rh[l, :R], below, tok, xin[:R],
+                           z_c[:R])
+            for i in range(R):
+                cells.gru_update(z[i, n:2 * n], z_c[i], h_prev[i, lo:lo + n],
+                                 h_out[l, i, lo:lo + n])
+        phase += 1
+        barrier(sync, worker, workers, phase)
+    return phase
