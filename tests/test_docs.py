@@ -135,7 +135,10 @@ def test_relative_links_lead_to_files_and_headings(page):
 
 
 def test_readme_is_a_front_door():
-    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    for name in main.commands:                 # its tour names every command
+        assert f"`charlm {name}`" in readme, name
 
 
 def test_results_pages_hold_the_saved_tables():
