@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network.engine import Engine
+from ..network.engine import Engine, softmax
 from ..text.vocab import EOS, EOS_ID, drawable
 
 TOP = 9                    # characters listed, one per digit key
@@ -72,13 +72,11 @@ class Chooser:
         probable of them)."""
         z = self.log_p.copy()
         z[~self.allowed[0 if self.text == "" else 1]] = -np.inf
-        p = np.zeros_like(z)
         if self.temperature == 0.0:
+            p = np.zeros_like(z)
             p[int(np.argmax(z))] = 1.0
             return p
-        z = (z - z.max()) / self.temperature
-        p = np.exp(z)
-        return p / p.sum()
+        return softmax(z / self.temperature)
 
     def top(self, k=TOP):
         """The k most probable next tokens as (token id, label, probability), most probable

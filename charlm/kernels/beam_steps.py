@@ -7,7 +7,8 @@ The beam holds at most K hypotheses (continuations of the prime), each live or f
                states are never copied to reorder them)
     layers     the step of the stack, :func:`charlm.kernels.stack_step.stack_step` (the weights as
                ``TransposedWeights``: one product per layer for all the rows)
-    log p      log softmax(h_top W_y + b_y) in float64, over the whole vocabulary (as scoring does)
+    log p      log softmax(h_top W_y + b_y) in float64, over the whole vocabulary (``kernels.loss``,
+               as scoring computes it)
     candidates the finished hypotheses of the beam, unchanged, and every extension (j, v) of a live
                one by a token v that ``allowed`` marks (row 0 for the first token of a text without
                a prime, row 1 after: ``charlm.text.vocab.drawable``, and <EOS> only if it ends one):
@@ -55,7 +56,9 @@ its record holds that step, the parent row and the last token (its fields below)
 import numpy as np
 from numba import njit
 
-from .stack_step import output_logits, stack_step, step_buffers
+from .linalg import matmul_nt
+from .loss import log_softmax_row
+from .stack_step import stack_step, step_buffers
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -102,20 +105,6 @@ def offer(cand, count, score, log_p, kind, parent, token, token_log_p, n, ref):
     cand[pos, LENGTH] = n
     cand[pos, REF] = ref
     return count
-
-
-@njit(**KERNEL)
-def log_softmax_row(z, out):
-    """out (V,) float64 = log softmax(z) for logits z (V,) (m = max(z) keeps exp from overflowing)."""
-    m = np.float64(z[0])
-    for i in range(1, z.shape[0]):
-        m = max(m, np.float64(z[i]))
-    s = 0.0
-    for i in range(z.shape[0]):
-        s += np.exp(np.float64(z[i]) - m)
-    shift = m + np.log(s)
-    for i in range(z.shape[0]):
-        out[i] = np.float64(z[i]) - shift
 
 
 @njit(**KERNEL)
@@ -235,10 +224,12 @@ def copies(search):
 
 @njit(**KERNEL)
 def step_log_probs(weights, h_top, logits, lp):
-    """lp (R, V) float64 = log softmax of the output layer for the top layer's h_top (R, H)."""
-    output_logits(weights, h_top, logits)
+    """lp (R, V) float64 = log softmax(h_top W_y + b_y) for the top layer's h_top (R, H), with
+    weights in the layout for several rows; logits (R, V) scratch. The bias is added inside the
+    softmax, as scoring adds it (``kernels.loss``)."""
+    matmul_nt(h_top, weights.wt_y, logits)
     for i in range(logits.shape[0]):
-        log_softmax_row(logits[i], lp[i])
+        log_softmax_row(logits[i], weights.b_y, lp[i])
 
 
 @njit(**KERNEL)
