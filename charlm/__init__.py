@@ -17,3 +17,14 @@ def train(corpus=None, **options):
     options are the fields of :class:`charlm.config.Config` plus ``out``, ``resume``, ``force``."""
     from .training.trainer import train_model
     return train_model(corpus, **options)
+
+
+def import_model(path, out=None, vocab=None, mode=None, force=False):
+    """A :class:`charlm.api.Model` of a PyTorch ``nn.RNN``/``nn.LSTM`` state dict in the
+    ``.safetensors`` file at path (the keys docs/export.md names), written as a charlm checkpoint
+    at ``out`` when given (an existing file only with ``force``). ``vocab``: the tokens in id order
+    (a list, or a JSON file's path), by default from the file's metadata; ``mode``: ``"stream"`` or
+    ``"lines"``, by default from the metadata, else stream."""
+    from .api import Model
+    from .export import import_checkpoint
+    return Model(import_checkpoint(path, vocab=vocab, mode=mode, out=out, force=force), out)

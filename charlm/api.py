@@ -82,6 +82,13 @@ class Model:
         from .scoring.fill import fill
         return fill(self, text, blank=blank, top=top, left_only=left_only)
 
+    def export(self, path, to=None):
+        """Write the model to path for another runtime: ``to="onnx"`` (standard RNN/GRU/LSTM
+        operators) or ``"torch"`` (a ``.safetensors`` state dict), by default from path's
+        extension; returns the format written (see :mod:`charlm.export` and docs/export.md)."""
+        from .export import export
+        return export(self.checkpoint, path, to, source=self.path)
+
     def require_left_to_right(self, action):
         """Raise UsageError unless this model reads left to right (sampling and scoring need it)."""
         if self.config.bidirectional:

@@ -3,8 +3,10 @@ import click
 
 from .. import __version__
 from .common import fail, pipe_closed
+from .export import export
 from .fill import fill
 from .gradients import gradients
+from .import_model import import_model
 from .info import info
 from .neurons import neurons
 from .prepare import prepare
@@ -62,3 +64,5 @@ main.add_command(fill)
 main.add_command(neurons)
 main.add_command(gradients)
 main.add_command(report)
+main.add_command(export)
+main.add_command(import_model)

@@ -1,0 +1,103 @@
+"""Files of the export formats: which format a path asks for, the description each file carries in
+its metadata, the optional packages that read and write them, and atomic writes (a temporary file in the same folder, flushed, then renamed), so
+that a failure at any moment leaves the previous file or none, never a torn one."""
+import importlib
+import json
+import os
+import tempfile
+
+from ..errors import CharlmError, UsageError
+from ..text.vocab import EOS, EOS_ID, UNK, UNK_ID
+
+FORMATS = {"onnx": ".onnx", "torch": ".safetensors"}   # format -> its file extension
+EXTRAS = {"onnx": "onnx", "safetensors": "torch"}      # optional package -> charlm's extra
+
+
+def format_for(path, to=None):
+    """The format to write at path: ``to`` when given, else the one its extension names."""
+    if to is not None:
+        if to not in FORMATS:
+            raise UsageError(f"--to must be one of {', '.join(FORMATS)}, not {to!r}")
+        return to
+    ext = os.path.splitext(str(path))[1].lower()
+    for fmt, known in FORMATS.items():
+        if ext == known:
+            return fmt
+    raise UsageError(f"cannot tell the format from the name {path}: end it in .onnx or "
+                     ".safetensors, or give --to onnx|torch")
+
+
+def description(ckpt):
+    """The JSON text stored as the metadata property ``charlm`` of an exported file: what a client
+    needs to encode text, start and stop a sample, and rebuild the network."""
+    c = ckpt.config
+    from .. import __version__
+    return json.dumps({
+        "vocab": ckpt.vocab.tokens,                 # token strings, index = token id
+        "mode": c.mode,                             # "stream" or "lines"
+        "special_tokens": {EOS: EOS_ID, UNK: UNK_ID},
+        "first_input": EOS_ID,                      # every text is read after <EOS>
+        "cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
+        "charlm_version": __version__,
+    }, ensure_ascii=False)
+
+
+def read_vocab(path):
+    """The tokens in id order from a JSON file: a list, or an object with a ``vocab`` list (such
+    as the ``charlm`` metadata of an exported file)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise UsageError(f"--vocab: cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise UsageError(f"--vocab: {path} is not JSON ({e})") from None
+    if isinstance(data, dict):
+        data = data.get("vocab")
+    if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
+        raise UsageError(f"--vocab: {path} holds no list of token strings (a JSON list, or an "
+                         "object with a \"vocab\" list)")
+    return data
+
+
+def require(package, purpose):
+    """Import an optional package, or fail in one line that names the extra that installs it."""
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        extra = EXTRAS[package.split(".")[0]]
+        raise CharlmError(f"{purpose} needs the {package.split('.')[0]} package: "
+                          f"pip install 'charlm[{extra}]'") from None
+
+
+def check_writable(path):
+    """Refuse, before any work, an output path whose folder is missing or that is a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {path}: there is no folder {folder}")
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {path}: it is a folder; give a file name")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {path}: the folder {folder} is not writable")
+
+
+def write_atomically(path, data):
+    """Write bytes to path through a temporary file in the same folder; on any failure nothing
+    is left behind and a previous file at path is unchanged."""
+    check_writable(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-export-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
