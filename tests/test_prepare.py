@@ -208,6 +208,7 @@ def test_train_prepares_a_large_corpus_by_itself(tmp_path, prose_file, monkeypat
     assert any(n.startswith(f"preparing {prose_file}") for n in reporter.notices)
     size = os.path.getsize(prose_file)
     assert reporter.progress[-1] == (size, size)
+    trainer.release()           # a prepared run holds the lock on --out until it runs or lets go
     again = Notices()
     prepare_training(str(prose_file), str(tmp_path / "m.npz"), force=True, steps=1, hidden_size=8,
                      reporter=again)

@@ -20,6 +20,21 @@ class OneLineErrors(click.Group):
     """Click reports a bad option with the usage text and the error over several lines; charlm's
     rule is one line for every error, so the message is reworded to name the help to read."""
 
+    # click turns a closed pipe into exit 1 inside its own main; charlm's rule is a quiet exit 0
+    # (docs/files.md), so the pipe is caught before click sees it: while parsing (--help) and
+    # while a command runs
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            pipe_closed()
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            pipe_closed()
+
     def main(self, args=None, prog_name=None, **kwargs):
         try:
             return super().main(args, prog_name, standalone_mode=False, **kwargs)
@@ -31,7 +46,7 @@ class OneLineErrors(click.Group):
             fail(f"{e.format_message()} (see {command} --help)", 2)
         except click.exceptions.Abort:
             fail("interrupted", 130)
-        except BrokenPipeError:     # e.g. --help read by head: quiet, exit 0 (docs/files.md)
+        except BrokenPipeError:
             pipe_closed()
         except click.ClickException as e:
             fail(e.format_message(), e.exit_code)

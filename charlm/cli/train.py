@@ -1,6 +1,7 @@
 """``charlm train``: the command line over :func:`charlm.training.trainer.prepare` and ``Trainer.run``."""
 import functools
 import math
+import shlex
 import sys
 import time
 
@@ -146,9 +147,11 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
         console.print(_nothing_to_do(trainer, reason[len("already "):]))
         return
     if reason == "interrupted":
-        again = f"charlm train {corpus + ' ' if corpus else ''}--out {trainer.out} --resume"
-        console.print(f"[yellow]Stopped at step {trainer.run_state.step}; saved to {trainer.out}.[/] "
-                      f"Continue with: [bold]{again}[/]")
+        again = shlex.join(["charlm", "train", *([corpus] if corpus else []), "--out",
+                            trainer.out, "--resume"])       # quoted: it is pasted into a shell
+        from rich.markup import escape
+        console.print(f"[yellow]Stopped at step {trainer.run_state.step}; saved to "
+                      f"{escape(trainer.out)}.[/] Continue with: [bold]{escape(again)}[/]")
         return
     best = summary["best_val_loss"]
     val = (f", best validation loss {best:.4f} nats ({summary['best_val_bpc']:.3f} bits/char) "

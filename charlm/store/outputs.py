@@ -26,14 +26,14 @@ def check_writable(path, option, example="charlm.npz"):
     """Raise UsageError in one line unless a file can be written at path (``option`` names the
     path in the message; ``example`` is the file name suggested when path is a folder)."""
     if os.path.isdir(path):
-        raise UsageError(f"{option}: {path} is a folder; give a file name such as "
-                         f"{os.path.join(path, example)}")
+        raise UsageError(f"{option}: cannot write {path}: it is a folder; give a file name such "
+                         f"as {os.path.join(path, example)}")
     if os.path.lexists(path) and not os.path.isfile(path):
         raise UsageError(f"{option}: {path} is not a regular file; charlm writes only regular "
                          "files")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UsageError(f"{option}: cannot write {path}: there is no folder {folder}")
+        raise UsageError(f"{option}: cannot write {path}: the folder {folder} does not exist")
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".charlm-probe-")
     except OSError as e:
@@ -127,6 +127,9 @@ class OutputLock:
             pass
         os.close(self.fd)
         self.fd = None
+
+    def __del__(self):          # a run prepared and dropped without running lets go too
+        self.release()
 
     def __enter__(self):
         return self.acquire()

@@ -519,7 +519,13 @@ class Trainer:
 
 def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
             reporter=None, **options):
-    """Read the corpus, resolve the config (or restore it with resume) and build the Trainer."""
+    """Read the corpus, resolve the config (or restore it with resume) and build the Trainer.
+
+    Before any of that, --out is checked (it can be written, it is not the corpus) and locked:
+    the Trainer holds ``outputs.OutputLock`` on it until its run ends, ``release`` is called or
+    it is dropped, and another run meanwhile is refused with ``OutputInUse``. Also refused
+    before anything large is allocated: a run that needs more memory than is available or a
+    --max-time that cannot fit a step and a validation (:func:`check_needs`)."""
     reporter = reporter or Reporter()
     options = {k: v for k, v in options.items() if v is not None}
     if resume and force:

@@ -1,0 +1,389 @@
+"""The files charlm writes (docs/files.md), each rule held through the installed ``charlm``
+command: no run writes over a file it reads, report -o replaces only its own pages, outputs are
+checked before any work, one writer per checkpoint (two real concurrent runs, and a kill -9 that
+leaves a lock file behind), budgets too small for one step, memory, --resume with nothing to do,
+output that reads well in a file, closed pipes, the umask, and UTF-16."""
+import json
+import os
+import re
+import resource
+import shlex
+import signal
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+from charlm.store import checkpoint
+
+from conftest import NAMES, charlm_command, run_charlm
+from tiny_models import make_model, save_model
+
+ANSI = re.compile(r"\x1b\[")
+
+
+def one_line_error(result, code, *words):
+    """The command ended with exit code ``code`` and one line on stderr holding every word."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+def snapshot(path):
+    """What must not change about a file: its bytes and its modification time."""
+    return path.read_bytes(), os.stat(path).st_mtime_ns
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    return save_model(make_model(hidden=8, mode="stream"), str(tmp_path / "m.npz"))
+
+
+@pytest.fixture
+def trained(tmp_path, names_file):
+    """A checkpoint of 6 steps, validated at its last step."""
+    out = tmp_path / "trained.npz"
+    result = run_charlm("train", names_file, "--out", out, "--hidden", 8, "--steps", 6,
+                        "--eval-every", 3, "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+class Training:
+    """``charlm train`` in a process of its own, read line by line as it runs: a test waits for
+    a line of its output (an event), never for the clock. The deadline only guards against a
+    hang: it kills the process, which ends any read."""
+
+    def __init__(self, corpus, out, *options, deadline=300, cwd=None):
+        self.process = subprocess.Popen(
+            charlm_command() + ["train", str(corpus), "--out", str(out), "--hidden", "16",
+                                "--batch-size", "8", "--seq-len", "16", *options],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+        self.guard = threading.Timer(deadline, self.process.kill)
+        self.guard.daemon = True
+        self.guard.start()
+        self.stderr = ""
+
+    def wait_for(self, text):
+        """Read stderr up to the first line holding text; returns that line."""
+        for line in self.process.stderr:
+            self.stderr += line
+            if text in line:
+                return line
+        pytest.fail(f"charlm train ended before writing {text!r}:\n{self.stderr}")
+
+    def finish(self):
+        self.stderr += self.process.stderr.read()
+        stdout = self.process.stdout.read()
+        code = self.process.wait()
+        self.guard.cancel()
+        return code, stdout, self.stderr
+
+
+# ---- 1, 2: never over a file the run reads; report -o replaces only its own pages ---------------
+
+def test_report_never_writes_over_its_checkpoint_or_its_text(tmp_path, model_file):
+    text = tmp_path / "text.txt"
+    text.write_text("the quick brown fox\n")
+    before = snapshot(tmp_path / "m.npz"), snapshot(text)
+    for target, what in ((model_file, "the checkpoint"), (text, "the --text file")):
+        for force in ([], ["--force"]):
+            result = run_charlm("report", "--model", model_file, "--text", text, "-o", target,
+                                *force, cwd=tmp_path)
+            one_line_error(result, 2, what, "never writes over")
+    assert (snapshot(tmp_path / "m.npz"), snapshot(text)) == before
+    assert run_charlm("info", model_file).returncode == 0
+
+
+def test_report_replaces_only_a_page_it_wrote_unless_forced(tmp_path, model_file):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    result = run_charlm("report", "--model", model_file, "-o", notes, cwd=tmp_path)
+    one_line_error(result, 2, "not a page charlm report wrote", "--force")
+    assert notes.read_text() == "my notes\n"
+    page = tmp_path / "page.html"
+    assert run_charlm("report", "--model", model_file, "-o", page).returncode == 0
+    again = run_charlm("report", "--model", model_file, "-o", page)      # its own page: replaced
+    assert again.returncode == 0, again.stderr
+    forced = run_charlm("report", "--model", model_file, "-o", notes, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "charlm report" in notes.read_text()
+
+
+def test_train_never_writes_over_its_corpus_even_with_force(tmp_path, names_file):
+    before = snapshot(names_file)
+    os.symlink(names_file, tmp_path / "link.npz")
+    for out in (names_file, tmp_path / "link.npz", f"{tmp_path}/./names.txt"):
+        for options in ([], ["--force"], ["--resume"]):
+            result = run_charlm("train", names_file, "--out", out, "--steps", 1, *options)
+            one_line_error(result, 2, "the corpus")
+    assert snapshot(names_file) == before
+
+
+# ---- 3: one writer per checkpoint ---------------------------------------------------------------
+
+def test_a_second_run_on_the_same_out_is_refused_naming_the_first(tmp_path, names_file):
+    out = tmp_path / "m.npz"
+    first = Training(names_file, out, "--steps", "1000000", "--eval-every", "5",
+                     "--patience", "0")
+    first.wait_for(f"-> {out}")                 # the header: the lock is held from here on
+    holder = (tmp_path / "m.npz.lock").read_text().split("\n")[0]
+    assert holder == str(first.process.pid)
+    for options in (["--force"], ["--resume"], []):
+        second = run_charlm("train", names_file, "--out", out, "--steps", 3, "--hidden", 16,
+                            *options)
+        one_line_error(second, 6, "being written by another charlm run",
+                       f"process {first.process.pid}")
+    first.wait_for("bits/char)")                # the first run keeps training and saving
+    first.process.send_signal(signal.SIGINT)
+    code, _, stderr = first.finish()
+    assert code == 130, stderr
+    assert checkpoint.load(str(out), True).training.run.step >= 5
+    assert not (tmp_path / "m.npz.lock").exists()
+    step = checkpoint.load(str(out), True).training.run.step
+    resumed = run_charlm("train", names_file, "--out", out, "--resume", "--steps", step + 2,
+                         "--json")
+    assert resumed.returncode == 0, resumed.stderr       # the lock went with the first run
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path, names_file):
+    out = tmp_path / "m.npz"
+    killed = Training(names_file, out, "--steps", "1000000", "--eval-every", "5",
+                     "--patience", "0")
+    killed.wait_for(f"-> {out}")
+    killed.process.kill()                       # SIGKILL: no chance to remove its lock file
+    killed.finish()
+    assert (tmp_path / "m.npz.lock").exists()
+    again = run_charlm("train", names_file, "--out", out, "--force", "--steps", 3, "--hidden", 8,
+                       "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["steps"] == 3
+    assert not (tmp_path / "m.npz.lock").exists()
+
+
+# ---- 4: a time budget too small for one step ----------------------------------------------------
+
+@pytest.fixture
+def random_text(tmp_path):
+    """About 100,000 characters of stream text."""
+    rng = np.random.default_rng(5)
+    words = np.array(["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"])
+    paragraphs = [" ".join(rng.choice(words, 200)) + "." for _ in range(125)]
+    path = tmp_path / "text.txt"
+    path.write_text("\n\n".join(paragraphs) + "\n")
+    return path
+
+
+def test_a_budget_that_cannot_fit_a_step_and_a_validation_is_refused_with_the_least(
+        tmp_path, random_text):
+    out = tmp_path / "m.npz"
+    result = run_charlm("train", random_text, "--out", out, "--hidden", 512, "--max-time",
+                        "0.001s")
+    line = one_line_error(result, 2, "--max-time 0.001s cannot fit one training step")
+    least = re.search(r"give --max-time (\d+(?:\.\d+)?)s or more", line)
+    assert least and float(least.group(1)) > 0.001, line
+    assert not out.exists() and not (tmp_path / "m.npz.lock").exists()
+
+
+def test_a_short_budget_trains_before_it_estimates_validation(tmp_path, random_text):
+    # half the text held out: at the 10,000 chars/s that was assumed before any step ran, its
+    # validation alone (about 50,000 characters) would have taken the whole budget
+    result = run_charlm("train", random_text, "--out", tmp_path / "m.npz", "--hidden", 16,
+                        "--val-frac", 0.5, "--max-time", "3s", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["steps"] >= 1 and summary["best_val_loss"] is not None
+
+
+# ---- 5: memory ----------------------------------------------------------------------------------
+
+def test_a_model_too_large_for_memory_is_refused_in_one_line(tmp_path, names_file):
+    result = run_charlm("train", names_file, "--out", tmp_path / "m.npz", "--hidden", 8192,
+                        "--layers", 16, "--steps", 1)
+    line = one_line_error(result, 2, "needs about", "GB", "available")
+    assert not (tmp_path / "m.npz").exists(), line
+
+
+def test_the_memory_refusal_reads_the_address_space_limit(tmp_path, names_file):
+    limit = 8_000_000 * 1024            # ulimit -v 8000000
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run(charlm_command() + [
+        "train", str(names_file), "--out", str(tmp_path / "m.npz"), "--hidden", "2048",
+        "--layers", "16", "--steps", "1"], capture_output=True, text=True, preexec_fn=limited)
+    one_line_error(result, 2, "needs about", "ulimit -v")
+    assert "MemoryError" not in result.stderr
+
+
+# ---- 6: --resume with nothing left to do --------------------------------------------------------
+
+@pytest.mark.parametrize("options", [["--steps", "3"], ["--steps", "6"], ["--max-time", "0.001s"]])
+def test_resume_with_its_target_reached_leaves_the_file_untouched(names_file, trained, options):
+    before = snapshot(trained)
+    result = run_charlm("train", names_file, "--out", trained, "--resume", *options)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to train, the file is unchanged" in result.stdout
+    assert snapshot(trained) == before
+    summary = json.loads(run_charlm("train", names_file, "--out", trained, "--resume", *options,
+                                    "--json").stdout)
+    assert summary["stopped"].startswith("already ") and summary["steps"] == 6
+    assert snapshot(trained) == before
+
+
+# ---- 7: every output checked before any work ----------------------------------------------------
+
+@pytest.mark.parametrize("command", [["train", "CORPUS", "--steps", "1", "--out"],
+                                     ["report", "--model", "MODEL", "-o"]])
+@pytest.mark.parametrize("target,words", [("/proc/x.npz", ["cannot write"]),
+                                          ("/no/such/folder/x", ["does not exist"]),
+                                          ("/dev/null", ["not a regular file"]),
+                                          (".", ["is a folder"])])
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+        tmp_path, names_file, model_file, command, target, words):
+    args = [str(names_file) if a == "CORPUS" else str(model_file) if a == "MODEL" else a
+            for a in command]
+    result = run_charlm(*args, target, cwd=tmp_path)
+    one_line_error(result, 2, *words)
+    assert result.stdout == ""          # nothing was trained or built
+
+
+# ---- 8: a closed pipe ----------------------------------------------------------------------------
+
+def run_into_a_closed_pipe(*args, stream="stdout", cwd=None):
+    """Run charlm with stdout (or stderr) a pipe whose reader has already gone."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        other = subprocess.PIPE
+        process = subprocess.run(charlm_command() + [str(a) for a in args], cwd=cwd,
+                                 stdout=write if stream == "stdout" else other,
+                                 stderr=write if stream == "stderr" else other, timeout=300)
+    finally:
+        os.close(write)
+    return process
+
+
+@pytest.mark.parametrize("args", [
+    ["info", "MODEL"], ["info", "MODEL", "--json"], ["score", "--model", "MODEL", "abc"],
+    ["score", "--model", "MODEL", "--per-char", "abc"], ["sample", "--model", "MODEL"],
+    ["neurons", "--model", "MODEL", "the cat"], ["--help"], ["train", "--help"]])
+def test_a_closed_stdout_ends_any_command_quietly_with_0(model_file, args):
+    result = run_into_a_closed_pipe(*[model_file if a == "MODEL" else a for a in args])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b"", result.stderr
+
+
+def test_train_into_a_closed_pipe_saves_its_run_and_exits_0(tmp_path, names_file):
+    out = tmp_path / "m.npz"
+    result = run_into_a_closed_pipe("train", names_file, "--out", out, "--hidden", 8,
+                                    "--steps", 4)
+    assert result.returncode == 0, result.stderr
+    assert checkpoint.load(str(out), True).training.run.step == 4
+    quiet = run_into_a_closed_pipe("train", names_file, "--out", tmp_path / "e.npz",
+                                   "--hidden", 8, "--steps", 4, stream="stderr")
+    assert quiet.returncode == 0 and quiet.stdout == b""
+    assert not (tmp_path / "e.npz.lock").exists()
+
+
+# ---- 9: output that reads well in a file --------------------------------------------------------
+
+def assert_reads_well(text):
+    assert "\r" not in text and not ANSI.search(text), text
+    for line in text.splitlines():
+        assert line == line.rstrip(), repr(line)
+
+
+def test_train_output_in_files_has_no_frames_no_padding_and_a_pasteable_resume(
+        tmp_path, prose_file):
+    folder = tmp_path / ("a folder with a rather long name to pass eighty columns" * 2)
+    folder.mkdir()
+    out = folder / "model.npz"
+    training = Training(prose_file, out, "--steps", "1000000", "--eval-every", "5",
+                     "--patience", "0")
+    training.wait_for("bits/char)")
+    training.process.send_signal(signal.SIGINT)
+    code, stdout, stderr = training.finish()
+    assert code == 130, stderr
+    assert_reads_well(stdout)
+    assert_reads_well(stderr)
+    again = next(line for line in stdout.splitlines() if "Continue with:" in line)
+    assert again.endswith(shlex.join(["charlm", "train", str(prose_file), "--out", str(out),
+                                      "--resume"]))
+    assert "validated in" in stderr and "%" not in stderr      # no progress bar frame
+    finished = run_charlm("train", prose_file, "--out", out, "--resume", "--steps",
+                          checkpoint.load(str(out), True).training.run.step + 2)
+    assert finished.returncode == 0, finished.stderr
+    assert_reads_well(finished.stdout)
+    assert_reads_well(finished.stderr)
+    summary = finished.stderr.strip().splitlines()[-1]
+    assert "steps in this run" in summary and "chars/s" in summary
+
+
+def test_score_per_char_and_neurons_in_a_file_are_plain_text(model_file):
+    text = "the quick brown fox jumps over the lazy dog and on " * 3
+    scored = run_charlm("score", "--model", model_file, "--per-char", text)
+    assert scored.returncode == 0, scored.stderr
+    assert_reads_well(scored.stdout)
+    rows = [line for line in scored.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 1 and text[:30] in rows[0]      # the text cell is not wrapped
+    per_char = [line.split() for line in scored.stdout.splitlines()
+                if re.match(r"\s*\d+\s", line)]
+    assert len(per_char) == len(text)
+    assert [row[1] for row in per_char[:4]] == ["t", "h", "e", "␣"]
+    assert all(float(row[2]) >= 0 for row in per_char)
+    shown = run_charlm("neurons", "--model", model_file, text)
+    assert shown.returncode == 0, shown.stderr
+    assert_reads_well(shown.stdout)
+    values = [line.split() for line in shown.stdout.splitlines()
+              if re.match(r"\s*\d+\s+\S+\s+[+-]\d", line)]
+    assert len(values) == len(text)
+    as_json = json.loads(run_charlm("neurons", "--model", model_file, text, "--json").stdout)
+    assert [float(v[-1]) for v in values] == pytest.approx(as_json["activations"], abs=1e-4)
+
+
+# ---- 10: the umask --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_checkpoints_and_reports_follow_the_umask(tmp_path, names_file, mask, mode):
+    def masked():
+        os.umask(mask)
+
+    out, page = tmp_path / "m.npz", tmp_path / "m.html"
+    for args in (["train", names_file, "--out", out, "--hidden", 8, "--steps", 2, "--quiet"],
+                 ["report", "--model", out, "-o", page]):
+        result = subprocess.run(charlm_command() + [str(a) for a in args], capture_output=True,
+                                text=True, preexec_fn=masked)
+        assert result.returncode == 0, result.stderr
+    assert os.stat(out).st_mode & 0o777 == mode
+    assert os.stat(page).st_mode & 0o777 == mode
+
+
+def test_a_replaced_checkpoint_keeps_its_mode(tmp_path, names_file):
+    out = tmp_path / "m.npz"
+    assert run_charlm("train", names_file, "--out", out, "--hidden", 8, "--steps", 2,
+                      "--quiet").returncode == 0
+    os.chmod(out, 0o640)
+    assert run_charlm("train", names_file, "--out", out, "--resume", "--steps", 4,
+                      "--quiet").returncode == 0
+    assert os.stat(out).st_mode & 0o777 == 0o640
+
+
+# ---- 11: UTF-16 ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding,hint", [("utf-16", "utf-16"), ("utf-16-le", "utf-16-le"),
+                                           ("utf-32", "utf-32")])
+def test_utf16_and_utf32_are_named_with_the_encoding_to_pass(tmp_path, encoding, hint):
+    corpus = tmp_path / "names.txt"
+    corpus.write_bytes(("\n".join(NAMES * 3) + "\n").encode(encoding))
+    result = run_charlm("train", corpus, "--out", tmp_path / "m.npz", "--steps", 1)
+    one_line_error(result, 3, f"--encoding {hint}")
+    assert "binary" not in result.stderr
+    trained = run_charlm("train", corpus, "--encoding", hint, "--out", tmp_path / "m.npz",
+                         "--hidden", 8, "--steps", 2, "--quiet")
+    assert trained.returncode == 0, trained.stderr
