@@ -71,7 +71,7 @@ def leftovers(folder):
     return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".charlm"))
 
 
-# ---- the models, charlm's reference figures, the exported files -----------------------------------
+# ---- the models, charlm's reference figures, the exported files ------------------------------
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
@@ -85,7 +85,8 @@ def models(folder):
     paths = {}
     for i, (cell, layers, mode) in enumerate(CASES):
         model = make_model(cell=cell, hidden=16, layers=layers, mode=mode, seed=10 + i)
-        paths[(cell, layers, mode)] = save_model(model, folder / f"{case_id((cell, layers, mode))}.npz")
+        name = case_id((cell, layers, mode))
+        paths[(cell, layers, mode)] = save_model(model, folder / f"{name}.npz")
     return paths
 
 
@@ -141,7 +142,7 @@ def docs_module():
     return namespace
 
 
-# ---- the runtimes -----------------------------------------------------------------------------------
+# ---- the runtimes ------------------------------------------------------------------------------
 
 class OnnxRunner:
     def __init__(self, path):
@@ -199,7 +200,7 @@ def per_char_stepped(run, targets):
     return np.array(out)
 
 
-# ---- agreement --------------------------------------------------------------------------------------
+# ---- agreement ---------------------------------------------------------------------------------
 
 def check_agreement(run, reference):
     whole = per_char_whole(run, [t for t, _ in reference])
@@ -277,7 +278,8 @@ def bits(a):
 
 @pytest.mark.parametrize("case", [c for c in TORCH_CASES if c[2] == "lines"], ids=case_id)
 def test_export_then_import_is_bit_for_bit(case, tmp_path, models):
-    exported, back, again = tmp_path / "m.safetensors", tmp_path / "back.npz", tmp_path / "again.safetensors"
+    exported, back = tmp_path / "m.safetensors", tmp_path / "back.npz"
+    again = tmp_path / "again.safetensors"
     for args in (("export", models[case], "-o", exported), ("import", exported, "-o", back),
                  ("export", back, "--to", "torch", "-o", again)):
         result = run_charlm(*args)
@@ -307,7 +309,8 @@ def test_a_pytorch_model_trained_elsewhere_imports_and_agrees(tmp_path):
         for p in module.parameters():
             p.uniform_(-0.6, 0.6)
     from safetensors.torch import save_file
-    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, tmp_path / "gpu.safetensors")
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()},
+              tmp_path / "gpu.safetensors")
     (tmp_path / "vocab.json").write_text(json.dumps(tokens))
     result = run_charlm("import", tmp_path / "gpu.safetensors", "-o", tmp_path / "gpu.npz",
                         "--vocab", tmp_path / "vocab.json", "--mode", "lines", "--json")
@@ -343,7 +346,7 @@ def test_state_dict_round_trip_is_exact_for_any_shape(cell, hidden, layers, extr
     assert np.array_equal(bits(back.weights.flat), bits(weights.flat))
 
 
-# ---- bad input --------------------------------------------------------------------------------------
+# ---- bad input ---------------------------------------------------------------------------------
 
 @pytest.fixture
 def small(tmp_path):

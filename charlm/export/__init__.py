@@ -1,4 +1,5 @@
-"""Export and import: a charlm model as a file that other runtimes read, and back (SPEC.md, "Export").
+"""Export and import: a charlm model as a file that other runtimes read, and back
+(SPEC.md, "Export").
 
 - ``gates``: the gate layouts of charlm, ONNX and PyTorch, and the conversions between them; the
   input projection of layer 0 as an embedding table and an operator's input weights.

@@ -1,6 +1,7 @@
 """Files of the export formats: which format a path asks for, the description each file carries in
-its metadata, the optional packages that read and write them, and atomic writes (a temporary file in the same folder, flushed, then renamed), so
-that a failure at any moment leaves the previous file or none, never a torn one."""
+its metadata, the optional packages that read and write them, and atomic writes (a temporary file
+in the same folder, flushed, then renamed), so that a failure at any moment leaves the previous
+file or none, never a torn one."""
 import importlib
 import json
 import os

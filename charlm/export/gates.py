@@ -37,8 +37,8 @@ TORCH = {
 
 def to_layout(a, layout, hidden):
     """charlm's blocks along the last axis of a (..., G*H) rearranged (and signed) as layout."""
-    blocks = [a[..., k * hidden:(k + 1) * hidden] if sign > 0 else -a[..., k * hidden:(k + 1) * hidden]
-              for k, sign in layout]
+    blocks = [a[..., k * hidden:(k + 1) * hidden] for k, _ in layout]
+    blocks = [block if sign > 0 else -block for block, (_, sign) in zip(blocks, layout)]
     return np.ascontiguousarray(np.concatenate(blocks, axis=-1))
 
 

@@ -1,10 +1,10 @@
 """The ONNX graph of a charlm model, built with the ``onnx`` package's helpers (opset 17, IR 8, so
 that runtimes from 2022 on read it, onnxruntime-web included). Standard operators only:
 
-    tokens (B, T) int64 ── Transpose ──> (T, B) ── Gather(E) ──> x_0 (T, B, E_dim)
-    layer l: RNN | GRU | LSTM (x_l, W_l, R_l, B_l, h[l], c[l]) ──> Y (T, 1, B, H) ── Squeeze ──> x_{l+1}
-                                                              └──> h_out[l], c_out[l] (1, B, H)
-    x_L ── MatMul(W_y) ── Add(b_y) ── LogSoftmax ── Transpose ──> log_probs (B, T, V)
+    tokens (B, T) int64 -> Transpose -> (T, B) -> Gather(E) -> x_0 (T, B, E_dim)
+    layer l: RNN|GRU|LSTM(x_l, W_l, R_l, B_l, h[l], c[l]) -> Y (T, 1, B, H) -> Squeeze -> x_{l+1}
+                                                          -> h_out[l], c_out[l] (1, B, H)
+    x_L -> MatMul(W_y) -> Add(b_y) -> LogSoftmax -> Transpose -> log_probs (B, T, V)
 
 Inputs: ``tokens`` (batch, time) int64 token ids, both dimensions dynamic; ``h`` (L, batch, H) and,
 for an LSTM, ``c`` (L, batch, H) float32: the state before the first token (zeros to start a text).
@@ -43,7 +43,7 @@ def onnx_bytes(ckpt, source=None):
 
 def build(ckpt, source=None):
     """The ``onnx.ModelProto`` of ckpt."""
-    onnx = require("onnx", "charlm export --to onnx")
+    require("onnx", "charlm export --to onnx")
     from onnx import TensorProto, helper, numpy_helper
     layers, (w_y, b_y) = gates.plain_stack(ckpt, source, "onnx")
     c = ckpt.config

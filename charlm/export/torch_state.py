@@ -172,7 +172,8 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
         w_ih = state[f"rnn.weight_ih_l{l}"]
         w_x = gates.fold(table, w_ih) if l == 0 else w_ih.T
         weights[f"layers.{l}.W_x"][...] = gates.from_layout(w_x, layout, H)
-        weights[f"layers.{l}.W_h"][...] = gates.from_layout(state[f"rnn.weight_hh_l{l}"].T, layout, H)
+        w_hh = state[f"rnn.weight_hh_l{l}"]
+        weights[f"layers.{l}.W_h"][...] = gates.from_layout(w_hh.T, layout, H)
         b_ih, b_hh = state[f"rnn.bias_ih_l{l}"], state[f"rnn.bias_hh_l{l}"]
         bias = b_ih + b_hh if b_hh.any() else b_ih       # adding zeros could flip a -0.0
         weights[f"layers.{l}.b"][...] = gates.from_layout(bias, layout, H)
