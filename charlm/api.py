@@ -64,18 +64,24 @@ class Model:
         check = reference(self, corpus)
         return [check.check(text, prime) for text in texts]
 
-    def score(self, text, per_char=False):
-        """Log-probability of text as SPEC.md defines it (see :func:`charlm.scoring.scorer.score`)."""
+    def score(self, text, per_char=False, dynamic=None, windows=None, **window_options):
+        """Log-probability of text as SPEC.md defines it; ``dynamic=True`` (or a dict of settings)
+        adapts the model as it reads, ``windows=N`` adds nanoGPT's windowed figure
+        (see :func:`charlm.scoring.scorer.score` and docs/dynamic-evaluation.md)."""
         from .scoring.scorer import score
         self.require_left_to_right("score with")
-        return score(self, text, per_char=per_char)
+        return score(self, text, per_char=per_char, dynamic=dynamic, windows=windows,
+                     **window_options)
 
-    def score_file(self, path, encoding="utf-8", progress=None, exact=False):
+    def score_file(self, path, encoding="utf-8", progress=None, exact=False, dynamic=None,
+                   windows=None, **window_options):
         """The same figures for a whole file, in batched chunks, or in one sequential pass with
-        ``exact=True`` (see :func:`charlm.scoring.scorer.score_file`)."""
+        ``exact=True``; ``dynamic=`` and ``windows=`` as in :meth:`score` (see
+        :func:`charlm.scoring.scorer.score_file`)."""
         from .scoring.scorer import score_file
         self.require_left_to_right("score with")
-        return score_file(self, path, encoding=encoding, progress=progress, exact=exact)
+        return score_file(self, path, encoding=encoding, progress=progress, exact=exact,
+                          dynamic=dynamic, windows=windows, **window_options)
 
     def fill(self, text, blank="_", top=3, left_only=False):
         """Fill in every ``blank`` of text (one text, or a list: see :func:`charlm.scoring.fill.fill`)."""

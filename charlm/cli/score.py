@@ -4,6 +4,7 @@ import math
 import click
 
 from .common import MODEL_HELP, compile_notice, consoles, print_json, reports_errors
+from ..scoring.options import DEFAULT_WINDOWS, Settings
 
 EXAMPLES = """
 \b
@@ -12,7 +13,11 @@ Examples:
   charlm score --per-char "Anna"             # each character shaded by its surprise
   charlm score --model shakespeare.npz --file test.txt      # a test-set evaluation
   charlm score --json "Anna" | jq '.results[0].bits_per_char'
+  charlm score --model shakespeare.npz --file test.txt --dynamic   # adapting as it reads
+  charlm score --model shakespeare.npz --file test.txt --windows 256   # nanoGPT's protocol
 """
+
+_DYNAMIC = Settings()    # dynamic evaluation's defaults, shown in --help
 
 # Surprise -log2 p of a character, in bits: the upper bounds of the shades of the colour map.
 SHADES = [(1.0, "black on green3"), (2.0, "black on yellow3"), (4.0, "black on dark_orange"),
@@ -38,8 +43,28 @@ SHADES = [(1.0, "black on green3"), (2.0, "black on yellow3"), (4.0, "black on d
               help="Stream-mode --file: one sequential pass, exactly the definition (slow). "
                    "By default the file is scored in parallel segments, each warmed up on the "
                    "characters before it.")
+@click.option("--dynamic", is_flag=True,
+              help="--file: dynamic evaluation: score the file in segments, each with the weights "
+                   "as they are, then take a gradient step on it (docs/dynamic-evaluation.md).")
+@click.option("--dynamic-lr", type=float, default=None, metavar="F",
+              help=f"--dynamic: learning rate of the RMS-scaled steps  [default: {_DYNAMIC.lr:g}]")
+@click.option("--dynamic-segment", type=int, default=None, metavar="N",
+              help=f"--dynamic: tokens scored, then learnt from, at a time  "
+                   f"[default: {_DYNAMIC.segment}]")
+@click.option("--dynamic-decay", type=float, default=None, metavar="F",
+              help=f"--dynamic: pull toward the trained weights after each step, "
+                   f"w += F (w_trained - w)  [default: {_DYNAMIC.decay:g}]")
+@click.option("--windows", type=int, default=None, metavar="N",
+              help="--file: also nanoGPT's figure (windowed_loss): the mean loss over random "
+                   "windows of N targets, each read from the zero state.")
+@click.option("--num-windows", type=int, default=DEFAULT_WINDOWS, show_default=True,
+              metavar="K", help="--windows: how many windows (at most the text's starting "
+                                "positions).")
+@click.option("--seed", type=int, default=0, show_default=True, metavar="S",
+              help="--windows: seed of the windows' starting positions.")
 @reports_errors
-def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
+def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dynamic, dynamic_lr,
+          dynamic_segment, dynamic_decay, windows, num_windows, seed):
     """Log-probability of each TEXT under the model: in nats and bits, as a probability, in bits
     per character and as perplexity. The model starts from its zero state and predicts every
     character; in lines mode it also predicts the end of the line (<EOS>), which counts as one
@@ -50,19 +75,32 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
     from ..api import load
     from .warmup import warm_up_forward
     from ..errors import UsageError
+    if (dynamic or windows is not None) and file_path is None:
+        raise UsageError(f"{'--dynamic' if dynamic else '--windows'} applies to --file PATH "
+                         "(see charlm score --help)")
     if not texts and file_path is None:
         raise UsageError("nothing to score: give one or more TEXT arguments or --file PATH "
                          "(see charlm score --help)")
     if per_char and not texts:
         raise UsageError("--per-char applies to TEXT arguments, not to --file")
+    adapting = _dynamic_settings(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
+    if dynamic and (windows is not None or exact):
+        raise UsageError(f"--dynamic and {'--windows' if windows is not None else '--exact'} "
+                         "give different figures: ask for one at a time")
     model = load(model_path)
     model.require_left_to_right("score with")
+    if windows is not None:
+        scorer.check_windows(model, windows, num_windows, seed)
     out, err = consoles()
     with compile_notice():
         warm_up_forward(model.network)
+        if adapting is not None:
+            from ..scoring.dynamic import warm_up
+            warm_up(model.network)
     results = scorer.score(model, list(texts), per_char=per_char) if texts else []
     if file_path is not None:
-        results.append(_score_file(model, file_path, encoding, exact, err))
+        results.append(_score_file(model, file_path, encoding, exact, err, dynamic=adapting,
+                                   windows=windows, num_windows=num_windows, seed=seed))
     if as_json:
         print_json({"results": [r.to_json() for r in results]})
         return
@@ -82,17 +120,28 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact):
             out.print(_surprise_lines(r), markup=False)
 
 
-def _score_file(model, path, encoding, exact, err):
+def _dynamic_settings(dynamic, lr, segment, decay):
+    """The dynamic evaluation settings the options ask for, or None without --dynamic."""
+    from ..errors import UsageError
+    given = {k: v for k, v in (("lr", lr), ("segment", segment), ("decay", decay)) if v is not None}
+    if not dynamic:
+        if given:
+            raise UsageError(f"--dynamic-{next(iter(given))} applies with --dynamic")
+        return None
+    return Settings(**given)
+
+
+def _score_file(model, path, encoding, exact, err, **figures):
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
     from ..scoring import scorer
     if not err.is_terminal:
-        return scorer.score_file(model, path, encoding=encoding, exact=exact)
+        return scorer.score_file(model, path, encoding=encoding, exact=exact, **figures)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(f"scoring {path}", total=None)
         return scorer.score_file(model, path, encoding=encoding, exact=exact,
                                  progress=lambda done, total: bar.update(task, completed=done,
-                                                                         total=total))
+                                                                         total=total), **figures)
 
 
 def _shorten(text, width):
@@ -127,6 +176,15 @@ def _table(results, model):
             how = "" if r.burn_in is None else (
                 ", one sequential pass" if r.burn_in == 0 else
                 f", in segments warmed on {r.burn_in} characters each (--exact: sequential)")
+            if r.dynamic is not None:
+                d = r.dynamic
+                how += (f"; dynamic evaluation: {d['segments']:,} segments of {d['segment']} "
+                        f"tokens, lr {d['lr']:g}, decay {d['decay']:g}")
+            if r.windowed is not None:
+                w = r.windowed
+                how += (f"\nwindowed (nanoGPT's protocol): {w.loss:.4f} nats/token "
+                        f"({w.bits_per_char:.4f} bits) over {w.count:,} windows of {w.length} "
+                        f"targets, each from the zero state (seed {w.seed})")
             table.caption = Text(f"{r.file}: {r.num_tokens:,} tokens{how}")
     return table
 

@@ -62,16 +62,18 @@ def init_parameters(params, cell, rng):
 
 
 class _Weights:
-    """One layer's weights as the kernels take them, with W_h^T for the forward time loop."""
+    """One layer's weights as the kernels take them, with W_h^T for the forward time loop (None
+    for a :class:`Stack` whose forward reads W_h itself: see ``Stack.blas``)."""
 
-    def __init__(self, params, layer, prefix="layers"):
+    def __init__(self, params, layer, prefix="layers", transposed=True):
         self.w_x, self.w_h, self.b = (params[f"{prefix}.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
-        self.w_ht = np.ascontiguousarray(self.w_h.T)
+        self.w_ht = np.ascontiguousarray(self.w_h.T) if transposed else None
 
 
-def stack_weights(params, num_layers, prefix="layers"):
-    """The weights of the stack whose layers are stored as ``{prefix}.{l}.*``, bottom first."""
-    return [_Weights(params, layer, prefix) for layer in range(num_layers)]
+def stack_weights(params, num_layers, prefix="layers", transposed=True):
+    """The weights of the stack whose layers are stored as ``{prefix}.{l}.*``, bottom first.
+    With ``transposed=False`` they are views of params alone, which follow its updates."""
+    return [_Weights(params, layer, prefix, transposed) for layer in range(num_layers)]
 
 
 class Stack:
@@ -84,6 +86,10 @@ class Stack:
     def __init__(self, cell, num_layers, hidden_size, dtype, T, b):
         L, H = num_layers, hidden_size
         self.cell, self.hidden_size = cell, hidden_size
+        # the forward's recurrent products: matmul_nt over W_h^T (training's shards of many
+        # sequences), or BLAS over W_h itself (one sequence whose weights change between calls:
+        # nothing to transpose per call); kernels.recurrent says why both
+        self.blas = False
         self.forward_kernel = cell.kernel(recurrent, "forward")
         self.backward_kernel = cell.kernel(recurrent, "backward")
         self.gates = np.empty((L, T, b, cell.gates * H), dtype)  # zx, then the activated gates
@@ -114,7 +120,8 @@ class Stack:
             hs[0] = state[layer, 0]
             if state.shape[1] == 2:
                 self.aux[layer, 0] = state[layer, 1]
-            self.forward_kernel(gates, w.b, w.w_ht, hs, self.aux[layer], False)   # matmul_nt
+            self.forward_kernel(gates, w.b, w.w_h if self.blas else w.w_ht, hs, self.aux[layer],
+                                self.blas)
             inp = hs[1:]
             if masks is not None:
                 if self.dropped is None:

@@ -29,6 +29,18 @@ incrementally and scored in batches of columns, so memory does not grow with the
   used), for about 6% more work on a 1 MB file, less on larger ones.
   ``benchmarks/bench_score.py --exact`` measures the gap for any checkpoint; ``tests/test_score.py``
   holds the segments to the exact value for a model without memory, where any burn-in is exact.
+
+Two other figures of a text or a file (docs/dynamic-evaluation.md):
+
+- ``windows=N``: nanoGPT's protocol (its ``estimate_loss``): the mean loss over random windows of
+  N targets, each read from the zero state with the window's first token as its only context, so
+  a window reads N + 1 tokens. The windows start at positions drawn uniformly, with replacement,
+  from a generator seeded by ``seed`` (``DEFAULT_WINDOWS`` of them, nanoGPT's 200 batches of 64;
+  no more than the text has starting positions), and run side by side as columns of one no-grad
+  pass. Early targets of a window see little context, so this figure is above the stateful one,
+  where every token has all the text before it.
+- ``dynamic``: the same figures while the model adapts to the text as it reads it
+  (:mod:`charlm.scoring.dynamic`).
 """
 import math
 from dataclasses import dataclass
@@ -39,6 +51,7 @@ from ..errors import CorpusError, UsageError
 from ..network.engine import BURN_IN, Engine
 from ..text.textfile import TextFile
 from ..text.vocab import EOS, EOS_ID, UNK_ID, require_unicode
+from .options import DEFAULT_WINDOWS, check_windows, settings_from
 
 COLUMNS = 512          # sequences scored side by side, shared among the cores
 MIN_SEGMENT = 1024     # stream-mode file: characters counted per column, at least ...
@@ -58,6 +71,8 @@ class Score:
     per_char: list | None = None     # [(char, log_prob)], "<EOS>" last in lines mode
     file: str | None = None
     burn_in: int | None = None       # stream-mode file scored by segments: the burn-in length
+    dynamic: dict | None = None      # dynamic evaluation: its settings and segments
+    windowed: "Windowed | None" = None   # nanoGPT's protocol, when asked for
 
     @property
     def log2_prob(self):
@@ -83,16 +98,64 @@ class Score:
                     num_tokens=self.num_tokens, unknown=self.unknown)
         if self.file is not None:
             data["burn_in"] = self.burn_in
+        if self.dynamic is not None:
+            data["dynamic"] = self.dynamic
+        if self.windowed is not None:
+            data["windowed_loss"] = self.windowed.loss
+            data["windows"] = self.windowed.to_json()
         if self.per_char is not None:
             data["per_char"] = [{"char": c, "log_prob": lp} for c, lp in self.per_char]
         return data
 
 
+@dataclass
+class Windowed:
+    """The figure of nanoGPT's protocol: the mean loss (nats per target) over ``count`` windows of
+    ``length`` targets, their starts drawn with ``seed``."""
+    loss: float
+    length: int
+    count: int
+    seed: int
+
+    @property
+    def bits_per_char(self):
+        return self.loss / LN2
+
+    def to_json(self):
+        return {"length": self.length, "count": self.count, "seed": self.seed,
+                "bits_per_char": self.bits_per_char}
+
+
+def windowed_loss(engine, ids, length, count=DEFAULT_WINDOWS, seed=0):
+    """nanoGPT's protocol over token ids (the text's, no leading <EOS>): window j reads
+    ids[s_j .. s_j + length - 1] from the zero state and predicts ids[s_j + 1 .. s_j + length],
+    for starts s_j drawn uniformly from [0, len(ids) - length) with replacement; ``count`` is
+    capped at that many starts. Returns a :class:`Windowed`."""
+    starts_possible = len(ids) - length
+    if starts_possible < 1:
+        raise UsageError(f"windows of {length} targets need at least {length + 1} tokens of "
+                         f"text; it has {len(ids)}")
+    count = min(count, starts_possible)
+    starts = np.random.default_rng(seed).integers(0, starts_possible, size=count)
+    steps = np.arange(length)[:, None]
+    total = 0.0
+    for lo in range(0, count, COLUMNS):
+        s = starts[lo:lo + COLUMNS][None, :]
+        x = np.ascontiguousarray(ids[steps + s], np.int32)           # (length, B)
+        y = np.ascontiguousarray(ids[steps + s + 1], np.int32)
+        total += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
+    return Windowed(-total / (count * length), int(length), int(count), int(seed))
+
+
 # ---- texts ---------------------------------------------------------------------------------------
 
-def score(model, text, per_char=False):
+def score(model, text, per_char=False, dynamic=None, windows=None, num_windows=DEFAULT_WINDOWS,
+          seed=0):
     """Score one text (returns a :class:`Score`) or a list of texts (returns a list, scored as
-    one batch). ``per_char`` adds each predicted token's log-probability."""
+    one batch). ``per_char`` adds each predicted token's log-probability. ``dynamic`` (True, or
+    settings: :func:`charlm.scoring.dynamic.settings_from`) adapts the model to each text as it
+    reads it, each text from the trained weights; ``windows=N`` adds nanoGPT's figure over
+    windows of N targets of each text (see the module docstring)."""
     texts = [text] if isinstance(text, str) else list(text)
     for t in texts:
         if not isinstance(t, str):
@@ -100,6 +163,35 @@ def score(model, text, per_char=False):
         if not t:
             raise UsageError("cannot score an empty text: there is no character to predict")
         require_unicode(t)
+    settings = settings_from(dynamic)
+    if windows is not None:
+        check_windows(model, windows, num_windows, seed)
+    if settings is not None:
+        if per_char:
+            raise UsageError("per-character figures are not given with dynamic evaluation")
+        results = [_score_dynamic(model, t, settings) for t in texts]
+    else:
+        results = _score_static(model, texts, per_char)
+    if windows is not None:
+        engine = Engine(model.network)
+        for r in results:
+            r.windowed = windowed_loss(engine, model.vocab.encode(r.text), windows, num_windows,
+                                       seed)
+    return results[0] if isinstance(text, str) else results
+
+
+def _score_dynamic(model, text, settings):
+    from .dynamic import Adapter, adapt_sequence
+    lines = model.config.mode == "lines"
+    ids = model.vocab.encode(text)
+    ids = np.concatenate([[EOS_ID], ids] + ([[EOS_ID]] if lines else [])).astype(np.int32)
+    with Adapter(model.network, settings) as adapter:
+        log_prob, tokens, _ = adapt_sequence(adapter, ids)
+        return Score(text, log_prob, tokens, model.vocab.unknown(text),
+                     dynamic=dict(settings.to_json(), segments=adapter.steps))
+
+
+def _score_static(model, texts, per_char):
     lines = model.config.mode == "lines"
     engine = Engine(model.network)
     results = [None] * len(texts)
@@ -115,7 +207,7 @@ def score(model, text, per_char=False):
             chars = list(texts[i]) + [EOS] * lines
             results[i] = Score(texts[i], float(terms.sum()), n, model.vocab.unknown(texts[i]),
                                list(zip(chars, terms.tolist())) if per_char else None)
-    return results[0] if isinstance(text, str) else results
+    return results
 
 
 def _pad_examples(ids_list, lines):
@@ -135,11 +227,27 @@ def _pad_examples(ids_list, lines):
 
 # ---- files ---------------------------------------------------------------------------------------
 
-def score_file(model, path, encoding="utf-8", progress=None, exact=False):
+def score_file(model, path, encoding="utf-8", progress=None, exact=False, dynamic=None,
+               windows=None, num_windows=DEFAULT_WINDOWS, seed=0):
     """Score the whole file at path (see the module docstring for how). ``progress(done, total)``
     is called with bytes read after each batch. ``exact`` (stream mode) scores it sequentially,
-    exactly as the definition says, at batch 1."""
+    exactly as the definition says, at batch 1. ``dynamic`` (True, or settings:
+    :func:`charlm.scoring.dynamic.settings_from`) adapts the model to the file as it reads it;
+    ``windows=N`` adds nanoGPT's figure over ``num_windows`` windows of N targets, seeded by
+    ``seed``, to the result (the file's token ids are then held in memory)."""
+    settings = settings_from(dynamic)
+    if windows is not None:
+        if settings is not None:
+            raise UsageError("windows and dynamic evaluation are two different figures: ask for "
+                             "one at a time")
+        check_windows(model, windows, num_windows, seed)
     reader = TextFile(path, encoding, READ_BYTES)
+    if settings is not None:
+        result = _score_file_dynamic(model, reader, settings, progress)
+        if result.num_tokens == 0:
+            raise CorpusError(f"{path} is empty: there is nothing to score")
+        result.file = str(path)
+        return result
     if model.config.mode == "lines":
         tally = _score_lines(model, reader, progress)
         burn_in = None
@@ -151,8 +259,53 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False):
         raise CorpusError(f"{path} is empty: there is nothing to score")
     if progress is not None:
         progress(reader.size, reader.size)
-    return Score(None, tally.log_prob, tally.tokens, list(tally.unknown), file=str(path),
-                 burn_in=burn_in)
+    result = Score(None, tally.log_prob, tally.tokens, list(tally.unknown), file=str(path),
+                   burn_in=burn_in)
+    if windows is not None:
+        ids = np.concatenate([model.vocab.encode(text) for text in reader.chunks()] or
+                             [np.zeros(0, np.int32)])
+        result.windowed = windowed_loss(Engine(model.network), ids, windows, num_windows, seed)
+    return result
+
+
+def _score_file_dynamic(model, reader, settings, progress):
+    """The file read in order while the model adapts (:mod:`charlm.scoring.dynamic`)."""
+    from .dynamic import Adapter, StreamReader, adapt_lines
+    tally = _Tally(model.vocab)
+    with Adapter(model.network, settings) as adapter:
+        if model.config.mode == "lines":
+            def lines():
+                for line in _file_lines(reader, progress):
+                    yield tally.encode(line)
+            tally.log_prob, tally.tokens = adapt_lines(
+                adapter, lines(), lambda batch: _pad_examples(batch, lines=True))
+        else:
+            stream = StreamReader(adapter)
+            for text in reader.chunks():
+                stream.feed(tally.encode(text))
+                if progress is not None:
+                    progress(reader.bytes_read, reader.size)
+            stream.feed(np.zeros(0, np.int32), final=True)
+            tally.log_prob, tally.tokens = stream.log_prob, stream.tokens
+        steps = adapter.steps
+    if progress is not None:
+        progress(reader.size, reader.size)
+    return Score(None, tally.log_prob, tally.tokens, list(tally.unknown),
+                 burn_in=0 if model.config.mode == "stream" else None,
+                 dynamic=dict(settings.to_json(), segments=steps))
+
+
+def _file_lines(reader, progress):
+    """The non-blank lines of a file, in order (lines mode's examples)."""
+    partial = ""
+    for text in reader.chunks():
+        parts = (partial + text).split("\n")
+        partial = parts.pop()
+        yield from (line for line in parts if line.strip())
+        if progress is not None:
+            progress(reader.bytes_read, reader.size)
+    if partial.strip():
+        yield partial
 
 
 class _Tally:
