@@ -443,6 +443,8 @@ def test_import_refuses_a_gru_and_a_file_that_is_not_safetensors(tmp_path, expor
     (tmp_path / "text.safetensors").write_text("hello")
     assert_one_line_error(invoke("import", tmp_path / "text.safetensors"), 4, "not a readable")
     assert_one_line_error(invoke("import", tmp_path / "none.safetensors"), 4, "no file")
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x08")
+    assert_one_line_error(invoke("import", tmp_path / "m.onnx"), 4, "is an ONNX file")
     assert not any(p.suffix == ".npz" for p in tmp_path.iterdir() if p.name != "small.npz")
 
 

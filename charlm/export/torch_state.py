@@ -83,6 +83,9 @@ def read_state(path):
         raise CheckpointError(f"no file at {path}")
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a .safetensors file")
+    if str(path).lower().endswith(".onnx"):
+        raise CheckpointError(f"{path} is an ONNX file; charlm imports PyTorch state dicts in "
+                              ".safetensors (export the model from PyTorch with safetensors)")
     try:
         with safetensors.safe_open(path, framework="numpy") as f:
             metadata = f.metadata() or {}
