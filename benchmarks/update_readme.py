@@ -6,7 +6,7 @@
 A page shows a saved table between the markers ``<!-- results: NAME -->`` and ``<!-- /results -->``;
 the README's headline table stands between ``<!-- headline -->`` and ``<!-- /headline -->`` and is
 a few rows of those tables (see ``HEADLINE``). ``--check`` changes nothing and exits 1 if any page
-differs from the saved tables.
+differs from the saved tables or a saved table is shown on no page.
 """
 import argparse
 import re
@@ -104,16 +104,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if a page is out of date")
     args = parser.parse_args()
-    stale = []
+    stale, shown = [], set()
     for path in pages():
         text = path.read_text()
+        shown.update(match["name"] for match in BLOCK.finditer(text))
         new = updated(text)
         if new != text:
             stale.append(path.relative_to(ROOT))
             if not args.check:
                 path.write_text(new)
-    if args.check and stale:
-        sys.exit(f"out of date: {', '.join(map(str, stale))}: run benchmarks/update_readme.py")
+    unshown = sorted(p.stem for p in FOLDER.glob("*.md") if p.stem not in shown)
+    if unshown:     # a saved table belongs on the results page, with the prose that reads it
+        print(f"no page shows {', '.join(unshown)}: add <!-- results: NAME --> blocks to "
+              "docs/results.md", file=sys.stderr)
+    if args.check and (stale or unshown):
+        sys.exit(f"out of date: {', '.join(map(str, stale)) or 'none'}; not shown: "
+                 f"{', '.join(unshown) or 'none'}")
 
 
 if __name__ == "__main__":
