@@ -7,6 +7,12 @@ from ..errors import UsageError
 
 EOS, UNK = "<EOS>", "<UNK>"
 EOS_ID, UNK_ID = 0, 1
+LABEL_PREFIX = "<label:"       # a label's token, "<label:NAME>": an input only (charlm.text.labels)
+
+
+def is_label(token):
+    """Whether token names a label (an input that starts a labelled example, never a target)."""
+    return token.startswith(LABEL_PREFIX) and token.endswith(">")
 
 
 def require_unicode(text):
@@ -35,6 +41,7 @@ def drawable(vocab, mode):
     for it, which training never used as a target)."""
     allowed = np.ones((2, len(vocab)), np.bool_)
     allowed[:, UNK_ID] = False
+    allowed[:, [i for i, t in enumerate(vocab.tokens) if is_label(t)]] = False   # inputs only
     if mode == "lines":
         allowed[0, EOS_ID] = False
         if "\n" in vocab.index:
@@ -49,7 +56,7 @@ class Vocab:
         tokens = list(tokens)
         if tokens[:2] != [EOS, UNK] or len(set(tokens)) != len(tokens):
             raise ValueError("a vocabulary starts with <EOS>, <UNK> and has no repeated token")
-        if any(len(t) != 1 for t in tokens[2:]):
+        if any(len(t) != 1 and not is_label(t) for t in tokens[2:]):
             raise ValueError("vocabulary entries after <EOS> and <UNK> must be single characters")
         self.tokens = tokens
         self.index = {t: i for i, t in enumerate(tokens) if i >= 2}
