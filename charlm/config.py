@@ -43,6 +43,8 @@ class Config:
     checkpoint_every: int | None = None
     min_count: int = 1
     seed: int = 1337
+    labels: list | None = None       # a labelled corpus's label names, in id order (charlm.text.labels)
+    label_counts: list | None = None  # training examples of each label: the classifier's prior
 
     def validate(self):
         """Raise UsageError, naming the option, for any value out of range."""
