@@ -63,7 +63,7 @@ class Vocab:
         # A lookup table for code points below 65536 makes encoding a vectorised gather.
         self._table = np.full(65536, UNK_ID, np.int32)
         for ch, i in self.index.items():
-            if ord(ch) < 65536:
+            if len(ch) == 1 and ord(ch) < 65536:     # a label token is no character
                 self._table[ord(ch)] = i
 
     @classmethod
