@@ -5,6 +5,9 @@
     >>> model.sample(num=3, temperature=0.8, seed=1)
     >>> model.score("Anna").bits_per_char
     >>> model.fill("An_a").text
+    >>> labelled = charlm.load("labelled.npz")      # trained with --labels
+    >>> labelled.sample(label="poetry", num=3)
+    >>> labelled.classify(["a text", "another"])[0].label
 """
 from .store import checkpoint
 from .network.bidirectional import network_for
@@ -29,33 +32,36 @@ class Model:
 
     def sample(self, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
                stop_at_eos=None, seed=None, on_text=None, stop=None, keep_stop=False, beam=None,
-               length_penalty=0.0):
+               length_penalty=0.0, label=None):
         """Draw ``num`` samples (default 1), or with ``beam=K`` return the most probable
-        continuations a beam search finds (see :func:`charlm.generation.sampler.sample` for every option)."""
+        continuations a beam search finds (see :func:`charlm.generation.sampler.sample` for every
+        option); ``label`` generates text of that label (a model trained with labels)."""
         from .generation.sampler import sample
         self.require_left_to_right("sample from")
         return sample(self, num=num, length=length, temperature=temperature, top_k=top_k,
                       top_p=top_p, prime=prime, stop_at_eos=stop_at_eos, seed=seed, on_text=on_text,
-                      stop=stop, keep_stop=keep_stop, beam=beam, length_penalty=length_penalty)
+                      stop=stop, keep_stop=keep_stop, beam=beam, length_penalty=length_penalty,
+                      label=label)
 
     def stream(self, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", stop_at_eos=None,
-               seed=None, stop=None, keep_stop=False):
+               seed=None, stop=None, keep_stop=False, label=None):
         """One sample as a generator of text pieces as they are generated (see
         :func:`charlm.generation.sampler.stream`): ``for piece in model.stream(): print(piece, end="")``."""
         from .generation.sampler import stream
         self.require_left_to_right("sample from")
         return stream(self, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                       prime=prime, stop_at_eos=stop_at_eos, seed=seed, stop=stop,
-                      keep_stop=keep_stop)
+                      keep_stop=keep_stop, label=label)
 
     def beam_search(self, prime="", beam=8, length=None, stop_at_eos=None, length_penalty=0.0,
-                    stop=None, keep_stop=False):
+                    stop=None, keep_stop=False, label=None):
         """The ``beam`` best continuations of ``prime`` found, best first, each with its text,
         log-probability and how it ended (see :func:`charlm.generation.beam.beam_search`)."""
         from .generation.beam import beam_search
         self.require_left_to_right("search")
         return beam_search(self, prime=prime, beam=beam, length=length, stop_at_eos=stop_at_eos,
-                           length_penalty=length_penalty, stop=stop, keep_stop=keep_stop)
+                           length_penalty=length_penalty, stop=stop, keep_stop=keep_stop,
+                           label=label)
 
     def novelty(self, texts, prime="", corpus=None):
         """For each sample in texts (generated after ``prime``), whether it appears in the training
@@ -82,6 +88,19 @@ class Model:
         self.require_left_to_right("score with")
         return score_file(self, path, encoding=encoding, progress=progress, exact=exact,
                           dynamic=dynamic, windows=windows, **window_options)
+
+    @property
+    def labels(self):
+        """The label names of a model trained with labels, in id order ([] without)."""
+        return list(self.config.labels or [])
+
+    def classify(self, texts, progress=None):
+        """The most probable label of each text (one text, or a list) and every label's
+        posterior, P(label | text) by Bayes' rule with the training counts as the prior (see
+        :func:`charlm.scoring.classify.classify`)."""
+        from .scoring.classify import classify
+        self.require_left_to_right("classify with")
+        return classify(self, texts, progress=progress)
 
     def fill(self, text, blank="_", top=3, left_only=False):
         """Fill in every ``blank`` of text (one text, or a list: see :func:`charlm.scoring.fill.fill`)."""

@@ -19,6 +19,8 @@ Examples:
   charlm train input.txt --max-time 10m         # any UTF-8 text; stops after ten minutes
   charlm train code.py --cell gru --hidden 256 --layers 3 --out code.npz
   charlm train input.txt --out run.npz --resume --steps 5000   # continue a run to step 5000
+  charlm train corpus.tsv --labels              # LABEL<TAB>TEXT lines: then sample --label, classify
+  charlm train --label poetry=verse.txt --label prose=essay.txt   # each line of a file, its label
 """
 
 
@@ -56,6 +58,12 @@ def _default(setting):
 @click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")
 @click.option("--patience", type=int, help="Stop after this many validations in a row without a new best; 0 never stops early.  " + _default("patience"))
 @click.option("--checkpoint-every", type=int, help="Also save every N steps (always: at each validation and at the end).")
+@click.option("--labels", "labelled", is_flag=True, default=None,
+              help="CORPUS holds LABEL<TAB>TEXT lines: train a model of text given its label "
+                   "(lines mode), for sample --label and classify (docs/labels.md).")
+@click.option("--label", "label_files", multiple=True, metavar="NAME=FILE",
+              help="Repeatable, instead of CORPUS: every non-blank line of FILE is an example "
+                   "labelled NAME (lines mode; docs/labels.md).")
 @click.option("--out", default="charlm.npz", show_default=True, help="Checkpoint to write.")
 @click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
@@ -77,6 +85,9 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
     from ..config import parse_duration
     if max_time is not None:
         options["max_time"] = parse_duration(max_time)
+    from ..text.labels import labelled_option
+    options["labelled"] = labelled_option(options.pop("labelled"), options.pop("label_files"),
+                                          distributed.launched())
     if not distributed.launched():
         return _train(None, corpus, out, resume, force, encoding, as_json, quiet, options)
     from ..kernels.linalg import blas_threads

@@ -46,7 +46,7 @@ class BeamResult:
 
 
 def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_penalty=0.0,
-                stop=None, keep_stop=False):
+                stop=None, keep_stop=False, label=None):
     """The ``beam`` best continuations of ``prime`` that the search finds, best first (fewer when
     the vocabulary offers fewer), as :class:`BeamResult`.
 
@@ -58,7 +58,7 @@ def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_p
     """
     options = SamplingOptions.checked(model, num=None, length=length, prime=prime,
                                       stop_at_eos=stop_at_eos, stop=stop, keep_stop=keep_stop,
-                                      beam=beam, length_penalty=length_penalty)
+                                      beam=beam, length_penalty=length_penalty, label=label)
     return search(model, options)
 
 
@@ -71,7 +71,8 @@ def search(model, options):
         allowed = drawable(model.vocab, model.config.mode)
         allowed[:, EOS_ID] &= options.stop_at_eos
         run = Search(model.network, options.beam, options.length, allowed,
-                     stop_table(model.vocab, options.stops), options.length_penalty)
+                     stop_table(model.vocab, options.stops), options.length_penalty,
+                     first=options.first)
         forced = model.vocab.encode(options.prime).astype(np.int64)
         chunk = FIRST_CHUNK
         while not run.done:
@@ -100,7 +101,7 @@ class Search:
     network lives (a loaded model's weights do not change): packing takes milliseconds, as long
     as dozens of search steps."""
 
-    def __init__(self, network, K, length, allowed, stops, alpha):
+    def __init__(self, network, K, length, allowed, stops, alpha, first=EOS_ID):
         self.kernel = kernel
         self.K, self.length = K, length
         self.allowed, self.alpha = allowed, float(alpha)
@@ -113,7 +114,7 @@ class Search:
         self.c = np.zeros((2, L, B, H), np.float32)
         self.rh = np.zeros((L, B, H), np.float32)
         self.rows = np.arange(B, dtype=np.int64)
-        self.tokens = np.full(B, EOS_ID, np.int64)
+        self.tokens = np.full(B, first, np.int64)          # the first input: <EOS> or a label
         self.log_p = np.zeros(B, np.float64)
         self.tails = np.full((B, self.stops.shape[1]), -1, np.int64)
         self.finished = np.zeros((K, kernel.FIELDS), np.float64)

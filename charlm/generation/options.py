@@ -38,14 +38,17 @@ class SamplingOptions:
     keep_stop: bool = False
     beam: int | None = None         # a beam search of this width instead of drawing
     length_penalty: float = 0.0
+    first: int = 0                  # the first input: <EOS>, or a label's token (text.labels)
 
     @classmethod
     def checked(cls, model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0,
                 prime="", stop_at_eos=None, seed=None, stop=None, keep_stop=False, beam=None,
-                length_penalty=0.0):
+                length_penalty=0.0, label=None):
         """The options for ``model`` (a :class:`charlm.api.Model`), or UsageError naming the
         first one out of range, a prime the model cannot read, a stop string it never writes,
-        or an option of drawing given to a beam search."""
+        an option of drawing given to a beam search, or a label the model does not know."""
+        from ..text.labels import first_input
+        first = first_input(model, label)
         if beam is None:
             if length_penalty != 0.0:
                 raise UsageError("--length-penalty ranks the results of --beam: give --beam K")
@@ -66,7 +69,8 @@ class SamplingOptions:
         return cls(num=num, length=int(length), temperature=float(temperature),
                    top_k=int(top_k), top_p=float(top_p), prime=prime,
                    stop_at_eos=bool(stop_at_eos), seed=seed, stops=stops,
-                   keep_stop=bool(keep_stop), beam=beam, length_penalty=float(length_penalty))
+                   keep_stop=bool(keep_stop), beam=beam, length_penalty=float(length_penalty),
+                   first=int(first))
 
 
 def integer(x):

@@ -35,7 +35,7 @@ CHUNK_VALUES = 1 << 20         # steps x samples per call otherwise: bounds the 
 
 def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
            stop_at_eos=None, seed=None, on_text=None, stop=None, keep_stop=False, beam=None,
-           length_penalty=0.0):
+           length_penalty=0.0, label=None):
     """Draw ``num`` samples from ``model`` (a :class:`charlm.api.Model`); returns their texts,
     without the prime.
 
@@ -61,6 +61,9 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
     - ``beam``: return the most probable continuations found by a beam search of this width
       instead of drawing (see :func:`charlm.generation.beam.beam_search`, which also gives their
       log-probabilities); ``length_penalty`` ranks them by log P / n^length_penalty.
+    - ``label``: generate text of this label, for a model trained with labels (the label's
+      token is the first input instead of ``<EOS>``: :mod:`charlm.text.labels`); None or
+      ``"<any>"``: no label.
 
     The options are checked, and their defaults resolved, once: :class:`SamplingOptions`.
     """
@@ -68,7 +71,7 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
                                       top_k=top_k, top_p=top_p, prime=prime,
                                       stop_at_eos=stop_at_eos, seed=seed, stop=stop,
                                       keep_stop=keep_stop, beam=beam,
-                                      length_penalty=length_penalty)
+                                      length_penalty=length_penalty, label=label)
     if on_text is not None and options.beam is not None:
         raise UsageError("on_text does not apply to --beam: beam search draws nothing, it keeps "
                          "the most probable continuations")
@@ -85,7 +88,7 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
 
 
 def stream(model, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", stop_at_eos=None,
-           seed=None, stop=None, keep_stop=False):
+           seed=None, stop=None, keep_stop=False, label=None):
     """One sample as a generator of text pieces, each given as soon as it is generated (the first
     few characters at once, then longer pieces); together, the text :func:`sample` returns with
     the same options. Options are checked when it is called. Closing the generator early (e.g.
@@ -93,7 +96,7 @@ def stream(model, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", st
     options = SamplingOptions.checked(model, num=1, length=length, temperature=temperature,
                                       top_k=top_k, top_p=top_p, prime=prime,
                                       stop_at_eos=stop_at_eos, seed=seed, stop=stop,
-                                      keep_stop=keep_stop)
+                                      keep_stop=keep_stop, label=label)
     return (text for _, text in pieces(model, options, streaming=True))
 
 
@@ -107,7 +110,8 @@ def pieces(model, options, streaming):
     double, so that a sample stopping early leaves little generated in vain."""
     vocab, network = model.vocab, model.network
     num, length, stops = options.num, options.length, options.stops
-    run = Generation(network, 1) if num == 1 else Batch(network, num)
+    run = (Generation(network, 1, first=options.first) if num == 1 else
+           Batch(network, num, first=options.first))
     allowed = drawable(vocab, model.config.mode)
     rng = np.random.default_rng(options.seed)
     forced = vocab.encode(options.prime).astype(np.int64)
@@ -153,7 +157,7 @@ class Generation:
     measured speed (:func:`charlm.generation.launch.worker_choices`). ``tables``: a dict of the
     packed weights, shared between generations of the same network."""
 
-    def __init__(self, network, num, workers=None, tables=None):
+    def __init__(self, network, num, workers=None, tables=None, first=EOS_ID):
         H = network.hidden_size
         if workers is None:
             choices = worker_choices(H) if num == 1 else (1,)
@@ -166,7 +170,7 @@ class Generation:
         self.h = np.zeros((2, L, num, H), np.float32)
         self.c = np.zeros((2, L, num, H), np.float32)
         self.rh = np.zeros((L, num, H), np.float32)
-        self.tokens = np.full(num, EOS_ID, np.int64)
+        self.tokens = np.full(num, first, np.int64)       # the first input: <EOS> or a label
         self.done = np.zeros(num, np.bool_)
         self.steps = 0
 
@@ -198,11 +202,11 @@ class Batch:
     are independent, so the threads never wait for each other within a chunk (splitting each
     product across the cores instead makes every step wait)."""
 
-    def __init__(self, network, num):
+    def __init__(self, network, num, first=EOS_ID):
         edges = split(num, min(num, cores()))
         tables = {}
         self.num = num
-        self.parts = [(lo, hi, Generation(network, hi - lo, workers=1, tables=tables))
+        self.parts = [(lo, hi, Generation(network, hi - lo, workers=1, tables=tables, first=first))
                       for lo, hi in zip(edges[:-1], edges[1:])]
 
     def stop(self, i):

@@ -30,6 +30,7 @@ from . import budget
 from .reporter import Reporter
 from ..store.runstate import DROPOUT_MASKS, Evaluation, RunState
 from ..text.vocab import Vocab
+from ..text import labels
 
 ADAM = dict(beta1=0.9, eps=1e-8)            # beta2 is a setting (Config.beta2)
 RMSPROP = dict(alpha=0.95, eps=1e-8)
@@ -183,6 +184,9 @@ def build_dataset(config, corpus, vocab):
         train = data.LineBatches(data.Lines(ids, spans[train_rows]), B, T, config.seed)
         val_spans = spans[val_rows]
         val = list(data.Lines(ids, data.lines_within(val_spans, cap)))
+        if getattr(corpus, "labels", None):         # each example starts with its label
+            config, train, val = labels.label_lines(config, corpus, vocab, train, val,
+                                                    train_rows, val_rows)
         held_out = int(val_spans[:, 1].sum()) + len(val_spans)
         val_tokens = sum(len(line) + 1 for line in val)
         train_chars = int(spans[train_rows, 1].sum()) + len(train_rows)
@@ -466,6 +470,8 @@ class Trainer:
             log_prob, count = held_out_log_prob(self.network, c.mode, self.dataset.val, c.seq_len)
         elif c.mode == "stream":
             log_prob, count = scorer.stream_log_prob(self.engine, self.dataset.val)
+        elif c.labels:
+            log_prob, count = labels.lines_log_prob(self.engine, self.dataset.val)
         else:
             log_prob, count = scorer.lines_log_prob(self.engine, self.dataset.val)
         return -log_prob / count
@@ -528,6 +534,9 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
     --max-time that cannot fit a step and a validation (:func:`check_needs`)."""
     reporter = reporter or Reporter()
     options = {k: v for k, v in options.items() if v is not None}
+    labelled = options.pop("labelled", None)    # True (CORPUS of LABEL<TAB>TEXT) or [(name, file)]
+    if labelled:
+        options["mode"] = labels.lines_mode(options.get("mode"))
     if resume and force:
         raise UsageError("--resume and --force contradict each other: --resume continues the run "
                          f"in {out}, --force replaces it")
@@ -539,7 +548,8 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
         if os.path.exists(out) and not (resume or force):
             raise UsageError(f"{out} exists: add --resume to continue its training, --force to "
                              "replace it, or choose another --out")
-        source = open_corpus(corpus, encoding, options.get("mode", "auto"), reporter)
+        source = (labels.read_corpus(corpus, labelled, encoding, out) if labelled else
+                  open_corpus(corpus, encoding, options.get("mode", "auto"), reporter))
         if resume:
             trainer = _resume(out, source, options, reporter)
         else:
@@ -581,6 +591,7 @@ def _resume(out, corpus, options, reporter):
     if not os.path.exists(out):
         raise UsageError(f"--resume: there is no {out} to continue (train without --resume first)")
     saved = ckpt.load(out, with_training_state=True)
+    labels.check_resume(out, saved.config, corpus)
     if saved.training is None:
         raise CheckpointError(f"{out} has no training state to resume from (only weights)")
     if saved.training.run.corpus not in (None, corpus.fingerprint()):

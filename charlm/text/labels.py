@@ -1,0 +1,266 @@
+"""Labelled corpora: every example carries a label, which the model reads as its first input.
+
+A labelled example is trained as lines mode trains a line, with the label's token in place of the
+first ``<EOS>``::
+
+    inputs   <label:L>  c1 .. cn
+    targets  c1 .. cn   <EOS>
+
+so the state after the first step is a learned initial state per label, and the model gives
+P(text | label). A share ``HIDDEN_SHARE`` of the examples, drawn anew for every batch from
+(seed, epoch, batch), is read with its label hidden: first input ``<EOS>``, as in an unlabelled
+model. Used without a label (``<any>``), a labelled model is therefore a model of the whole corpus.
+
+Label tokens are ``<label:NAME>`` (:func:`charlm.text.vocab.is_label`), after the characters in the
+vocabulary, in the order of ``Config.labels`` (the names sorted). They are inputs only: never a
+target, never drawn (:func:`charlm.text.vocab.drawable`). A label's weights are its row of
+``layers.0.W_x``; its column of ``out.W`` and entry of ``out.b`` are never a target, so training
+drives their logits down as it does ``<UNK>``'s.
+
+Two ways to give a labelled corpus (``charlm train``):
+
+- ``CORPUS --labels``: each line ``LABEL<TAB>TEXT`` (the first tab splits it); a blank line is
+  skipped; a line without a tab, with an empty label or with no text is refused with its number.
+- ``--label NAME=FILE`` (repeatable): every non-blank line of FILE is an example of NAME.
+
+A labelled corpus is read into memory (it is not prepared on disk) and trains in lines mode.
+"""
+import zlib
+
+import numpy as np
+
+from ..errors import CorpusError, UsageError
+from .corpus import Corpus, LineBatches, read_corpus
+from .textfile import read_text
+from .vocab import EOS_ID, LABEL_PREFIX, Vocab
+
+HIDDEN_SHARE = 0.1      # examples read with the label hidden (first input <EOS>): the <any> label
+ANY = "<any>"           # no label: the first input is <EOS>
+
+
+def token(name):
+    """The vocabulary entry of label name."""
+    return f"{LABEL_PREFIX}{name}>"
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def parse(text, source):
+    """[(label, text)] of the ``LABEL<TAB>TEXT`` lines of text; blank lines skipped. Raises
+    CorpusError naming source and the line for a line without a tab, an empty label or no text."""
+    pairs = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        label, tab, body = line.partition("\t")
+        label = label.strip()
+        if not tab:
+            raise CorpusError(f"{source}, line {number}: no tab; a labelled corpus holds "
+                              "LABEL<TAB>TEXT lines")
+        if not label:
+            raise CorpusError(f"{source}, line {number}: the label before the tab is empty")
+        if label == ANY:
+            raise CorpusError(f"{source}, line {number}: {ANY} is reserved (it means no label)")
+        if not body.strip():
+            raise CorpusError(f"{source}, line {number}: label {label!r} but no text after the tab")
+        pairs.append((label, body))
+    if not pairs:
+        raise CorpusError(f"{source} has no LABEL<TAB>TEXT line: there is nothing to learn from")
+    return pairs
+
+
+def read_labelled(path, encoding="utf-8"):
+    """The :class:`LabelledCorpus` of a file of ``LABEL<TAB>TEXT`` lines."""
+    if path is None:
+        raise UsageError("--labels reads LABEL<TAB>TEXT lines from CORPUS: give the corpus file "
+                         "(e.g. charlm train corpus.tsv --labels)")
+    text = read_text(path, encoding)
+    return LabelledCorpus(parse(text, path), str(path), text)
+
+
+def parse_label_options(values):
+    """[(name, path)] of ``--label NAME=FILE`` values, or UsageError naming the bad one."""
+    pairs = []
+    for value in values:
+        name, eq, path = value.partition("=")
+        name = name.strip()
+        if not eq or not path:
+            raise UsageError(f"--label {value!r}: give NAME=FILE, e.g. --label poetry=verse.txt")
+        if not name or name == ANY:
+            raise UsageError(f"--label {value!r}: the label name is "
+                             f"{'empty' if not name else 'reserved (it means no label)'}")
+        if name in dict(pairs):
+            raise UsageError(f"--label {name} is given twice: one file per label")
+        pairs.append((name, path))
+    if len(pairs) < 2:
+        raise UsageError("--label NAME=FILE needs two labels or more (one file each) to tell apart")
+    return pairs
+
+
+def read_label_files(pairs, encoding="utf-8"):
+    """The :class:`LabelledCorpus` of ``--label NAME=FILE`` pairs: each non-blank line of FILE is
+    an example of NAME."""
+    examples, texts = [], []
+    for name, path in pairs:
+        text = read_corpus(path, encoding).text
+        texts.append(f"{name}\0{text}")
+        examples += [(name, line) for line in text.split("\n") if line.strip()]
+    return LabelledCorpus(examples, ", ".join(path for _, path in pairs), "\0".join(texts))
+
+
+def labelled_option(labels_flag, label_values, distributed=False):
+    """What ``charlm train --labels`` and ``--label NAME=FILE`` ask for, as ``labelled`` of
+    :func:`read_corpus` (None: an unlabelled corpus)."""
+    if labels_flag and label_values:
+        raise UsageError("give either CORPUS --labels (LABEL<TAB>TEXT lines) or --label NAME=FILE "
+                         "for each label, not both")
+    labelled = True if labels_flag else parse_label_options(label_values) if label_values else None
+    if labelled and distributed:
+        raise UsageError("a labelled corpus trains in one process: run it without mpiexec")
+    return labelled
+
+
+def read_corpus(corpus, labelled, encoding="utf-8", out=None):
+    """The :class:`LabelledCorpus` that ``charlm train`` asks for: ``labelled`` is True for CORPUS
+    of ``LABEL<TAB>TEXT`` lines, or the [(name, file)] of ``--label NAME=FILE``."""
+    if labelled is True:
+        return read_labelled(corpus, encoding)
+    if corpus is not None:
+        raise UsageError("give either CORPUS --labels (LABEL<TAB>TEXT lines) or --label NAME=FILE "
+                         "for each label, not both")
+    pairs = list(labelled)
+    if out is not None:
+        from ..store.outputs import refuse_inputs
+        refuse_inputs(out, "--out", [(path, f"the --label {name} file") for name, path in pairs])
+    return read_label_files(pairs, encoding)
+
+
+def lines_mode(mode):
+    """The mode of a labelled run: lines, whatever --mode says unless it says stream."""
+    if mode == "stream":
+        raise UsageError("a labelled corpus trains in lines mode (each example starts from its "
+                         "label): drop --mode stream")
+    return "lines"
+
+
+def check_resume(out, config, corpus):
+    """Raise UsageError if --resume continues a labelled run without its labels or the reverse."""
+    if bool(config.labels) != isinstance(corpus, LabelledCorpus):
+        raise UsageError(f"--resume: {out} was trained " + (
+            "on a labelled corpus: give it as before (CORPUS --labels, or the same --label "
+            "NAME=FILE options)" if config.labels else "without labels: drop --labels and --label"))
+
+
+class LabelledCorpus(Corpus):
+    """A labelled corpus in memory: ``text`` holds the examples' texts, one a line (what
+    :class:`charlm.text.corpus.Corpus` reads for the vocabulary, ids and lines), ``labels`` the
+    sorted label names, ``line_labels`` (n,) the label id of each line."""
+
+    def __init__(self, examples, name, source_text):
+        super().__init__("\n".join(body for _, body in examples), name)
+        self.labels = sorted({label for label, _ in examples})
+        index = {label: k for k, label in enumerate(self.labels)}
+        self.line_labels = np.array([index[label] for label, _ in examples], np.int64)
+        self._fingerprint = {"chars": len(source_text),
+                             "crc32": zlib.crc32(source_text.encode("utf-8", "surrogatepass"))}
+
+    def detect_mode(self):
+        return "lines", "a labelled corpus: one example per line"
+
+    def vocab(self, min_count=1, mode="lines"):
+        chars = Vocab.from_text(self.text, min_count, "lines")
+        return Vocab(chars.tokens + [token(name) for name in self.labels])
+
+    def fingerprint(self):
+        """The whole file's (labels included), so that --resume recognises it."""
+        return self._fingerprint
+
+
+# ---- training -----------------------------------------------------------------------------------
+
+def first_inputs(vocab, labels):
+    """(K,) int32 token ids of the labels, in id order."""
+    return np.array([vocab.tokens.index(token(name)) for name in labels], np.int32)
+
+
+class LabelledLines(list):
+    """Lines' token ids (a list of arrays) with ``firsts``, the first input of each."""
+
+    def __init__(self, lines, firsts):
+        super().__init__(lines)
+        self.firsts = np.asarray(firsts, np.int32)
+
+
+class LabelledLineBatches(LineBatches):
+    """:class:`charlm.text.corpus.LineBatches` whose examples start with their label's token,
+    or with <EOS> for a share HIDDEN_SHARE of them drawn from (seed, epoch, batch)."""
+
+    def __init__(self, lines_ids, firsts, batch_size, seq_len, seed):
+        super().__init__(lines_ids, batch_size, seq_len, seed)
+        self.firsts = np.asarray(firsts, np.int32)
+
+    def batch(self, epoch, index):
+        chunks = super().batch(epoch, index)
+        rows = self._order[1][index * self.B:(index + 1) * self.B]
+        first = self.firsts[rows]
+        hidden = np.random.default_rng([self.seed, epoch, index, 0x1ABE1]).random(len(rows))
+        first[hidden < HIDDEN_SHARE] = EOS_ID
+        chunks[0][0][0] = first          # chunks are views of one padded batch: its first inputs
+        return chunks
+
+
+def label_lines(config, corpus, vocab, train, val, train_rows, val_rows):
+    """A lines-mode dataset's (config, train, val) made labelled: config records the labels and
+    their training counts, train starts each example with its label (:class:`LabelledLineBatches`)
+    and val with its own label always (validation measures P(text | label))."""
+    from dataclasses import replace
+    firsts = first_inputs(vocab, corpus.labels)[corpus.line_labels]
+    counts = np.bincount(corpus.line_labels[train_rows], minlength=len(corpus.labels))
+    config = replace(config, labels=list(corpus.labels), label_counts=counts.tolist())
+    train = LabelledLineBatches(train.lines, firsts[train_rows], train.B, train.T, train.seed)
+    val = LabelledLines(val, firsts[val_rows][:len(val)])
+    return config, train, val
+
+
+def lines_log_prob(engine, lines):
+    """(log-probability in nats, predicted tokens) of :class:`LabelledLines`, each line read
+    after its first input (as ``charlm.scoring.scorer.lines_log_prob`` reads lines after
+    <EOS>)."""
+    from ..scoring.scorer import COLUMNS, _pad_examples
+    order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
+    log_prob = 0.0
+    for start in range(0, len(order), COLUMNS):
+        chosen = order[start:start + COLUMNS]
+        x, y = _pad_examples([lines[i] for i in chosen], lines=True)
+        x[0] = lines.firsts[chosen]
+        log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
+    return log_prob, sum(len(ids) + 1 for ids in lines)
+
+
+# ---- using a labelled model ---------------------------------------------------------------------
+
+def require_labels(model, action):
+    """Raise UsageError unless model (a :class:`charlm.api.Model`) was trained with labels."""
+    if not model.config.labels:
+        raise UsageError(f"{model.path or 'this model'} was trained without labels: {action} "
+                         "needs a model trained on a labelled corpus (charlm train corpus.tsv "
+                         "--labels)")
+
+
+def known(model):
+    return ", ".join(model.config.labels) + f" (or {ANY})"
+
+
+def first_input(model, label):
+    """The token a generation or a score starts from: <EOS> for no label (None or ``<any>``),
+    else the label's token. UsageError for a label on a model trained without labels, or a
+    label the model does not know (the message lists those it knows)."""
+    if label is None:
+        return EOS_ID
+    require_labels(model, "--label")
+    if label == ANY:
+        return EOS_ID
+    if label not in model.config.labels:
+        raise UsageError(f"--label {label!r}: the model knows no such label; it knows "
+                         f"{known(model)}")
+    return model.vocab.tokens.index(token(label))
