@@ -8,6 +8,7 @@ from .network.celltypes import CELLS
 from .errors import UsageError
 
 MODES = ("auto", "stream", "lines")
+TOKENS = ("chars", "words")      # the token kinds: charlm.text.vocab.Vocab, charlm.text.words
 OPTIMIZER_MOMENTS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ()}   # the state of each
 OPTIMIZERS = tuple(OPTIMIZER_MOMENTS)
 
@@ -43,6 +44,8 @@ class Config:
     checkpoint_every: int | None = None
     min_count: int = 1
     seed: int = 1337
+    tokens: str = "chars"            # how text is cut: characters, or words (charlm.text.words)
+    vocab_size: int | None = None    # words: tokens kept besides <EOS>, <UNK> (None: sized to the corpus)
     labels: list | None = None       # a labelled corpus's label names, in id order (charlm.text.labels)
     label_counts: list | None = None  # training examples of each label: the classifier's prior
 
@@ -73,6 +76,10 @@ class Config:
             (0 <= self.patience <= 1_000_000, "--patience", "must be >= 0 (0 never stops early)"),
             (self.checkpoint_every is None or self.checkpoint_every >= 1, "--checkpoint-every", "must be >= 1"),
             (self.min_count >= 1, "--min-count", "must be >= 1"),
+            (self.tokens in TOKENS, "--tokens", f"must be one of {', '.join(TOKENS)}"),
+            (self.vocab_size is None or self.vocab_size >= 1, "--vocab-size", "must be >= 1"),
+            (self.vocab_size is None or self.tokens == "words", "--vocab-size",
+             "applies to a word model (--tokens words)"),
             (0 <= self.seed < 2**63, "--seed", "must be between 0 and 2^63 - 1"),
         ]
         for ok, option, rule in checks:
@@ -91,6 +98,9 @@ class Config:
         if not isinstance(data, dict):
             raise ValueError("config is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
+        if data.get("tokens", "chars") not in TOKENS:     # none: a character model
+            raise ValueError(f"its tokens are {data['tokens']!r}, a kind this charlm does not "
+                             f"read (it reads {', '.join(TOKENS)})")
         return cls(**{**BEFORE_THE_SETTING, **{k: v for k, v in data.items() if k in names}})
 
 

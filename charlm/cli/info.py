@@ -34,7 +34,7 @@ def describe(ckpt, path):
     best = run.best_val_loss if run else None
     return {
         "model": path, "config": _config(ckpt.config), "parameters": int(ckpt.weights.flat.size),
-        "vocab_size": len(ckpt.vocab), "vocab": ckpt.vocab.tokens,
+        "tokens": ckpt.vocab.kind, "vocab_size": len(ckpt.vocab), "vocab": ckpt.vocab.tokens,
         "steps": run.step if run else None, "epochs": run.epoch if run else None,
         "train_seconds": run.elapsed if run else None,
         "validated": run.validated if run else None,
@@ -72,7 +72,12 @@ def _print(report):
         table.add_row("best val", f"{report['best_val_loss']:.4f} nats/char "
                                   f"({report['best_val_bpc']:.3f} bits/char) at step {report['best_step']}")
     chars = "".join(t for t in report["vocab"][2:] if t.isprintable() and t != " ")
-    table.add_row("vocabulary", f"{report['vocab_size']} tokens: <EOS> <UNK> space/newline and {chars}")
+    if report["tokens"] == "words":     # docs/words.md
+        shown = " ".join(t for t in report["vocab"][2:42] if t.strip())
+        table.add_row("vocabulary", f"{report['vocab_size']:,} tokens (words, punctuation, "
+                                    f"whitespace): <EOS> <UNK>, most frequent first: {shown} ...")
+    else:
+        table.add_row("vocabulary", f"{report['vocab_size']} tokens: <EOS> <UNK> space/newline and {chars}")
     table.add_row("resumable", "yes (--resume)" if report["resumable"] else "no (weights only)")
     console.print(table)
     if report["history"]:

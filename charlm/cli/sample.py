@@ -30,8 +30,9 @@ Examples:
 @click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
               help=MODEL_HELP)
 @click.option("--length", type=int, default=None, metavar="N",
-              help="Most characters generated per sample.  [default: 200; 1000 when stopping "
-                   "at <EOS>]")
+              help="Most tokens generated per sample: characters, or for a word model words, "
+                   "punctuation marks and runs of whitespace.  [default: 200; 1000 when "
+                   "stopping at <EOS>]")
 @click.option("--temperature", type=float, default=1.0, show_default=True, metavar="T",
               help="Divides the logits: below 1 more conservative, above 1 more surprising; "
                    "0 is greedy (always the most probable character).")
@@ -94,6 +95,10 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     stops = [unescape(s) for s in stop] or None
     model = load(model_path)
     model.require_left_to_right("sample from")
+    if model.vocab.kind == "words":
+        from ..text.words import refuse_in_sampling
+        refuse_in_sampling(model, prime, interactive=interactive, novel=novel or novelty
+                           or corpus_path is not None)
     options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
     SamplingOptions.checked(model, num=num, seed=seed, **options)

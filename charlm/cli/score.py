@@ -108,7 +108,8 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
         if r.unknown:
             chars = ", ".join(repr(c) for c in r.unknown[:20]) + (" ..." if len(r.unknown) > 20 else "")
             where = r.file if r.file is not None else repr(_shorten(r.text, 30))
-            err.print(f"[yellow]warning:[/] {len(r.unknown)} character(s) of {escape(where)} not "
+            kind = "word token(s)" if model.vocab.kind == "words" else "character(s)"
+            err.print(f"[yellow]warning:[/] {len(r.unknown)} {kind} of {escape(where)} not "
                       f"in the model's vocabulary, scored as <UNK>: {escape(chars)}")
     out.print(_table(results, model))
     if per_char and out.is_terminal:

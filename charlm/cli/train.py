@@ -55,6 +55,8 @@ def _default(setting):
 @click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
               help="lines: one example per line; stream: one long text.  " + _default("mode"))
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  " + _default("min_count"))
+@click.option("--tokens", type=str, help="chars: a character model; words: words, punctuation marks and runs of whitespace (docs/words.md).  " + _default("tokens"))
+@click.option("--vocab-size", type=int, help="--tokens words: keep the N most frequent tokens, the rest read as <UNK>.  [default: those seen at least twice, at most 10,000]")
 @click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")
 @click.option("--patience", type=int, help="Stop after this many validations in a row without a new best; 0 never stops early.  " + _default("patience"))
 @click.option("--checkpoint-every", type=int, help="Also save every N steps (always: at each validation and at the end).")
@@ -90,6 +92,10 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
                                           distributed.launched())
     if not distributed.launched():
         return _train(None, corpus, out, resume, force, encoding, as_json, quiet, options)
+    if options.get("tokens") == "words":
+        from ..errors import UsageError
+        raise UsageError("--tokens words does not train under MPI yet: a word model reads its "
+                         "corpus in memory in one process (docs/words.md)")
     from ..kernels.linalg import blas_threads
     group = distributed.join()
     # a rank of one thread calls BLAS outside parallel.fan_out: one BLAS thread, as a thread has
@@ -145,8 +151,11 @@ def summarize(trainer, reason):
         "epochs": round(trainer.epochs_done, 3),
         "train_loss": rs.train_loss, "best_val_loss": best,
         "best_val_bpc": best / math.log(2) if best is not None else None,
-        "best_step": rs.best_step, "chars_per_sec": rs.chars_seen / max(trainer.elapsed, 1e-9),
+        "best_step": rs.best_step,
+        "chars_per_sec": rs.chars_seen * trainer.dataset.chars_per_token / max(trainer.elapsed, 1e-9),
+        "tokens_per_sec": rs.chars_seen / max(trainer.elapsed, 1e-9),      # chars_seen counts tokens
         "clipped_steps": rs.clipped_steps, "elapsed": round(trainer.elapsed, 2),
+        "tokens": c.tokens, "vocab_size": len(trainer.dataset.vocab),
         "config": {"cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
                    "bidirectional": c.bidirectional, "mode": c.mode, "dropout": c.dropout,
                    "batch_size": c.batch_size, "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},

@@ -106,7 +106,7 @@ def check_prime(model, prime):
     """Raise UsageError naming the characters of the prime that the model does not know (as
     ``<UNK>`` the model would continue from a token it may never have seen in training)."""
     unknown = model.vocab.unknown(prime)
-    if unknown:
+    if unknown and model.vocab.kind == "chars":   # a word model reads them as <UNK> (docs/words.md)
         shown = ", ".join(repr(ch) for ch in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
         raise UsageError(f"--prime has characters the model does not know: {shown} "
                          f"(its vocabulary has {len(model.vocab) - 2} characters)")

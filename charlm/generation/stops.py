@@ -25,7 +25,7 @@ def check_stops(model, stop):
             raise UsageError("--stop must not be empty (an empty string would stop every sample "
                              "before its first character)")
         unknown = [ch for ch in model.vocab.unknown(s) if ch != "\n"]   # <EOS> can write \n
-        if unknown:
+        if unknown and model.vocab.kind == "chars":     # words: matched on the text written
             shown = ", ".join(repr(ch) for ch in unknown)
             raise UsageError(f"--stop {s!r} can never occur: the model does not know {shown}")
     return stops
@@ -52,6 +52,9 @@ def ending_stop(text, stops):
 def stop_table(vocab, stops):
     """The stop strings as token ids for the beam kernel: (S, M) int64 rows padded with -1, and
     their lengths (S,), M the longest (at least 1 so that the arrays are never empty)."""
+    if stops and vocab.kind != "chars":
+        raise UsageError("--stop with --beam matches stop strings token by token, one character "
+                         "each; a word model's tokens are words: use --stop without --beam")
     M = max([len(s) for s in stops] + [1])
     table = np.full((len(stops), M), -1, np.int64)
     for k, s in enumerate(stops):

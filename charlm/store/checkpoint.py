@@ -29,6 +29,7 @@ from ..network.celltypes import cell as cell_named
 from ..network.shapes import FlatArrays, shapes_for
 from .runstate import RunState
 from ..text.vocab import Vocab
+from ..text.words import vocab_for
 
 FORMAT, FORMAT_VERSION = "charlm", 1
 
@@ -60,6 +61,7 @@ def save(path, checkpoint):
         "format_version": np.array(FORMAT_VERSION, np.int64),
         "config": np.array(checkpoint.config.to_json()),
         "vocab": np.array(checkpoint.vocab.tokens),
+        **checkpoint.vocab.arrays(),        # a word model's <UNK> spelling (charlm.text.words)
     }
     arrays.update((name, checkpoint.weights[name]) for name, _ in checkpoint.weights.shapes)
     state = checkpoint.training
@@ -157,7 +159,7 @@ def _parse(path, arrays, with_training_state):
     if tokens is None or tokens.ndim != 1 or tokens.dtype.kind != "U":
         raise CheckpointError(f"{path} has no valid vocabulary")
     try:
-        vocab = Vocab(tokens.tolist())
+        vocab = vocab_for(config.tokens, tokens.tolist(), arrays)
     except ValueError as e:
         raise CheckpointError(f"{path} has an invalid vocabulary ({e})") from None
     shapes = shapes_for(config, len(vocab))

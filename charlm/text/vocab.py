@@ -50,7 +50,11 @@ def drawable(vocab, mode):
 
 
 class Vocab:
-    """Token ids: 0 is ``<EOS>``, 1 is ``<UNK>``, then the characters in code-point order."""
+    """Token ids: 0 is ``<EOS>``, 1 is ``<UNK>``, then the characters in code-point order.
+    ``kind`` names how text is cut into tokens: here characters; ``charlm.text.words.WordVocab``
+    cuts it into words."""
+
+    kind = "chars"
 
     def __init__(self, tokens):
         tokens = list(tokens)
@@ -87,6 +91,10 @@ class Vocab:
     def unknown(self, text):
         """The characters of text that are not in the vocabulary, in order of first appearance."""
         return list(dict.fromkeys(ch for ch in text if ch not in self.index))
+
+    def arrays(self):
+        """Checkpoint entries of the vocabulary besides ``vocab`` (none for characters)."""
+        return {}
 
     def decode(self, ids, eos="\n"):
         """Text of token ids; <EOS> becomes eos and <UNK> is dropped."""

@@ -30,6 +30,7 @@ from . import budget
 from .reporter import Reporter
 from ..store.runstate import DROPOUT_MASKS, Evaluation, RunState
 from ..text.vocab import Vocab
+from ..text import words
 from ..text import labels
 
 ADAM = dict(beta1=0.9, eps=1e-8)            # beta2 is a setting (Config.beta2)
@@ -165,6 +166,9 @@ class Dataset:
     val_tokens: int          # tokens that validation predicts (0: no validation)
     train_chars: int
     notices: list
+    val_chars: int = 0           # a word model: validation's characters (<EOS> as one), and the
+    val_unk_nats: float = 0.0    # nats its <UNK>s pay for their spelling (charlm.text.words)
+    chars_per_token: float = 1.0     # of the training text: train's chars/s from its tokens/s
 
 
 def build_dataset(config, corpus, vocab):
@@ -203,7 +207,8 @@ def build_dataset(config, corpus, vocab):
         notices.append(f"validation reads the first {val_tokens:,} of the {held_out:,} held-out "
                        "characters (--val-max-chars)")
     config = replace(config, batch_size=B, seq_len=T)
-    return config, Dataset(vocab, train, val, val_tokens, train_chars, notices)
+    return config, words.char_figures(config, corpus, Dataset(vocab, train, val, val_tokens,
+                                                              train_chars, notices))
 
 
 # ---- the trainer ----------------------------------------------------------------------------------
@@ -474,6 +479,8 @@ class Trainer:
             log_prob, count = labels.lines_log_prob(self.engine, self.dataset.val)
         else:
             log_prob, count = scorer.lines_log_prob(self.engine, self.dataset.val)
+        if self.dataset.val_chars:      # a word model: per character, <UNK>s spelt out
+            return (-log_prob + self.dataset.val_unk_nats) / self.dataset.val_chars
         return -log_prob / count
 
     def _evaluate(self):
@@ -555,7 +562,7 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
         else:
             config = Config(**options).validate()
             config, notices = resolve_config(config, source)
-            vocab = source.vocab(config.min_count, config.mode)
+            config, source, vocab = words.tokenized(config, source, notices)
             if len(vocab) == 2:
                 raise UsageError(f"--min-count {config.min_count} leaves no character of the "
                                  "corpus a token of its own: nothing would be learnt; lower it")
@@ -608,7 +615,7 @@ def _resume(out, corpus, options, reporter):
     saved.training.run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     config = replace(saved.config, **given).validate()
-    _, dataset = build_dataset(config, corpus, saved.vocab)
+    _, dataset = build_dataset(config, words.reopened(corpus, saved.vocab), saved.vocab)
     check_needs(config, dataset)
     trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
     if saved.training.run.validated:

@@ -1,0 +1,129 @@
+"""Scoring a word model (``--tokens words``): the probability of a text's characters.
+
+The network predicts tokens (:mod:`charlm.text.words`); a token outside the vocabulary is predicted
+as ``<UNK>`` and then also pays log P(token | <UNK>), its spelling under the character model the
+checkpoint keeps (``words.*``). So
+
+    log P(text) = sum_t log p(token_t | <EOS>, token_1 .. token_{t-1})  [+ log p(<EOS> | ...)]
+                  + sum over the <UNK> tokens w of log P(w | <UNK>)
+
+is a probability of the text itself, and ``bits_per_char`` = -log2 P(text) / characters (plus one
+for the closing ``<EOS>`` in lines mode, as for a character model) compares with a character
+model's. ``num_tokens`` counts the predicted tokens, ``unknown`` names the tokens read as
+``<UNK>``, ``unknown_tokens`` and ``unknown_share`` count them; ``perplexity`` is per token.
+
+Texts are scored as one batch, one column each; a file is read whole (a word model's corpus is
+held in memory too) and scored as :mod:`charlm.scoring.scorer` scores a file: in stream mode in
+segments warmed up on the ``BURN_IN`` tokens before them (``exact``: one sequential pass), in
+lines mode each non-blank line an example of its own.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CorpusError, UsageError
+from ..network.engine import Engine
+from ..text.textfile import read_text
+from ..text.vocab import EOS, UNK_ID
+from . import scorer
+
+
+@dataclass
+class WordScore(scorer.Score):
+    """A :class:`charlm.scoring.scorer.Score` of a word model: ``log_prob`` includes the spelling
+    of every ``<UNK>`` (``spelling_nats`` of it), and bits per character divide by ``num_chars``."""
+    num_chars: int = 0               # characters of the text, plus one per <EOS> in lines mode
+    unknown_tokens: int = 0          # tokens read as <UNK>
+    spelling_nats: float = 0.0       # -log P of their spellings, part of -log_prob
+
+    @property
+    def bits_per_char(self):
+        return -self.log2_prob / self.num_chars
+
+    @property
+    def unknown_share(self):
+        return self.unknown_tokens / self.num_tokens
+
+    def to_json(self):
+        data = super().to_json()
+        data.update(tokens="words", num_chars=self.num_chars, unknown_tokens=self.unknown_tokens,
+                    unknown_share=self.unknown_share, spelling_nats=self.spelling_nats)
+        if self.per_char is not None:
+            data["per_token"] = data.pop("per_char")
+            for entry in data["per_token"]:
+                entry["token"] = entry.pop("char")
+        return data
+
+
+def refuse_figures(dynamic, windows):
+    if dynamic is not None or windows is not None:
+        raise UsageError(f"{'--dynamic' if dynamic is not None else '--windows'} does not work "
+                         "with a word model (--tokens words) yet: it counts its figures per "
+                         "token, not per character")
+
+
+def score(model, texts, per_char=False):
+    """One :class:`WordScore` per text, scored as one batch (``per_char``: each token's log P,
+    its spelling included)."""
+    lines = model.config.mode == "lines"
+    vocab = model.vocab
+    engine = Engine(model.network)
+    results = [None] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), scorer.COLUMNS):
+        chosen = order[start:start + scorer.COLUMNS]
+        ids = [vocab.encode(texts[i]) for i in chosen]
+        x, y = scorer._pad_examples(ids, lines)
+        logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
+        for col, i in enumerate(chosen):
+            n = len(ids[col]) + lines
+            tokens = vocab.split(texts[i]) + [EOS] * lines
+            terms = logp[:n, col].astype(np.float64)
+            spelt = np.array([vocab.spelling.log_prob(t) if v == UNK_ID else 0.0
+                              for t, v in zip(tokens, ids[col])] + [0.0] * lines)
+            terms = terms + spelt
+            results[i] = WordScore(texts[i], float(terms.sum()), n, vocab.unknown(texts[i]),
+                                   list(zip(tokens, terms.tolist())) if per_char else None,
+                                   num_chars=len(texts[i]) + lines,
+                                   unknown_tokens=int((ids[col] == UNK_ID).sum()),
+                                   spelling_nats=-float(spelt.sum()))
+    return results
+
+
+def score_file(model, path, encoding="utf-8", progress=None, exact=False):
+    """The figures of the whole file at path (see the module docstring)."""
+    vocab = model.vocab
+    text = read_text(path, encoding)
+    engine = Engine(model.network)
+    if model.config.mode == "lines":
+        examples = [line for line in text.split("\n") if line.strip()]
+        if not examples:
+            raise CorpusError(f"{path} is empty: there is nothing to score")
+        log_prob, tokens = scorer.lines_log_prob(engine, [vocab.encode(t) for t in examples])
+        chars, burn_in = sum(len(t) + 1 for t in examples), None
+    else:
+        if not text:
+            raise CorpusError(f"{path} is empty: there is nothing to score")
+        ids = vocab.encode(text)
+        if exact:
+            tally = scorer._Tally(None)
+            full = np.concatenate([[0], ids]).astype(np.int32)
+            scorer._score_rest(engine, full, 0, 1, scorer.MAX_SEGMENT, 0, tally,
+                               engine.zero_state(1))
+            log_prob, tokens, burn_in = tally.log_prob, tally.tokens, 0
+        else:
+            log_prob, tokens = scorer.stream_log_prob(engine, ids)
+            burn_in = scorer.BURN_IN
+        examples, chars = [text], len(text)
+    unknown, spelling = {}, 0.0
+    for example in examples:
+        for t in vocab.split(example):
+            if t not in vocab.index:
+                unknown[t] = unknown.get(t, 0) + 1
+                spelling -= vocab.spelling.log_prob(t)
+    if progress is not None:
+        size = len(text.encode("utf-8"))
+        progress(size, size)
+    return WordScore(None, log_prob - spelling, tokens, list(unknown), file=str(path),
+                     burn_in=burn_in, num_chars=chars, unknown_tokens=sum(unknown.values()),
+                     spelling_nats=spelling)

@@ -1,0 +1,320 @@
+"""Word tokens (``--tokens words``): how a text is cut into words, the word vocabulary, and the
+character model that spells an ``<UNK>``.
+
+How a text is cut (:func:`split`), left to right, each token the longest match of the first rule
+that matches:
+
+1. a word: one or more Unicode letters or digits (``str.isalnum``; ``_`` is not one), possibly
+   joined to more of them by single inner apostrophes (``'`` or ``’``) or hyphens (``-``):
+   ``don't``, ``o’er``, ``well-known``, ``1990s``, ``Ελλάδα``. An apostrophe or hyphen at either
+   end of a word is a punctuation mark of its own (``'tis`` is ``'`` then ``tis``);
+2. a newline ``\\n``, always a token of its own (so lines can be told apart by token);
+3. a run of other whitespace (spaces, tabs, ``\\r``, ...);
+4. any other single character: a punctuation mark or symbol, or a combining mark that follows
+   no letter.
+
+Every character of the text falls in exactly one token, so the text is exactly the concatenation
+of its tokens. The text is taken as given (no Unicode normalisation, no case folding).
+
+The vocabulary (:class:`WordVocab`) is ``<EOS>``, ``<UNK>``, then the tokens kept, most frequent
+first (ties in code-point order), counted on the training part of the corpus alone: without
+``--vocab-size``, the tokens seen at least twice (or ``--min-count`` times, if higher), at most
+``DEFAULT_MAX_WORDS`` of them; with ``--vocab-size N``, the N most frequent tokens seen at least
+``--min-count`` times. Every other token reads as ``<UNK>``.
+
+The spelling of an ``<UNK>`` (:class:`Spelling`): so that the probability of a text under a word
+model is the probability of its characters, an ``<UNK>`` also pays for the token it stands for:
+
+    P(w | <UNK>) = s (1 - s)^(n - 1) prod_i p(c_i),    w = c_1 .. c_n
+
+a character unigram ``p`` of the training text (add-one counts over its characters, plus one count
+for all other characters, shared evenly among the 0x110000 code points) and a length that stops
+after each character with probability ``s`` = the out-of-vocabulary tokens of the training text
+divided by their characters (of all its tokens when every one is in the vocabulary). The
+checkpoint keeps it under ``words.chars`` (the characters, 1-d str), ``words.char_log_probs``
+(float64, log p of each, then log p of any one other character) and ``words.stop_prob`` (s).
+"""
+import math
+import re
+from collections import Counter
+
+import numpy as np
+
+from ..errors import CorpusError, UsageError
+from .vocab import EOS, EOS_ID, UNK, UNK_ID, Vocab
+
+TOKEN_KINDS = ("chars", "words")
+DEFAULT_MAX_WORDS = 10_000
+CODE_POINTS = 0x110000
+
+_WORD = r"[^\W_]+(?:['’\-][^\W_]+)*"
+TOKEN = re.compile(rf"{_WORD}|\n|[^\S\n]+|.", re.DOTALL)
+WORD = re.compile(_WORD)
+
+
+def split(text):
+    """The tokens of text (see the module docstring); ``"".join(split(text)) == text``."""
+    return TOKEN.findall(text)
+
+
+def is_word(token):
+    return WORD.fullmatch(token) is not None
+
+
+class Spelling:
+    """The character model that spells an ``<UNK>`` (see the module docstring)."""
+
+    def __init__(self, chars, char_log_probs, stop_prob):
+        self.chars = list(chars)
+        self.char_log_probs = np.asarray(char_log_probs, np.float64)
+        if len(self.char_log_probs) != len(self.chars) + 1 or not 0.0 < stop_prob <= 1.0:
+            raise ValueError("the <UNK> spelling model does not fit its characters")
+        self.stop_prob = float(stop_prob)
+        self._log = dict(zip(self.chars, self.char_log_probs[:-1].tolist()))
+        self._other = float(self.char_log_probs[-1])
+
+    @classmethod
+    def from_tokens(cls, tokens, unknown):
+        """Counted from the training text's tokens; ``unknown`` are those read as <UNK>."""
+        counts = Counter()
+        for t in tokens:
+            counts.update(t)
+        chars = sorted(counts)
+        total = sum(counts.values()) + len(chars) + 1          # add-one, one count for the rest
+        logs = [math.log((counts[c] + 1) / total) for c in chars]
+        logs.append(math.log(1 / total) - math.log(CODE_POINTS - len(chars)))
+        spelt = unknown if unknown else tokens
+        stop = len(spelt) / max(1, sum(map(len, spelt)))
+        return cls(chars, logs, min(1.0, stop))
+
+    def log_prob(self, token):
+        """log P(token | <UNK>) in nats."""
+        n = len(token)
+        if n == 0:
+            return 0.0
+        lp = sum(self._log.get(c, self._other) for c in token)
+        if self.stop_prob < 1.0:
+            lp += (n - 1) * math.log1p(-self.stop_prob)
+        return lp + math.log(self.stop_prob)
+
+    def arrays(self):
+        return {"words.chars": np.array(self.chars, dtype=str).reshape(-1),
+                "words.char_log_probs": self.char_log_probs,
+                "words.stop_prob": np.array(self.stop_prob, np.float64)}
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        try:
+            chars, logs, stop = (arrays[k] for k in ("words.chars", "words.char_log_probs",
+                                                      "words.stop_prob"))
+        except KeyError as e:
+            raise ValueError(f"a word model needs the key {e.args[0]}") from None
+        if chars.ndim != 1 or chars.dtype.kind != "U" or logs.dtype.kind != "f" or stop.shape != ():
+            raise ValueError("the <UNK> spelling model (words.*) has the wrong types")
+        if any(len(c) != 1 for c in chars.tolist()) or not np.all(np.isfinite(logs)):
+            raise ValueError("the <UNK> spelling model (words.*) is not valid")
+        return cls(chars.tolist(), logs, float(stop))
+
+
+class WordVocab(Vocab):
+    """Token ids: 0 is ``<EOS>``, 1 is ``<UNK>``, then the tokens kept, most frequent first.
+    ``encode`` cuts a text with :func:`split`; ``decode`` is the base class's (the text of each
+    token, ``<UNK>`` dropped)."""
+
+    kind = "words"
+    split = staticmethod(split)
+
+    def __init__(self, tokens, spelling):
+        tokens = list(tokens)
+        if tokens[:2] != [EOS, UNK] or len(set(tokens)) != len(tokens):
+            raise ValueError("a vocabulary starts with <EOS>, <UNK> and has no repeated token")
+        if any(split(t) != [t] for t in tokens[2:]):
+            raise ValueError("a word vocabulary holds tokens as words.split cuts them")
+        self.tokens = tokens
+        self.index = {t: i for i, t in enumerate(tokens) if i >= 2}
+        self.spelling = spelling
+
+    def encode(self, text):
+        """int32 token ids of text's tokens; tokens outside the vocabulary map to <UNK>."""
+        parts = split(text)
+        get = self.index.get
+        return np.fromiter((get(t, UNK_ID) for t in parts), np.int32, len(parts))
+
+    def unknown(self, text):
+        """The tokens of text that are not in the vocabulary, in order of first appearance."""
+        return list(dict.fromkeys(t for t in split(text) if t not in self.index))
+
+    def costs(self, text):
+        """(tokens, <UNK> count, nats the <UNK>s pay for their spelling) of text."""
+        parts = split(text)
+        missing = [t for t in parts if t not in self.index]
+        return len(parts), len(missing), -sum(self.spelling.log_prob(t) for t in missing)
+
+    def arrays(self):
+        return self.spelling.arrays()
+
+
+def vocab_for(kind, tokens, arrays):
+    """The vocabulary a checkpoint holds: its ``tokens`` (config) and ``vocab`` entries."""
+    if kind == "words":
+        return WordVocab(tokens, Spelling.from_arrays(arrays))
+    return Vocab(tokens)
+
+
+# ---- a corpus cut into words ---------------------------------------------------------------------
+
+class WordCorpus:
+    """An in-memory corpus (``corpus.Corpus``) read as word tokens: the interface the trainer
+    uses (``chars``, ``detect_mode``, ``fingerprint``, ``ids``, ``line_spans``, ``vocab``)."""
+
+    def __init__(self, corpus):
+        from .corpus import Corpus
+        if not isinstance(corpus, Corpus):
+            raise UsageError(f"--tokens words reads its corpus in memory; {corpus.name} is read "
+                             "from a prepared copy (charlm prepare, or a corpus too large for "
+                             "memory), which word models do not read yet")
+        self.corpus, self.name, self.text = corpus, corpus.name, corpus.text
+        self.tokens = split(corpus.text)
+        self.lengths = np.fromiter(map(len, self.tokens), np.int64, len(self.tokens))
+        self.chars = corpus.chars
+
+    def detect_mode(self):
+        return self.corpus.detect_mode()
+
+    def fingerprint(self):
+        return self.corpus.fingerprint()
+
+    def ids(self, vocab):
+        """(tokens + 1,) int32: <EOS>, then the id of every token."""
+        get = vocab.index.get
+        ids = np.empty(len(self.tokens) + 1, np.int32)
+        ids[0] = EOS_ID
+        ids[1:] = np.fromiter((get(t, UNK_ID) for t in self.tokens), np.int32, len(self.tokens))
+        return ids
+
+    def line_spans(self):
+        """(n, 2) rows (start, length) in :meth:`ids` of the lines that are not blank, in tokens."""
+        newlines = np.flatnonzero(np.array([t == "\n" for t in self.tokens] + [True])) + 1
+        starts = np.concatenate([[1], newlines[:-1] + 1])
+        spans = np.stack([starts, newlines - starts], axis=1)
+        blank = np.array([not "".join(self.tokens[s - 1:s - 1 + n]).strip() for s, n in spans])
+        return spans[~blank].astype(np.int64).reshape(-1, 2)
+
+    def training_positions(self, config):
+        """Indices into :attr:`tokens` of the training part, as ``trainer.build_dataset`` splits."""
+        from . import corpus as data
+        if config.mode == "lines":
+            spans = self.line_spans()
+            train, _ = data.split_line_indices(len(spans), config.val_frac, config.seed)
+            return np.concatenate([np.arange(s - 1, s - 1 + n) for s, n in spans[train]]
+                                  or [np.zeros(0, np.int64)])
+        n_train = int(len(self.tokens) * (1.0 - config.val_frac))
+        return np.arange(n_train)
+
+    def vocab(self, config):
+        """(:class:`WordVocab`, notice) from the training part's counts (module docstring)."""
+        positions = self.training_positions(config)
+        counts = Counter(self.tokens[i] for i in positions)
+        if config.mode == "lines":
+            counts.pop("\n", None)
+        if not any(is_word(t) for t in counts):
+            raise CorpusError(f"{self.name} has no word in its training text (a word is a run of "
+                              "letters or digits): there is nothing for --tokens words to learn")
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        if config.vocab_size is None:
+            least = max(2, config.min_count)
+            kept = [t for t, n in ranked if n >= least][:DEFAULT_MAX_WORDS]
+            how = (f"the tokens seen at least {least} times, at most {DEFAULT_MAX_WORDS:,}; "
+                   "--vocab-size to choose")
+        else:
+            kept = [t for t, n in ranked if n >= config.min_count][:config.vocab_size]
+            how = f"--vocab-size {config.vocab_size}"
+        if not kept:
+            raise UsageError(f"--min-count {max(2, config.min_count)} leaves no token of "
+                             f"{self.name} a token of its own: nothing would be learnt; give "
+                             "--vocab-size or a lower --min-count")
+        chosen = set(kept)
+        train = [self.tokens[i] for i in positions]
+        unknown = [t for t in train if t not in chosen and t != "\n"]
+        share = len(unknown) / max(1, len(train))
+        notice = (f"vocabulary: {len(kept):,} word tokens of the {len(counts):,} distinct ones "
+                  f"in the training text ({how}); the rest, {share:.1%} of its tokens, read as <UNK>")
+        return WordVocab([EOS, UNK] + kept, Spelling.from_tokens(train, unknown)), notice
+
+    def characters(self, positions):
+        """Characters of the tokens at the given ids positions (ids = <EOS>, then the tokens)."""
+        return int(self.lengths[np.asarray(positions) - 1].sum())
+
+
+def tokenized(config, corpus, notices=None):
+    """The corpus as the trainer reads it for ``config.tokens``, and its vocabulary (resolving
+    ``vocab_size`` for words). Returns (config, corpus, vocab)."""
+    from dataclasses import replace
+    if config.tokens != "words":
+        return config, corpus, corpus.vocab(config.min_count, config.mode)
+    if getattr(corpus, "labels", None):
+        raise UsageError("--tokens words does not train a labelled model yet: give one of "
+                         "--labels and --tokens words")
+    words = WordCorpus(corpus)
+    vocab, notice = words.vocab(config)
+    if notices is not None:
+        notices.append(notice)
+    return replace(config, vocab_size=len(vocab) - 2), words, vocab
+
+
+def reopened(corpus, vocab):
+    """The corpus of a resumed run, read as its vocabulary's tokens."""
+    return WordCorpus(corpus) if vocab.kind == "words" else corpus
+
+
+def char_figures(config, corpus, dataset):
+    """For a word model: set the dataset's validation characters and the nats its <UNK>s pay for
+    their spelling (so validation reports bits per character), and its training text's characters
+    per token (train's chars/s). The held-out tokens are found as ``build_dataset`` found them."""
+    if not isinstance(corpus, WordCorpus):
+        return dataset
+    from . import corpus as data
+    vocab = dataset.vocab
+    positions = corpus.training_positions(config)
+    train_chars = int(corpus.lengths[positions].sum()) if len(positions) else 0
+    dataset.chars_per_token = train_chars / max(1, len(positions))
+    if not dataset.val_tokens:
+        return dataset
+    cap = config.val_max_chars or None
+    if config.mode == "lines":
+        spans = corpus.line_spans()
+        _, val_rows = data.split_line_indices(len(spans), config.val_frac, config.seed)
+        held = data.lines_within(spans[val_rows], cap)
+        at = np.concatenate([np.arange(s, s + n) for s, n in held] or [np.zeros(0, np.int64)])
+        extra = len(held)                 # each line's <EOS>, counted as a character
+    else:
+        n_train = int(len(corpus.tokens) * (1.0 - config.val_frac))
+        at = np.arange(n_train + 1, n_train + 1 + dataset.val_tokens)
+        extra = 0
+    dataset.val_chars = corpus.characters(at) + extra
+    spelling = vocab.spelling
+    dataset.val_unk_nats = -sum(spelling.log_prob(corpus.tokens[i - 1]) for i in at
+                                if corpus.tokens[i - 1] not in vocab.index)
+    return dataset
+
+
+def require_chars(vocab, what, why):
+    """Raise UsageError for a command that does not work with a word model yet."""
+    if vocab.kind != "chars":
+        raise UsageError(f"{what} does not work with a word model (--tokens words) yet: {why}")
+
+
+def refuse_in_sampling(model, prime, interactive=False, novel=False):
+    """``charlm sample`` with a word model: refuse what does not work with words yet, and name on
+    stderr, once, the tokens of the prime read as <UNK>."""
+    if interactive:
+        require_chars(model.vocab, "--interactive", "its chooser lists and edits characters")
+    if novel:
+        require_chars(model.vocab, "--novelty, --novel and --corpus",
+                      "the corpus check compares characters")
+    unknown = model.vocab.unknown(prime)
+    if unknown:
+        import sys
+        shown = ", ".join(repr(t) for t in unknown[:20]) + (", ..." if len(unknown) > 20 else "")
+        print(f"note: --prime has {len(unknown)} token(s) not in the model's vocabulary, read as "
+              f"<UNK>: {shown}", file=sys.stderr)
