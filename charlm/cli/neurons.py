@@ -56,6 +56,8 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     if per_feature < 0:
         raise UsageError("--per-feature must be >= 0 (0: no limit)")
     model = load(model_path)
+    from ..text.words import require_chars
+    require_chars(model.vocab, "neurons", "it ranks the units against features of characters")
     _check_unit(model, layer, unit, state)
     chosen = unit is not None
     only = {} if chosen else {"layer": layer, "state": state}    # what the ranking covers

@@ -68,6 +68,9 @@ def fill(model, text, blank="_", top=3, left_only=False):
     a list). ``top``: how many alternatives each blank reports. ``left_only`` (left-to-right
     models): the next-character prediction alone instead of rescoring."""
     texts = [text] if isinstance(text, str) else list(text)
+    from ..text.words import require_chars
+    require_chars(model.vocab, "fill", "a blank stands for one character, a word model's tokens "
+                  "are words")
     check_options(model, texts, blank, top, left_only)
     if model.config.bidirectional:
         method = partial(_cloze, Cloze(model.network))

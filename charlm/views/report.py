@@ -76,6 +76,9 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
     ckpt = checkpoint.load(path, with_training_state=True)
     model = Model(ckpt, path)
     model.require_left_to_right("write a report for")
+    from ..text.words import require_chars
+    require_chars(model.vocab, "report", "its page, its neuron browser and its in-page sampler "
+                  "read the text character by character")
     say("drawing samples")
     samples = [(t, _sample(model, t, seed)) for t in TEMPERATURES]
     examples, source = report_text(model, text_file, encoding, seed)
