@@ -2,6 +2,7 @@
 import click
 
 from .. import __version__
+from .classify import classify
 from .common import fail, pipe_closed
 from .export import export
 from .fill import fill
@@ -67,6 +68,7 @@ def main():
       charlm train input.txt --max-time 10m --out shakespeare.npz
       charlm info shakespeare.npz
       charlm report --model shakespeare.npz   # one HTML page: curves, neurons, a sampler
+      charlm train corpus.tsv --labels  # LABEL<TAB>TEXT lines; then classify, sample --label
     """
 
 
@@ -81,3 +83,4 @@ main.add_command(gradients)
 main.add_command(report)
 main.add_command(export)
 main.add_command(import_model)
+main.add_command(classify)

@@ -42,6 +42,8 @@ def describe(ckpt, path):
         "best_step": run.best_step if run else None,
         "clipped_steps": run.clipped_steps if run else None,
         "resumable": ckpt.training is not None,
+        "labels": [{"label": name, "count": count} for name, count in
+                   zip(ckpt.config.labels or [], ckpt.config.label_counts or [])],
         "history": [{"step": r.step, "elapsed": r.elapsed, "train_loss": r.train_loss,
                      "val_loss": r.val_loss} for r in run.history] if run else [],
     }
@@ -71,7 +73,8 @@ def _print(report):
     if report["best_val_loss"] is not None:
         table.add_row("best val", f"{report['best_val_loss']:.4f} nats/char "
                                   f"({report['best_val_bpc']:.3f} bits/char) at step {report['best_step']}")
-    chars = "".join(t for t in report["vocab"][2:] if t.isprintable() and t != " ")
+    chars = "".join(t for t in report["vocab"][2:] if t.isprintable() and t != " "
+                    and not t.startswith("<label:"))
     if report["tokens"] == "words":     # docs/words.md
         shown = " ".join(t for t in report["vocab"][2:42] if t.strip())
         table.add_row("vocabulary", f"{report['vocab_size']:,} tokens (words, punctuation, "
@@ -79,6 +82,9 @@ def _print(report):
     else:
         table.add_row("vocabulary", f"{report['vocab_size']} tokens: <EOS> <UNK> space/newline and {chars}")
     table.add_row("resumable", "yes (--resume)" if report["resumable"] else "no (weights only)")
+    if report["labels"]:
+        table.add_row("labels", ", ".join(f"{r['label']} ({r['count']:,})" for r in report["labels"])
+                      + " training examples")
     console.print(table)
     if report["history"]:
         _print_history(console, report["history"])

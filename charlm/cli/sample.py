@@ -23,6 +23,7 @@ Examples:
   charlm sample --interactive                # choose each next character yourself
   charlm sample --num 10 --novelty           # mark samples copied from the training corpus
   charlm sample --num 10 --novel --corpus names.txt   # ten names not in names.txt
+  charlm sample --label poetry --num 5       # five texts of a label (a model trained with --labels)
 """
 
 
@@ -80,12 +81,16 @@ Examples:
 @click.option("--novel", is_flag=True,
               help="Keep drawing until --num samples are new (not in the training text; "
                    "distinct), up to 100 draws per sample asked for (at least 1,000).")
+@click.option("--label", default=None, metavar="NAME",
+              help="Generate text of this label, for a model trained with labels (<any>: no "
+                   "label; docs/labels.md).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"samples": [...]}, the text generated after the prime; with --beam '
                    'also "log_probs" and "ended", with a corpus check "novelty".')
 @reports_errors
 def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop_at_eos, beam,
-           length_penalty, stop, keep_stop, interactive, corpus_path, novelty, novel, as_json):
+           length_penalty, stop, keep_stop, interactive, corpus_path, novelty, novel, label,
+           as_json):
     """Generate text from a trained model. A single sample streams as it is generated;
     several are printed one after another (one per line when each is a single line)."""
     from ..api import load
@@ -101,6 +106,11 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
                            or corpus_path is not None)
     options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
+    if label is not None:
+        if interactive:
+            from ..errors import UsageError
+            raise UsageError("--label does not apply to --interactive yet")
+        options["label"] = label
     SamplingOptions.checked(model, num=num, seed=seed, **options)
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p, length_penalty)

@@ -15,6 +15,7 @@ Examples:
   charlm score --json "Anna" | jq '.results[0].bits_per_char'
   charlm score --model shakespeare.npz --file test.txt --dynamic   # adapting as it reads
   charlm score --model shakespeare.npz --file test.txt --windows 256   # nanoGPT's protocol
+  charlm score "a text" --label poetry --model labelled.npz   # log P(text | label)
 """
 
 _DYNAMIC = Settings()    # dynamic evaluation's defaults, shown in --help
@@ -62,9 +63,12 @@ SHADES = [(1.0, "black on green3"), (2.0, "black on yellow3"), (4.0, "black on d
                                 "positions).")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="S",
               help="--windows: seed of the windows' starting positions.")
+@click.option("--label", default=None, metavar="NAME",
+              help="TEXT arguments: log P(text | label), for a model trained with labels "
+                   "(docs/labels.md).")
 @reports_errors
 def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dynamic, dynamic_lr,
-          dynamic_segment, dynamic_decay, windows, num_windows, seed):
+          dynamic_segment, dynamic_decay, windows, num_windows, seed, label):
     """Log-probability of each TEXT under the model: in nats and bits, as a probability, in bits
     per character and as perplexity. The model starts from its zero state and predicts every
     character; in lines mode it also predicts the end of the line (<EOS>), which counts as one
@@ -97,7 +101,13 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
         if adapting is not None:
             from ..scoring.dynamic import warm_up
             warm_up(model.network)
-    results = scorer.score(model, list(texts), per_char=per_char) if texts else []
+    if label is not None:
+        from ..scoring.classify import score_given
+        if file_path is not None:
+            raise UsageError("--label applies to TEXT arguments, not to --file")
+        results = score_given(model, list(texts), label, per_char)
+    else:
+        results = scorer.score(model, list(texts), per_char=per_char) if texts else []
     if file_path is not None:
         results.append(_score_file(model, file_path, encoding, exact, err, dynamic=adapting,
                                    windows=windows, num_windows=num_windows, seed=seed))

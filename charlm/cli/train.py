@@ -194,6 +194,9 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
     model = load(trainer.out)
     lines = model.config.mode == "lines"
     samples = model.sample(num=5 if lines else 1, length=None if lines else 300, temperature=0.8)
+    if model.config.labels:      # one sample of each label (the first few), its label before it
+        samples = [f"[{name}] " + model.sample(label=name, temperature=0.8)[0]
+                   for name in model.config.labels[:8]]
     console.print("[dim]Samples (charlm sample for more):[/]")
     for text in samples:
         console.print("  " + text.replace("\n", "\n  "), markup=False)

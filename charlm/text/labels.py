@@ -30,7 +30,8 @@ import zlib
 import numpy as np
 
 from ..errors import CorpusError, UsageError
-from .corpus import Corpus, LineBatches, read_corpus
+from .corpus import Corpus, LineBatches
+from .corpus import read_corpus as read_plain
 from .textfile import read_text
 from .vocab import EOS_ID, LABEL_PREFIX, Vocab
 
@@ -102,7 +103,7 @@ def read_label_files(pairs, encoding="utf-8"):
     an example of NAME."""
     examples, texts = [], []
     for name, path in pairs:
-        text = read_corpus(path, encoding).text
+        text = read_plain(path, encoding).text
         texts.append(f"{name}\0{text}")
         examples += [(name, line) for line in text.split("\n") if line.strip()]
     return LabelledCorpus(examples, ", ".join(path for _, path in pairs), "\0".join(texts))
