@@ -1,0 +1,269 @@
+"""Word models (--tokens words, docs/words.md), end to end through the installed charlm command:
+training, sampling, scoring in bits per character with the <UNK> spelling, info, the checkpoint,
+older checkpoints, and every input refused in one line."""
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from charlm.text import words
+from charlm.text.vocab import UNK_ID, drawable
+from conftest import run_charlm
+
+SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the old man"]
+VERBS = ["sat on", "ran to", "looked at", "slept near", "don't like"]
+PLACES = ["the mat.", "the well-known house.", "a red box.", "the garden!", "o’er the hill?"]
+
+
+def write_corpus(path):
+    """Running text from a small grammar, in paragraphs, plus a few words seen once (<UNK>)."""
+    rng = np.random.default_rng(3)
+    paragraphs = []
+    for k in range(60):
+        sentences = [f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} "
+                     f"{rng.choice(PLACES)}" for _ in range(4)]
+        if k % 15 == 0:
+            sentences.append(f"Rare{k}word came.")
+        paragraphs.append(" ".join(sentences))
+    path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(folder, corpus, model, train --json summary) of one small word model."""
+    folder = tmp_path_factory.mktemp("words")
+    corpus = write_corpus(folder / "prose.txt")
+    result = run_charlm("train", corpus, "--tokens", "words", "--hidden", 48, "--layers", 1,
+                        "--steps", 120, "--batch-size", 8, "--seq-len", 24, "--lr", 0.01,
+                        "--dropout", 0, "--out", folder / "w.npz", "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder, corpus, folder / "w.npz", json.loads(result.stdout)
+
+
+def charlm_json(*args):
+    result = run_charlm(*args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result, code, pattern):
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert pattern in lines[0], lines[0]
+
+
+# ---- how text is cut -------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_a_text_is_exactly_the_concatenation_of_its_tokens(text):
+    tokens = words.split(text)
+    assert "".join(tokens) == text
+    assert all(tokens)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["cat", "don't", " ", "  ", "\n", ".", "'", "-", "x1", "é"]),
+                max_size=12))
+def test_each_token_reads_back_as_itself(parts):
+    for t in words.split("".join(parts)):
+        assert words.split(t) == [t]
+
+
+def test_words_are_cut_as_the_docs_say():
+    assert words.split("Don't go, well-known o’er 1990s!\n\n  'tis x_y") == [
+        "Don't", " ", "go", ",", " ", "well-known", " ", "o’er", " ", "1990s", "!", "\n", "\n",
+        "  ", "'", "tis", " ", "x", "_", "y"]
+    assert words.split("Ελλάδα -a- b--c") == ["Ελλάδα", " ", "-", "a", "-", " ", "b", "-", "-",
+                                               "c"]
+
+
+# ---- train, sample, score, info ----------------------------------------------------------------
+
+def test_train_reports_words_and_characters_per_second(trained):
+    _, corpus, model, summary = trained
+    assert summary["tokens"] == "words" and summary["steps"] == 120
+    assert summary["chars_per_sec"] > summary["tokens_per_sec"] > 0      # tokens are longer
+    assert summary["best_val_bpc"] == pytest.approx(summary["best_val_loss"] / math.log(2))
+    info = charlm_json("info", model, "--json")
+    assert info["tokens"] == "words" and info["config"]["tokens"] == "words"
+    assert info["vocab_size"] == summary["vocab_size"] == info["config"]["vocab_size"] + 2
+    assert info["vocab"][:2] == ["<EOS>", "<UNK>"] and "cat" in info["vocab"]
+    assert "Rare0word" not in info["vocab"]          # seen once: <UNK>
+    shown = run_charlm("info", model)
+    assert shown.returncode == 0 and "words, punctuation, whitespace" in shown.stdout
+
+
+def test_validation_is_bits_per_character_of_the_held_out_text(trained):
+    """Stream mode holds out the last 10% of the tokens; validation scores them from <EOS> as
+    score --file scores the same text, <UNK>s spelt out, per character."""
+    folder, corpus, model, summary = trained
+    tokens = words.split(corpus.read_text(encoding="utf-8"))
+    held = folder / "held.txt"
+    held.write_text("".join(tokens[int(len(tokens) * 0.9):]), encoding="utf-8")
+    result = charlm_json("score", "--model", model, "--file", held, "--json")["results"][0]
+    assert result["num_chars"] == len(held.read_text(encoding="utf-8"))
+    assert result["bits_per_char"] == pytest.approx(summary["best_val_bpc"], rel=1e-5)
+
+
+def test_samples_never_hold_unk_and_read_back_as_the_same_tokens(trained):
+    _, _, model, _ = trained
+    vocab = __import__("charlm").load(str(model)).vocab
+    assert not drawable(vocab, "stream")[:, UNK_ID].any()
+    greedy = charlm_json("sample", "--model", model, "--temperature", 0, "--length", 40,
+                         "--json")["samples"][0]
+    assert "<UNK>" not in greedy and len(words.split(greedy)) == 40
+    assert all(t in vocab.index for t in words.split(greedy))
+    drawn = charlm_json("sample", "--model", model, "--num", 3, "--length", 30, "--seed", 5,
+                        "--temperature", 0.7, "--json")["samples"]
+    assert len(drawn) == 3 and not any("<UNK>" in s for s in drawn)
+    beams = charlm_json("sample", "--model", model, "--beam", 3, "--length", 8, "--json")
+    assert len(beams["samples"]) == 3 and beams["log_probs"] == sorted(beams["log_probs"])[::-1]
+    stopped = charlm_json("sample", "--model", model, "--length", 60, "--seed", 1, "--stop", ".",
+                          "--json")["samples"][0]
+    assert "." not in stopped
+
+
+def test_a_prime_with_unknown_words_reads_them_as_unk_and_names_them_once(trained):
+    _, _, model, _ = trained
+    result = run_charlm("sample", "--model", model, "--prime", "Zork and Zork saw the cat",
+                        "--length", 5, "--seed", 1)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Zork and Zork saw the cat")
+    notes = [line for line in result.stderr.splitlines() if "<UNK>" in line]
+    assert len(notes) == 1 and "'Zork'" in notes[0] and notes[0].count("Zork") == 1
+
+
+def spelling_log_prob(npz, token):
+    """log P(token | <UNK>) from the checkpoint's words.* entries, as docs/words.md states it."""
+    chars = npz["words.chars"].tolist()
+    logs = npz["words.char_log_probs"]
+    s = float(npz["words.stop_prob"])
+    lp = sum(logs[chars.index(c)] if c in chars else logs[-1] for c in token)
+    return lp + (len(token) - 1) * math.log(1 - s) + math.log(s)
+
+
+def test_score_is_per_character_with_unknown_words_spelt_out(trained):
+    _, _, model, _ = trained
+    known, unknown = "The cat sat on the mat.", "The cat sat on the Zyzzyva."
+    results = charlm_json("score", "--model", model, known, unknown, "--per-char",
+                          "--json")["results"]
+    npz = np.load(model, allow_pickle=False)
+    for r, text in zip(results, (known, unknown)):
+        assert r["tokens"] == "words" and r["num_chars"] == len(text)
+        assert [e["token"] for e in r["per_token"]] == words.split(text)
+        assert r["num_tokens"] == len(words.split(text))
+        total = sum(e["log_prob"] for e in r["per_token"])
+        assert r["log_prob"] == pytest.approx(total, rel=1e-9)
+        assert r["bits_per_char"] == pytest.approx(-total / math.log(2) / len(text), rel=1e-9)
+    assert results[0]["unknown"] == [] and results[0]["unknown_tokens"] == 0
+    assert results[0]["spelling_nats"] == 0
+    r = results[1]
+    assert r["unknown"] == ["Zyzzyva"] and r["unknown_tokens"] == 1
+    assert r["unknown_share"] == pytest.approx(1 / r["num_tokens"])
+    assert r["spelling_nats"] == pytest.approx(-spelling_log_prob(npz, "Zyzzyva"), rel=1e-9)
+    # the <UNK> token pays its own log-probability and its spelling: more than "mat" did
+    assert r["per_token"][-2]["log_prob"] < results[0]["per_token"][-2]["log_prob"]
+    assert r["bits_per_char"] > results[0]["bits_per_char"]
+
+
+# ---- the checkpoint ----------------------------------------------------------------------------
+
+def test_checkpoint_round_trip(trained, tmp_path):
+    from charlm.store import checkpoint
+    _, _, model, _ = trained
+    npz = np.load(model, allow_pickle=False)
+    config = json.loads(npz["config"].item())
+    assert config["tokens"] == "words" and config["vocab_size"] == len(npz["vocab"]) - 2
+    assert "cat" in npz["vocab"].tolist()
+    assert npz["words.char_log_probs"].shape == (len(npz["words.chars"]) + 1,)
+    loaded = checkpoint.load(str(model), with_training_state=True)
+    copy = tmp_path / "copy.npz"
+    checkpoint.save(str(copy), loaded)
+    again = checkpoint.load(str(copy))
+    assert again.vocab.kind == "words" and again.vocab.tokens == loaded.vocab.tokens
+    assert again.vocab.spelling.log_prob("Qwx") == loaded.vocab.spelling.log_prob("Qwx")
+    text = "The dog ran to the Qwx."
+    first = charlm_json("score", "--model", model, text, "--json")["results"][0]
+    second = charlm_json("score", "--model", copy, text, "--json")["results"][0]
+    assert first["log_prob"] == second["log_prob"]
+
+
+def rewrite_config(src, dst, change):
+    npz = np.load(src, allow_pickle=False)
+    arrays = {k: npz[k] for k in npz.files}
+    config = json.loads(arrays["config"].item())
+    change(config)
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(dst, **arrays)
+
+
+def test_a_checkpoint_without_tokens_is_a_character_model(tmp_path, names_file):
+    result = run_charlm("train", names_file, "--steps", 3, "--hidden", 16, "--out", "c.npz")
+    assert result.returncode == 0, result.stderr
+    old = tmp_path / "old.npz"
+
+    def drop(config):
+        config.pop("tokens")
+        config.pop("vocab_size")
+    rewrite_config(tmp_path / "c.npz", old, drop)
+    assert charlm_json("info", old, "--json")["tokens"] == "chars"
+    score = charlm_json("score", "--model", old, "Anna", "--json")["results"][0]
+    assert score["num_tokens"] == 5 and "num_chars" not in score
+
+
+def test_an_unknown_token_kind_is_refused_in_one_line(trained, tmp_path):
+    _, _, model, _ = trained
+    odd = tmp_path / "odd.npz"
+    rewrite_config(model, odd, lambda config: config.update(tokens="bytes"))
+    for command in (["info", odd], ["score", "--model", odd, "x"], ["sample", "--model", odd]):
+        assert_one_line_error(run_charlm(*command), 4, "'bytes'")
+
+
+# ---- refused -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, pattern", [
+    (["--tokens", "bytes"], "--tokens must be one of chars, words"),
+    (["--tokens", "words", "--vocab-size", "0"], "--vocab-size must be >= 1"),
+    (["--vocab-size", "10"], "--vocab-size applies to a word model"),
+])
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, prose_file, options, pattern):
+    result = run_charlm("train", prose_file, *options, "--steps", 1, "--out", "m.npz")
+    assert_one_line_error(result, 2, pattern)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_corpus_with_no_word_is_refused(tmp_path):
+    corpus = tmp_path / "marks.txt"
+    corpus.write_text("!?!... ;;; --- ***\n\n" * 50, encoding="utf-8")
+    result = run_charlm("train", corpus, "--tokens", "words", "--steps", 1, "--out", "m.npz")
+    assert_one_line_error(result, 3, "has no word")
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("command, pattern", [
+    (["fill", "Th_ cat"], "fill does not work with a word model"),
+    (["report", "-o", "r.html"], "report does not work with a word model"),
+    (["neurons", "the cat"], "neurons does not work with a word model"),
+    (["sample", "--interactive"], "--interactive does not work with a word model"),
+    (["sample", "--novel"], "--novel"),
+    (["sample", "--beam", "2", "--stop", "."], "--stop with --beam"),
+    (["score", "--file", "x.txt", "--dynamic"], "--dynamic does not work with a word model"),
+])
+def test_what_does_not_work_with_words_yet_is_refused(trained, tmp_path, command, pattern):
+    _, _, model, _ = trained
+    (tmp_path / "x.txt").write_text("The cat sat.\n", encoding="utf-8")
+    result = run_charlm(*command, "--model", model)
+    assert_one_line_error(result, 2, pattern)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_gradients_count_distance_in_tokens(trained):
+    _, _, model, _ = trained
+    text = "The cat sat on the mat. The dog ran to a red box."
+    data = charlm_json("gradients", text, "--model", model, "--max-distance", 3, "--json")
+    assert data["curves"][0]["counts"][0] == len(words.split(text))
