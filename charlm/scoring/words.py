@@ -86,7 +86,7 @@ def score(model, texts, per_char=False):
                                    list(zip(tokens, terms.tolist())) if per_char else None,
                                    num_chars=len(texts[i]) + lines,
                                    unknown_tokens=int((ids[col] == UNK_ID).sum()),
-                                   spelling_nats=-float(spelt.sum()))
+                                   spelling_nats=0.0 - float(spelt.sum()))
     return results
 
 
