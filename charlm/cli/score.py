@@ -186,7 +186,9 @@ def _table(results, model):
         if r.file is not None:
             how = "" if r.burn_in is None else (
                 ", one sequential pass" if r.burn_in == 0 else
-                f", in segments warmed on {r.burn_in} characters each (--exact: sequential)")
+                f", in segments warmed on {r.burn_in} "
+                f"{'word tokens' if model.vocab.kind == 'words' else 'characters'} each "
+                "(--exact: sequential)")
             if r.dynamic is not None:
                 d = r.dynamic
                 how += (f"; dynamic evaluation: {d['segments']:,} segments of {d['segment']} "

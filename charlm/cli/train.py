@@ -295,7 +295,7 @@ class LogReporter(NoticeReporter):
         steps = trainer.run_state.step - self.steps_at_start
         loss = f", loss {self.smoothed:.3f}" if self.smoothed is not None else ""
         self.console.print(f"step {trainer.run_state.step:>6}  {steps:,} steps in this run{loss}, "
-                           f"{trainer.chars_per_sec or 0:,.0f} chars/s, "
+                           f"{(trainer.chars_per_sec or 0) * trainer.dataset.chars_per_token:,.0f} chars/s, "
                            f"{format_duration(trainer.elapsed)} of training")
 
 
@@ -339,7 +339,8 @@ class ProgressReporter(LogReporter):
         eta = trainer.elapsed * (1 - done) / done if done > 0 else None
         from ..config import format_duration
         self.progress.update(self.task, completed=done, step=trainer.run_state.step,
-                             loss=f"{self.smoothed:.3f}", speed=f"{trainer.chars_per_sec or 0:,.0f}",
+                             loss=f"{self.smoothed:.3f}",
+                             speed=f"{(trainer.chars_per_sec or 0) * trainer.dataset.chars_per_token:,.0f}",
                              eta=format_duration(eta) if eta is not None else "-")
 
     def evaluated(self, trainer, record):
