@@ -267,3 +267,23 @@ def test_gradients_count_distance_in_tokens(trained):
     text = "The cat sat on the mat. The dog ran to a red box."
     data = charlm_json("gradients", text, "--model", model, "--max-distance", 3, "--json")
     assert data["curves"][0]["counts"][0] == len(words.split(text))
+
+
+def test_scores_agree_with_the_reference_network(trained):
+    """Each token's log P from score against the float64 network of tests/reference.py, run on
+    the text's token ids, with the checkpoint's spelling of each <UNK> added."""
+    from reference import ReferenceNetwork
+    _, _, model, _ = trained
+    text = "The old man looked at the Qwerty house."
+    result = charlm_json("score", "--model", model, text, "--per-char", "--json")["results"][0]
+    npz = np.load(model, allow_pickle=False)
+    index = {t: i for i, t in enumerate(npz["vocab"].tolist()) if i >= 2}
+    tokens = words.split(text)
+    ids = [index.get(t, UNK_ID) for t in tokens]
+    config = json.loads(npz["config"].item())
+    x = np.array([0] + ids[:-1])[:, None]
+    log_probs = ReferenceNetwork(config["cell"], npz).run(x)["log_probs"][:, 0]
+    expected = [log_probs[t, i] + (spelling_log_prob(npz, tokens[t]) if i == UNK_ID else 0.0)
+                for t, i in enumerate(ids)]
+    assert ids.count(UNK_ID) == 1
+    assert [e["log_prob"] for e in result["per_token"]] == pytest.approx(expected, abs=1e-5)
