@@ -70,12 +70,19 @@ class Model:
         check = reference(self, corpus)
         return [check.check(text, prime) for text in texts]
 
-    def score(self, text, per_char=False, dynamic=None, windows=None, **window_options):
+    def score(self, text, per_char=False, dynamic=None, windows=None, label=None,
+              **window_options):
         """Log-probability of text as SPEC.md defines it; ``dynamic=True`` (or a dict of settings)
         adapts the model as it reads, ``windows=N`` adds nanoGPT's windowed figure
-        (see :func:`charlm.scoring.scorer.score` and docs/dynamic-evaluation.md)."""
+        (see :func:`charlm.scoring.scorer.score` and docs/dynamic-evaluation.md); ``label``
+        gives log P(text | label) for a model trained with labels (docs/labels.md)."""
         from .scoring.scorer import score
         self.require_left_to_right("score with")
+        if label is not None:
+            from .scoring.classify import score_given
+            if dynamic or windows is not None:
+                raise UsageError("label= scores with the trained weights: no dynamic= or windows=")
+            return score_given(self, text, label, per_char)
         return score(self, text, per_char=per_char, dynamic=dynamic, windows=windows,
                      **window_options)
 

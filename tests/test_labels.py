@@ -1,0 +1,223 @@
+"""Labels (issue 26) end to end through the installed charlm: a corpus where the label decides the
+text (each label's lines drawn from an alphabet of its own) must be classified without a mistake
+on held-out lines and must give samples of a label in that label's alphabet only; posteriors are
+Bayes' rule over the per-label scores; every bad input ends in one line and its exit code, with
+nothing written."""
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import charlm
+from conftest import run_charlm
+
+ALPHABETS = {"low": "abcdef", "mid": "ghijkl", "top": "mnopqr"}
+TRAIN_LINES = 4000    # fewer, and the model learns its training lines by heart before it learns
+                      # to keep to the label's alphabet (validation picks the weights before)
+SHARP = "0.5"         # the temperature of the purity test: a model trained for seconds still
+                      # puts about 0.2% on the other alphabets at the first character
+
+
+def labelled_lines(count, seed):
+    rng = np.random.default_rng(seed)
+    names = sorted(ALPHABETS)
+    lines = []
+    for _ in range(count):
+        label = names[rng.integers(len(names))]
+        alphabet = ALPHABETS[label]
+        lines.append((label, "".join(rng.choice(list(alphabet), rng.integers(3, 10)))))
+    return lines
+
+
+def write_tsv(path, lines):
+    path.write_text("".join(f"{label}\t{text}\n" for label, text in lines), encoding="utf-8")
+    return path
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A labelled model of the alphabet corpus, and a held-out file of the same kind."""
+    folder = tmp_path_factory.mktemp("labels")
+    corpus = write_tsv(folder / "train.tsv", labelled_lines(TRAIN_LINES, 1))
+    held = write_tsv(folder / "held.tsv", labelled_lines(90, 2))
+    model = folder / "labelled.npz"
+    ok(run_charlm("train", corpus, "--labels", "--cell", "gru", "--hidden", 32, "--layers", 1,
+                  "--dropout", 0, "--steps", 600, "--out", model, "--json", cwd=folder))
+    return {"folder": folder, "corpus": corpus, "held": held, "model": model}
+
+
+@pytest.fixture(scope="module")
+def unlabelled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plain")
+    (folder / "plain.txt").write_text("abc\nabd\nacd\nbcd\nbce\n", encoding="utf-8")
+    model = folder / "plain.npz"
+    ok(run_charlm("train", folder / "plain.txt", "--steps", 2, "--hidden", 8, "--layers", 1,
+                  "--out", model, "--quiet", cwd=folder))
+    return model
+
+
+def test_the_checkpoint_records_labels_and_training_counts(trained):
+    with np.load(trained["model"], allow_pickle=False) as arrays:
+        config = json.loads(str(arrays["config"]))
+        vocab = arrays["vocab"].tolist()
+    assert config["labels"] == sorted(ALPHABETS)
+    assert config["mode"] == "lines"
+    assert sum(config["label_counts"]) == round(TRAIN_LINES * 0.9)       # the training split's lines
+    assert [t for t in vocab if t.startswith("<label:")] == [f"<label:{n}>" for n in config["labels"]]
+    info = json.loads(ok(run_charlm("info", trained["model"], "--json")).stdout)
+    assert [r["label"] for r in info["labels"]] == config["labels"]
+    assert [r["count"] for r in info["labels"]] == config["label_counts"]
+    assert "mid (" in ok(run_charlm("info", trained["model"])).stdout
+
+
+def test_held_out_lines_are_classified_without_a_mistake(trained):
+    data = json.loads(ok(run_charlm("classify", "--eval", trained["held"], "--json",
+                                    "--model", trained["model"])).stdout)
+    assert data["accuracy"] == 1.0
+    assert data["examples"] == 90 == len(data["results"])
+    matrix = np.array(data["confusion"]["matrix"])
+    assert data["confusion"]["labels"] == sorted(ALPHABETS)
+    assert matrix.sum() == 90 and np.trace(matrix) == 90
+    truth = [label for label, _ in labelled_lines(90, 2)]
+    majority = data["majority"]
+    assert majority["accuracy"] == pytest.approx(truth.count(majority["label"]) / 90)
+    for r in data["results"]:
+        assert r["label"] == r["true"]
+        assert sum(r["posterior"].values()) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_samples_of_a_label_stay_in_its_alphabet(trained):
+    for label, alphabet in ALPHABETS.items():
+        samples = json.loads(ok(run_charlm("sample", "--label", label, "--num", 20, "--seed", 3,
+                                           "--temperature", SHARP, "--json",
+                                           "--model", trained["model"])).stdout)["samples"]
+        assert len(samples) == 20 and all(samples)
+        assert set("".join(samples)) <= set(alphabet), (label, samples)
+        beams = json.loads(ok(run_charlm("sample", "--label", label, "--beam", 3, "--json",
+                                         "--model", trained["model"])).stdout)["samples"]
+        assert set("".join(beams)) <= set(alphabet), (label, beams)
+    stopped = json.loads(ok(run_charlm("sample", "--label", "low", "--stop", "a", "--num", 10,
+                                       "--seed", 4, "--temperature", SHARP, "--json",
+                                       "--model", trained["model"])).stdout)
+    assert all("a" not in s for s in stopped["samples"])
+    samples = json.loads(ok(run_charlm("sample", "--label", "<any>", "--num", 30, "--seed", 5,
+                                       "--json", "--model", trained["model"])).stdout)["samples"]
+    assert set("".join(samples)) <= set("".join(ALPHABETS.values()))
+
+
+def test_posterior_is_bayes_rule_over_the_scores_given_each_label(trained):
+    model, text = trained["model"], "ghikkl"
+    posterior = json.loads(ok(run_charlm("classify", text, "--json", "--model", model)).stdout)
+    posterior = posterior["results"][0]["posterior"]
+    counts = {r["label"]: r["count"] for r in
+              json.loads(ok(run_charlm("info", model, "--json")).stdout)["labels"]}
+    joint = {}
+    for label in ALPHABETS:
+        scored = json.loads(ok(run_charlm("score", text, "--label", label, "--json",
+                                          "--model", model)).stdout)["results"][0]
+        joint[label] = scored["log_prob"] + math.log((counts[label] + 1) /
+                                                     (sum(counts.values()) + len(counts)))
+    top = max(joint.values())
+    total = sum(math.exp(v - top) for v in joint.values())
+    for label in ALPHABETS:
+        assert posterior[label] == pytest.approx(math.exp(joint[label] - top) / total, rel=1e-4,
+                                                 abs=1e-9)
+    assert max(posterior, key=posterior.get) == "mid"
+
+
+def test_classify_a_file_and_the_python_api(trained, tmp_path):
+    texts = ["abcfed", "ghijk", "nopqrm", "qq"]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n\n", encoding="utf-8")
+    data = json.loads(ok(run_charlm("classify", "--file", tmp_path / "texts.txt", "--json",
+                                    "--model", trained["model"])).stdout)
+    assert [r["text"] for r in data["results"]] == texts
+    assert [r["label"] for r in data["results"]] == ["low", "mid", "top", "top"]
+    assert "accuracy" not in data
+    model = charlm.load(str(trained["model"]))
+    assert model.labels == sorted(ALPHABETS)
+    assert [r.label for r in model.classify(texts)] == ["low", "mid", "top", "top"]
+    assert model.classify("abc").label == "low"
+    assert set("".join(model.sample(label="top", num=5, seed=1, temperature=float(SHARP)))) <= \
+        set(ALPHABETS["top"])
+    shown = ok(run_charlm("classify", "abc", "--model", trained["model"])).stdout
+    assert "low" in shown and "P(label | text)" in shown
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text(alphabet="abcdefghijklmnopqrxyz é", min_size=1, max_size=12),
+                min_size=1, max_size=6))
+def test_posteriors_are_a_distribution(trained_model, texts):
+    results = trained_model.classify(texts)
+    for text, r in zip(texts, results):
+        assert r.text == text
+        values = np.array(list(r.posterior.values()))
+        assert np.all(values >= 0) and values.sum() == pytest.approx(1.0, abs=1e-9)
+        assert r.label == max(r.posterior, key=r.posterior.get)
+
+
+@pytest.fixture(scope="module")
+def trained_model(trained):
+    return charlm.load(str(trained["model"]))
+
+
+def test_one_file_per_label(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, alphabet in (("verse", "abc"), ("prose", "xyz")):
+        lines = ["".join(rng.choice(list(alphabet), 5)) for _ in range(40)]
+        (tmp_path / f"{name}.txt").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    ok(run_charlm("train", "--label", "verse=verse.txt", "--label", "prose=prose.txt",
+                  "--steps", 3, "--hidden", 8, "--layers", 1, "--out", "files.npz", "--quiet"))
+    with np.load(tmp_path / "files.npz", allow_pickle=False) as arrays:
+        config = json.loads(str(arrays["config"]))
+    assert config["labels"] == ["prose", "verse"] and sum(config["label_counts"]) == 72
+    again = run_charlm("train", "--steps", 5, "--out", "files.npz", "--resume")
+    assert again.returncode == 2 and "labelled corpus" in again.stderr
+
+
+BAD_CORPORA = [
+    ("low\tabc\nno tab here\n", "line 2: no tab"),
+    ("low\tabc\n\tdef\n", "line 2: the label before the tab is empty"),
+    ("low\tabc\nmid\t  \n", "line 2: label 'mid' but no text"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_CORPORA)
+def test_a_bad_labelled_corpus_is_refused_in_one_line(tmp_path, text, message):
+    (tmp_path / "bad.tsv").write_text(text, encoding="utf-8")
+    result = run_charlm("train", "bad.tsv", "--labels", "--steps", 1, "--out", "bad.npz")
+    assert result.returncode == 3
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_bad_uses_of_labels_are_refused_in_one_line(trained, unlabelled, tmp_path):
+    model = trained["model"]
+    cases = [
+        (["sample", "--label", "poetry", "--model", model], "it knows low, mid, top"),
+        (["score", "abc", "--label", "poetry", "--model", model], "no such label"),
+        (["sample", "--label", "low", "--model", unlabelled], "trained without labels"),
+        (["score", "abc", "--label", "low", "--model", unlabelled], "trained without labels"),
+        (["classify", "abc", "--model", unlabelled], "trained without labels"),
+        (["classify", "--model", model], "nothing to classify"),
+        (["train", "--labels", "--out", "x.npz"], "give the corpus file"),
+        (["train", "--label", "a=x.txt", "--out", "x.npz"], "two labels or more"),
+        (["train", "--label", "a", "--label", "b=y.txt", "--out", "x.npz"], "NAME=FILE"),
+        (["train", trained["corpus"], "--labels", "--mode", "stream", "--out", "x.npz"],
+         "lines mode"),
+    ]
+    for args, message in cases:
+        result = run_charlm(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
+        assert result.stdout == ""
+    (tmp_path / "eval.tsv").write_text("poetry\tabc\n", encoding="utf-8")
+    result = run_charlm("classify", "--eval", "eval.tsv", "--model", model)
+    assert result.returncode == 2 and "'poetry'" in result.stderr
+    assert not (tmp_path / "x.npz").exists()
