@@ -171,8 +171,9 @@ class WordCorpus:
         from .corpus import Corpus
         if not isinstance(corpus, Corpus):
             raise UsageError(f"--tokens words reads its corpus in memory; {corpus.name} is read "
-                             "from a prepared copy (charlm prepare, or a corpus too large for "
-                             "memory), which word models do not read yet")
+                             f"from its prepared copy ({getattr(corpus, 'folder', 'on disk')}: "
+                             "charlm prepare, or a corpus too large for memory), which word "
+                             "models do not read yet")
         self.corpus, self.name, self.text = corpus, corpus.name, corpus.text
         self.tokens = split(corpus.text)
         self.lengths = np.fromiter(map(len, self.tokens), np.int64, len(self.tokens))
@@ -229,10 +230,13 @@ class WordCorpus:
         else:
             kept = [t for t, n in ranked if n >= config.min_count][:config.vocab_size]
             how = f"--vocab-size {config.vocab_size}"
+        if not kept and config.vocab_size is None:
+            raise UsageError(f"no token of {self.name} is seen {least} times or more in its "
+                             "training text, so the default vocabulary is empty: give "
+                             "--vocab-size N to keep the N most frequent tokens")
         if not kept:
-            raise UsageError(f"--min-count {max(2, config.min_count)} leaves no token of "
-                             f"{self.name} a token of its own: nothing would be learnt; give "
-                             "--vocab-size or a lower --min-count")
+            raise UsageError(f"--min-count {config.min_count} leaves no token of {self.name} a "
+                             "token of its own: nothing would be learnt; lower it")
         chosen = set(kept)
         train = [self.tokens[i] for i in positions]
         unknown = [t for t in train if t not in chosen and t != "\n"]
