@@ -287,3 +287,18 @@ def test_scores_agree_with_the_reference_network(trained):
                 for t, i in enumerate(ids)]
     assert ids.count(UNK_ID) == 1
     assert [e["log_prob"] for e in result["per_token"]] == pytest.approx(expected, abs=1e-5)
+
+
+def test_lines_mode_and_resume(tmp_path):
+    """A word model of lines: each line an example ending in <EOS> (counted as one character),
+    resumed where it stopped."""
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("the cat sat\nthe dog ran\na bird flew away\nmy friend came home\n" * 30,
+                      encoding="utf-8")
+    first = charlm_json("train", corpus, "--tokens", "words", "--mode", "lines", "--steps", 6,
+                        "--hidden", 16, "--out", "l.npz", "--json")
+    assert first["config"]["mode"] == "lines" and first["vocab_size"] == 16   # 13 words, the space
+    resumed = charlm_json("train", corpus, "--out", "l.npz", "--resume", "--steps", 9, "--json")
+    assert resumed["steps"] == 9 and resumed["tokens"] == "words"
+    score = charlm_json("score", "--model", "l.npz", "the cat sat", "--json")["results"][0]
+    assert score["num_tokens"] == 6 and score["num_chars"] == len("the cat sat") + 1
