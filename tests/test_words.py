@@ -118,9 +118,18 @@ def test_samples_never_hold_unk_and_read_back_as_the_same_tokens(trained):
                          "--json")["samples"][0]
     assert "<UNK>" not in greedy and len(words.split(greedy)) == 40
     assert all(t in vocab.index for t in words.split(greedy))
-    drawn = charlm_json("sample", "--model", model, "--num", 3, "--length", 30, "--seed", 5,
-                        "--temperature", 0.7, "--json")["samples"]
-    assert len(drawn) == 3 and not any("<UNK>" in s for s in drawn)
+    # hot samples draw unlikely pairs; a word never follows a word, nor spaces spaces, so each
+    # sample reads back as the tokens drawn (this corpus has no apostrophe or hyphen of its own)
+    drawn = charlm_json("sample", "--model", model, "--num", 4, "--length", 300, "--seed", 5,
+                        "--temperature", 2.5, "--json")["samples"]
+    assert len(drawn) == 4 and not any("<UNK>" in s for s in drawn)
+    for sample in drawn:
+        assert len(words.split(sample)) == 300
+        assert all(t in vocab.index for t in words.split(sample))
+    rows = drawable(vocab, "stream")
+    assert rows.shape == (6, len(vocab))
+    assert not rows[4, vocab.index["cat"]] and rows[4, vocab.index[" "]]
+    assert not rows[5, vocab.index[" "]] and rows[5, vocab.index["cat"]]
     beams = charlm_json("sample", "--model", model, "--beam", 3, "--length", 8, "--json")
     assert len(beams["samples"]) == 3 and beams["log_probs"] == sorted(beams["log_probs"])[::-1]
     stopped = charlm_json("sample", "--model", model, "--length", 60, "--seed", 1, "--stop", ".",

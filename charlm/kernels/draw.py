@@ -31,6 +31,19 @@ EOS_ID = 0
 # ---- the draw ---------------------------------------------------------------------------------
 
 @njit(**KERNEL)
+def row_after(drawable, token):
+    """The row of drawable (2 + 2C, V) that holds the tokens drawable after ``token``: row
+    2 + C + c if row 2 + c marks token as one of class c, else row 1. A word model has C = 2
+    (``charlm.text.words.WordVocab.following``: no word after a word, no run of spaces after
+    one), so that what is drawn reads back as the same tokens; a character model has C = 0."""
+    classes = (drawable.shape[0] - 2) // 2
+    for c in range(classes):
+        if drawable[2 + c, token]:
+            return 2 + classes + c
+    return 1
+
+
+@njit(**KERNEL)
 def draw(logits, u, temperature, top_k, top_p, allowed, p):
     """One token from logits (V,) given a uniform u in [0, 1) (see the module docstring), among
     the tokens that allowed (V,) bool marks; p (V,) float64 is scratch."""
@@ -97,8 +110,9 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
     The first len(forced) steps read the prime: their next input is forced[s], nothing is drawn.
     Then each step draws the next token of every sample with uniforms[s] (B,) and writes it to
     out[s] (B,); a sample that has drawn <EOS> with stop_at_eos is done and gets -1 from then on.
-    drawable (2, V) bool: the tokens that may be drawn first (when step0 + s == 0: no prime) and
-    later.
+    drawable (2 + 2C, V) bool: the tokens that may be drawn first (when step0 + s == 0: no
+    prime) and later, and C classes of tokens after which fewer may be drawn
+    (:func:`row_after`; C = 0 for characters).
     Returns the number of drawing steps run. Only worker 0 writes out, tokens and done.
     """
     h = state[0]
@@ -122,11 +136,11 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
             continue
         output_logits(weights, h[1 - tick % 2, L - 1], logits)
         t = s - F
-        allowed = drawable[0] if tick == 0 else drawable[1]
         for i in range(B):
             if finished[i]:
                 out[t, i] = -1
                 continue
+            allowed = drawable[0] if tick == 0 else drawable[row_after(drawable, tok[i])]
             tok[i] = draw(logits[i], uniforms[t, i], temperature, top_k, top_p, allowed, p)
             out[t, i] = tok[i]
             if stop_at_eos and tok[i] == EOS_ID:

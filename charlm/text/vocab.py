@@ -46,7 +46,7 @@ def drawable(vocab, mode):
         allowed[0, EOS_ID] = False
         if "\n" in vocab.index:
             allowed[:, vocab.index["\n"]] = False
-    return allowed
+    return vocab.following(allowed)
 
 
 class Vocab:
@@ -95,6 +95,11 @@ class Vocab:
     def arrays(self):
         """Checkpoint entries of the vocabulary besides ``vocab`` (none for characters)."""
         return {}
+
+    def following(self, allowed):
+        """:func:`drawable`'s rows, and the rows that restrict a token by the one before it
+        (``kernels.draw.row_after``): none for characters, any may follow any."""
+        return allowed
 
     def decode(self, ids, eos="\n"):
         """Text of token ids; <EOS> becomes eos and <UNK> is dropped."""

@@ -153,6 +153,22 @@ class WordVocab(Vocab):
     def arrays(self):
         return self.spelling.arrays()
 
+    def following(self, allowed):
+        """``vocab.drawable``'s rows 0 and 1, then the two classes of ``kernels.draw.row_after``:
+        row 2 marks the words, row 3 the runs of spaces (no newline), and rows 4 and 5 are row 1
+        without them. A word drawn after a word, or a run of spaces after a run of spaces, would
+        read back as one token, not two (the training text never holds such a pair, since
+        :func:`split` takes the longest match). Where a class would leave nothing to draw, it
+        leaves row 1 as it is."""
+        kinds = [(i >= 2 and is_word(t), i >= 2 and t.isspace() and "\n" not in t)
+                 for i, t in enumerate(self.tokens)]
+        words, spaces = np.array(kinds, np.bool_).reshape(-1, 2).T
+        rows = [allowed[0], allowed[1], words, spaces]
+        for members in (words, spaces):
+            after = allowed[1] & ~members
+            rows.append(after if after.any() else allowed[1])
+        return np.ascontiguousarray(np.stack(rows))
+
 
 def vocab_for(kind, tokens, arrays):
     """The vocabulary a checkpoint holds: its ``tokens`` (config) and ``vocab`` entries."""
