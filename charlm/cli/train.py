@@ -92,10 +92,8 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
                                           distributed.launched())
     if not distributed.launched():
         return _train(None, corpus, out, resume, force, encoding, as_json, quiet, options)
-    if options.get("tokens") == "words":
-        from ..errors import UsageError
-        raise UsageError("--tokens words does not train under MPI yet: a word model reads its "
-                         "corpus in memory in one process (docs/words.md)")
+    from ..text.words import refuse_mpi
+    refuse_mpi(options.get("tokens"), resume, out, distributed.launched()[0])
     from ..kernels.linalg import blas_threads
     group = distributed.join()
     # a rank of one thread calls BLAS outside parallel.fan_out: one BLAS thread, as a thread has

@@ -338,3 +338,25 @@ def refuse_in_sampling(model, prime, interactive=False, novel=False):
         shown = ", ".join(repr(t) for t in unknown[:20]) + (", ..." if len(unknown) > 20 else "")
         print(f"note: --prime has {len(unknown)} token(s) not in the model's vocabulary, read as "
               f"<UNK>: {shown}", file=sys.stderr)
+
+
+def resumes_words(path):
+    """Whether the checkpoint at path, which a run would resume, is a word model's (False for a
+    missing or unreadable one: resuming it reports that itself)."""
+    import json
+    import zipfile
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return json.loads(npz["config"].item()).get("tokens") == "words"
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError):
+        return False
+
+
+def refuse_mpi(tokens, resume, out, rank):
+    """Under an MPI launcher: refuse a word model (``--tokens words``, or resuming one), rank 0
+    saying why (exit 2), the other ranks exiting with the same code silently."""
+    if tokens == "words" or (resume and resumes_words(out)):
+        if rank == 0:
+            raise UsageError("--tokens words does not train under MPI yet: a word model reads "
+                             "its corpus in memory in one process (docs/words.md)")
+        raise SystemExit(UsageError.exit_code)
