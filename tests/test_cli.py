@@ -121,7 +121,7 @@ def test_unknown_cell_and_mode_are_one_line(names_file):
 
 
 def test_output_in_a_missing_folder_or_a_folder_is_refused_before_training(tmp_path, names_file):
-    assert_one_line_error(invoke("train", names_file, "--out", tmp_path / "no" / "m.npz"), 2, "does not exist")
+    assert_one_line_error(invoke("train", names_file, "--out", tmp_path / "no" / "m.npz"), 2, "there is no folder")
     assert_one_line_error(invoke("train", names_file, "--out", tmp_path), 2, "is a folder")
 
 

@@ -241,13 +241,16 @@ def test_resume_with_its_target_reached_leaves_the_file_untouched(names_file, tr
 @pytest.mark.parametrize("command", [["train", "CORPUS", "--steps", "1", "--out"],
                                      ["report", "--model", "MODEL", "-o"]])
 @pytest.mark.parametrize("target,words", [("/proc/x.npz", ["cannot write"]),
-                                          ("/no/such/folder/x", ["does not exist"]),
-                                          ("/dev/null", ["not a regular file"]),
+                                          ("/no/such/folder/x", ["there is no folder"]),
+                                          ("FIFO", ["not a regular file"]),
                                           (".", ["is a folder"])])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(
         tmp_path, names_file, model_file, command, target, words):
     args = [str(names_file) if a == "CORPUS" else str(model_file) if a == "MODEL" else a
             for a in command]
+    if target == "FIFO":    # a special file; never /dev/null, which a bug would destroy as root
+        target = str(tmp_path / "fifo")
+        os.mkfifo(target)
     result = run_charlm(*args, target, cwd=tmp_path)
     one_line_error(result, 2, *words)
     assert result.stdout == ""          # nothing was trained or built

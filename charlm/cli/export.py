@@ -39,6 +39,8 @@ def export(model, out, to, as_json):
     if out is None:
         out = os.path.splitext(model)[0] + FORMATS[to or "onnx"]
     check_writable(out)
+    from ..store.outputs import refuse_inputs
+    refuse_inputs(out, "-o", [(model, "the checkpoint")])
     fmt = format_for(out, to)
     require("onnx" if fmt == "onnx" else "safetensors.numpy", f"charlm export --to {fmt}")
     ckpt = load(model)

@@ -47,6 +47,9 @@ def import_checkpoint(path, vocab=None, mode=None, out=None, force=False):
     from .torch_state import checkpoint_from_state, read_state
     if out is not None:
         check_writable(out)
+        from ..store.outputs import refuse_inputs
+        refuse_inputs(out, "-o", [(path, "the file"), (vocab if isinstance(vocab, str) else None,
+                                                        "the --vocab file")])
         if os.path.exists(out) and not force:
             raise UsageError(f"{out} exists; give another -o, or --force to replace it")
     if isinstance(vocab, (str, os.PathLike)):

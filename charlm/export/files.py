@@ -72,14 +72,10 @@ def require(package, purpose):
 
 
 def check_writable(path):
-    """Refuse, before any work, an output path whose folder is missing or that is a folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {path}: there is no folder {folder}")
-    if os.path.isdir(path):
-        raise UsageError(f"cannot write {path}: it is a folder; give a file name")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"cannot write {path}: the folder {folder} is not writable")
+    """Refuse, before any work, an output path that cannot be written: a folder, a device or
+    other special file, a missing or unwritable folder (``charlm.store.outputs``)."""
+    from ..store.outputs import check_writable as check
+    check(path, "-o", "model.onnx")
 
 
 def write_atomically(path, data):

@@ -33,7 +33,7 @@ def check_writable(path, option, example="charlm.npz"):
                          "files")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UsageError(f"{option}: cannot write {path}: the folder {folder} does not exist")
+        raise UsageError(f"{option}: cannot write {path}: there is no folder {folder}")
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".charlm-probe-")
     except OSError as e:

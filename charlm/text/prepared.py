@@ -251,7 +251,26 @@ def prepare(path, encoding="utf-8", mode="auto", force=False, progress=None,
         current, _ = find(path, encoding)
         if current is not None:
             return current, False
+    existed = {f: os.path.isdir(f) for f in folders(path)}
     folder = _writable_folder(path)
+    try:
+        return _prepare_locked(path, encoding, mode, force, progress, text_file, folder)
+    except BaseException:       # a bad corpus leaves no folder behind (docs/files.md)
+        if not existed.get(folder, True):
+            _remove(os.path.join(folder, ".lock"))
+            _remove(folder)
+        raise
+
+
+def _remove(path):
+    """Remove a file, or a folder if it is empty; nothing if that cannot be done."""
+    try:
+        os.rmdir(path) if os.path.isdir(path) else os.remove(path)
+    except OSError:
+        pass
+
+
+def _prepare_locked(path, encoding, mode, force, progress, text_file, folder):
     with _locked(folder):
         current = None if force else find(path, encoding)[0]
         if current is not None:        # another process prepared it while this one waited
@@ -261,7 +280,11 @@ def prepare(path, encoding="utf-8", mode="auto", force=False, progress=None,
         for name in ("meta.json", "lines.bin"):
             if os.path.exists(os.path.join(folder, name)):
                 os.remove(os.path.join(folder, name))
-        meta = _build(text_file, os.path.join(folder, "ids.bin"), progress)
+        try:
+            meta = _build(text_file, os.path.join(folder, "ids.bin"), progress)
+        except BaseException:
+            _remove(os.path.join(folder, "ids.bin.tmp"))
+            raise
         meta.update(format=FORMAT, version=VERSION, source=source, line_index=None)
         corpus = PreparedCorpus(folder, meta)
         if mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines"):
