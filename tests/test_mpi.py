@@ -156,6 +156,20 @@ def test_a_run_started_on_two_ranks_resumes_on_one(tmp_path, names_file):
 
 
 @needs_mpi
+def test_rank_0_alone_locks_out_and_a_locked_out_refuses_the_job(tmp_path, names_file):
+    from charlm.store.outputs import OutputLock
+    out = tmp_path / "m.npz"
+    with OutputLock(str(out)):          # held by this process, as another run would hold it
+        refused = ranks(2, "train", names_file, "--steps", 4, "--out", out, *OPTIONS)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert refused.returncode == 6, refused.stderr
+    assert len(errors) == 1 and f"process {os.getpid()}" in errors[0], refused.stderr
+    assert not out.exists()
+    finished(ranks(2, "train", names_file, "--steps", 4, "--out", out, *OPTIONS))
+    assert last_step(out) == 4 and not (tmp_path / "m.npz.lock").exists()
+
+
+@needs_mpi
 def test_threads_per_rank_are_the_cores_shared_among_the_ranks_on_them(tmp_path, prose_file):
     env = {k: v for k, v in os.environ.items() if k != "CHARLM_THREADS"}
     done = subprocess.run([mpiexec(), "-n", "2"] + charlm_command() +
