@@ -1,6 +1,6 @@
-"""Labels (issue 26): how well a labelled model classifies held-out lines and keeps to its label when
-it generates, against the majority label and a multinomial naive Bayes over character bigrams, and
-how fast `charlm classify --file` runs for 2, 10 and 100 labels.
+"""Labels (issue 26): how well a labelled model classifies held-out lines and keeps to its label
+when it generates, against the majority label and a multinomial naive Bayes over character
+bigrams, and how fast `charlm classify --file` runs for 2, 10 and 100 labels.
 
 Two labelled corpora built from material at hand, each split 90/10 (seeded) into train.tsv and
 held-out.tsv:
@@ -56,7 +56,7 @@ VOWELS = set("aeiouy")
 SEED = 1337
 
 
-# ---- the labelled corpora -------------------------------------------------------------------------
+# ---- the labelled corpora ------------------------------------------------------------------------
 
 def names_by_ending():
     names = [n for n in read_corpus(None).text.split("\n") if n.strip()]
@@ -87,7 +87,7 @@ def split(pairs, folder, seed=SEED):
     return train, test
 
 
-# ---- the baselines --------------------------------------------------------------------------------
+# ---- the baselines -------------------------------------------------------------------------------
 
 def bigrams(text):
     text = "\x02" + text + "\x03"          # the start and the end are features too
@@ -122,7 +122,7 @@ def majority(train, test):
     return sum(t == label for t, _ in test) / len(test)
 
 
-# ---- the every-step prototype ---------------------------------------------------------------------
+# ---- the every-step prototype --------------------------------------------------------------------
 
 class EveryStep:
     """The label as an input of every step, for this process: an input id c + V (k + 1) reads
@@ -261,7 +261,7 @@ def every_step_samples(model, every, label, num, rng, length=200):
     return ["".join(t) for t in texts]
 
 
-# ---- measuring ------------------------------------------------------------------------------------
+# ---- measuring -----------------------------------------------------------------------------------
 
 def charlm_command():
     script = Path(sys.executable).with_name("charlm")

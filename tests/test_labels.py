@@ -69,8 +69,9 @@ def test_the_checkpoint_records_labels_and_training_counts(trained):
         vocab = arrays["vocab"].tolist()
     assert config["labels"] == sorted(ALPHABETS)
     assert config["mode"] == "lines"
-    assert sum(config["label_counts"]) == round(TRAIN_LINES * 0.9)       # the training split's lines
-    assert [t for t in vocab if t.startswith("<label:")] == [f"<label:{n}>" for n in config["labels"]]
+    assert sum(config["label_counts"]) == round(TRAIN_LINES * 0.9)    # the training split's lines
+    tokens = [f"<label:{n}>" for n in config["labels"]]
+    assert [t for t in vocab if t.startswith("<label:")] == tokens
     info = json.loads(ok(run_charlm("info", trained["model"], "--json")).stdout)
     assert [r["label"] for r in info["labels"]] == config["labels"]
     assert [r["count"] for r in info["labels"]] == config["label_counts"]
@@ -148,6 +149,13 @@ def test_classify_a_file_and_the_python_api(trained, tmp_path):
         set(ALPHABETS["top"])
     shown = ok(run_charlm("classify", "abc", "--model", trained["model"])).stdout
     assert "low" in shown and "P(label | text)" in shown
+
+
+def test_the_interactive_chooser_starts_from_the_label(trained_model):
+    from charlm.generation.interactive import Chooser
+    for label, alphabet in ALPHABETS.items():
+        chooser = Chooser(trained_model, seed=1, label=label)
+        assert {shown for _, shown, _ in chooser.top(len(alphabet))} == set(alphabet)
 
 
 @settings(max_examples=25, deadline=None)

@@ -109,7 +109,7 @@ def _table(results, names):
         if r.true is not None:
             row.append(Text(r.true))
         row.append(Text(r.label, style="bold" if r.true in (None, r.label) else "bold red"))
-        row += [f"{r.posterior[n]:.3f}" for n in shown] if shown else [f"{r.posterior[r.label]:.3f}"]
+        row += [f"{r.posterior[n]:.3f}" for n in (shown or [r.label])]
         table.add_row(*row)
     return table
 
@@ -118,9 +118,9 @@ def _figures(figures):
     from rich.table import Table
     names = figures["confusion"]["labels"]
     majority = figures["majority"]
-    table = Table(*(["true \\ predicted"] + names), title=(
-        f"accuracy {figures['accuracy']:.1%} on {figures['examples']:,} examples; majority "
-        f"baseline (always {majority['label']!r}) {majority['accuracy']:.1%}"), title_justify="left")
+    title = (f"accuracy {figures['accuracy']:.1%} on {figures['examples']:,} examples; majority "
+             f"baseline (always {majority['label']!r}) {majority['accuracy']:.1%}")
+    table = Table(*(["true \\ predicted"] + names), title=title, title_justify="left")
     for name, row in zip(names, figures["confusion"]["matrix"]):
         table.add_row(name, *map(str, row))
     return table

@@ -107,9 +107,6 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
     if label is not None:
-        if interactive:
-            from ..errors import UsageError
-            raise UsageError("--label does not apply to --interactive yet")
         options["label"] = label
     SamplingOptions.checked(model, num=num, seed=seed, **options)
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
@@ -120,7 +117,7 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         with compile_notice():
             warm_up_forward(model.network)
         run_interactive(model, prime=prime, temperature=temperature, seed=seed,
-                        stop_at_eos=stop_at_eos)
+                        stop_at_eos=stop_at_eos, label=label)
         return
     check = None
     if corpus_path is not None or novelty or novel:

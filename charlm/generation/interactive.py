@@ -44,9 +44,11 @@ class Snapshot:
 
 class Chooser:
     """An interactive session on ``model``, started from ``prime``. ``stop_at_eos`` (default:
-    lines mode) makes <EOS> end the text; otherwise it is written as a newline, as in sampling."""
+    lines mode) makes <EOS> end the text; otherwise it is written as a newline, as in sampling.
+    ``label``: text of this label, for a model trained with labels (:mod:`charlm.text.labels`)."""
 
-    def __init__(self, model, prime="", temperature=1.0, seed=None, stop_at_eos=None):
+    def __init__(self, model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None):
+        from ..text.labels import first_input
         self.model, self.vocab = model, model.vocab
         self.engine = Engine(model.network)
         self.stop_at_eos = model.config.mode == "lines" if stop_at_eos is None else stop_at_eos
@@ -59,7 +61,7 @@ class Chooser:
         self.history = []
         self.state = self.engine.zero_state(1)
         self.log_p = None
-        self._read(np.concatenate([[EOS_ID], self.vocab.encode(prime)]))
+        self._read(np.concatenate([[first_input(model, label)], self.vocab.encode(prime)]))
 
     def _read(self, ids):
         """Advance the model over token ids; keep the log-probabilities of the next token."""
@@ -140,11 +142,11 @@ class Chooser:
 
 # ---- the terminal ----------------------------------------------------------------------------
 
-def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=None):
+def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None):
     """Run a session on this terminal until the user quits; then print the text on stdout."""
     from rich.console import Console
 
-    chooser = Chooser(model, prime, temperature, seed, stop_at_eos)
+    chooser = Chooser(model, prime, temperature, seed, stop_at_eos, label)
     console = Console(highlight=False)
     message = "choose the next character"
     with raw_keys() as read_key, console.screen() as screen:
