@@ -151,6 +151,33 @@ def test_classify_a_file_and_the_python_api(trained, tmp_path):
     assert "low" in shown and "P(label | text)" in shown
 
 
+def test_scores_given_a_label_agree_with_the_reference_network(trained_model):
+    """log P(text | label) per character against tests/reference.py read from the label's token;
+    classify's batched columns (one per label) and validation's helper against those scores."""
+    from charlm.network.engine import Engine
+    from charlm.scoring.classify import score_given
+    from charlm.text.labels import LabelledLines, first_inputs, lines_log_prob
+    from reference import ReferenceNetwork
+    model, texts = trained_model, ["abcfed", "ghij", "qq", "amz"]
+    firsts = first_inputs(model.vocab, model.labels)
+    reference = ReferenceNetwork(model.config.cell, model.network.params)
+    classified = model.classify(texts)
+    for first, label in zip(firsts, model.labels):
+        scores = score_given(model, texts, label, per_char=True)
+        for text, result, c in zip(texts, scores, classified):
+            ids = list(model.vocab.encode(text))
+            x = np.array([first] + ids, np.int32)[:, None]
+            y = ids + [0]
+            log_probs = reference.run(x)["log_probs"][:, 0]
+            assert [lp for _, lp in result.per_char] == pytest.approx(
+                log_probs[np.arange(len(y)), y].tolist(), abs=1e-5)
+            assert c.log_likelihood[label] == pytest.approx(result.log_prob, abs=1e-4)
+        lines = LabelledLines([model.vocab.encode(t) for t in texts], [first] * len(texts))
+        log_prob, tokens = lines_log_prob(Engine(model.network), lines)
+        assert log_prob == pytest.approx(sum(r.log_prob for r in scores), abs=1e-4)
+        assert tokens == sum(r.num_tokens for r in scores)
+
+
 def test_the_interactive_chooser_starts_from_the_label(trained_model):
     from charlm.generation.interactive import Chooser
     for label, alphabet in ALPHABETS.items():
