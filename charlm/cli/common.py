@@ -72,8 +72,9 @@ def silence(stream):
 
 def pipe_closed():
     """The reader of stdout or stderr has gone (``charlm info | head -1``): end quietly with
-    exit 0, as ``head``'s writers do under ``set -o pipefail`` conventions that ignore SIGPIPE.
-    Both streams are silenced: the closed one cannot be told from the other here."""
+    exit 0. The reader asked for only part of the output, so a script under ``set -o pipefail``
+    sees success, as ``sample`` always gave. Both streams are silenced: which one closed is not
+    known here."""
     silence(sys.stdout)
     silence(sys.stderr)
     sys.exit(0)
