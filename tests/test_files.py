@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from charlm.store import checkpoint
 
@@ -328,6 +329,17 @@ def test_train_output_in_files_has_no_frames_no_padding_and_a_pasteable_resume(
     assert "steps in this run" in summary and "chars/s" in summary
 
 
+def test_info_and_prepare_in_a_file_read_well(tmp_path, trained, prose_file):
+    shown = run_charlm("info", trained)
+    assert shown.returncode == 0, shown.stderr
+    assert_reads_well(shown.stdout)
+    assert "validation history" in shown.stdout
+    prepared = run_charlm("prepare", prose_file, "--force")
+    assert prepared.returncode == 0, prepared.stderr
+    assert prepared.stderr == ""                        # no progress bar frame
+    assert_reads_well(prepared.stdout)
+
+
 def test_score_per_char_and_neurons_in_a_file_are_plain_text(model_file):
     text = "the quick brown fox jumps over the lazy dog and on " * 3
     scored = run_charlm("score", "--model", model_file, "--per-char", text)
@@ -390,3 +402,18 @@ def test_utf16_and_utf32_are_named_with_the_encoding_to_pass(tmp_path, encoding,
     trained = run_charlm("train", corpus, "--encoding", hint, "--out", tmp_path / "m.npz",
                          "--hidden", 8, "--steps", 2, "--quiet")
     assert trained.returncode == 0, trained.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(st.characters(blacklist_characters="\0\ufeff", blacklist_categories=("Cs",)),
+                    min_size=1, max_size=200),
+       encoding=st.sampled_from(["utf-16", "utf-32"]))
+def test_any_text_with_a_byte_order_mark_is_named_not_called_binary(tmp_path_factory, text,
+                                                                    encoding):
+    from charlm.errors import CorpusError
+    from charlm.text.textfile import read_text
+    path = tmp_path_factory.mktemp("bom") / "text.txt"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(CorpusError, match=f"pass --encoding {encoding}$"):
+        read_text(str(path))
+    assert read_text(str(path), encoding) == text.replace("\r\n", "\n").replace("\r", "\n")

@@ -129,7 +129,10 @@ class OutputLock:
         self.fd = None
 
     def __del__(self):          # a run prepared and dropped without running lets go too
-        self.release()
+        try:
+            self.release()
+        except Exception:       # at interpreter exit os may be gone; the kernel lets go anyway
+            pass
 
     def __enter__(self):
         return self.acquire()
