@@ -248,6 +248,7 @@ def test_the_suite_counts_its_cases():
     print("\nbad inputs tried:", json.dumps({"total": len(BAD_INPUTS), "per kind": counts,
                                             "per class": {f"{k}: {b}": n for (k, b), n in
                                                           sorted(per_class.items())}}, indent=1))
-    assert counts == {kind: len(paths) * len(inputs) - sum(1 for path, _ in NOT_BAD if path in paths)
+    assert counts == {kind: len(paths) * len(inputs)
+                      - sum(1 for path, _ in NOT_BAD if path in paths)
                       for kind, (paths, inputs) in KINDS.items()}
     assert len(BAD_INPUTS) >= 150

@@ -362,7 +362,7 @@ def test_score_per_char_and_neurons_in_a_file_are_plain_text(model_file):
     assert [float(v[-1]) for v in values] == pytest.approx(as_json["activations"], abs=1e-4)
 
 
-# ---- 10: the umask --------------------------------------------------------------------------------
+# ---- 10: the umask ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_checkpoints_and_reports_follow_the_umask(tmp_path, names_file, mask, mode):
