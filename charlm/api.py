@@ -32,36 +32,37 @@ class Model:
 
     def sample(self, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
                stop_at_eos=None, seed=None, on_text=None, stop=None, keep_stop=False, beam=None,
-               length_penalty=0.0, label=None):
+               length_penalty=0.0, label=None, match=None, exact=False):
         """Draw ``num`` samples (default 1), or with ``beam=K`` return the most probable
         continuations a beam search finds (see :func:`charlm.generation.sampler.sample` for every
-        option); ``label`` generates text of that label (a model trained with labels)."""
+        option); ``label`` generates text of that label (a model trained with labels);
+        ``match`` a regular expression every text fully matches (docs/patterns.md)."""
         from .generation.sampler import sample
         self.require_left_to_right("sample from")
         return sample(self, num=num, length=length, temperature=temperature, top_k=top_k,
                       top_p=top_p, prime=prime, stop_at_eos=stop_at_eos, seed=seed, on_text=on_text,
                       stop=stop, keep_stop=keep_stop, beam=beam, length_penalty=length_penalty,
-                      label=label)
+                      label=label, match=match, exact=exact)
 
     def stream(self, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", stop_at_eos=None,
-               seed=None, stop=None, keep_stop=False, label=None):
+               seed=None, stop=None, keep_stop=False, label=None, match=None):
         """One sample as a generator of text pieces as they are generated (see
         :func:`charlm.generation.sampler.stream`): ``for piece in model.stream(): print(piece, end="")``."""
         from .generation.sampler import stream
         self.require_left_to_right("sample from")
         return stream(self, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                       prime=prime, stop_at_eos=stop_at_eos, seed=seed, stop=stop,
-                      keep_stop=keep_stop, label=label)
+                      keep_stop=keep_stop, label=label, match=match)
 
     def beam_search(self, prime="", beam=8, length=None, stop_at_eos=None, length_penalty=0.0,
-                    stop=None, keep_stop=False, label=None):
+                    stop=None, keep_stop=False, label=None, match=None):
         """The ``beam`` best continuations of ``prime`` found, best first, each with its text,
         log-probability and how it ended (see :func:`charlm.generation.beam.beam_search`)."""
         from .generation.beam import beam_search
         self.require_left_to_right("search")
         return beam_search(self, prime=prime, beam=beam, length=length, stop_at_eos=stop_at_eos,
                            length_penalty=length_penalty, stop=stop, keep_stop=keep_stop,
-                           label=label)
+                           label=label, match=match)
 
     def novelty(self, texts, prime="", corpus=None):
         """For each sample in texts (generated after ``prime``), whether it appears in the training

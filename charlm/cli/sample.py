@@ -24,6 +24,7 @@ Examples:
   charlm sample --num 10 --novelty           # mark samples copied from the training corpus
   charlm sample --num 10 --novel --corpus names.txt   # ten names not in names.txt
   charlm sample --label poetry --num 5       # five texts of a label (a model trained with --labels)
+  charlm sample --match "K[a-z]{4,7}a" --num 10      # ten names of that shape (docs/patterns.md)
 """
 
 
@@ -84,13 +85,20 @@ Examples:
 @click.option("--label", default=None, metavar="NAME",
               help="Generate text of this label, for a model trained with labels (<any>: no "
                    "label; docs/labels.md).")
+@click.option("--match", default=None, metavar="REGEX",
+              help="Every sample (the prime included) is a full match of this regular "
+                   "expression: each step draws only among the characters that can still lead "
+                   "to a match within --length (docs/patterns.md).")
+@click.option("--exact", is_flag=True,
+              help="With --match, lines mode: score every match (at most 10,000) and draw from "
+                   "the model's probability of the text given that it matches.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"samples": [...]}, the text generated after the prime; with --beam '
                    'also "log_probs" and "ended", with a corpus check "novelty".')
 @reports_errors
 def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop_at_eos, beam,
            length_penalty, stop, keep_stop, interactive, corpus_path, novelty, novel, label,
-           as_json):
+           match, exact, as_json):
     """Generate text from a trained model. A single sample streams as it is generated;
     several are printed one after another (one per line when each is a single line)."""
     from ..api import load
@@ -108,7 +116,10 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
     if label is not None:
         options["label"] = label
-    SamplingOptions.checked(model, num=num, seed=seed, **options)
+    if match is not None:
+        options["match"] = match
+    checked = SamplingOptions.checked(model, num=num, seed=seed, **options)
+    refuse_exact(exact, match, beam, interactive, novel)
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p, length_penalty)
     if interactive:
@@ -117,7 +128,8 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         with compile_notice():
             warm_up_forward(model.network)
         run_interactive(model, prime=prime, temperature=temperature, seed=seed,
-                        stop_at_eos=stop_at_eos, label=label)
+                        stop_at_eos=checked.stop_at_eos, label=label, match=checked.match,
+                        length=checked.length)
         return
     check = None
     if corpus_path is not None or novelty or novel:
@@ -138,6 +150,8 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         print_novel(model, check, num or 1, seed, options, as_json)
         return
     num = num or 1
+    if exact:
+        options["exact"] = True
     if as_json:
         texts = model.sample(num=num, seed=seed, **options)
         data = {"samples": texts}
@@ -148,7 +162,7 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     if check is not None:
         texts = model.sample(num=num, seed=seed, **options)
         print_texts([prime + t for t in texts], [check.check(t, prime) for t in texts])
-    elif num == 1:
+    elif num == 1 and not exact:
         stream_one(model, seed, options)
     else:
         print_texts([prime + t for t in model.sample(num=num, seed=seed, **options)])
@@ -164,6 +178,20 @@ def unescape(text):
     except UnicodeDecodeError as e:
         from ..errors import UsageError
         raise UsageError(f"--stop {text!r}: a bad backslash escape ({e.reason})") from None
+
+
+def refuse_exact(exact, match, beam, interactive, novel):
+    """Raise UsageError for --exact without --match or with a way of generating it replaces."""
+    from ..errors import UsageError
+    if not exact:
+        return
+    if match is None:
+        raise UsageError("--exact draws from the matches of --match: give --match REGEX")
+    for on, option in ((beam is not None, "--beam"), (interactive, "--interactive"),
+                       (novel, "--novel")):
+        if on:
+            raise UsageError(f"{option} does not apply to --exact, which draws whole matches "
+                             "from their exact probabilities")
 
 
 def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,

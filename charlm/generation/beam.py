@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UsageError
 from ..kernels import beam_steps as kernel
 from ..text.vocab import EOS_ID, drawable
 from .launch import Launcher, worker_choices
 from .options import SamplingOptions
+from .pattern import kernel_match
 from .stops import ending_stop, stop_table
 
 FIRST_CHUNK = 32           # search steps of the first kernel call, doubled up to
@@ -46,7 +48,7 @@ class BeamResult:
 
 
 def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_penalty=0.0,
-                stop=None, keep_stop=False, label=None):
+                stop=None, keep_stop=False, label=None, match=None):
     """The ``beam`` best continuations of ``prime`` that the search finds, best first (fewer when
     the vocabulary offers fewer), as :class:`BeamResult`.
 
@@ -55,10 +57,13 @@ def beam_search(model, prime="", beam=8, length=None, stop_at_eos=None, length_p
       never part of one, so that every result is text that ``charlm score`` reads back as it is.
     - ``length_penalty``: alpha >= 0; rank by log P / n^alpha (0: by log P; 1: per token).
     - ``stop``, ``keep_stop``: stop strings end a continuation (see :mod:`charlm.generation.stops`).
+    - ``match``: a regular expression every continuation (with the prime) fully matches: only
+      extensions that can still be completed to a match are kept (docs/patterns.md).
     """
     options = SamplingOptions.checked(model, num=None, length=length, prime=prime,
                                       stop_at_eos=stop_at_eos, stop=stop, keep_stop=keep_stop,
-                                      beam=beam, length_penalty=length_penalty, label=label)
+                                      beam=beam, length_penalty=length_penalty, label=label,
+                                      match=match)
     return search(model, options)
 
 
@@ -70,9 +75,12 @@ def search(model, options):
     else:
         allowed = drawable(model.vocab, model.config.mode)
         allowed[:, EOS_ID] &= options.stop_at_eos
+        if options.match is not None and options.stops and not options.keep_stop:
+            raise UsageError("--stop with --beam and --match needs --keep-stop: the search "
+                             "checks that the text with its stop string matches")
         run = Search(model.network, options.beam, options.length, allowed,
                      stop_table(model.vocab, options.stops), options.length_penalty,
-                     first=options.first)
+                     first=options.first, match=options.match)
         forced = model.vocab.encode(options.prime).astype(np.int64)
         chunk = FIRST_CHUNK
         while not run.done:
@@ -101,7 +109,7 @@ class Search:
     network lives (a loaded model's weights do not change): packing takes milliseconds, as long
     as dozens of search steps."""
 
-    def __init__(self, network, K, length, allowed, stops, alpha, first=EOS_ID):
+    def __init__(self, network, K, length, allowed, stops, alpha, first=EOS_ID, match=None):
         self.kernel = kernel
         self.K, self.length = K, length
         self.allowed, self.alpha = allowed, float(alpha)
@@ -114,6 +122,8 @@ class Search:
         self.c = np.zeros((2, L, B, H), np.float32)
         self.rh = np.zeros((L, B, H), np.float32)
         self.rows = np.arange(B, dtype=np.int64)
+        self.match = match                     # a generation.pattern.Pattern, or None
+        self.where = np.full(B, 0 if match is None else match.start, np.int32)
         self.tokens = np.full(B, first, np.int64)          # the first input: <EOS> or a label
         self.log_p = np.zeros(B, np.float64)
         self.tails = np.full((B, self.stops.shape[1]), -1, np.int64)
@@ -141,7 +151,8 @@ class Search:
                   self.counts)
         back = (self.back_parent, self.back_token, self.back_logp)
         args = ((self.h, self.c, self.rh), search, back, forced, steps, self.length, self.allowed,
-                self.stops, self.stop_lengths, self.alpha)
+                kernel_match(self.match, self.where, self.length), self.stops, self.stop_lengths,
+                self.alpha)
         self.launcher.run(self.kernel.beam_steps, args, len(forced))
 
     def records(self):

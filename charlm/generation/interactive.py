@@ -40,14 +40,19 @@ class Snapshot:
     state: np.ndarray
     log_p: np.ndarray
     ended: bool
+    where: int = 0
 
 
 class Chooser:
     """An interactive session on ``model``, started from ``prime``. ``stop_at_eos`` (default:
     lines mode) makes <EOS> end the text; otherwise it is written as a newline, as in sampling.
-    ``label``: text of this label, for a model trained with labels (:mod:`charlm.text.labels`)."""
+    ``label``: text of this label, for a model trained with labels (:mod:`charlm.text.labels`).
+    ``match``: a :class:`charlm.generation.pattern.Pattern` (from ``for_model``) the text must
+    match within ``length`` characters after the prime: only the characters that keep it on a
+    path to a match are offered or drawn, and the text ends when it can go no further."""
 
-    def __init__(self, model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None):
+    def __init__(self, model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None,
+                 match=None, length=None):
         from ..text.labels import first_input
         self.model, self.vocab = model, model.vocab
         self.engine = Engine(model.network)
@@ -59,6 +64,8 @@ class Chooser:
         self.text = prime
         self.ended = False
         self.history = []
+        self.match, self.length = match, length
+        self.where = 0 if match is None else match.start      # the state of match's automaton
         self.state = self.engine.zero_state(1)
         self.log_p = None
         self._read(np.concatenate([[first_input(model, label)], self.vocab.encode(prime)]))
@@ -74,6 +81,9 @@ class Chooser:
         probable of them)."""
         z = self.log_p.copy()
         z[~self.allowed[0 if self.text == "" else 1]] = -np.inf
+        if self.match is not None:
+            left = self.length - (len(self.text) - len(self.prime))
+            z[~self.match.choices(self.where, left, self.match.eos_ends)] = -np.inf
         if self.temperature == 0.0:
             p = np.zeros_like(z)
             p[int(np.argmax(z))] = 1.0
@@ -121,6 +131,7 @@ class Chooser:
             return False
         snap = self.history.pop()
         self.text, self.state, self.log_p, self.ended = snap.text, snap.state, snap.log_p, snap.ended
+        self.where = snap.where
         return True
 
     def warmer(self, step=TEMPERATURE_STEP):
@@ -130,7 +141,8 @@ class Chooser:
         self.temperature = round(max(0.0, self.temperature - step), 6)
 
     def _save(self):
-        self.history.append(Snapshot(self.text, self.state.copy(), self.log_p, self.ended))
+        self.history.append(Snapshot(self.text, self.state.copy(), self.log_p, self.ended,
+                                     self.where))
 
     def _append(self, token):
         if token == EOS_ID and self.stop_at_eos:
@@ -138,15 +150,30 @@ class Chooser:
             return
         self.text += "\n" if token == EOS_ID else self.vocab.tokens[token]
         self._read([token])
+        if self.match is not None:
+            self.where = int(self.match.table[self.where, token])
+            if len(self.text) - len(self.prime) >= self.length:
+                self.ended = True             # the length is used up: the text is a match
+
+    def pattern_status(self):
+        """A line on the pattern's state: whether the text is a match, and how many characters
+        it needs at least to become one."""
+        m = self.match
+        need = int(m.distance[self.where])
+        state = (f"state {self.where} of {m.num_states}: "
+                 + ("a full match" if m.accepting[self.where] else
+                    f"{need} more character{'s' if need != 1 else ''} at least to a match"))
+        return f"--match {m.regex}  ·  {state}"
 
 
 # ---- the terminal ----------------------------------------------------------------------------
 
-def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None):
+def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None,
+                    match=None, length=None):
     """Run a session on this terminal until the user quits; then print the text on stdout."""
     from rich.console import Console
 
-    chooser = Chooser(model, prime, temperature, seed, stop_at_eos, label)
+    chooser = Chooser(model, prime, temperature, seed, stop_at_eos, label, match, length)
     console = Console(highlight=False)
     message = "choose the next character"
     with raw_keys() as read_key, console.screen() as screen:
@@ -207,7 +234,8 @@ def render(chooser, model, message):
     if not chooser.ended:
         for k, (_, label, p) in enumerate(chooser.top(), start=1):
             table.add_row(str(k), label, f"{100 * p:5.1f}%", "█" * round(30 * p))
-    return Group(title, Panel(text, title="Text", title_align="left"), table, Text(""),
+    status = [Text(chooser.pattern_status(), style="cyan")] if chooser.match is not None else []
+    return Group(title, Panel(text, title="Text", title_align="left"), *status, table, Text(""),
                  Text(message, style="italic"), Text(KEYS, style="dim"))
 
 

@@ -39,14 +39,17 @@ class SamplingOptions:
     beam: int | None = None         # a beam search of this width instead of drawing
     length_penalty: float = 0.0
     first: int = 0                  # the first input: <EOS>, or a label's token (text.labels)
+    match: object = None            # a generation.pattern.Pattern every text must match
 
     @classmethod
     def checked(cls, model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0,
                 prime="", stop_at_eos=None, seed=None, stop=None, keep_stop=False, beam=None,
-                length_penalty=0.0, label=None):
+                length_penalty=0.0, label=None, match=None):
         """The options for ``model`` (a :class:`charlm.api.Model`), or UsageError naming the
         first one out of range, a prime the model cannot read, a stop string it never writes,
-        an option of drawing given to a beam search, or a label the model does not know."""
+        an option of drawing given to a beam search, a label the model does not know, or a
+        pattern (``match``, a regular expression) it cannot follow
+        (:func:`charlm.generation.pattern.for_model`)."""
         from ..text.labels import first_input
         first = first_input(model, label)
         if beam is None:
@@ -63,6 +66,11 @@ class SamplingOptions:
             stop_at_eos = model.config.mode == "lines"
         if length is None:
             length = DEFAULT_EOS_CAP if stop_at_eos else DEFAULT_LENGTH
+        pattern = None
+        if match is not None:
+            from .pattern import for_model
+            pattern = for_model(model, match, length, prime, stop_at_eos)
+            stop_at_eos = True             # a text ends where its match may end, at <EOS>
         if beam is not None:
             check_beam(beam, length, length_penalty)
             check_beam_num(num, beam)
@@ -70,7 +78,7 @@ class SamplingOptions:
                    top_k=int(top_k), top_p=float(top_p), prime=prime,
                    stop_at_eos=bool(stop_at_eos), seed=seed, stops=stops,
                    keep_stop=bool(keep_stop), beam=beam, length_penalty=float(length_penalty),
-                   first=int(first))
+                   first=int(first), match=pattern)
 
 
 def integer(x):

@@ -15,6 +15,8 @@ fan-out are :mod:`charlm.generation.launch`'s). Several samples are split into i
 one per core (:class:`Batch`). The uniforms that decide each draw come from one generator in a
 fixed order, so a seed gives the same texts however the work is split and chunked.
 """
+from functools import partial
+
 import numpy as np
 
 from ..errors import UsageError
@@ -24,6 +26,7 @@ from ..text.vocab import EOS_ID, drawable
 from .beam import search
 from .launch import Launcher, worker_choices
 from .options import SamplingOptions
+from .pattern import MatchingStops, kernel_match
 from .stops import StopScanner
 
 FIRST_CHUNK = 16               # steps of the first kernel call when streaming; doubled up to
@@ -35,7 +38,7 @@ CHUNK_VALUES = 1 << 20         # steps x samples per call otherwise: bounds the 
 
 def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="",
            stop_at_eos=None, seed=None, on_text=None, stop=None, keep_stop=False, beam=None,
-           length_penalty=0.0, label=None):
+           length_penalty=0.0, label=None, match=None, exact=False):
     """Draw ``num`` samples from ``model`` (a :class:`charlm.api.Model`); returns their texts,
     without the prime.
 
@@ -64,6 +67,10 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
     - ``label``: generate text of this label, for a model trained with labels (the label's
       token is the first input instead of ``<EOS>``: :mod:`charlm.text.labels`); None or
       ``"<any>"``: no label.
+    - ``match``: a regular expression that every text (the prime included) fully matches: each
+      draw is restricted to the characters that keep the text on a path to a match within the
+      length left (:mod:`charlm.generation.pattern`; docs/patterns.md). With ``exact`` (lines
+      mode), every match is scored and the samples are drawn from P(text | it matches).
 
     The options are checked, and their defaults resolved, once: :class:`SamplingOptions`.
     """
@@ -71,7 +78,11 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
                                       top_k=top_k, top_p=top_p, prime=prime,
                                       stop_at_eos=stop_at_eos, seed=seed, stop=stop,
                                       keep_stop=keep_stop, beam=beam,
-                                      length_penalty=length_penalty, label=label)
+                                      length_penalty=length_penalty, label=label,
+                                      match=match)
+    if exact:
+        from .pattern import sample_exact
+        return sample_exact(model, options)
     if on_text is not None and options.beam is not None:
         raise UsageError("on_text does not apply to --beam: beam search draws nothing, it keeps "
                          "the most probable continuations")
@@ -88,7 +99,7 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
 
 
 def stream(model, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", stop_at_eos=None,
-           seed=None, stop=None, keep_stop=False, label=None):
+           seed=None, stop=None, keep_stop=False, label=None, match=None):
     """One sample as a generator of text pieces, each given as soon as it is generated (the first
     few characters at once, then longer pieces); together, the text :func:`sample` returns with
     the same options. Options are checked when it is called. Closing the generator early (e.g.
@@ -96,7 +107,8 @@ def stream(model, length=None, temperature=1.0, top_k=0, top_p=1.0, prime="", st
     options = SamplingOptions.checked(model, num=1, length=length, temperature=temperature,
                                       top_k=top_k, top_p=top_p, prime=prime,
                                       stop_at_eos=stop_at_eos, seed=seed, stop=stop,
-                                      keep_stop=keep_stop, label=label)
+                                      keep_stop=keep_stop, label=label,
+                                      match=match)
     return (text for _, text in pieces(model, options, streaming=True))
 
 
@@ -115,7 +127,8 @@ def pieces(model, options, streaming):
     allowed = drawable(vocab, model.config.mode)
     rng = np.random.default_rng(options.seed)
     forced = vocab.encode(options.prime).astype(np.int64)
-    scanners = [StopScanner(stops, options.keep_stop) for _ in range(num)] if stops else None
+    scanner = StopScanner if options.match is None else partial(MatchingStops, options.match)
+    scanners = [scanner(stops, options.keep_stop) for _ in range(num)] if stops else None
     most = MAX_CHUNK if num == 1 or streaming else max(1, CHUNK_VALUES // num)
     growing = streaming or bool(stops)
     chunk = min(FIRST_CHUNK, most) if growing else most
@@ -173,6 +186,8 @@ class Generation:
         self.tokens = np.full(num, first, np.int64)       # the first input: <EOS> or a label
         self.done = np.zeros(num, np.bool_)
         self.steps = 0
+        self.drawn = 0                                    # steps that drew
+        self.where = np.zeros(num, np.int32)              # states of options.match's automaton
 
     @property
     def state(self):
@@ -189,11 +204,15 @@ class Generation:
         top_p, stop_at_eos of a :class:`SamplingOptions`; see the kernel); returns the drawn
         tokens (steps, num), -1 after a sample's stop, fewer rows if all stop."""
         out = np.empty(uniforms.shape, np.int64)
+        if options.match is not None and self.steps == 0:
+            self.where[:] = options.match.start
+        match = kernel_match(options.match, self.where, options.length - self.drawn)
         args = ((self.h, self.c, self.rh), self.tokens, self.done, self.steps, forced, uniforms,
                 float(options.temperature), int(options.top_k), float(options.top_p), allowed,
-                bool(options.stop_at_eos), out)
+                match, bool(options.stop_at_eos), out)
         ran = self.launcher.run(generate, args, len(forced))
         self.steps += len(forced) + ran
+        self.drawn += ran
         return out[:ran]
 
 

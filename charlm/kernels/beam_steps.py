@@ -58,6 +58,7 @@ from numba import njit
 
 from .linalg import matmul_nt
 from .loss import log_softmax_row
+from .draw import match_choices
 from .stack_step import stack_step, step_buffers
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -138,10 +139,15 @@ def push_tail(src, token, dst):
 
 
 @njit(**KERNEL)
-def beam_steps(cell, weights, state, search, back, forced, steps, length, allowed, stops,
+def beam_steps(cell, weights, state, search, back, forced, steps, length, allowed, match, stops,
                stop_lengths, alpha, sync, worker, workers):
     """Read the forced tokens (the prime, on the first call), then run up to ``steps`` search
     steps, stopping early at ``length`` steps or when the search is done (counts[DONE]).
+    match: the pattern every hypothesis must match, as ``kernels.draw.generate`` takes it (its
+    states (B,) each row's state of the automaton, the greedy path's in column K; ``left`` is
+    not read: a row at step t has length - t steps left). Each row's extensions are those that
+    :func:`kernels.draw.match_choices` allows, so every live hypothesis can still be completed
+    to a match, and a stop sequence ends one only where the text with it is a full match.
     Returns the number of search steps run."""
     # local copies: both workers run the same selection; worker 0 writes them back
     row, tok, logp, tail, fin, best_greedy, cnt = copies(search)
@@ -155,6 +161,8 @@ def beam_steps(cell, weights, state, search, back, forced, steps, length, allowe
     lp = np.empty((B, V), np.float64)
     cand = np.empty((K, FIELDS), np.float64)
     mask = np.zeros(V, np.bool_)
+    where, new_where = match[3].copy(), match[3].copy()
+    rowmask = np.empty(V, np.bool_)
     has_greedy = B > K
     phase = 0
     F = forced.shape[0]
@@ -180,19 +188,25 @@ def beam_steps(cell, weights, state, search, back, forced, steps, length, allowe
         drawable = allowed[0] if cnt[TICKS] == 1 else allowed[1]     # tick 1: the first, no prime
 
         count = rank_candidates(cand, fin, cnt[FINISHED], lp, logp, tail, live, t, drawable,
-                                stops, stop_lengths, mask, alpha)
+                                stops, stop_lengths, mask, alpha, match, where, length - t,
+                                rowmask)
         # the greedy row's choice, before the rows are renumbered
         g_row = alias if alias >= 0 else live
         g_best, g_kind = -1, LIVE
         if greedy_live:
-            g_best, g_kind = greedy_choice(lp[g_row], drawable, tail[K], t, stops, stop_lengths,
+            g_allowed = row_choices(match, where[K], length - t, drawable, rowmask)
+            g_best, g_kind = greedy_choice(lp[g_row], g_allowed, tail[K], t, stops, stop_lengths,
                                            mask)
+            g_kind = stop_matches(match, where[K], g_best, g_kind)
         new_alias = keep_best(cand, count, fin, new_fin, row, tok, logp, tail, new_tail, alias,
                               g_best, t, back, worker, cnt)
+        follow_match(match, cand, count, where, new_where, cnt[LIVE_ROWS])
         fin, new_fin = new_fin, fin
         if greedy_live:
             follow_greedy(cnt, g_row, g_best, g_kind, new_alias, lp[g_row, g_best], row, tok, logp,
                           tail, best_greedy, t, alpha, back, worker)
+            if match[0].shape[0] > 0 and g_best != EOS_ID:
+                where[K] = match[0][where[K], g_best]
         cnt[STEPS] += 1
         ran += 1
         s += 1
@@ -211,7 +225,45 @@ def beam_steps(cell, weights, state, search, back, forced, steps, length, allowe
         finished[:] = fin
         greedy[:] = best_greedy
         counts[:] = cnt
+        match[3][:] = where
     return ran
+
+
+@njit(**KERNEL)
+def row_choices(match, state, remaining, drawable, rowmask):
+    """The tokens a row in automaton state ``state`` may take (drawable, restricted by the
+    pattern if there is one: ``kernels.draw.match_choices``; rowmask (V,) is scratch)."""
+    table, distance, accepting, _, _, eos_ends = match
+    if table.shape[0] == 0:
+        return drawable
+    match_choices(table, distance, accepting, state, remaining, eos_ends, drawable, rowmask)
+    return rowmask
+
+
+@njit(**KERNEL)
+def stop_matches(match, state, v, kind):
+    """kind, except that under a pattern an extension by v that completes a stop sequence
+    ends the hypothesis only if the text with it is a full match (else it lives on)."""
+    table, _, accepting, _, _, _ = match
+    if kind == STOP and table.shape[0] > 0 and not accepting[table[state, v]]:
+        return LIVE
+    return kind
+
+
+@njit(**KERNEL)
+def follow_match(match, cand, count, where, new_where, live):
+    """The automaton states of the live rows kept (rows 0..live-1, in the order keep_best
+    numbered them): the state of each one's parent row after its token."""
+    table = match[0]
+    if table.shape[0] == 0:
+        return
+    j = 0
+    for r in range(count):
+        if int(cand[r, KIND]) == LIVE:
+            new_where[j] = table[where[int(cand[r, PARENT])], int(cand[r, TOKEN])]
+            j += 1
+    for j in range(live):
+        where[j] = new_where[j]
 
 
 @njit(**KERNEL)
@@ -234,11 +286,13 @@ def step_log_probs(weights, h_top, logits, lp):
 
 @njit(**KERNEL)
 def rank_candidates(cand, fin, nfin, lp, logp, tail, live, t, drawable, stops, stop_lengths,
-                    mask, alpha):
+                    mask, alpha, match, where, remaining, rowmask):
     """Fill cand (K, FIELDS) with the K best candidates of step t, best first: the nfin finished
     hypotheses fin kept, then every extension of the live rows 0..live-1 (log P logp[j], log p
-    lp[j]) by a drawable token; an extension by <EOS> or that completes a stop sequence after
-    tail[j] is of kind EOS or STOP. mask (V,) is scratch, all False. Returns how many it holds."""
+    lp[j]) by a drawable token (and one the pattern allows from where[j] with ``remaining``
+    steps left: :func:`row_choices`); an extension by <EOS> or that completes a stop sequence
+    after tail[j] is of kind EOS or STOP (:func:`stop_matches`). mask (V,) is scratch, all
+    False; rowmask (V,) scratch. Returns how many it holds."""
     K = cand.shape[0]
     V = lp.shape[1]
     count = 0
@@ -246,15 +300,17 @@ def rank_candidates(cand, fin, nfin, lp, logp, tail, live, t, drawable, stops, s
         count = offer(cand, count, fin[f, SCORE], fin[f, LOG_P], KEPT, 0, 0, 0.0,
                       fin[f, LENGTH], f)
     for j in range(live):
+        ok = row_choices(match, where[j], remaining, drawable, rowmask)
         mark_stops(tail[j], t, stops, stop_lengths, mask, True)
         for v in range(V):
-            if not drawable[v]:
+            if not ok[v]:
                 continue
             total = logp[j] + lp[j, v]
             score = normalized(total, t + 1, alpha)
             if count == K and score <= cand[K - 1, SCORE]:
                 continue
             kind = EOS if v == EOS_ID else (STOP if mask[v] else LIVE)
+            kind = stop_matches(match, where[j], v, kind)
             count = offer(cand, count, score, total, kind, j, v, lp[j, v], t + 1, 0)
         mark_stops(tail[j], t, stops, stop_lengths, mask, False)
     return count

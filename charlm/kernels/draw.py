@@ -100,7 +100,7 @@ def pick(p, order, k, target, best):
 
 @njit(**KERNEL)
 def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temperature, top_k,
-             top_p, drawable, stop_at_eos, out, sync, worker, workers):
+             top_p, drawable, match, stop_at_eos, out, sync, worker, workers):
     """Run len(forced) + len(uniforms) steps (fewer if all stop) on B = len(tokens) samples.
 
     weights: a layout of ``kernels.stack_step``. State, carried from call to call: state = (h, c,
@@ -113,7 +113,11 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
     drawable (2 + 2C, V) bool: the tokens that may be drawn first (when step0 + s == 0: no
     prime) and later, and C classes of tokens after which fewer may be drawn
     (:func:`row_after`; C = 0 for characters).
-    Returns the number of drawing steps run. Only worker 0 writes out, tokens and done.
+    match = (table, distance, accepting, states, left, eos_ends): a pattern every sample must
+    match (``charlm.generation.pattern``; a table of 0 rows for none). states (B,) int32 is each
+    sample's state of the automaton, carried from call to call, and left the draws left at the
+    start of this call; each draw is further restricted by :func:`match_choices`.
+    Returns the number of drawing steps run. Only worker 0 writes out, tokens, done and states.
     """
     h = state[0]
     L, H = h.shape[1], h.shape[3]
@@ -125,6 +129,10 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
     tok = tokens.copy()
     finished = done.copy()
     live = B - np.count_nonzero(finished)
+    table, distance, accepting, states, left, eos_ends = match
+    constrained = table.shape[0] > 0
+    where = states.copy()                  # the automaton's state of each sample
+    mask = np.empty(V, np.bool_)
     phase = 0
     F, S = forced.shape[0], uniforms.shape[0]
     for s in range(F + S):
@@ -141,8 +149,15 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
                 out[t, i] = -1
                 continue
             allowed = drawable[0] if tick == 0 else drawable[row_after(drawable, tok[i])]
+            if constrained:
+                if not match_choices(table, distance, accepting, where[i], left - t, eos_ends,
+                                     allowed, mask):
+                    mask[EOS_ID] = True        # cannot happen (see match_choices): end the text
+                allowed = mask
             tok[i] = draw(logits[i], uniforms[t, i], temperature, top_k, top_p, allowed, p)
             out[t, i] = tok[i]
+            if constrained and tok[i] != EOS_ID:
+                where[i] = table[where[i], tok[i]]
             if stop_at_eos and tok[i] == EOS_ID:
                 finished[i] = True
                 live -= 1
@@ -152,4 +167,25 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
     if worker == 0:
         tokens[:] = tok
         done[:] = finished
+        states[:] = where
     return S
+
+
+@njit(**KERNEL)
+def match_choices(table, distance, accepting, state, remaining, eos_ends, allowed, mask):
+    """mask (V,) = the tokens of allowed that keep the text on a path to a full match of the
+    pattern, from ``state`` with ``remaining`` draws left, this one included: a character v whose
+    next state t = table[state, v] exists and has distance[t] <= remaining - 1. <EOS> ends the
+    text: only in an accepting state, and without ``eos_ends`` (a stream, whose model has no end
+    of text) only where no character may follow. Returns whether any token is left, which holds
+    whenever distance[state] <= remaining (the sampler refuses a pattern that cannot be matched
+    in the length, and every draw keeps this true for the next)."""
+    nxt = table[state]
+    any_char = False
+    for v in range(mask.shape[0]):
+        t = nxt[v]
+        ok = allowed[v] and t >= 0 and distance[t] <= remaining - 1
+        mask[v] = ok
+        any_char = any_char or ok
+    mask[EOS_ID] = allowed[EOS_ID] and accepting[state] and (eos_ends or not any_char)
+    return any_char or mask[EOS_ID]

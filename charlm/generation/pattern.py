@@ -1,0 +1,506 @@
+"""A regular expression as a deterministic automaton over a model's vocabulary, for generation
+that obeys a pattern (``charlm sample --match REGEX``).
+
+The text a sample makes (its prime included) must be a full match of the pattern, as Python's
+``re.fullmatch`` reads it. The automaton that decides this is a table over the vocabulary:
+
+    table      (S, V) int32   the state after reading token v in state s; -1: no match lies that way
+    accepting  (S,) bool      the text read so far is a full match
+    distance   (S,) int32     the fewest characters that lead from s to an accepting state
+
+State 0 is the start. Every state is reachable from it and reaches an accepting state (the others
+are pruned: their entries in ``table`` are -1), so ``distance`` is finite everywhere. <EOS> and
+<UNK> have no transitions: <EOS> ends a text, which only an accepting state allows (see
+:meth:`Pattern.choices`). A step that has ``remaining`` characters left, this one included, may
+draw v in state s only if ``distance[table[s, v]] <= remaining - 1``: a state from which no
+accepting state can be reached in the length left is never entered, so the text always ends in
+an accepting state.
+
+How the pattern becomes an automaton. Python's own parser reads it (``re.compile``'s errors,
+with their positions, are the ones reported), and its parse tree is checked for what no finite
+automaton of characters can do here: backreferences, conditionals, lookaround, atomic groups,
+possessive repeats, word boundaries, and anchors anywhere but the two ends (a whole text is
+matched, so ``^`` at the start and ``$`` at the end change nothing). Each single-character
+element of the tree (a literal, a class, ``.``, ``\\w``, under whatever flags are in force) is
+compiled on its own by Python's ``re`` and tried on every character of the vocabulary, so it
+means exactly what it means to ``re`` (Unicode classes, ``(?i)``, ``(?s)``), and is rewritten as
+the explicit class of the vocabulary's characters it matches. The rewritten pattern (literals as
+such classes, groups, ``|``, and repeats ``{m,n}``) goes to interegular, which builds the
+minimal deterministic automaton. The parse tree and the compiling of a lone element use the
+standard library's ``re._parser``/``re._compiler`` (``sre_parse``/``sre_compile`` before Python
+3.11), whose layout has been stable for many releases.
+
+Why interegular: it builds the automaton of a pattern with large bounded repeats in
+milliseconds where greenery, the other maintained candidate, took seconds on ``(ab|cd){2,30}x``
+when both were tried for this module; it is pure Python without dependencies of its own, and
+lark and outlines depend on it for the same job. Its own reading of regular-expression syntax
+differs from Python's in corners (``[]a]``, ``\\w`` outside ASCII), which is why it only ever
+sees the rewritten pattern.
+"""
+import re
+from collections import deque
+
+import numpy as np
+
+from ..errors import UsageError
+from ..text.vocab import EOS_ID, UNK_ID
+
+try:                                   # Python 3.11 and later
+    from re import _compiler as sre_compile, _parser as sre_parse
+except ImportError:                    # Python 3.10
+    import sre_compile
+    import sre_parse
+
+MAX_STATES = 200_000          # a larger automaton is refused rather than built slowly
+SUPPORTED = "literals, classes, '.', '|', groups, '?', '*', '+' and '{m,n}'"
+OPTION = "--match"
+
+
+def _name(op):
+    return str(op)
+
+
+# ---- reading the pattern -------------------------------------------------------------------------
+
+def parse(regex):
+    """Python's parse tree of regex; raises UsageError, showing where, if re cannot compile it."""
+    if not isinstance(regex, str):
+        raise UsageError(f"{OPTION} must be a regular expression (text), not {type(regex).__name__}")
+    try:
+        re.compile(regex)
+    except re.error as e:
+        pos = e.pos if e.pos is not None else len(regex)
+        where = f"after {regex[:pos]!r}" if pos > 0 else "at the start"
+        raise UsageError(f"{OPTION} {regex!r} is not a valid regular expression: {e.msg}, at "
+                         f"position {pos} ({where})") from None
+    except (OverflowError, RecursionError):
+        raise UsageError(f"{OPTION} {regex!r} is too large to compile") from None
+    return sre_parse.parse(regex)
+
+
+def unsupported(op, av):
+    """The name of what node (op, av) does that the automaton cannot, or None."""
+    name = _name(op)
+    if name == "GROUPREF":
+        return "a backreference (\\1, (?P=name))"
+    if name == "GROUPREF_EXISTS":
+        return "a conditional group (?(id)yes|no)"
+    if name in ("ASSERT", "ASSERT_NOT"):
+        behind = av[0] < 0
+        kind = "lookbehind" if behind else "lookahead"
+        sign = ("<" if behind else "") + ("=" if name == "ASSERT" else "!")
+        return f"a {kind} (?{sign}...)"
+    if name == "ATOMIC_GROUP":
+        return "an atomic group (?>...)"
+    if name == "POSSESSIVE_REPEAT":
+        return "a possessive repeat (*+, ++, ?+, {m,n}+)"
+    return None
+
+
+def refuse(regex, what):
+    raise UsageError(f"{OPTION} {regex!r}: {what} is not supported (a pattern may use "
+                     f"{SUPPORTED}; it matches the whole text)")
+
+
+class Reader:
+    """Reads a parse tree into a small tree of its own (``("set", chars)``, ``("cat", parts)``,
+    ``("alt", options)``, ``("rep", lo, hi, part)``, hi None for no bound), each character set
+    the vocabulary's characters that the element matches (see the module docstring), and notes
+    the characters the pattern's literals name that the vocabulary lacks."""
+
+    def __init__(self, regex, chars):
+        self.regex = regex
+        self.chars = chars                      # the vocabulary's characters, in id order
+        self.missing = []
+        self.cache = {}
+
+    def atom(self, op, av, flags):
+        key = (_name(op), repr(av), flags)
+        if key not in self.cache:
+            state = sre_parse.State()
+            state.flags = flags
+            try:
+                compiled = sre_compile.compile(sre_parse.SubPattern(state, [(op, av)]), flags)
+            except (re.error, TypeError, ValueError):
+                refuse(self.regex, f"an element ({_name(op).lower()}) it cannot read")
+            self.cache[key] = frozenset(ch for ch in self.chars if compiled.fullmatch(ch))
+            if not self.cache[key] and _name(op) == "LITERAL":
+                self.missing.append(chr(av))
+        return ("set", self.cache[key])
+
+    def sequence(self, items, flags, start, end):
+        """A SubPattern's items; start/end: whether it begins/ends the whole text, where ^ and $
+        are allowed (and mean nothing more than the full match)."""
+        items = list(items)
+        parts = []
+        for i, (op, av) in enumerate(items):
+            first = start and all(_name(o) == "AT" for o, _ in items[:i])
+            last = end and all(_name(o) == "AT" for o, _ in items[i + 1:])
+            if _name(op) == "AT":
+                code = _name(av)
+                if code in ("AT_BEGINNING", "AT_BEGINNING_STRING") and first:
+                    continue
+                if code in ("AT_END", "AT_END_STRING") and last:
+                    continue
+                if code in ("AT_BOUNDARY", "AT_NON_BOUNDARY"):
+                    refuse(self.regex, "a word boundary (\\b, \\B)")
+                refuse(self.regex, "an anchor (^, $, \\A, \\Z) away from the ends of the pattern")
+            parts.append(self.node(op, av, flags, first, last))
+        return ("cat", parts)
+
+    def node(self, op, av, flags, start, end):
+        name = _name(op)
+        what = unsupported(op, av)
+        if what:
+            refuse(self.regex, what)
+        if name == "SUBPATTERN":
+            _, add, remove, sub = av
+            return self.sequence(sub, (flags | add) & ~remove, start, end)
+        if name == "BRANCH":
+            return ("alt", [self.sequence(alt, flags, start, end) for alt in av[1]])
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):   # lazy or greedy: the same set of full matches
+            lo, hi, sub = av
+            return ("rep", lo, None if hi == sre_parse.MAXREPEAT else hi,
+                    self.sequence(sub, flags, False, False))
+        if name in ("LITERAL", "NOT_LITERAL", "ANY", "IN"):
+            return self.atom(op, av, flags)
+        refuse(self.regex, f"an element ({name.lower()}) it cannot read")
+
+
+def symbol_groups(chars, sets):
+    """The vocabulary's characters grouped by which of the sets hold them: one symbol of the
+    automaton's alphabet per group (characters that no element tells apart share a column)."""
+    signature = {}
+    for ch in chars:
+        signature.setdefault(tuple(ch in s for s in sets), []).append(ch)
+    return list(signature.values())
+
+
+def sets_of(tree):
+    if tree[0] == "set":
+        yield tree[1]
+    elif tree[0] == "rep":
+        yield from sets_of(tree[3])
+    else:
+        for part in tree[1]:
+            yield from sets_of(part)
+
+
+def build(tree, alphabet):
+    """The minimal deterministic automaton of a tree of :class:`Reader` over alphabet, built by
+    interegular's operations, each result minimised before the next use (an automaton built
+    without doing so can grow exponentially with nested repeats)."""
+    from interegular.fsm import FSM, epsilon
+    kind = tree[0]
+    if kind == "set":
+        keys = {alphabet[ch] for ch in tree[1]}
+        return FSM(alphabet=alphabet, states={0, 1}, initial=0, finals={1},
+                   map={0: {k: 1 for k in keys}})
+    if kind == "cat":
+        parts = [build(part, alphabet) for part in tree[1]]
+        fsm = FSM.concatenate(*parts) if parts else epsilon(alphabet)
+    elif kind == "alt":
+        fsm = FSM.union(*[build(part, alphabet) for part in tree[1]])
+    else:
+        _, lo, hi, part = tree
+        one = build(part, alphabet)
+        fixed = one.times(lo).reduce()
+        if hi is None:
+            more = one.star()
+        else:
+            more = FSM.union(one, epsilon(alphabet)).reduce().times(hi - lo)
+        fsm = FSM.concatenate(fixed, more.reduce())
+    return fsm.reduce()
+
+
+def automaton(regex, chars):
+    """(interegular FSM over the vocabulary's characters, characters of literals the vocabulary
+    lacks) for regex."""
+    from interegular.fsm import Alphabet
+    tree = parse(regex)
+    reader = Reader(regex, chars)
+    read = reader.sequence(tree, tree.state.flags, True, True)
+    alphabet = Alphabet.from_groups(*symbol_groups(chars, list(dict.fromkeys(sets_of(read)))))
+    try:
+        fsm = build(read, alphabet)
+    except RecursionError:
+        raise UsageError(f"{OPTION} {regex!r} is nested too deeply") from None
+    return fsm, reader.missing
+
+
+# ---- the automaton over the vocabulary ------------------------------------------------------------
+
+class Pattern:
+    """A regular expression compiled against a vocabulary: ``table``, ``accepting`` and
+    ``distance`` as the module docstring describes, state 0 the start."""
+
+    def __init__(self, regex, vocab):
+        self.regex = regex
+        self.vocab = vocab
+        V = len(vocab)
+        chars = vocab.tokens[2:]
+        fsm, missing = automaton(regex, chars)
+        symbols = [fsm.alphabet[ch] for ch in chars]
+        # The states reachable from the start through the vocabulary's characters.
+        order = {fsm.initial: 0}
+        edges = []                              # (from, token id, to) by index in order
+        queue = deque([fsm.initial])
+        while queue:
+            s = queue.popleft()
+            moves = fsm.map.get(s, {})
+            for v, sym in enumerate(symbols, start=2):
+                t = moves.get(sym)
+                if t is None:
+                    continue
+                if t not in order:
+                    if len(order) >= MAX_STATES:
+                        raise UsageError(f"{OPTION} {regex!r} needs an automaton of more than "
+                                         f"{MAX_STATES:,} states; simplify the pattern")
+                    order[t] = len(order)
+                    queue.append(t)
+                edges.append((order[s], v, order[t]))
+        n = len(order)
+        accepting = np.zeros(n, np.bool_)
+        for s, k in order.items():
+            accepting[k] = s in fsm.finals
+        distance = distances(n, edges, accepting)
+        if distance[0] < 0:
+            raise UsageError(no_match_message(regex, missing))
+        # Keep the states that can still reach acceptance, the start first.
+        live = np.flatnonzero(distance >= 0)
+        renumber = np.full(n, -1, np.int64)
+        renumber[live] = np.arange(len(live))
+        self.table = np.full((len(live), V), -1, np.int32)
+        for s, v, t in edges:
+            if renumber[s] >= 0 and renumber[t] >= 0:
+                self.table[renumber[s], v] = renumber[t]
+        self.table[:, [EOS_ID, UNK_ID]] = -1
+        self.accepting = accepting[live]
+        self.distance = distance[live].astype(np.int32)
+        self.missing = missing
+
+    @property
+    def num_states(self):
+        return len(self.accepting)
+
+    def walk(self, text, state=0):
+        """(state after reading text from ``state``, index of the first character that leaves the
+        pattern or None); the state is -1 when the text leaves it."""
+        for i, v in enumerate(self.vocab.encode(text)):
+            if state < 0:
+                return -1, i - 1
+            state = int(self.table[state, v])
+            if state < 0:
+                return -1, i
+        return state, None
+
+    def matches(self, text):
+        """Whether text is a full match (of the characters the vocabulary has)."""
+        state, _ = self.walk(text)
+        return state >= 0 and bool(self.accepting[state])
+
+    def choices(self, state, remaining, eos_ends=True):
+        """(V,) bool: the tokens that may come next in ``state`` with ``remaining`` characters
+        left, this one included, so that the text can still end in an accepting state. <EOS>
+        ends the text: allowed in an accepting state, and with ``eos_ends`` False (a stream,
+        whose model has no end of text) only where no character may follow."""
+        nxt = self.table[state]
+        ok = nxt >= 0
+        ok[ok] = self.distance[nxt[ok]] <= remaining - 1
+        if self.accepting[state] and (eos_ends or not ok.any()):
+            ok[EOS_ID] = True
+        return ok
+
+    def shortest(self, state=0):
+        """A shortest text that leads from ``state`` to an accepting state."""
+        out = []
+        while not self.accepting[state]:
+            nxt = self.table[state]
+            v = next(v for v in range(len(nxt)) if nxt[v] >= 0
+                     and self.distance[nxt[v]] == self.distance[state] - 1)
+            out.append(self.vocab.tokens[v])
+            state = int(nxt[v])
+        return "".join(out)
+
+    def matches_up_to(self, length, limit, state=0, prefix=""):
+        """Every full match of at most ``length`` characters from ``state`` (prefix + each
+        continuation), in depth-first order; raises UsageError when there are more than limit."""
+        found = []
+        stack = [(state, "")]
+        while stack:
+            s, text = stack.pop()
+            if self.accepting[s]:
+                found.append(prefix + text)
+                if len(found) > limit:
+                    raise UsageError(f"{OPTION} {self.regex!r} has more than {limit:,} matches of "
+                                     f"at most {length} characters: too many to enumerate")
+            if len(text) >= length:
+                continue
+            nxt = self.table[s]
+            for v in range(len(nxt) - 1, 1, -1):
+                t = int(nxt[v])
+                if t >= 0 and self.distance[t] <= length - len(text) - 1:
+                    stack.append((t, text + self.vocab.tokens[v]))
+        return found
+
+
+def distances(n, edges, accepting):
+    """(n,) int64: the fewest transitions from each state to an accepting one (-1 if none), by
+    breadth-first search backwards from the accepting states."""
+    back = [[] for _ in range(n)]
+    for s, _, t in edges:
+        back[t].append(s)
+    dist = np.full(n, -1, np.int64)
+    queue = deque(np.flatnonzero(accepting).tolist())
+    dist[list(queue)] = 0
+    while queue:
+        t = queue.popleft()
+        for s in back[t]:
+            if dist[s] < 0:
+                dist[s] = dist[t] + 1
+                queue.append(s)
+    return dist
+
+
+def no_match_message(regex, missing):
+    if missing:
+        shown = ", ".join(repr(ch) for ch in dict.fromkeys(missing))
+        return (f"{OPTION} {regex!r} cannot match any text the model can write: it needs {shown}, "
+                "which the model's vocabulary lacks")
+    return f"{OPTION} {regex!r} matches no text made of the model's characters"
+
+
+# ---- a pattern for a model and its sampling options ------------------------------------------------
+
+def for_model(model, regex, length, prime="", stop_at_eos=None):
+    """The Pattern of regex for ``model``, ready for sampling ``length`` characters after
+    ``prime``: its ``start`` is the state after the prime, and ``eos_ends`` whether <EOS> ends a
+    text wherever the pattern is matched (lines mode) or only where no character may follow
+    (stream mode). Refuses, in one line (UsageError): a bidirectional or word model, a pattern
+    the model's characters cannot match, a prime that leaves the pattern, a pattern that cannot
+    be matched within ``length`` characters after the prime, and --no-stop-at-eos in lines mode
+    (a match ends at the end of a line)."""
+    from ..text.vocab import drawable
+    if model.config.bidirectional:
+        raise UsageError(f"{OPTION} needs a left-to-right model: {model.path or 'this model'} is "
+                         "bidirectional and cannot generate text")
+    if getattr(model.vocab, "kind", "chars") != "chars":
+        raise UsageError(f"{OPTION} matches characters: {model.path or 'this model'} is a word "
+                         "model")
+    lines = model.config.mode == "lines"
+    if lines and stop_at_eos is False:
+        raise UsageError(f"--no-stop-at-eos does not apply to {OPTION}: in lines mode a match "
+                         "ends at the end of its line")
+    pattern = Pattern(regex, model.vocab)
+    state, bad = pattern.walk(prime)
+    if state < 0:
+        raise UsageError(f"--prime {prime!r} cannot begin a match of {OPTION} {regex!r}: the "
+                         f"text leaves the pattern at {prime[bad]!r} (position {bad})")
+    need = int(pattern.distance[state])
+    if need > length:
+        raise UsageError(f"{OPTION} {regex!r} cannot match within --length {length}: the "
+                         f"shortest match{' after the prime' if prime else ''} needs {need} "
+                         "more characters")
+    if not prime and length > 0:
+        first = pattern.choices(0, length, lines) & drawable(model.vocab, model.config.mode)[0]
+        if not first.any():
+            raise UsageError(f"{OPTION} {regex!r} matches only the empty text, and a sample "
+                             "without a prime has at least one character")
+    pattern.start, pattern.prime, pattern.eos_ends = state, prime, lines
+    return pattern
+
+
+_NONE = (np.zeros((0, 0), np.int32), np.zeros(0, np.int32), np.zeros(0, np.bool_))
+
+
+def kernel_match(pattern, states, left):
+    """The ``match`` argument of :func:`charlm.kernels.draw.generate`: the pattern's tables (empty
+    for None), the samples' states (B,) int32, the draws left and ``eos_ends``."""
+    tables = _NONE if pattern is None else (pattern.table, pattern.distance, pattern.accepting)
+    return (*tables, states, np.int64(left), pattern is not None and bool(pattern.eos_ends))
+
+
+class MatchingStops:
+    """Stop strings for a sample that must match a pattern: the sample ends at the first
+    occurrence of a stop string (in the order of :func:`charlm.generation.stops.first_stop`)
+    after which the text kept (the prime, the text before the stop string, and the stop string
+    itself with ``keep_stop``) is a full match; other occurrences are passed over. The text is
+    held back until the sample ends, since a later character can decide whether an occurrence
+    counts. The interface of :class:`charlm.generation.stops.StopScanner`."""
+
+    def __init__(self, pattern, stops, keep_stop):
+        self.pattern, self.stops, self.keep_stop = pattern, stops, keep_stop
+        self.text = ""
+        self.stopped = False
+
+    def feed(self, text):
+        """Take the next generated text; returns the text given out (all of it once stopped)."""
+        if self.stopped:
+            return ""
+        scanned = max(0, len(self.text) - max(map(len, self.stops)) + 1)
+        self.text += text
+        ends = sorted({(start + len(s), -len(s), start) for s in self.stops
+                       for start in occurrences(self.text, s, scanned)})
+        for end, _, start in ends:
+            kept = self.text[:end] if self.keep_stop else self.text[:start]
+            if self.pattern.matches(self.pattern.prime + kept):
+                self.stopped = True
+                self.text = ""
+                return kept
+        return ""
+
+    def finish(self):
+        """The text held back, when the sample has ended without a stop string."""
+        text, self.text = ("", "") if self.stopped else (self.text, "")
+        return text
+
+
+def occurrences(text, s, start):
+    """The start of every occurrence of s in text that begins at or after start."""
+    found = []
+    k = text.find(s, start)
+    while k >= 0:
+        found.append(k)
+        k = text.find(s, k + 1)
+    return found
+
+
+# ---- drawing from the exact conditional -----------------------------------------------------------
+
+EXACT_LIMIT = 10_000          # the most matches --exact scores
+
+
+def exact_distribution(model, options, limit=EXACT_LIMIT):
+    """(texts after the prime, their probabilities): every full match of ``options.match`` of at
+    most ``options.length`` characters after the prime, each with P(text | prime, text matches)
+    = P(prime text <EOS>) / the sum over the matches (lines mode: each is a whole line, scored
+    as ``charlm score`` scores it). Raises UsageError when there are more than ``limit``."""
+    from ..scoring.scorer import score
+    pattern = options.match
+    if pattern is None:
+        raise UsageError("--exact draws from the matches of --match: give --match REGEX")
+    if model.config.mode != "lines":
+        raise UsageError("--exact needs a lines-mode model: a match is a whole line, which "
+                         "ends at <EOS>")
+    found = pattern.matches_up_to(options.length, limit, state=pattern.start)
+    texts = [t for t in found if t or options.prime]       # no prime: a line has a character
+    if not texts:
+        raise UsageError(f"{OPTION} {pattern.regex!r} has no match to draw")
+    log_p = np.array([s.log_prob for s in score(model, [options.prime + t for t in texts])])
+    p = np.exp(log_p - log_p.max())
+    return texts, p / p.sum()
+
+
+def sample_exact(model, options, limit=EXACT_LIMIT):
+    """``options.num`` texts drawn from the exact conditional of :func:`exact_distribution`,
+    refusing the options it does not take."""
+    given = [(options.beam is not None, "--beam"), (options.temperature != 1.0, "--temperature"),
+             (options.top_k != 0, "--top-k"), (options.top_p != 1.0, "--top-p"),
+             (bool(options.stops), "--stop"), (options.first != EOS_ID, "--label")]
+    for on, option in given:
+        if on:
+            raise UsageError(f"{option} does not apply to --exact, which draws from the model's "
+                             "own probabilities of the whole matches")
+    texts, p = exact_distribution(model, options, limit)
+    picks = np.random.default_rng(options.seed).choice(len(texts), size=options.num, p=p)
+    return [texts[k] for k in picks]
