@@ -25,10 +25,10 @@ def _whole(value, least):
 class Settings:
     """Dynamic evaluation's settings; the defaults were chosen on training text
     (docs/dynamic-evaluation.md says how)."""
-    lr: float = 3e-4          # step size of the RMS-scaled gradient step
+    lr: float = 4e-4          # step size of the RMS-scaled gradient step
     segment: int = 50         # tokens scored, then learnt from, at a time
     decay: float = 1e-3       # pull toward the trained weights after each step
-    rms_decay: float = 0.99   # beta: the running mean square's memory
+    rms_decay: float = 0.999  # beta: the running mean square's memory
     eps: float = 1e-8         # added to the RMS
 
     def __post_init__(self):
