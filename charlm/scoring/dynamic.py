@@ -108,11 +108,10 @@ class Adapter:
     def _update(self):
         s = self.settings
         correction = 1.0 / (1.0 - s.rms_decay ** self.steps) if s.rms_decay > 0 else 1.0
-        w, g = self.params.flat, self.grads.flat
+        w, g, ms, w0 = self.params.flat, self.grads.flat, self.ms, self.trained
         edges = self._ranges
-        fan_out([lambda lo=lo, hi=hi: dynamic_update(w, g, self.ms, self.trained, s.lr,
-                                                     s.rms_decay, correction, s.eps, s.decay,
-                                                     lo, hi)
+        fan_out([lambda k=slice(lo, hi): dynamic_update(w[k], g[k], ms[k], w0[k], s.lr,
+                                                        s.rms_decay, correction, s.eps, s.decay)
                  for lo, hi in zip(edges[:-1], edges[1:])])
 
 
