@@ -60,7 +60,8 @@ def main():
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--segment", type=int, default=dynamic.Settings.segment)
-    parser.add_argument("--model", help="a trained stream-mode checkpoint instead of random weights")
+    parser.add_argument("--model",
+                        help="a trained stream-mode checkpoint instead of random weights")
     parser.add_argument("--corpus", default=CORPUS)
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/dynamic.md")
     args = parser.parse_args()

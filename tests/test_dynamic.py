@@ -12,7 +12,7 @@ from charlm.network.engine import Engine
 from charlm.network.stack import Network
 from charlm.scoring import dynamic, scorer
 from charlm.scoring.options import Settings
-from charlm.text.vocab import EOS_ID, Vocab
+from charlm.text.vocab import EOS_ID
 from conftest import NAMES, run_charlm
 from tiny_models import make_model, save_model
 

@@ -6,7 +6,7 @@ trained value w0:
 
     ms = beta ms + (1 - beta) g^2
     w  = w - lr g / (sqrt(ms / (1 - beta^k)) + eps)       (k: the segments adapted on so far)
-    w  = w + decay (w0 - w)                                (the pull back toward the trained weights)
+    w  = w + decay (w0 - w)                                (the pull toward the trained weights)
 
 Each weight's update reads and writes only its own entries, so a buffer split into ranges among
 threads gives the same bits whatever the split. With lr = 0 the weights stay exactly w0.
