@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from charlm.network.engine import Engine
 from charlm.network.stack import Network
@@ -67,6 +68,20 @@ def test_learning_rate_zero_is_static_scoring(tmp_path, cell, mode):
     adapted = scorer.score_file(model, path, dynamic=True)
     assert adapted.log_prob != still.log_prob
     assert np.array_equal(model.network.params.flat, before)   # the trained weights are back
+
+
+SMALL = make_model(cell="lstm", hidden=8, chars=CHARS)
+
+
+@settings(max_examples=30, deadline=None)
+@given(segment=st.integers(1, 300), start=st.integers(0, 200))
+def test_at_learning_rate_zero_no_segment_length_changes_the_figure(segment, start):
+    text = PIECE[start:start + 40 + segment % 97]
+    static = SMALL.score(text)
+    still = SMALL.score(text, dynamic={"lr": 0.0, "segment": segment})
+    assert still.num_tokens == static.num_tokens
+    assert still.log_prob == pytest.approx(static.log_prob, rel=1e-6)
+    assert still.dynamic["segments"] == -(-len(text) // segment)
 
 
 def test_learning_rate_zero_end_to_end(tmp_path, trained):
