@@ -295,6 +295,20 @@ def test_train_into_a_closed_pipe_saves_its_run_and_exits_0(tmp_path, names_file
     assert not (tmp_path / "e.npz.lock").exists()
 
 
+def test_train_whose_stderr_reader_goes_mid_run_saves_and_exits_0(tmp_path, names_file):
+    out = tmp_path / "m.npz"
+    training = Training(names_file, out, "--steps", "1000000", "--eval-every", "5",
+                        "--patience", "0")
+    training.wait_for("bits/char)")             # training has begun and validated once
+    training.process.stderr.close()             # `charlm train ... 2>&1 | head -3`
+    stdout = training.process.stdout.read()
+    code = training.process.wait()
+    training.guard.cancel()
+    assert code == 0 and stdout == ""
+    assert checkpoint.load(str(out), True).training.run.step >= 5
+    assert not (tmp_path / "m.npz.lock").exists()
+
+
 # ---- 9: output that reads well in a file --------------------------------------------------------
 
 def assert_reads_well(text):
