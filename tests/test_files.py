@@ -431,3 +431,31 @@ def test_any_text_with_a_byte_order_mark_is_named_not_called_binary(tmp_path_fac
     with pytest.raises(CorpusError, match=f"pass --encoding {encoding}$"):
         read_text(str(path))
     assert read_text(str(path), encoding) == text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@settings(max_examples=50, deadline=None)
+@given(moves=st.lists(st.tuples(st.integers(0, 2), st.booleans()), max_size=30))
+def test_at_most_one_lock_holder_at_any_time(tmp_path_factory, moves):
+    """Three would-be writers of one path take and let go of its lock in any order: at most one
+    holds it at any time, a refusal names the holder's process, and a let-go lock can be taken."""
+    from charlm.errors import OutputInUse
+    from charlm.store.outputs import OutputLock
+    path = str(tmp_path_factory.mktemp("lock") / "m.npz")
+    locks = [OutputLock(path) for _ in range(3)]
+    for who, take in moves:
+        lock = locks[who]
+        if not take:
+            lock.release()
+            continue
+        if lock.fd is not None:
+            continue
+        others = [k for k, other in enumerate(locks) if other.fd is not None]
+        if others:
+            with pytest.raises(OutputInUse, match=f"process {os.getpid()}"):
+                lock.acquire()
+        else:
+            lock.acquire()
+        assert sum(other.fd is not None for other in locks) == 1
+    for lock in locks:
+        lock.release()
+    assert not os.path.exists(path + ".lock")
