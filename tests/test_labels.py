@@ -178,6 +178,16 @@ def test_scores_given_a_label_agree_with_the_reference_network(trained_model):
         assert tokens == sum(r.num_tokens for r in scores)
 
 
+def test_the_report_lists_the_labels_and_its_sampler_offers_them(trained, tmp_path):
+    import re
+    ok(run_charlm("report", "--model", trained["model"], "-o", "report.html"))
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert re.search(r"<th>labels</th><td>low \([\d,]+\), mid \([\d,]+\), top \([\d,]+\)", page)
+    assert 'id="label-choice"' in page and '<select id="label">' in page
+    data = re.search(r'<script type="application/json" id="charlm-data">(.*?)</script>', page, re.S)
+    assert json.loads(data.group(1))["model"]["labels"] == sorted(ALPHABETS)
+
+
 def test_the_interactive_chooser_starts_from_the_label(trained_model):
     from charlm.generation.interactive import Chooser
     for label, alphabet in ALPHABETS.items():

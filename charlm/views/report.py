@@ -95,7 +95,8 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
         "model": {"cell": model.config.cell,
                   "hidden_size": model.config.hidden_size, "num_layers": model.config.num_layers,
                   "mode": model.config.mode, "vocab": model.vocab.tokens, "weights": weights,
-                  "drawable": drawable(model.vocab, model.config.mode).tolist(), "bound": bound},
+                  "drawable": drawable(model.vocab, model.config.mode).tolist(), "bound": bound,
+                  "labels": list(model.config.labels or [])},
         "text": {"examples": examples, "source": source},
         "neurons": browser,
     }
@@ -249,6 +250,9 @@ def card(model, ckpt):
                                    f"CRC-32 {run.corpus.get('crc32', 0):08x}"))
     else:
         rows.append(("progress", "no training state in this checkpoint (weights only)"))
+    if c.labels:
+        rows.append(("labels", ", ".join(f"{name} ({count:,})" for name, count in
+                                         zip(c.labels, c.label_counts or [])) + " training examples"))
     table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     tokens = "".join(f'<span class="token">{escape(_visible(t))}</span>' for t in model.vocab.tokens)
     return (f'<table class="card">{table}</table>'

@@ -258,7 +258,10 @@
     const net = theNetwork();
     const state = net.zeroState();
     const uniform = randomSource(seed);
-    let logits = net.step(state, EOS);
+    // a labelled model starts from the chosen label's token; <any> from <EOS> (docs/labels.md)
+    const label = $("label").value;
+    const first = label && label !== "<any>" ? model.vocab.indexOf(`<label:${label}>`) : EOS;
+    let logits = net.step(state, first);
     for (const id of encode(prime)) logits = net.step(state, id);
     const primeSpan = document.createElement("span");
     primeSpan.className = "prime";
@@ -291,6 +294,17 @@
   }
 
   function setUpSampler() {
+    if ((model.labels || []).length) {               // a labelled model: a menu of its labels
+      const menu = $("label");
+      for (const name of ["<any>", ...model.labels]) {
+        const option = document.createElement("option");
+        option.value = option.textContent = name;
+        menu.append(option);
+      }
+      menu.value = model.labels[0];
+      $("label-choice").hidden = false;
+      menu.addEventListener("change", runSampler);
+    }
     const temperature = $("temperature");
     temperature.addEventListener("input", () => { $("temperature-value").textContent = temperature.value; });
     $("draw").addEventListener("click", runSampler);
