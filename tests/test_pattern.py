@@ -51,8 +51,8 @@ def _patterns():
         alt = st.lists(seq, min_size=2, max_size=3).map(lambda xs: "(" + "|".join(xs) + ")")
         group = seq.map(lambda s: "(?:" + s + ")")
         return st.one_of(seq, alt, group)
-    base = st.recursive(_quantified(_atoms(), True), extend, max_leaves=4)
-    return st.lists(_quantified(base, False), min_size=1, max_size=2).map("".join)
+    base = st.recursive(_quantified(_atoms(), True), extend, max_leaves=5)
+    return st.lists(_quantified(base, False), min_size=1, max_size=3).map("".join)
 
 
 def compiled(regex):

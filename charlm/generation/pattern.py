@@ -23,19 +23,23 @@ possessive repeats, word boundaries, and anchors anywhere but the two ends (a wh
 matched, so ``^`` at the start and ``$`` at the end change nothing). Each single-character
 element of the tree (a literal, a class, ``.``, ``\\w``, under whatever flags are in force) is
 compiled on its own by Python's ``re`` and tried on every character of the vocabulary, so it
-means exactly what it means to ``re`` (Unicode classes, ``(?i)``, ``(?s)``), and is rewritten as
-the explicit class of the vocabulary's characters it matches. The rewritten pattern (literals as
-such classes, groups, ``|``, and repeats ``{m,n}``) goes to interegular, which builds the
-minimal deterministic automaton. The parse tree and the compiling of a lone element use the
-standard library's ``re._parser``/``re._compiler`` (``sre_parse``/``sre_compile`` before Python
-3.11), whose layout has been stable for many releases.
+means exactly what it means to ``re`` (Unicode classes, ``(?i)``, ``(?s)``): it becomes the set
+of the vocabulary's characters it matches. The characters no element tells apart share one
+symbol. Glushkov's construction turns the tree into positions (one per character set, repeats
+written out) with the positions that may follow each, and the subset construction, run from the
+start over the symbols, gives the deterministic automaton, built only as far as it is reachable.
+The parse tree and the compiling of a lone element use the standard library's
+``re._parser``/``re._compiler`` (``sre_parse``/``sre_compile`` before Python 3.11), whose layout
+has been stable for many releases.
 
-Why interegular: it builds the automaton of a pattern with large bounded repeats in
-milliseconds where greenery, the other maintained candidate, took seconds on ``(ab|cd){2,30}x``
-when both were tried for this module; it is pure Python without dependencies of its own, and
-lark and outlines depend on it for the same job. Its own reading of regular-expression syntax
-differs from Python's in corners (``[]a]``, ``\\w`` outside ASCII), which is why it only ever
-sees the rewritten pattern.
+Why no automaton library: interegular 0.3.3 and greenery 4.2.3 were both tried. Both read
+regular expressions their own way (``[]a]``, ``\\w`` beyond ASCII, ``.`` and the newline,
+anchors, flags), so only Python's reading can be trusted to mean what ``re.fullmatch`` means;
+and both build automata of nested repeats too slowly to use: interegular looks up each new
+state in a list (quadratic in the states of every intermediate automaton) and took over a minute
+on a pattern of the property tests whose automaton has 27 states, and greenery did not finish
+another within a minute. The construction here takes milliseconds on the same patterns, adds no
+dependency, and its result is held to ``re.fullmatch`` by the property tests.
 """
 import re
 from collections import deque
@@ -186,46 +190,94 @@ def sets_of(tree):
             yield from sets_of(part)
 
 
-def build(tree, alphabet):
-    """The minimal deterministic automaton of a tree of :class:`Reader` over alphabet, built by
-    interegular's operations, each result minimised before the next use (an automaton built
-    without doing so can grow exponentially with nested repeats)."""
-    from interegular.fsm import FSM, epsilon
+def positions(tree, sets, follow):
+    """Glushkov's construction on a tree of :class:`Reader`: each character set of the tree,
+    repeats written out (x{m,n} as m copies of x then n - m optional ones, x{m,} as m copies then
+    x*), becomes a position (sets[p], follow[p] the positions that may come after p). Returns
+    (nullable, first, last): whether the tree matches the empty text, the positions that may
+    begin a match and those that may end one."""
     kind = tree[0]
     if kind == "set":
-        keys = {alphabet[ch] for ch in tree[1]}
-        return FSM(alphabet=alphabet, states={0, 1}, initial=0, finals={1},
-                   map={0: {k: 1 for k in keys}})
-    if kind == "cat":
-        parts = [build(part, alphabet) for part in tree[1]]
-        fsm = FSM.concatenate(*parts) if parts else epsilon(alphabet)
-    elif kind == "alt":
-        fsm = FSM.union(*[build(part, alphabet) for part in tree[1]])
-    else:
+        sets.append(tree[1])
+        follow.append(set())
+        return False, {len(sets) - 1}, {len(sets) - 1}
+    if kind == "alt":
+        nullable, first, last = False, set(), set()
+        for part in tree[1]:
+            n, f, l = positions(part, sets, follow)
+            nullable, first, last = nullable or n, first | f, last | l
+        return nullable, first, last
+    if kind == "rep":
         _, lo, hi, part = tree
-        one = build(part, alphabet)
-        fixed = one.times(lo).reduce()
-        if hi is None:
-            more = one.star()
-        else:
-            more = FSM.union(one, epsilon(alphabet)).reduce().times(hi - lo)
-        fsm = FSM.concatenate(fixed, more.reduce())
-    return fsm.reduce()
+        if (lo, hi) in ((0, 1), (0, None)):
+            _, first, last = positions(part, sets, follow)
+            if hi is None:                      # x*: a match of x may follow one
+                for p in last:
+                    follow[p] |= first
+            return True, first, last
+        optional = [("rep", 0, None, part)] if hi is None else [("rep", 0, 1, part)] * (hi - lo)
+        return positions(("cat", [part] * lo + optional), sets, follow)
+    nullable, first, last = True, set(), set()
+    for part in tree[1]:                          # a sequence
+        n, f, l = positions(part, sets, follow)
+        for p in last:
+            follow[p] |= f
+        if nullable:
+            first = first | f
+        last = last | l if n else l
+        nullable = nullable and n
+    return nullable, first, last
+
+
+class Automaton:
+    """The deterministic automaton of a tree of :class:`Reader` over groups of characters
+    (``alphabet[ch]``: a character's group), by the subset construction on Glushkov's positions:
+    ``map[s][g]`` the state after group g in state s (absent: no match lies that way),
+    ``initial`` and ``finals``. Only the states reachable from the start are built."""
+
+    def __init__(self, tree, groups, regex):
+        sets, follow = [], []
+        nullable, first, last = positions(tree, sets, follow)
+        self.alphabet = {ch: g for g, group in enumerate(groups) for ch in group}
+        member = [[group[0] in s for group in groups] for s in sets]    # by position, group
+        START = len(sets)                          # a position before the text
+        follow.append(first)
+        moves = [[frozenset(q for q in follow[p] if member[q][g]) for g in range(len(groups))]
+                 for p in range(len(follow))]
+        self.initial = 0
+        index = {frozenset([START]): 0}
+        todo = [frozenset([START])]
+        self.map, self.finals = {}, set()
+        while todo:
+            subset = todo.pop()
+            k = index[subset]
+            if subset & last or (START in subset and nullable):
+                self.finals.add(k)
+            self.map[k] = {}
+            for g in range(len(groups)):
+                nxt = frozenset().union(*(moves[p][g] for p in subset))
+                if not nxt:
+                    continue
+                if nxt not in index:
+                    if len(index) >= MAX_STATES:
+                        raise UsageError(f"{OPTION} {regex!r} needs an automaton of more than "
+                                         f"{MAX_STATES:,} states; simplify the pattern")
+                    index[nxt] = len(index)
+                    todo.append(nxt)
+                self.map[k][g] = index[nxt]
 
 
 def automaton(regex, chars):
-    """(interegular FSM over the vocabulary's characters, characters of literals the vocabulary
-    lacks) for regex."""
-    from interegular.fsm import Alphabet
+    """(:class:`Automaton` over the vocabulary's characters, characters of literals the
+    vocabulary lacks) for regex."""
     tree = parse(regex)
     reader = Reader(regex, chars)
     read = reader.sequence(tree, tree.state.flags, True, True)
-    alphabet = Alphabet.from_groups(*symbol_groups(chars, list(dict.fromkeys(sets_of(read)))))
+    groups = symbol_groups(chars, list(dict.fromkeys(sets_of(read))))
     try:
-        fsm = build(read, alphabet)
+        return Automaton(read, groups, regex), reader.missing
     except RecursionError:
         raise UsageError(f"{OPTION} {regex!r} is nested too deeply") from None
-    return fsm, reader.missing
 
 
 # ---- the automaton over the vocabulary ------------------------------------------------------------
