@@ -52,7 +52,7 @@ def classify(texts, model_path, file_path, eval_path, encoding, as_json):
     out, err = consoles()
     with compile_notice():
         warm_up_forward(model.network)
-    with _bar(err, len(all_texts) > 1 and (file_path or eval_path)) as progress:
+    with _bar(err, file_path is not None or eval_path is not None) as progress:
         results = classifier.classify(model, all_texts, progress) if all_texts else []
         figures = None
         if eval_path is not None:
