@@ -188,6 +188,15 @@ def test_the_report_lists_the_labels_and_its_sampler_offers_them(trained, tmp_pa
     assert json.loads(data.group(1))["model"]["labels"] == sorted(ALPHABETS)
 
 
+def test_novelty_checks_samples_against_the_texts_without_their_labels(trained):
+    known = labelled_lines(TRAIN_LINES, 1)[0][1]
+    model = charlm.load(str(trained["model"]))
+    assert [n.in_corpus for n in model.novelty([known, "abcabcabcabc"])] == [True, False]
+    marked = json.loads(ok(run_charlm("sample", "--label", "low", "--num", 3, "--novelty",
+                                      "--json", "--model", trained["model"])).stdout)
+    assert len(marked["novelty"]) == 3
+
+
 def test_the_interactive_chooser_starts_from_the_label(trained_model):
     from charlm.generation.interactive import Chooser
     for label, alphabet in ALPHABETS.items():

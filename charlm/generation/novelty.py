@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..store import checkpoint
-from ..text.corpus import fingerprint, read_corpus
+from ..text.corpus import Corpus, fingerprint, read_corpus
 from ..errors import UsageError
 
 MIN_DRAWS = 1000           # --novel: draws allowed before giving up, at least this many ...
@@ -131,6 +131,10 @@ def reference(model, corpus=None, encoding="utf-8"):
         found = read_corpus(corpus, encoding)
     else:
         found = training_corpus(model)
+        if model.config.labels:         # LABEL<TAB>TEXT lines: samples copy the texts alone
+            from ..text.labels import parse
+            found = Corpus("\n".join(text for _, text in parse(found.text, found.name)),
+                           found.name)
     return Reference(found.text, model.config.mode, found.name)
 
 
