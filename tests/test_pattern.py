@@ -2,6 +2,7 @@
 to Python's ``re.fullmatch`` on every short text over a small alphabet, its distance table held to
 brute force, and its refusals."""
 import itertools
+import json
 import re
 from types import SimpleNamespace
 
@@ -200,3 +201,158 @@ def test_for_model_refuses_what_cannot_be_generated():
     pattern = for_model(_model(), "Ka{2,3}", 10, prime="Ka")
     state, _ = pattern.walk("Ka")
     assert pattern.distance[state] == 1
+
+
+# ---- through the installed charlm command ---------------------------------------------------------
+
+from charlm.scoring.scorer import score  # noqa: E402
+
+from conftest import charlm_command, run_charlm  # noqa: E402
+from tiny_models import make_model, save_model  # noqa: E402
+
+
+def _lines_model(tmp_path, seed=0):
+    model = make_model("lstm", hidden=8, mode="lines", chars="abcd", seed=seed)
+    return model, save_model(model, tmp_path / "lines.npz")
+
+
+def _samples(*args):
+    result = run_charlm("sample", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["samples"]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_patterns(), st.integers(0, 2**31))
+def test_every_sample_matches(tmp_path_factory, regex, seed):
+    model = make_model("gru", hidden=8, mode="lines", chars="abcd", seed=seed % 7)
+    path = save_model(model, tmp_path_factory.mktemp("m") / "m.npz")
+    pattern = compiled(regex)
+    if pattern is None or pattern.distance[0] > 12:
+        return
+    args = ["--model", path, "--match", regex, "--length", 12, "--num", 16, "--seed", seed]
+    if pattern.matches_up_to(0, 1) and not any(pattern.choices(0, 12)[2:]):
+        result = run_charlm("sample", *args)           # only the empty line: refused
+        assert result.returncode == 2 and "empty" in result.stderr
+        return
+    texts = _samples(*args)
+    assert len(texts) == 16
+    for text in texts:
+        assert re.fullmatch(regex, text) and len(text) <= 12, (regex, text)
+
+
+def test_a_pattern_with_one_match_gives_that_string(tmp_path):
+    _, path = _lines_model(tmp_path)
+    assert _samples("--model", path, "--match", "bad(c)", "--num", 5) == ["badc"] * 5
+    assert _samples("--model", path, "--match", "ba[d]c", "--beam", 3) == ["badc"]
+    assert _samples("--model", path, "--match", "b(ad|ad)c", "--exact", "--num", 3) == ["badc"] * 3
+    stream = save_model(make_model("lstm", hidden=8, chars="abcd "), tmp_path / "s.npz")
+    assert _samples("--model", stream, "--match", "dab", "--num", 2) == ["dab", "dab"]
+
+
+def test_the_prime_is_part_of_the_match(tmp_path):
+    _, path = _lines_model(tmp_path)
+    for text in _samples("--model", path, "--match", "ab[cd]{2,4}", "--prime", "ab", "--num", 8):
+        assert re.fullmatch("[cd]{2,4}", text)
+    result = run_charlm("sample", "--model", path, "--match", "ab[cd]+", "--prime", "ba")
+    assert result.returncode == 2 and "cannot begin a match" in result.stderr
+
+
+def test_beam_s_first_result_is_the_most_probable_match(tmp_path):
+    model, path = _lines_model(tmp_path, seed=3)
+    regex = "[ab][cd]{1,2}"
+    matches = Pattern(regex, model.vocab).matches_up_to(3, 100)
+    best = max(matches, key=lambda t: score(model, t).log_prob)
+    # a beam as wide as the matches of each length keeps them all: the search is exhaustive
+    found = _samples("--model", path, "--match", regex, "--beam", len(matches))
+    assert found[0] == best and sorted(found) == sorted(matches)
+
+
+def test_options_of_drawing_apply_after_the_mask(tmp_path):
+    _, path = _lines_model(tmp_path)
+    for text in _samples("--model", path, "--match", "[abc]{3}d", "--top-k", 1, "--num", 4,
+                         "--seed", 1):
+        assert re.fullmatch("[abc]{3}d", text)
+    greedy = _samples("--model", path, "--match", "[abc]{3}d", "--temperature", 0, "--num", 3)
+    assert len(set(greedy)) == 1 and re.fullmatch("[abc]{3}d", greedy[0])
+    for text in _samples("--model", path, "--match", "[ab]+c[ab]+", "--top-p", 0.5, "--num", 6,
+                         "--length", 8, "--seed", 2):
+        assert re.fullmatch("[ab]+c[ab]+", text) and len(text) <= 8
+
+
+def test_stop_strings_end_a_sample_only_where_it_matches(tmp_path):
+    stream = save_model(make_model("lstm", hidden=8, chars="abcd "), tmp_path / "s.npz")
+    texts = _samples("--model", stream, "--match", "[abcd ]*d", "--stop", " ", "--num", 10,
+                     "--length", 30, "--seed", 5)
+    for text in texts:
+        # cut at the first space after which the text matches, or running to its end
+        assert re.fullmatch("[abcd ]*d", text)
+        head = text.split(" ")
+        assert all(not re.fullmatch("[abcd ]*d", " ".join(head[:k])) for k in range(1, len(head)))
+
+
+def test_novel_samples_match(tmp_path):
+    _, path = _lines_model(tmp_path)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abd\nbbd\n")
+    texts = _samples("--model", path, "--match", "[ab]{2}d", "--novel", "--num", 2,
+                     "--corpus", corpus, "--seed", 4)
+    assert len(texts) == 2 and all(re.fullmatch("[ab]{2}d", t) for t in texts)
+    assert not {"abd", "bbd"} & set(texts) and len(set(texts)) == 2
+
+
+def test_the_api_matches_too():
+    model = make_model("rnn", hidden=8, mode="lines", chars="abcd")
+    texts = model.sample(num=30, match="(ab|cd)+", length=9, seed=3)
+    assert all(re.fullmatch("(ab|cd)+", t) for t in texts)
+    assert [r.text for r in model.beam_search(match="c?d", beam=4)] == sorted(
+        ["d", "cd"], key=lambda t: -score(model, t).log_prob)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--match", "ab(c"], ["not a valid regular expression", "position 2"]),
+    (["--match", "(a)\\1"], ["backreference"]),
+    (["--match", "(?<=a)b"], ["lookbehind"]),
+    (["--match", "abe"], ["'e'", "vocabulary lacks"]),
+    (["--match", "a{20}", "--length", 10], ["within --length 10"]),
+    (["--exact"], ["--exact draws from the matches of --match"]),
+    (["--match", "ab", "--exact", "--beam", 2], ["--beam does not apply to --exact"]),
+])
+def test_bad_patterns_are_one_line_and_exit_2(tmp_path, args, words):
+    _, path = _lines_model(tmp_path)
+    result = run_charlm("sample", "--model", path, *args)
+    assert result.returncode == 2 and result.stdout == ""
+    line = result.stderr.strip()
+    assert "\n" not in line
+    for word in words:
+        assert word in line
+
+
+def test_the_chooser_offers_only_allowed_characters(tmp_path):
+    from test_interactive import Terminal, choices, require_tmux, text_panel
+    require_tmux()
+    model = make_model("lstm", hidden=16, mode="lines", chars="abcdefghij")
+    path = save_model(model, tmp_path / "m.npz")
+    term = Terminal(tmp_path)
+    try:
+        command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(path),
+                                               "--match", "'[ab]c[de]'", "--seed", "3"])
+        term.send(command + "; echo EXIT=$?", "Enter")
+        screen = term.wait_for(r"Next character[\s\S]*\n\s+2\s")
+        assert set(choices(screen).values()) == {"a", "b"}
+        assert "--match [ab]c[de]" in screen and "3 more characters" in screen
+        term.send("1")
+        screen = term.wait_for(r"picked")
+        assert set(choices(screen).values()) == {"c"}
+        term.send("d")
+        screen = term.wait_for(r"drew 1 character\b")
+        assert set(choices(screen).values()) <= {"d", "e"}
+        term.send("d")
+        screen = term.wait_for(r"a full match")
+        assert re.fullmatch("[ab]c[de]", text_panel(screen).replace("▌", "").strip())
+        term.send("q")
+        screen = term.wait_for(r"(?m)^EXIT=\d+")
+        lines = screen.splitlines()
+        assert re.fullmatch("[ab]c[de]", lines[lines.index("EXIT=0") - 1])
+    finally:
+        term.close()
