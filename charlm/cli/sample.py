@@ -23,7 +23,7 @@ Examples:
   charlm sample --interactive                # choose each next character yourself
   charlm sample --num 10 --novelty           # mark samples copied from the training corpus
   charlm sample --num 10 --novel --corpus names.txt   # ten names not in names.txt
-  charlm sample --label poetry --num 5       # five texts of a label (a model trained with --labels)
+  charlm sample --label poetry --num 5       # five texts of a label (a model trained --labels)
   charlm sample --match "K[a-z]{4,7}a" --num 10      # ten names of that shape (docs/patterns.md)
 """
 

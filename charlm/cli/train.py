@@ -19,7 +19,7 @@ Examples:
   charlm train input.txt --max-time 10m         # any UTF-8 text; stops after ten minutes
   charlm train code.py --cell gru --hidden 256 --layers 3 --out code.npz
   charlm train input.txt --out run.npz --resume --steps 5000   # continue a run to step 5000
-  charlm train corpus.tsv --labels              # LABEL<TAB>TEXT lines: then sample --label, classify
+  charlm train corpus.tsv --labels              # LABEL<TAB>TEXT lines, for --label and classify
   charlm train --label poetry=verse.txt --label prose=essay.txt   # each line of a file, its label
 """
 
