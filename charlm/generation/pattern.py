@@ -41,6 +41,7 @@ on a pattern of the property tests whose automaton has 27 states, and greenery d
 another within a minute. The construction here takes milliseconds on the same patterns, adds no
 dependency, and its result is held to ``re.fullmatch`` by the property tests.
 """
+import functools
 import re
 from collections import deque
 
@@ -289,47 +290,9 @@ class Pattern:
     def __init__(self, regex, vocab):
         self.regex = regex
         self.vocab = vocab
-        V = len(vocab)
-        chars = vocab.tokens[2:]
-        fsm, missing = automaton(regex, chars)
-        symbols = [fsm.alphabet[ch] for ch in chars]
-        # The states reachable from the start through the vocabulary's characters.
-        order = {fsm.initial: 0}
-        edges = []                              # (from, token id, to) by index in order
-        queue = deque([fsm.initial])
-        while queue:
-            s = queue.popleft()
-            moves = fsm.map.get(s, {})
-            for v, sym in enumerate(symbols, start=2):
-                t = moves.get(sym)
-                if t is None:
-                    continue
-                if t not in order:
-                    if len(order) >= MAX_STATES:
-                        raise UsageError(f"{OPTION} {regex!r} needs an automaton of more than "
-                                         f"{MAX_STATES:,} states; simplify the pattern")
-                    order[t] = len(order)
-                    queue.append(t)
-                edges.append((order[s], v, order[t]))
-        n = len(order)
-        accepting = np.zeros(n, np.bool_)
-        for s, k in order.items():
-            accepting[k] = s in fsm.finals
-        distance = distances(n, edges, accepting)
-        if distance[0] < 0:
-            raise UsageError(no_match_message(regex, missing))
-        # Keep the states that can still reach acceptance, the start first.
-        live = np.flatnonzero(distance >= 0)
-        renumber = np.full(n, -1, np.int64)
-        renumber[live] = np.arange(len(live))
-        self.table = np.full((len(live), V), -1, np.int32)
-        for s, v, t in edges:
-            if renumber[s] >= 0 and renumber[t] >= 0:
-                self.table[renumber[s], v] = renumber[t]
-        self.table[:, [EOS_ID, UNK_ID]] = -1
-        self.accepting = accepting[live]
-        self.distance = distance[live].astype(np.int32)
-        self.missing = missing
+        self.table, self.accepting, self.distance, self.missing = tables(regex,
+                                                                         tuple(vocab.tokens))
+        self.start, self.prime, self.eos_ends = 0, "", True     # set by for_model
 
     @property
     def num_states(self):
@@ -394,6 +357,53 @@ class Pattern:
                 if t >= 0 and self.distance[t] <= length - len(text) - 1:
                     stack.append((t, text + self.vocab.tokens[v]))
         return found
+
+
+@functools.lru_cache(maxsize=32)
+def tables(regex, tokens):
+    """(table, accepting, distance, characters the vocabulary lacks) of regex over the vocabulary
+    ``tokens`` (see the module docstring); kept for the patterns used last, which a request
+    checks and then runs, and ``--novel`` runs batch after batch (so never written to)."""
+    V = len(tokens)
+    chars = list(tokens[2:])
+    fsm, missing = automaton(regex, chars)
+    symbols = [fsm.alphabet[ch] for ch in chars]
+    # The states reachable from the start through the vocabulary's characters.
+    order = {fsm.initial: 0}
+    edges = []                              # (from, token id, to) by index in order
+    queue = deque([fsm.initial])
+    while queue:
+        s = queue.popleft()
+        moves = fsm.map.get(s, {})
+        for v, sym in enumerate(symbols, start=2):
+            t = moves.get(sym)
+            if t is None:
+                continue
+            if t not in order:
+                if len(order) >= MAX_STATES:
+                    raise UsageError(f"{OPTION} {regex!r} needs an automaton of more than "
+                                     f"{MAX_STATES:,} states; simplify the pattern")
+                order[t] = len(order)
+                queue.append(t)
+            edges.append((order[s], v, order[t]))
+    n = len(order)
+    accepting = np.zeros(n, np.bool_)
+    for s, k in order.items():
+        accepting[k] = s in fsm.finals
+    distance = distances(n, edges, accepting)
+    if distance[0] < 0:
+        raise UsageError(no_match_message(regex, missing))
+    # Keep the states that can still reach acceptance, the start first.
+    live = np.flatnonzero(distance >= 0)
+    renumber = np.full(n, -1, np.int64)
+    renumber[live] = np.arange(len(live))
+    table = np.full((len(live), V), -1, np.int32)
+    for s, v, t in edges:
+        if renumber[s] >= 0 and renumber[t] >= 0:
+            table[renumber[s], v] = renumber[t]
+    table[:, [EOS_ID, UNK_ID]] = -1
+    accepting = accepting[live]
+    return table, accepting, distance[live].astype(np.int32), missing
 
 
 def distances(n, edges, accepting):
