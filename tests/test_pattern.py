@@ -356,3 +356,21 @@ def test_the_chooser_offers_only_allowed_characters(tmp_path):
         assert re.fullmatch("[ab]c[de]", lines[lines.index("EXIT=0") - 1])
     finally:
         term.close()
+
+
+def test_two_workers_draw_what_one_does_under_a_pattern():
+    from charlm.generation.options import SamplingOptions
+    from charlm.generation.sampler import Generation
+    from charlm.text.vocab import drawable
+    model = make_model("gru", hidden=128, mode="lines", chars="abcdefgh")
+    options = SamplingOptions.checked(model, match="[a-d]{3}(e|fg)h?", length=12)
+    allowed = drawable(model.vocab, "lines")
+    uniforms = np.random.default_rng(5).random((12, 1))
+    runs = []
+    for workers in (1, 2):
+        run = Generation(model.network, 1, workers=workers)
+        runs.append(np.concatenate([run.step(np.zeros(0, np.int64), uniforms[:5], options, allowed),
+                                    run.step(np.zeros(0, np.int64), uniforms[5:], options, allowed)]))
+    assert np.array_equal(runs[0], runs[1])
+    text = model.vocab.decode(runs[0][:, 0][runs[0][:, 0] > 0])
+    assert re.fullmatch("[a-d]{3}(e|fg)h?", text)
