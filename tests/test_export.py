@@ -388,6 +388,15 @@ def test_export_refuses_a_gru_to_torch_and_a_bidirectional_model(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bi.npz", "gru.npz"]
 
 
+def test_export_never_replaces_a_file_without_force(tmp_path, small):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"mine")
+    assert_one_line_error(invoke("export", small, "-o", target), 2, "--force")
+    assert target.read_bytes() == b"mine"
+    assert invoke("export", small, "-o", target, "--force").exit_code == 0
+    assert target.read_bytes() != b"mine"
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, small, monkeypatch):
     target = tmp_path / "m.onnx"
     target.write_bytes(b"old")
@@ -395,7 +404,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, small, mo
     def disk_full(fd):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "fsync", disk_full)
-    assert_one_line_error(invoke("export", small, "-o", target), 2, "no space left")
+    assert_one_line_error(invoke("export", small, "-o", target, "--force"), 2, "no space left")
     assert target.read_bytes() == b"old" and not leftovers(tmp_path)
 
 

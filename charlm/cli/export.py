@@ -10,21 +10,23 @@ Examples:
   charlm export names.npz -o names.onnx          # for onnxruntime (Python, C++, the web ...)
   charlm export names.npz -o names.safetensors   # a PyTorch state dict (nn.RNN / nn.LSTM)
   charlm export names.npz -o model.bin --to torch
+  charlm export names.npz -o names.onnx --force  # replace an earlier export
 """
 
 
 @click.command(epilog=EXAMPLES)
 @click.argument("model", default="charlm.npz", required=False)
 @click.option("-o", "--out", default=None, metavar="FILE",
-              help="The file to write (replaced if it exists).  [default: MODEL with the "
-                   "format's extension]")
+              help="The file to write (an existing one only with --force).  [default: MODEL "
+                   "with the format's extension]")
 @click.option("--to", "to", type=click.Choice(["onnx", "torch"]), default=None,
               help="onnx: standard RNN/GRU/LSTM operators; torch: a .safetensors state dict of "
                    "nn.Embedding + nn.RNN/nn.LSTM + nn.Linear.  [default: from the extension of "
                    "FILE, else onnx]")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"path", "format", "bytes"}.')
 @reports_errors
-def export(model, out, to, as_json):
+def export(model, out, to, force, as_json):
     """Write the model MODEL in a format other runtimes read. ONNX: inputs "tokens" (batch, time)
     int64 and the states "h" (and "c") (layers, batch, hidden); outputs "log_probs" (batch,
     time, vocab) and "h_out" (and "c_out"); the vocabulary and mode in the metadata property
@@ -38,9 +40,12 @@ def export(model, out, to, as_json):
     from ..store.checkpoint import load
     if out is None:
         out = os.path.splitext(model)[0] + FORMATS[to or "onnx"]
-    check_writable(out)
+    from ..errors import UsageError
     from ..store.outputs import refuse_inputs
+    check_writable(out)
     refuse_inputs(out, "-o", [(model, "the checkpoint")])
+    if os.path.exists(out) and not force:
+        raise UsageError(f"-o: {out} exists; pass --force to replace it, or choose another -o")
     fmt = format_for(out, to)
     require("onnx" if fmt == "onnx" else "safetensors.numpy", f"charlm export --to {fmt}")
     ckpt = load(model)

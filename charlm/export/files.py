@@ -5,7 +5,6 @@ file or none, never a torn one."""
 import importlib
 import json
 import os
-import tempfile
 
 from ..errors import CharlmError, UsageError
 from ..text.vocab import EOS, EOS_ID, UNK, UNK_ID
@@ -79,22 +78,9 @@ def check_writable(path):
 
 
 def write_atomically(path, data):
-    """Write bytes to path through a temporary file in the same folder; on any failure nothing
-    is left behind and a previous file at path is unchanged."""
+    """Write bytes to path atomically (``charlm.store.outputs.write_atomically``), after the checks
+    of :func:`check_writable`."""
+    from ..store.outputs import write_atomically as write
     check_writable(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-export-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    write(path, lambda f: f.write(data))
+

@@ -17,7 +17,6 @@ Nothing is ever unpickled: arrays are read with ``allow_pickle=False``, so a fil
 object arrays is refused before anything in it runs.
 """
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
@@ -52,9 +51,8 @@ class Checkpoint:
 
 
 def save(path, checkpoint):
-    """Write checkpoint to path atomically: a temporary file in the same folder, flushed to disk,
-    then renamed over path. On any failure the previous file at path is left untouched. The file
-    gets the mode of the one it replaces, or 0666 less the umask (``outputs.mode_for``).
+    """Write checkpoint to path atomically (``outputs.write_atomically``): on any failure the
+    previous file at path is left untouched.
     Whoever writes during a run holds ``outputs.OutputLock`` on path (``charlm train`` does)."""
     arrays = {
         "format": np.array(FORMAT),
@@ -71,39 +69,9 @@ def save(path, checkpoint):
         if state.carry is not None:
             arrays["state.carry"] = state.carry
         arrays["state.json"] = np.array(state.run.to_json())
-    from .outputs import mode_for       # here, not at the top: the import lines are shared
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-", suffix=".npz.tmp")
-        os.fchmod(fd, mode_for(path))     # mkstemp's 0600 would hide a shared model from others
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_folder(folder)
-    except OSError as e:
-        raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; "
-                              "the previous checkpoint (if any) is unchanged") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _fsync_folder(folder):
-    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    from .outputs import write_atomically
+    write_atomically(path, lambda f: np.savez(f, **arrays), CheckpointError,
+                     "the previous checkpoint (if any) is unchanged")
 
 
 def load(path, with_training_state=False):

@@ -8,6 +8,9 @@
   permission bits, which root and read-only mounts make misleading);
 - a new file gets the mode 0666 less the umask, as a file that ``open`` creates does; a file
   replaced keeps its permission bits (:func:`mode_for`);
+- every file is written atomically (:func:`write_atomically`): a temporary file in the same folder,
+  flushed to disk, then renamed over the path, so a failure at any moment leaves the previous file
+  or the new one, never a torn one;
 - one writer per checkpoint: :class:`OutputLock` holds an OS lock (``flock``) on ``OUT.lock``
   while a run may write OUT. The kernel drops the lock when its process ends, however it ends,
   so a lock file left by a killed run (kill -9) blocks nothing.
@@ -75,6 +78,42 @@ def mode_for(path):
         return stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         return 0o666 & ~umask()
+
+
+def write_atomically(path, write, error=UsageError, kept="the previous file (if any) is unchanged"):
+    """Write the file at path through ``write(binary_file)`` atomically (see the module
+    docstring), with the mode :func:`mode_for` gives. An OSError becomes ``error`` in one line."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-", suffix=".tmp")
+        os.fchmod(fd, mode_for(path))     # mkstemp's 0600 would hide a shared file from others
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_folder(folder)
+    except OSError as e:
+        raise error(f"could not write {path}: {e.strerror or e}; {kept}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class OutputLock:

@@ -27,7 +27,6 @@ import math
 import os
 import shlex
 import string
-import tempfile
 from dataclasses import dataclass
 from html import escape
 from importlib import resources
@@ -118,23 +117,10 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
 
 
 def write(path, html):
-    """Write the page atomically (a temporary file in the same folder, then renamed), with the
-    mode of the page it replaces or 0666 less the umask (``charlm.store.outputs.mode_for``)."""
-    from ..store.outputs import mode_for
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-report-", suffix=".html.tmp")
-        os.fchmod(fd, mode_for(path))
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write the page atomically, with the mode of the page it replaces or 0666 less the umask
+    (``charlm.store.outputs.write_atomically``)."""
+    from ..store.outputs import write_atomically
+    write_atomically(path, lambda f: f.write(html.encode("utf-8")))
 
 
 # ---- the text ------------------------------------------------------------------------------------
