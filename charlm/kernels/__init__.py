@@ -7,7 +7,8 @@
 - ``draw``, ``beam_steps``: the sampling loop and the beam-search loop around that step;
 - ``loss``: the softmax, written once, and the losses built on it;
 - ``linalg``, ``optim``, ``dropout``, ``adapt``, ``tokens``: products, optimizer updates, dropout
-  masks, dynamic evaluation's update, and text to ids at memory speed.
+  masks, dynamic evaluation's update, and text to ids at memory speed;
+- ``codes``: the number of each cell inside the kernels that run every cell.
 
 Import the submodule you need; importing this package alone compiles nothing. Nothing here
 imports from the rest of charlm.

@@ -58,12 +58,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from . import cells
+from .codes import CELL_CODES
 from .linalg import matmul_nt
-from ..network import celltypes as table
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
-RNN, GRU, LSTM = (table.cell(name).code for name in ("rnn", "gru", "lstm"))   # the table's codes
+RNN, GRU, LSTM = CELL_CODES["rnn"], CELL_CODES["gru"], CELL_CODES["lstm"]
 SYNC_STRIDE = 16                    # int64 slots between two workers' counters: one cache line each
 SPINS_BEFORE_YIELD = 2000
 

@@ -8,6 +8,8 @@ with :meth:`Cell.kernel` and calls them alike.
 """
 from dataclasses import dataclass
 
+from ..kernels.codes import CELL_CODES
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -41,9 +43,9 @@ class Cell:
             b[self.keep_block * hidden:(self.keep_block + 1) * hidden] = self.keep_bias
 
 
-RNN = Cell("rnn", 0, ("h~",), ("h",), -1, 0.0, reset_gated=False, dz_in_gates=True)
-GRU = Cell("gru", 1, ("r", "u", "c~"), ("h",), 1, -1.0, reset_gated=True, dz_in_gates=False)
-LSTM = Cell("lstm", 2, ("u", "f", "o", "c~"), ("h", "c"), 1, 1.0, reset_gated=False,
+RNN = Cell("rnn", CELL_CODES["rnn"], ("h~",), ("h",), -1, 0.0, reset_gated=False, dz_in_gates=True)
+GRU = Cell("gru", CELL_CODES["gru"], ("r", "u", "c~"), ("h",), 1, -1.0, reset_gated=True, dz_in_gates=False)
+LSTM = Cell("lstm", CELL_CODES["lstm"], ("u", "f", "o", "c~"), ("h", "c"), 1, 1.0, reset_gated=False,
             dz_in_gates=True)
 
 CELLS = {cell.name: cell for cell in (LSTM, GRU, RNN)}
