@@ -11,14 +11,14 @@ held-out.tsv:
 - Shakespeare by speaker: the speech lines of tiny Shakespeare (--shakespeare; never copied into
   the repository) of its --speakers most frequent speakers, each labelled with its speaker.
 
-Two conditionings are compared, trained for the same wall time with the same settings:
+Two conditionings are compared, trained with the same settings and budget:
 
-- initial state (what charlm ships): the label's token is the first input (charlm.text.labels);
-- every step: the label's vector (its row of layers.0.W_x) is added to layer 0's pre-activations
-  at every step, the first input being <EOS>. This one is a prototype here, not in charlm: the
-  layer-0 row gather and its gradient are replaced, for this process only, by numpy versions that
-  add the label's row (``EveryStep``); it trains and scores through the unchanged training pass
-  and no-grad engine, and is sampled step by step through the engine.
+- every step (what charlm ships, charlm.text.labels): the label's vector, its token's row of
+  layers.0.W_x, is added to layer 0's pre-activations at every step;
+- initial state: the label's token is the first input instead of <EOS>, and nothing after. This
+  one is a prototype here: charlm's trainer with the batches and validation swapped for the
+  prototype's (``InitialStateBatches``), scored through charlm's engine and sampled step by step
+  through it.
 
 For each: accuracy on the held-out lines, and the share of samples drawn for label L (temperature
 1, --samples per label) that the same model classifies as L. Prints a markdown table.
@@ -35,19 +35,16 @@ import sys
 import time
 import zlib
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 import charlm
-from charlm.network import engine as engine_module
-from charlm.network import stack as stack_module
 from charlm.network.engine import Engine
 from charlm.scoring.classify import log_prior
 from charlm.scoring.scorer import COLUMNS, _pad_examples
 from charlm.text import labels as labels_module
-from charlm.text.corpus import read_corpus
+from charlm.text.corpus import LineBatches, read_corpus
 from charlm.text.vocab import EOS_ID, drawable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,142 +119,91 @@ def majority(train, test):
     return sum(t == label for t, _ in test) / len(test)
 
 
-# ---- the every-step prototype --------------------------------------------------------------------
+# ---- the initial-state prototype ----------------------------------------------------------------
 
-class EveryStep:
-    """The label as an input of every step, for this process: an input id c + V (k + 1) reads
-    character token c with label k, whose vector is row ``rows[k]`` of layers.0.W_x (the label's
-    token row); an id below V reads c alone. Layer 0's gather (out = W_x[c] + W_x[rows[k]]) and
-    its gradient are swapped in for the Numba ones while the context is active."""
+class InitialStateBatches:
+    """The batches of a labelled run (``labels.LabelledLineBatches``, same lines, same hidden
+    share) with the label's token as each example's first input instead of at every step."""
 
-    def __init__(self, vocab_size, rows):
-        self.V, self.rows = vocab_size, np.asarray(rows, np.int64)
-
-    def split_ids(self, ids):
-        ids = np.asarray(ids, np.int64)
-        return ids % self.V, ids // self.V - 1
-
-    def gather(self, w, ids, out):
-        c, k = self.split_ids(ids)
-        out[:] = w[c]
-        labelled = k >= 0
-        out[labelled] += w[self.rows[k[labelled]]]
-
-    def scatter(self, dw, ids, dz):
-        c, k = self.split_ids(ids)
-        np.add.at(dw, c, dz)
-        labelled = k >= 0
-        np.add.at(dw, self.rows[k[labelled]], dz[labelled])
-
-    @contextmanager
-    def active(self):
-        saved = (stack_module.one_hot_rows, stack_module.scatter_add_rows,
-                 engine_module.one_hot_rows, labels_module.lines_log_prob)
-        stack_module.one_hot_rows = engine_module.one_hot_rows = self.gather
-        stack_module.scatter_add_rows = self.scatter
-        labels_module.lines_log_prob = self.lines_log_prob
-        try:
-            yield self
-        finally:
-            (stack_module.one_hot_rows, stack_module.scatter_add_rows,
-             engine_module.one_hot_rows, labels_module.lines_log_prob) = saved
-
-    def label_of(self, firsts):
-        """(B,) label index of each first input (a label's token), -1 for <EOS> (no label)."""
-        k = np.full(len(firsts), -1, np.int64)
-        for j, first in enumerate(firsts):
-            hits = np.flatnonzero(self.rows == first)
-            if len(hits):
-                k[j] = hits[0]
-        return k
-
-    def relabel(self, x, firsts, first_chunk=True):
-        """x (T, B) as every-step ids, for examples whose first input is ``firsts`` (a label's
-        token or <EOS>); the first chunk of an example starts from <EOS> instead."""
-        x = x.astype(np.int64)
-        if first_chunk:
-            x[0] = EOS_ID
-        return (x + self.V * (self.label_of(firsts) + 1)[None, :]).astype(np.int32)
-
-    def lines_log_prob(self, engine, lines):
-        """Validation of LabelledLines under this conditioning."""
-        log_prob = 0.0
-        for start in range(0, len(lines), COLUMNS):
-            part = list(range(start, min(len(lines), start + COLUMNS)))
-            x, y = _pad_examples([lines[i] for i in part], lines=True)
-            x = self.relabel(x, lines.firsts[part])
-            log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
-        return log_prob, sum(len(ids) + 1 for ids in lines)
-
-
-class EveryStepBatches:
-    """A LabelledLineBatches whose examples read their label at every step."""
-
-    def __init__(self, inner, every):
-        self.inner, self.every = inner, every
+    def __init__(self, inner):
+        self.inner = inner
 
     def __len__(self):
         return len(self.inner)
 
     def batch(self, epoch, index):
-        chunks = self.inner.batch(epoch, index)
-        firsts = chunks[0][0][0].copy()
-        return [(self.every.relabel(x, firsts, first_chunk=t == 0), y)
-                for t, (x, y) in enumerate(chunks)]
+        inner = self.inner
+        chunks = LineBatches.batch(inner, epoch, index)         # plain ids, <EOS> first
+        chosen = inner._order[1][index * inner.B:(index + 1) * inner.B]
+        rows = inner.rows[chosen]
+        hidden = np.random.default_rng([inner.seed, epoch, index, 0x1ABE1]).random(len(chosen))
+        rows[hidden < labels_module.HIDDEN_SHARE] = 0
+        chunks[0][0][0] = np.where(rows > 0, rows, EOS_ID)    # views of one padded batch
+        return chunks
 
 
-def train_every_step(train_path, out, options):
-    """Train the every-step prototype in this process with charlm's trainer; returns its Model
-    and its EveryStep."""
+def first_input_log_prob(engine, lines):
+    """Validation of LabelledLines read after their label's token."""
+    log_prob = 0.0
+    for start in range(0, len(lines), COLUMNS):
+        part = list(range(start, min(len(lines), start + COLUMNS)))
+        x, y = _pad_examples([lines[i] for i in part], lines=True)
+        x[0] = lines.rows[part]
+        log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
+    return log_prob, sum(len(ids) + 1 for ids in lines)
+
+
+def train_initial_state(train_path, out, options):
+    """Train the initial-state prototype in this process with charlm's trainer (its batches
+    and its validation swapped for the prototype's); returns its Model."""
     from charlm.training.trainer import prepare
     trainer = prepare(str(train_path), str(out), force=True, labelled=True, **options)
-    vocab = trainer.dataset.vocab
-    every = EveryStep(len(vocab), labels_module.first_inputs(vocab, trainer.config.labels))
-    trainer.dataset.train = EveryStepBatches(trainer.dataset.train, every)
-    with every.active():
+    trainer.dataset.train = InitialStateBatches(trainer.dataset.train)
+    saved = labels_module.lines_log_prob
+    labels_module.lines_log_prob = first_input_log_prob
+    try:
         trainer.run()
-    return charlm.load(str(out)), every
+    finally:
+        labels_module.lines_log_prob = saved
+    return charlm.load(str(out))
 
 
-def every_step_classify(model, every, texts):
-    """Predicted label of each text under the every-step prototype (all labels as columns of one
-    engine pass per batch, as charlm.scoring.classify does for the initial-state model)."""
+def initial_state_classify(model, texts):
+    """Predicted label of each text under the initial-state prototype (all labels as columns of
+    one engine pass per batch, as charlm.scoring.classify does)."""
     names, K = model.config.labels, len(model.config.labels)
-    engine = Engine(model.network)
-    prior = log_prior(model.config)
-    out = []
-    with every.active():
-        for start in range(0, len(texts), max(1, COLUMNS // K)):
-            part = texts[start:start + max(1, COLUMNS // K)]
-            ids = [model.vocab.encode(t) for t in part for _ in range(K)]
-            x, y = _pad_examples(ids, lines=True)
-            x = every.relabel(x, np.tile(every.rows, len(part)))
-            ll = engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum(axis=0)
-            out += [names[int(np.argmax(row + prior))] for row in ll.reshape(len(part), K)]
+    rows = labels_module.label_rows(model.vocab, names)
+    engine, prior, out = Engine(model.network), log_prior(model.config), []
+    for start in range(0, len(texts), max(1, COLUMNS // K)):
+        part = texts[start:start + max(1, COLUMNS // K)]
+        x, y = _pad_examples([model.vocab.encode(t) for t in part for _ in range(K)], lines=True)
+        x[0] = np.tile(rows, len(part))
+        ll = engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum(axis=0)
+        out += [names[int(np.argmax(row + prior))] for row in ll.reshape(len(part), K)]
     return out
 
 
-def every_step_samples(model, every, label, num, rng, length=200):
-    """num samples of label drawn step by step through the engine (temperature 1)."""
-    k = model.config.labels.index(label)
+def initial_state_samples(model, label, num, rng, length=200):
+    """num samples of label drawn step by step through the engine (temperature 1), each read
+    after the label's token."""
+    row = int(labels_module.label_rows(model.vocab, [label])[0])
     engine = Engine(model.network)
     allowed = drawable(model.vocab, "lines")
     state = engine.zero_state(num)
-    token = np.full(num, EOS_ID, np.int64)
+    token = np.full(num, row, np.int64)
     texts, done = [[] for _ in range(num)], np.zeros(num, bool)
-    with every.active():
-        for step in range(length):
-            x = (token + every.V * (k + 1))[None, :].astype(np.int32)
-            p = np.exp(engine.log_softmax(x, state)[0]) * allowed[0 if step == 0 else 1]
-            p /= p.sum(axis=1, keepdims=True)
-            token = np.array([rng.choice(len(row), p=row) for row in p])
-            for j in np.flatnonzero(~done):
-                if token[j] == EOS_ID:
-                    done[j] = True
-                else:
-                    texts[j].append(model.vocab.tokens[token[j]])
-            if done.all():
-                break
+    for step in range(length):
+        p = np.exp(engine.log_softmax(token[None, :].astype(np.int32), state)[0])
+        p *= allowed[0 if step == 0 else 1]
+        p /= p.sum(axis=1, keepdims=True)
+        token = np.array([rng.choice(len(row_p), p=row_p) for row_p in p])
+        for j in np.flatnonzero(~done):
+            if token[j] == EOS_ID:
+                done[j] = True
+            else:
+                texts[j].append(model.vocab.tokens[token[j]])
+        if done.all():
+            break
     return ["".join(t) for t in texts]
 
 
@@ -268,7 +214,8 @@ def charlm_command():
     return [str(script)] if script.exists() else [sys.executable, "-m", "charlm"]
 
 
-def train_initial_state(train_path, out, options):
+def train_every_step(train_path, out, options):
+    """charlm's own labelled training (the label at every step), through the command."""
     args = [str(train_path), "--labels", "--out", str(out), "--force", "--json"]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
@@ -286,29 +233,27 @@ def sample_purity(model, classify, sample, num):
     return right / total
 
 
-def measure_corpus(name, pairs, folder, options, every_options, samples):
+def measure_corpus(name, pairs, folder, options, prototype_options, samples):
     train, test = split(pairs, folder)
     texts = [t for _, t in test]
     truth = [label for label, _ in test]
     rows = []
-    model = train_initial_state(folder / "train.tsv", folder / "initial.npz", options)
+    model = train_every_step(folder / "train.tsv", folder / "every.npz", options)
     predicted = [r.label for r in model.classify(texts)]
-    rows.append((name, "charlm, label as the initial state", np.mean(np.equal(predicted, truth)),
+    rows.append((name, "charlm, label at every step", np.mean(np.equal(predicted, truth)),
                  sample_purity(model, lambda ts: [r.label for r in model.classify(ts)],
                                lambda label, n: model.sample(label=label, num=n, seed=1), samples)))
-    every_model, every = train_every_step(folder / "train.tsv", folder / "every.npz",
-                                         every_options)
-    predicted = every_step_classify(every_model, every, texts)
+    first = train_initial_state(folder / "train.tsv", folder / "initial.npz", prototype_options)
     rng = np.random.default_rng(1)
-    rows.append((name, "charlm prototype, label at every step",
-                 np.mean(np.equal(predicted, truth)),
-                 sample_purity(every_model, lambda ts: every_step_classify(every_model, every, ts),
-                               lambda label, n: every_step_samples(every_model, every, label, n,
-                                                                   rng), samples)))
+    rows.append((name, "prototype, label as the initial state",
+                 np.mean(np.equal(initial_state_classify(first, texts), truth)),
+                 sample_purity(first, lambda ts: initial_state_classify(first, ts),
+                               lambda label, n: initial_state_samples(first, label, n, rng),
+                               samples)))
     rows.append((name, "naive Bayes, character bigrams", naive_bayes(train, test), None))
     rows.append((name, "majority label", majority(train, test), None))
     return rows, f"{name}: {len(train):,} training lines, {len(test):,} held out, " \
-                 f"{len(model.config.labels)} labels; {describe(folder / 'initial.npz')}"
+                 f"{len(model.config.labels)} labels; {describe(folder / 'every.npz')}"
 
 
 def describe(path):
@@ -363,7 +308,7 @@ def main():
     steps = 20 if args.quick else args.steps
     budget = {"steps": steps} if steps else {"max_time": f"{args.minutes * 60:.0f}s"}
     options = dict(cell=args.cell, hidden=args.hidden, layers=args.layers, **budget)
-    every_options = dict(cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
+    prototype_options = dict(cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                          **({"steps": steps} if steps else {"max_time": args.minutes * 60}))
     samples = 5 if args.quick else args.samples
     corpora = [("names by ending", names_by_ending())]
@@ -373,7 +318,8 @@ def main():
     rows, notes, loads = [], [], [os.getloadavg()[0]]
     for name, pairs in corpora:
         folder = args.workdir / name.split()[0].lower()
-        corpus_rows, note = measure_corpus(name, pairs, folder, options, every_options, samples)
+        corpus_rows, note = measure_corpus(name, pairs, folder, options, prototype_options,
+                                           samples)
         rows += corpus_rows
         notes.append(note)
         loads.append(os.getloadavg()[0])

@@ -152,30 +152,41 @@ def test_classify_a_file_and_the_python_api(trained, tmp_path):
 
 
 def test_scores_given_a_label_agree_with_the_reference_network(trained_model):
-    """log P(text | label) per character against tests/reference.py read from the label's token;
-    classify's batched columns (one per label) and validation's helper against those scores."""
+    """log P(text | label) per character against tests/reference.py, whose layer 0 adds the
+    label's row of W_x at every step (to its bias); classify's batched columns (one per label),
+    validation's helper and the training pass against those scores."""
     from charlm.network.engine import Engine
+    from charlm.network.inputs import labelled_ids
     from charlm.scoring.classify import score_given
-    from charlm.text.labels import LabelledLines, first_inputs, lines_log_prob
+    from charlm.text.labels import LabelledLines, label_rows, lines_log_prob
     from reference import ReferenceNetwork
     model, texts = trained_model, ["abcfed", "ghij", "qq", "amz"]
-    firsts = first_inputs(model.vocab, model.labels)
-    reference = ReferenceNetwork(model.config.cell, model.network.params)
+    params = {name: np.array(model.network.params[name], np.float64)
+              for name, _ in model.network.params.shapes}
     classified = model.classify(texts)
-    for first, label in zip(firsts, model.labels):
+    for row, label in zip(label_rows(model.vocab, model.labels), model.labels):
         scores = score_given(model, texts, label, per_char=True)
+        given = dict(params)
+        given["layers.0.b"] = params["layers.0.b"] + params["layers.0.W_x"][row]
+        reference = ReferenceNetwork(model.config.cell, given)
         for text, result, c in zip(texts, scores, classified):
             ids = list(model.vocab.encode(text))
-            x = np.array([first] + ids, np.int32)[:, None]
+            x = np.array([0] + ids, np.int32)[:, None]
             y = ids + [0]
             log_probs = reference.run(x)["log_probs"][:, 0]
             assert [lp for _, lp in result.per_char] == pytest.approx(
                 log_probs[np.arange(len(y)), y].tolist(), abs=1e-5)
             assert c.log_likelihood[label] == pytest.approx(result.log_prob, abs=1e-4)
-        lines = LabelledLines([model.vocab.encode(t) for t in texts], [first] * len(texts))
+        lines = LabelledLines([model.vocab.encode(t) for t in texts], [row] * len(texts))
         log_prob, tokens = lines_log_prob(Engine(model.network), lines)
         assert log_prob == pytest.approx(sum(r.log_prob for r in scores), abs=1e-4)
         assert tokens == sum(r.num_tokens for r in scores)
+        ids = model.vocab.encode(texts[0])
+        x = labelled_ids(np.array([0] + list(ids), np.int32)[:, None], [row], len(model.vocab))
+        y = np.array(list(ids) + [0], np.int32)[:, None]
+        net = model.network
+        loss, count, _ = net.loss_and_gradients(x, y, net.zero_state(1), net.params.like())
+        assert loss * count == pytest.approx(-scores[0].log_prob, rel=1e-5)
 
 
 def test_the_report_lists_the_labels_and_its_sampler_offers_them(trained, tmp_path):
@@ -265,6 +276,8 @@ def test_bad_uses_of_labels_are_refused_in_one_line(trained, unlabelled, tmp_pat
         (["train", "--label", "a", "--label", "b=y.txt", "--out", "x.npz"], "NAME=FILE"),
         (["train", trained["corpus"], "--labels", "--mode", "stream", "--out", "x.npz"],
          "lines mode"),
+        (["train", trained["corpus"], "--labels", "--bidirectional", "--out", "x.npz"],
+         "--bidirectional"),
     ]
     for args, message in cases:
         result = run_charlm(*args)

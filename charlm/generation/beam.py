@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..kernels import beam_steps as kernel
+from ..network.inputs import with_label
 from ..text.vocab import EOS_ID, drawable
 from .launch import Launcher, worker_choices
 from .options import SamplingOptions
@@ -78,9 +79,9 @@ def search(model, options):
         if options.match is not None and options.stops and not options.keep_stop:
             raise UsageError("--stop with --beam and --match needs --keep-stop: the search "
                              "checks that the text with its stop string matches")
-        run = Search(model.network, options.beam, options.length, allowed,
-                     stop_table(model.vocab, options.stops), options.length_penalty,
-                     first=options.first, match=options.match)
+        run = Search(with_label(model.network, options.label_row), options.beam,
+                     options.length, allowed, stop_table(model.vocab, options.stops),
+                     options.length_penalty, match=options.match)
         forced = model.vocab.encode(options.prime).astype(np.int64)
         chunk = FIRST_CHUNK
         while not run.done:
@@ -109,7 +110,7 @@ class Search:
     network lives (a loaded model's weights do not change): packing takes milliseconds, as long
     as dozens of search steps."""
 
-    def __init__(self, network, K, length, allowed, stops, alpha, first=EOS_ID, match=None):
+    def __init__(self, network, K, length, allowed, stops, alpha, match=None):
         self.kernel = kernel
         self.K, self.length = K, length
         self.allowed, self.alpha = allowed, float(alpha)
@@ -124,7 +125,7 @@ class Search:
         self.rows = np.arange(B, dtype=np.int64)
         self.match = match                     # a generation.pattern.Pattern, or None
         self.where = np.full(B, 0 if match is None else match.start, np.int32)
-        self.tokens = np.full(B, first, np.int64)          # the first input: <EOS> or a label
+        self.tokens = np.full(B, EOS_ID, np.int64)
         self.log_p = np.zeros(B, np.float64)
         self.tails = np.full((B, self.stops.shape[1]), -1, np.int64)
         self.finished = np.zeros((K, kernel.FIELDS), np.float64)

@@ -53,9 +53,10 @@ class Chooser:
 
     def __init__(self, model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None,
                  match=None, length=None):
-        from ..text.labels import first_input
+        from ..network.inputs import with_label
+        from ..text.labels import label_row
         self.model, self.vocab = model, model.vocab
-        self.engine = Engine(model.network)
+        self.engine = Engine(with_label(model.network, label_row(model, label)))
         self.stop_at_eos = model.config.mode == "lines" if stop_at_eos is None else stop_at_eos
         self.allowed = drawable(model.vocab, model.config.mode)
         self.temperature = float(temperature)
@@ -68,7 +69,7 @@ class Chooser:
         self.where = 0 if match is None else match.start      # the state of match's automaton
         self.state = self.engine.zero_state(1)
         self.log_p = None
-        self._read(np.concatenate([[first_input(model, label)], self.vocab.encode(prime)]))
+        self._read(np.concatenate([[EOS_ID], self.vocab.encode(prime)]))
 
     def _read(self, ids):
         """Advance the model over token ids; keep the log-probabilities of the next token."""

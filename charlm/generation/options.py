@@ -38,7 +38,7 @@ class SamplingOptions:
     keep_stop: bool = False
     beam: int | None = None         # a beam search of this width instead of drawing
     length_penalty: float = 0.0
-    first: int = 0                  # the first input: <EOS>, or a label's token (text.labels)
+    label_row: int = 0              # the label read at every step, its token id (0: none)
     match: object = None            # a generation.pattern.Pattern every text must match
 
     @classmethod
@@ -50,8 +50,8 @@ class SamplingOptions:
         an option of drawing given to a beam search, a label the model does not know, or a
         pattern (``match``, a regular expression) it cannot follow
         (:func:`charlm.generation.pattern.for_model`)."""
-        from ..text.labels import first_input
-        first = first_input(model, label)
+        from ..text.labels import label_row
+        row = label_row(model, label)
         if beam is None:
             if length_penalty != 0.0:
                 raise UsageError("--length-penalty ranks the results of --beam: give --beam K")
@@ -78,7 +78,7 @@ class SamplingOptions:
                    top_k=int(top_k), top_p=float(top_p), prime=prime,
                    stop_at_eos=bool(stop_at_eos), seed=seed, stops=stops,
                    keep_stop=bool(keep_stop), beam=beam, length_penalty=float(length_penalty),
-                   first=int(first), match=pattern)
+                   label_row=int(row), match=pattern)
 
 
 def integer(x):

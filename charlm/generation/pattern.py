@@ -558,7 +558,7 @@ def sample_exact(model, options, limit=EXACT_LIMIT):
     refusing the options it does not take."""
     given = [(options.beam is not None, "--beam"), (options.temperature != 1.0, "--temperature"),
              (options.top_k != 0, "--top-k"), (options.top_p != 1.0, "--top-p"),
-             (bool(options.stops), "--stop"), (options.first != EOS_ID, "--label")]
+             (bool(options.stops), "--stop"), (options.label_row != 0, "--label")]
     for on, option in given:
         if on:
             raise UsageError(f"{option} does not apply to --exact, which draws from the model's "

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..kernels.draw import generate
+from ..network.inputs import with_label
 from ..network.parallel import cores, fan_out, split
 from ..text.vocab import EOS_ID, drawable
 from .beam import search
@@ -64,9 +65,8 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
     - ``beam``: return the most probable continuations found by a beam search of this width
       instead of drawing (see :func:`charlm.generation.beam.beam_search`, which also gives their
       log-probabilities); ``length_penalty`` ranks them by log P / n^length_penalty.
-    - ``label``: generate text of this label, for a model trained with labels (the label's
-      token is the first input instead of ``<EOS>``: :mod:`charlm.text.labels`); None or
-      ``"<any>"``: no label.
+    - ``label``: generate text of this label, for a model trained with labels (read at every
+      step: :mod:`charlm.text.labels`); None or ``"<any>"``: no label.
     - ``match``: a regular expression that every text (the prime included) fully matches: each
       draw is restricted to the characters that keep the text on a path to a match within the
       length left (:mod:`charlm.generation.pattern`; docs/patterns.md). With ``exact`` (lines
@@ -120,10 +120,9 @@ def pieces(model, options, streaming):
     sample; a sample that has met one is marked done, so the kernel stops drawing for it, and
     when every sample is done the loop ends. With stop strings the chunks start short and
     double, so that a sample stopping early leaves little generated in vain."""
-    vocab, network = model.vocab, model.network
+    vocab, network = model.vocab, with_label(model.network, options.label_row)
     num, length, stops = options.num, options.length, options.stops
-    run = (Generation(network, 1, first=options.first) if num == 1 else
-           Batch(network, num, first=options.first))
+    run = Generation(network, 1) if num == 1 else Batch(network, num)
     allowed = drawable(vocab, model.config.mode)
     rng = np.random.default_rng(options.seed)
     forced = vocab.encode(options.prime).astype(np.int64)
@@ -170,7 +169,7 @@ class Generation:
     measured speed (:func:`charlm.generation.launch.worker_choices`). ``tables``: a dict of the
     packed weights, shared between generations of the same network."""
 
-    def __init__(self, network, num, workers=None, tables=None, first=EOS_ID):
+    def __init__(self, network, num, workers=None, tables=None):
         H = network.hidden_size
         if workers is None:
             choices = worker_choices(H) if num == 1 else (1,)
@@ -183,7 +182,7 @@ class Generation:
         self.h = np.zeros((2, L, num, H), np.float32)
         self.c = np.zeros((2, L, num, H), np.float32)
         self.rh = np.zeros((L, num, H), np.float32)
-        self.tokens = np.full(num, first, np.int64)       # the first input: <EOS> or a label
+        self.tokens = np.full(num, EOS_ID, np.int64)
         self.done = np.zeros(num, np.bool_)
         self.steps = 0
         self.drawn = 0                                    # steps that drew
@@ -221,11 +220,11 @@ class Batch:
     are independent, so the threads never wait for each other within a chunk (splitting each
     product across the cores instead makes every step wait)."""
 
-    def __init__(self, network, num, first=EOS_ID):
+    def __init__(self, network, num):
         edges = split(num, min(num, cores()))
         tables = {}
         self.num = num
-        self.parts = [(lo, hi, Generation(network, hi - lo, workers=1, tables=tables, first=first))
+        self.parts = [(lo, hi, Generation(network, hi - lo, workers=1, tables=tables))
                       for lo, hi in zip(edges[:-1], edges[1:])]
 
     def stop(self, i):

@@ -17,7 +17,8 @@ before the characters that count (``charlm.scoring.scorer`` says how it was chos
 import numpy as np
 
 from ..kernels import recurrent
-from ..kernels.linalg import matmul, one_hot_rows
+from ..kernels.linalg import matmul
+from . import inputs
 from ..kernels.loss import log_softmax_at
 from .parallel import cores, fan_out, shares, split
 
@@ -94,7 +95,7 @@ class Forward:
         for layer, (w_x, w_h, b) in enumerate(self.layers):
             hs, aux = buf["hs"][layer][:steps + 1], buf["aux"][layer][:steps + 1]
             if layer == 0:
-                one_hot_rows(w_x, x.reshape(-1), gates.reshape(rows, -1))
+                inputs.gather(w_x, x.reshape(-1), gates.reshape(rows, -1))   # one-hot input(s)
             else:
                 matmul(below.reshape(rows, self.H), w_x, gates.reshape(rows, -1))
             hs[0] = state[layer, 0]

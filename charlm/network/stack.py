@@ -28,7 +28,8 @@ from .celltypes import cell as cell_named
 from ..kernels import dropout as dropout_kernels
 from ..kernels import loss as loss_kernels
 from ..kernels import recurrent
-from ..kernels.linalg import matmul, one_hot_rows, scatter_add_rows
+from ..kernels.linalg import matmul
+from . import inputs
 from .parallel import fan_out, shares, split
 from .shapes import FlatArrays, parameter_shapes  # noqa: F401  (the names callers import from here)
 
@@ -114,7 +115,7 @@ class Stack:
         for layer, w in enumerate(weights):
             gates, hs = self.gates[layer], self.hs[layer]
             if layer == 0:
-                one_hot_rows(w.w_x, x.reshape(-1), gates.reshape(T * b, -1))   # one-hot input
+                inputs.gather(w.w_x, x.reshape(-1), gates.reshape(T * b, -1))  # one-hot input(s)
             else:
                 matmul(inp.reshape(T * b, -1), w.w_x, gates.reshape(T * b, -1))
             hs[0] = state[layer, 0]
@@ -165,7 +166,7 @@ class Stack:
             dw_x = grads[f"{prefix}.{layer}.W_x"]
             if layer == 0:
                 dw_x[:] = 0.0
-                scatter_add_rows(dw_x, x.reshape(-1), dz)
+                inputs.scatter(dw_x, x.reshape(-1), dz)
             else:
                 below = self.dropped[layer - 1] if masks is not None else self.hs[layer - 1, 1:]
                 matmul(below.reshape(T * b, H).T, dz, dw_x)

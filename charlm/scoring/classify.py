@@ -1,6 +1,6 @@
 """Classifying a text with a model trained with labels: a generative classifier, by Bayes' rule.
 
-A labelled model gives P(text | label): the text read after the label's token
+A labelled model gives P(text | label): the text read with the label at every step
 (:mod:`charlm.text.labels`), its closing ``<EOS>`` included, as ``charlm score --label`` reports
 it. With the prior P(label) from the training counts (add-one smoothed, so that no label is
 impossible, (n_k + 1) / (N + K)),
@@ -9,7 +9,7 @@ impossible, (n_k + 1) / (N + K)),
 
 computed in log space (a softmax over log P(text | k) + log P(k)). All K labels of a text are one
 batched pass: K columns of the no-grad engine (:class:`charlm.network.engine.Engine`), one per
-label, that differ only in their first input; texts of similar length share a batch of at most
+label, that differ only in the label they read; texts of similar length share a batch of at most
 ``scorer.COLUMNS`` columns.
 """
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..network.engine import Engine
+from ..network.inputs import labelled_ids
 from ..text import labels as text_labels
 from ..text.vocab import EOS, require_unicode
 from .scorer import COLUMNS, Score, _pad_examples
@@ -57,8 +58,8 @@ def log_prior(config):
 def log_likelihoods(model, texts, progress=None):
     """(n, K) float64 log P(text_i | label_k) in nats, and (n,) the tokens each predicts."""
     config = model.config
-    firsts = text_labels.first_inputs(model.vocab, config.labels)
-    K = len(firsts)
+    rows = text_labels.label_rows(model.vocab, config.labels)
+    K = len(rows)
     engine = Engine(model.network)
     ids = [model.vocab.encode(t) for t in texts]
     out = np.zeros((len(texts), K), np.float64)
@@ -67,7 +68,8 @@ def log_likelihoods(model, texts, progress=None):
     for start in range(0, len(order), per_batch):
         chosen = order[start:start + per_batch]
         x, y = _pad_examples([ids[i] for i in chosen for _ in range(K)], lines=True)
-        x[0] = np.tile(firsts, len(chosen))                # column (text j, label k): j * K + k
+        x = labelled_ids(x, np.tile(rows, len(chosen)), model.network.vocab_size)
+        # column (text j, label k) is j * K + k
         logp = engine.log_probs(x, y, engine.zero_state(x.shape[1]))
         out[chosen] = logp.sum(axis=0).reshape(len(chosen), K)
         if progress is not None:
@@ -96,8 +98,8 @@ def classify(model, texts, progress=None):
 
 def score_given(model, texts, label, per_char=False):
     """:class:`charlm.scoring.scorer.Score` of each text given label: log P(text | label), the
-    text read after the label's token (``None`` or ``<any>``: after ``<EOS>``, the plain score)."""
-    first = text_labels.first_input(model, label)
+    text read with the label at every step (``None`` or ``<any>``: without, the plain score)."""
+    row = text_labels.label_row(model, label)
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
     _checked(texts)
@@ -109,7 +111,7 @@ def score_given(model, texts, label, per_char=False):
         chosen = order[start:start + COLUMNS]
         ids = [model.vocab.encode(texts[i]) for i in chosen]
         x, y = _pad_examples(ids, lines)
-        x[0] = first
+        x = labelled_ids(x, np.full(len(chosen), row), model.network.vocab_size)
         logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
         for col, i in enumerate(chosen):
             n = len(ids[col]) + lines

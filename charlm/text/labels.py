@@ -1,21 +1,18 @@
-"""Labelled corpora: every example carries a label, which the model reads as its first input.
+"""Labelled corpora: every example carries a label, which the model reads at every step.
 
-A labelled example is trained as lines mode trains a line, with the label's token in place of the
-first ``<EOS>``::
-
-    inputs   <label:L>  c1 .. cn
-    targets  c1 .. cn   <EOS>
-
-so the state after the first step is a learned initial state per label, and the model gives
+A labelled example is trained as lines mode trains a line (``<EOS> c1 .. cn`` -> ``c1 .. cn
+<EOS>``), with the label as a second one-hot input beside each character: its vector, added to
+layer 0's pre-activations at every step, is the row of ``layers.0.W_x`` of the label's token
+(:mod:`charlm.network.inputs`, which also gives the input ids that carry it). The model gives
 P(text | label). A share ``HIDDEN_SHARE`` of the examples, drawn anew for every batch from
-(seed, epoch, batch), is read with its label hidden: first input ``<EOS>``, as in an unlabelled
-model. Used without a label (``<any>``), a labelled model is therefore a model of the whole corpus.
+(seed, epoch, batch), is read with its label hidden, as in an unlabelled model. Used without a
+label (``<any>``), a labelled model is therefore a model of the whole corpus.
 
 Label tokens are ``<label:NAME>`` (:func:`charlm.text.vocab.is_label`), after the characters in the
-vocabulary, in the order of ``Config.labels`` (the names sorted). They are inputs only: never a
-target, never drawn (:func:`charlm.text.vocab.drawable`). A label's weights are its row of
-``layers.0.W_x``; its column of ``out.W`` and entry of ``out.b`` are never a target, so training
-drives their logits down as it does ``<UNK>``'s.
+vocabulary, in the order of ``Config.labels`` (the names sorted). They are never read as a token,
+never a target, never drawn (:func:`charlm.text.vocab.drawable`); their columns of ``out.W`` and
+entries of ``out.b`` are never a target, so training drives their logits down as it does
+``<UNK>``'s.
 
 Two ways to give a labelled corpus (``charlm train``):
 
@@ -33,10 +30,11 @@ from ..errors import CorpusError, UsageError
 from .corpus import Corpus, LineBatches
 from .corpus import read_corpus as read_plain
 from .textfile import read_text
-from .vocab import EOS_ID, LABEL_PREFIX, Vocab
+from ..network.inputs import labelled_ids
+from .vocab import LABEL_PREFIX, Vocab
 
-HIDDEN_SHARE = 0.1      # examples read with the label hidden (first input <EOS>): the <any> label
-ANY = "<any>"           # no label: the first input is <EOS>
+HIDDEN_SHARE = 0.1      # examples read with the label hidden: what the <any> label is
+ANY = "<any>"           # no label: the text read as an unlabelled model reads it
 
 
 def token(name):
@@ -136,8 +134,10 @@ def read_corpus(corpus, labelled, encoding="utf-8", out=None):
     return read_label_files(pairs, encoding)
 
 
-def lines_mode(mode):
+def lines_mode(mode, bidirectional=False):
     """The mode of a labelled run: lines, whatever --mode says unless it says stream."""
+    if bidirectional:
+        raise UsageError("--bidirectional does not train a labelled model: drop one of them")
     if mode == "stream":
         raise UsageError("a labelled corpus trains in lines mode (each example starts from its "
                          "label): drop --mode stream")
@@ -179,61 +179,64 @@ class LabelledCorpus(Corpus):
 
 # ---- training -----------------------------------------------------------------------------------
 
-def first_inputs(vocab, labels):
-    """(K,) int32 token ids of the labels, in id order."""
+def label_rows(vocab, labels):
+    """(K,) int32 token ids of the labels, in id order: the rows of W_x that are their vectors."""
     return np.array([vocab.tokens.index(token(name)) for name in labels], np.int32)
 
 
 class LabelledLines(list):
-    """Lines' token ids (a list of arrays) with ``firsts``, the first input of each."""
+    """Lines' token ids (a list of arrays) with ``rows``, the label token of each (0: none)."""
 
-    def __init__(self, lines, firsts):
+    def __init__(self, lines, rows):
         super().__init__(lines)
-        self.firsts = np.asarray(firsts, np.int32)
+        self.rows = np.asarray(rows, np.int32)
 
 
 class LabelledLineBatches(LineBatches):
-    """:class:`charlm.text.corpus.LineBatches` whose examples start with their label's token,
-    or with <EOS> for a share HIDDEN_SHARE of them drawn from (seed, epoch, batch)."""
+    """:class:`charlm.text.corpus.LineBatches` whose examples read their label at every step
+    (input ids of :mod:`charlm.network.inputs`), but for a share HIDDEN_SHARE of them drawn from
+    (seed, epoch, batch), read without."""
 
-    def __init__(self, lines_ids, firsts, batch_size, seq_len, seed):
+    def __init__(self, lines_ids, rows, vocab_size, batch_size, seq_len, seed):
         super().__init__(lines_ids, batch_size, seq_len, seed)
-        self.firsts = np.asarray(firsts, np.int32)
+        self.rows, self.V = np.asarray(rows, np.int32), vocab_size
 
     def batch(self, epoch, index):
         chunks = super().batch(epoch, index)
-        rows = self._order[1][index * self.B:(index + 1) * self.B]
-        first = self.firsts[rows]
-        hidden = np.random.default_rng([self.seed, epoch, index, 0x1ABE1]).random(len(rows))
-        first[hidden < HIDDEN_SHARE] = EOS_ID
-        chunks[0][0][0] = first          # chunks are views of one padded batch: its first inputs
-        return chunks
+        chosen = self._order[1][index * self.B:(index + 1) * self.B]
+        rows = self.rows[chosen]
+        hidden = np.random.default_rng([self.seed, epoch, index, 0x1ABE1]).random(len(chosen))
+        rows[hidden < HIDDEN_SHARE] = 0
+        return [(labelled_ids(x, rows, self.V), y) for x, y in chunks]
 
 
 def label_lines(config, corpus, vocab, train, val, train_rows, val_rows):
     """A lines-mode dataset's (config, train, val) made labelled: config records the labels and
-    their training counts, train starts each example with its label (:class:`LabelledLineBatches`)
+    their training counts, train reads each example with its label (:class:`LabelledLineBatches`)
     and val with its own label always (validation measures P(text | label))."""
     from dataclasses import replace
-    firsts = first_inputs(vocab, corpus.labels)[corpus.line_labels]
+    if len(vocab) ** 2 >= 2 ** 31:
+        raise UsageError(f"a labelled model reads at most 46,340 tokens; this corpus has "
+                         f"{len(vocab):,} (--min-count folds rare characters into <UNK>)")
+    rows = label_rows(vocab, corpus.labels)[corpus.line_labels]
     counts = np.bincount(corpus.line_labels[train_rows], minlength=len(corpus.labels))
     config = replace(config, labels=list(corpus.labels), label_counts=counts.tolist())
-    train = LabelledLineBatches(train.lines, firsts[train_rows], train.B, train.T, train.seed)
-    val = LabelledLines(val, firsts[val_rows][:len(val)])
+    train = LabelledLineBatches(train.lines, rows[train_rows], len(vocab), train.B, train.T,
+                                train.seed)
+    val = LabelledLines(val, rows[val_rows][:len(val)])
     return config, train, val
 
 
 def lines_log_prob(engine, lines):
-    """(log-probability in nats, predicted tokens) of :class:`LabelledLines`, each line read
-    after its first input (as ``charlm.scoring.scorer.lines_log_prob`` reads lines after
-    <EOS>)."""
+    """(log-probability in nats, predicted tokens) of :class:`LabelledLines`, each line read with
+    its label (as ``charlm.scoring.scorer.lines_log_prob`` reads lines without)."""
     from ..scoring.scorer import COLUMNS, _pad_examples
     order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
     log_prob = 0.0
     for start in range(0, len(order), COLUMNS):
         chosen = order[start:start + COLUMNS]
         x, y = _pad_examples([lines[i] for i in chosen], lines=True)
-        x[0] = lines.firsts[chosen]
+        x = labelled_ids(x, lines.rows[chosen], engine.network.vocab_size)
         log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
     return log_prob, sum(len(ids) + 1 for ids in lines)
 
@@ -252,15 +255,15 @@ def known(model):
     return ", ".join(model.config.labels) + f" (or {ANY})"
 
 
-def first_input(model, label):
-    """The token a generation or a score starts from: <EOS> for no label (None or ``<any>``),
-    else the label's token. UsageError for a label on a model trained without labels, or a
-    label the model does not know (the message lists those it knows)."""
+def label_row(model, label):
+    """The label a generation or a score reads at every step, as its token id (its row of W_x):
+    0 for no label (None or ``<any>``). UsageError for a label on a model trained without labels,
+    or a label the model does not know (the message lists those it knows)."""
     if label is None:
-        return EOS_ID
+        return 0
     require_labels(model, "--label")
     if label == ANY:
-        return EOS_ID
+        return 0
     if label not in model.config.labels:
         raise UsageError(f"--label {label!r}: the model knows no such label; it knows "
                          f"{known(model)}")

@@ -543,7 +543,7 @@ def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="
     options = {k: v for k, v in options.items() if v is not None}
     labelled = options.pop("labelled", None)    # True (CORPUS of LABEL<TAB>TEXT) or [(name, file)]
     if labelled:
-        options["mode"] = labels.lines_mode(options.get("mode"))
+        options["mode"] = labels.lines_mode(options.get("mode"), options.get("bidirectional"))
     if resume and force:
         raise UsageError("--resume and --force contradict each other: --resume continues the run "
                          f"in {out}, --force replaces it")

@@ -107,8 +107,9 @@
       return this.layers.map(() => ({ h: new Float64Array(this.H), c: new Float64Array(this.H) }));
     }
 
-    // Read one token: advance the state in place and return the logits (Float64Array(V)).
-    step(state, token) {
+    // Read one token (and a labelled model's label, its token id: its row of W_x is added at
+    // every step; 0 for none): advance the state in place and return the logits (Float64Array(V)).
+    step(state, token, label = 0) {
       const H = this.H, width = this.width;
       let below = null;
       this.layers.forEach((layer, l) => {
@@ -116,6 +117,7 @@
         if (l === 0) {
           const row = token * width;                     // one-hot input: a row of W_x
           for (let j = 0; j < width; j++) z[j] += layer.Wx[row + j];
+          if (label) for (let j = 0; j < width; j++) z[j] += layer.Wx[label * width + j];
         } else {
           addProduct(z, below, layer.Wx, width, 0, width);
         }
@@ -258,11 +260,11 @@
     const net = theNetwork();
     const state = net.zeroState();
     const uniform = randomSource(seed);
-    // a labelled model starts from the chosen label's token; <any> from <EOS> (docs/labels.md)
-    const label = $("label").value;
-    const first = label && label !== "<any>" ? model.vocab.indexOf(`<label:${label}>`) : EOS;
-    let logits = net.step(state, first);
-    for (const id of encode(prime)) logits = net.step(state, id);
+    // a labelled model reads the chosen label at every step; <any>: none (docs/labels.md)
+    const chosen = $("label").value;
+    const label = chosen && chosen !== "<any>" ? model.vocab.indexOf(`<label:${chosen}>`) : 0;
+    let logits = net.step(state, EOS, label);
+    for (const id of encode(prime)) logits = net.step(state, id, label);
     const primeSpan = document.createElement("span");
     primeSpan.className = "prime";
     primeSpan.textContent = prime;
@@ -279,7 +281,7 @@
         made++;
         if (token === EOS && lines) { made = length; break; }
         piece += token === EOS ? "\n" : model.vocab[token];
-        logits = net.step(state, token);
+        logits = net.step(state, token, label);
       }
       text.data += piece;
       if (made < length) {
