@@ -215,6 +215,32 @@ def test_the_interactive_chooser_starts_from_the_label(trained_model):
         assert {shown for _, shown, _ in chooser.top(len(alphabet))} == set(alphabet)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(0, 3))
+def test_layer_0_reads_each_id_and_its_label(seed, n, labelled):
+    """charlm.network.inputs: gather is W_x[i % V] (+ W_x[i // V] for a label) and scatter is its
+    transpose, against plain numpy; ids without a label take the plain gather."""
+    from charlm.network.inputs import gather, labelled_ids, scatter
+    rng = np.random.default_rng(seed)
+    V, D = 9, 5
+    w = rng.standard_normal((V, D)).astype(np.float32)
+    chars = rng.integers(0, 6, (n, 2)).astype(np.int32)
+    rows = rng.choice([0, 6, 7, 8], 2) if labelled else np.zeros(2, np.int64)
+    ids = labelled_ids(chars, rows, V).reshape(-1)
+    out = np.empty((ids.size, D), np.float32)
+    gather(w, ids, out)
+    label_of = np.tile(rows, n)
+    expected = w[chars.reshape(-1)] + np.where(label_of[:, None] > 0, w[label_of], 0.0)
+    assert np.allclose(out, expected, atol=1e-6)
+    dz = rng.standard_normal((ids.size, D)).astype(np.float32)
+    dw = np.zeros_like(w)
+    scatter(dw, ids, dz)
+    expected = np.zeros((V, D))
+    np.add.at(expected, chars.reshape(-1), dz)
+    np.add.at(expected, label_of[label_of > 0], dz[label_of > 0])
+    assert np.allclose(dw, expected, atol=1e-5)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.text(alphabet="abcdefghijklmnopqrxyz é", min_size=1, max_size=12),
                 min_size=1, max_size=6))
