@@ -156,8 +156,8 @@ def first_input_log_prob(engine, lines):
 def train_initial_state(train_path, out, options):
     """Train the initial-state prototype in this process with charlm's trainer (its batches
     and its validation swapped for the prototype's); returns its Model."""
-    from charlm.training.trainer import prepare
-    trainer = prepare(str(train_path), str(out), force=True, labelled=True, **options)
+    from charlm.training.trainer import new_trainer
+    trainer = new_trainer(str(train_path), str(out), force=True, labelled=True, **options)
     trainer.dataset.train = InitialStateBatches(trainer.dataset.train)
     saved = labels_module.lines_log_prob
     labels_module.lines_log_prob = first_input_log_prob

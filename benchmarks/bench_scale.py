@@ -74,7 +74,7 @@ def child(args):
     """What `charlm train CORPUS --hidden H --steps N` runs, timing its first step."""
     from charlm.cli.warmup import warm_up_training
     from charlm.training.reporter import Reporter
-    from charlm.training.trainer import prepare as prepare_training
+    from charlm.training.trainer import new_trainer
 
     class FirstStep(Reporter):
         seconds = None
@@ -85,7 +85,7 @@ def child(args):
 
     reporter = FirstStep()
     out = os.path.join(os.path.dirname(args.child), "bench.npz")
-    trainer = prepare_training(args.child, out, force=True, hidden_size=args.hidden,
+    trainer = new_trainer(args.child, out, force=True, hidden_size=args.hidden,
                                steps=args.steps, eval_every=args.steps, reporter=reporter)
     warm_up_training(trainer.config.cell, trainer.config.optimizer)
     trainer.run()

@@ -12,11 +12,15 @@ def load(path="charlm.npz"):
     return _load(path)
 
 
-def train(corpus=None, **options):
-    """Train a model on corpus (default: the bundled names) and return the :class:`charlm.api.Model`;
-    options are the fields of :class:`charlm.config.Config` plus ``out``, ``resume``, ``force``."""
-    from .training.trainer import train_model
-    return train_model(corpus, **options)
+def train(corpus=None, out="charlm.npz", **options):
+    """Train a model on corpus (default: the bundled names), write it to ``out`` and return it as
+    a :class:`charlm.api.Model`; options are the fields of :class:`charlm.config.Config` plus
+    ``resume``, ``force``, ``encoding`` and ``reporter``
+    (see :func:`charlm.training.trainer.new_trainer`)."""
+    from .api import load as _load
+    from .training.trainer import new_trainer
+    new_trainer(corpus, out, **options).run()
+    return _load(out)
 
 
 def import_model(path, out=None, vocab=None, mode=None, force=False):

@@ -17,7 +17,7 @@ from charlm.config import Config
 from charlm.text.corpus import pad_lines
 from charlm.errors import CheckpointError
 from charlm.network.stack import FlatArrays, init_parameters
-from charlm.training.trainer import prepare
+from charlm.training.trainer import new_trainer
 from charlm.text.vocab import EOS_ID, Vocab
 
 V, H, L = 7, 5, 2
@@ -159,7 +159,7 @@ def test_lines_validation_matches_the_reference():
 # ---- training ------------------------------------------------------------------------------------
 
 def train(corpus, out, **options):
-    trainer = prepare(str(corpus), str(out), **options)
+    trainer = new_trainer(str(corpus), str(out), **options)
     trainer.run()
     return trainer
 
@@ -195,7 +195,7 @@ def test_resume_continues_bit_for_bit(tmp_path, request, tiny, mode, corpus):
     options = dict(bidirectional=True, dropout=0.3, eval_every=15, **tiny)
     whole = train(corpus, tmp_path / "whole.npz", steps=40, **options)
     train(corpus, tmp_path / "half.npz", steps=20, **options)
-    resumed = prepare(str(corpus), str(tmp_path / "half.npz"), resume=True, steps=40)
+    resumed = new_trainer(str(corpus), str(tmp_path / "half.npz"), resume=True, steps=40)
     resumed.run()
     assert whole.config.mode == mode and resumed.config.bidirectional
     assert np.array_equal(whole.params.flat, resumed.params.flat)

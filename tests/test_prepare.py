@@ -13,14 +13,14 @@ from charlm.text import prepared
 from charlm.text.corpus import read_corpus
 from charlm.errors import CorpusError
 from charlm.training.reporter import Reporter
-from charlm.training.trainer import prepare as prepare_training
+from charlm.training.trainer import new_trainer
 from conftest import run_charlm
 
 
 def assert_same_as_in_memory(path, chunk_bytes, encoding="utf-8"):
     """Prepare path in chunks of chunk_bytes and compare everything train reads with the text
     read into memory."""
-    corpus, built = prepared.prepare(str(path), encoding, mode="lines", force=True,
+    corpus, built = prepared.prepare_corpus(str(path), encoding, mode="lines", force=True,
                                      chunk_bytes=chunk_bytes)
     assert built
     memory = read_corpus(str(path), encoding)
@@ -82,7 +82,7 @@ def test_invalid_utf8_names_its_byte_offset(tmp_path, chunk_bytes):
     path = tmp_path / "bad.txt"
     path.write_bytes("héllo\n".encode("utf-8") + b"ab\xffcd")
     with pytest.raises(CorpusError, match=r"byte 0xff at offset 9\b"):
-        prepared.prepare(str(path), chunk_bytes=chunk_bytes)
+        prepared.prepare_corpus(str(path), chunk_bytes=chunk_bytes)
     assert prepared.find(str(path)) == (None, False)
 
 
@@ -90,20 +90,20 @@ def test_a_text_of_white_space_is_refused(tmp_path):
     path = tmp_path / "blank.txt"
     path.write_text(" \n\t\n")
     with pytest.raises(CorpusError, match="empty"):
-        prepared.prepare(str(path))
+        prepared.prepare_corpus(str(path))
 
 
 def test_a_changed_corpus_is_stale_and_prepared_again(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("one\ntwo\n")
-    first, built = prepared.prepare(str(path))
+    first, built = prepared.prepare_corpus(str(path))
     assert built and prepared.find(str(path))[0].meta == first.meta
-    again, built = prepared.prepare(str(path))
+    again, built = prepared.prepare_corpus(str(path))
     assert not built and again.folder == first.folder
     path.write_text("one\ntwo\nthree\n")
     assert prepared.find(str(path)) == (None, True)
     assert prepared.find(str(path), "latin-1") == (None, True)
-    rebuilt, built = prepared.prepare(str(path))
+    rebuilt, built = prepared.prepare_corpus(str(path))
     assert built and rebuilt.chars == len("one\ntwo\nthree\n")
     os.utime(path, ns=(1, 1))               # the same size, another modification time
     assert prepared.find(str(path))[1]
@@ -112,7 +112,7 @@ def test_a_changed_corpus_is_stale_and_prepared_again(tmp_path):
 def test_the_line_index_is_built_when_a_run_first_needs_it(tmp_path):
     path = tmp_path / "names.txt"
     path.write_text("Anna\n\nBob\n  \nCarla")
-    corpus, _ = prepared.prepare(str(path), mode="stream")
+    corpus, _ = prepared.prepare_corpus(str(path), mode="stream")
     assert corpus.meta["line_index"] is None
     assert np.array_equal(np.asarray(corpus.line_spans()), read_corpus(str(path)).line_spans())
     assert prepared.find(str(path))[0].meta["line_index"] == 3
@@ -123,7 +123,7 @@ def test_an_unwritable_place_beside_the_corpus_falls_back_to_the_cache(tmp_path,
     path = tmp_path / "c.txt"
     path.write_text("abc\n")
     (tmp_path / "c.txt.charlm").write_text("a file where the folder would go")
-    corpus, _ = prepared.prepare(str(path))
+    corpus, _ = prepared.prepare_corpus(str(path))
     assert corpus.folder.startswith(str(tmp_path / "cache" / "charlm" / "prepared"))
     assert prepared.find(str(path))[0].folder == corpus.folder
 
@@ -147,7 +147,7 @@ def test_the_command_prints_json_and_reuses_a_current_copy(tmp_path):
 # ---- training from the map -------------------------------------------------------------------------
 
 def train(corpus, out, **options):
-    trainer = prepare_training(str(corpus), str(out), hidden_size=16, batch_size=6, seq_len=12,
+    trainer = new_trainer(str(corpus), str(out), hidden_size=16, batch_size=6, seq_len=12,
                                steps=8, eval_every=4, dropout=0.3, seed=5, **options)
     trainer.run()
     return trainer
@@ -168,7 +168,7 @@ def test_training_from_the_map_equals_training_from_memory(tmp_path, prose_file,
     in_memory = train(corpus, tmp_path / "memory.npz", mode=mode, min_count=min_count)
     assert isinstance(in_memory.dataset.train.ids if mode == "stream" else
                       in_memory.dataset.train.lines.ids, np.ndarray)
-    prepared.prepare(str(corpus), mode=mode)
+    prepared.prepare_corpus(str(corpus), mode=mode)
     mapped = train(corpus, tmp_path / "mapped.npz", mode=mode, min_count=min_count)
     ids = mapped.dataset.train.ids if mode == "stream" else mapped.dataset.train.lines.ids
     assert isinstance(ids, prepared.TokenIds)
@@ -182,8 +182,8 @@ def test_training_from_the_map_equals_training_from_memory(tmp_path, prose_file,
 
 def test_a_run_from_memory_resumes_from_the_map(tmp_path, prose_file):
     train(prose_file, tmp_path / "m.npz")
-    prepared.prepare(str(prose_file))
-    resumed = prepare_training(str(prose_file), str(tmp_path / "m.npz"), resume=True, steps=12)
+    prepared.prepare_corpus(str(prose_file))
+    resumed = new_trainer(str(prose_file), str(tmp_path / "m.npz"), resume=True, steps=12)
     resumed.run()
     assert resumed.run_state.step == 12
 
@@ -202,7 +202,7 @@ class Notices(Reporter):
 def test_train_prepares_a_large_corpus_by_itself(tmp_path, prose_file, monkeypatch):
     monkeypatch.setattr(prepared, "LARGE_BYTES", 1000)
     reporter = Notices()
-    trainer = prepare_training(str(prose_file), str(tmp_path / "m.npz"), steps=1, hidden_size=8,
+    trainer = new_trainer(str(prose_file), str(tmp_path / "m.npz"), steps=1, hidden_size=8,
                                reporter=reporter)
     assert isinstance(trainer.dataset.train.ids, prepared.TokenIds)
     assert any(n.startswith(f"preparing {prose_file}") for n in reporter.notices)
@@ -210,7 +210,7 @@ def test_train_prepares_a_large_corpus_by_itself(tmp_path, prose_file, monkeypat
     assert reporter.progress[-1] == (size, size)
     trainer.release()           # a prepared run holds the lock on --out until it runs or lets go
     again = Notices()
-    prepare_training(str(prose_file), str(tmp_path / "m.npz"), force=True, steps=1, hidden_size=8,
+    new_trainer(str(prose_file), str(tmp_path / "m.npz"), force=True, steps=1, hidden_size=8,
                      reporter=again)
     assert not any(n.startswith("preparing") for n in again.notices) and not again.progress
 
@@ -219,7 +219,7 @@ def test_train_prepares_a_large_corpus_by_itself(tmp_path, prose_file, monkeypat
 def test_validation_reads_at_most_val_max_chars(tmp_path, prose_file, names_file, mode):
     corpus = prose_file if mode == "stream" else names_file
     reporter = Notices()
-    trainer = prepare_training(str(corpus), str(tmp_path / "m.npz"), mode=mode, val_frac=0.5,
+    trainer = new_trainer(str(corpus), str(tmp_path / "m.npz"), mode=mode, val_frac=0.5,
                                val_max_chars=20, steps=1, hidden_size=8, reporter=reporter)
     assert 0 < trainer.dataset.val_tokens <= 20
     assert any("--val-max-chars" in n for n in reporter.notices)

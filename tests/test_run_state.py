@@ -7,7 +7,7 @@ import numpy as np
 from charlm.store import checkpoint
 from charlm.training.reporter import Reporter
 from charlm.store.runstate import RunState
-from charlm.training.trainer import prepare
+from charlm.training.trainer import new_trainer
 
 from conftest import run_charlm
 
@@ -25,7 +25,7 @@ class StopAfter(Reporter):
 
 def test_before_the_first_validation_the_model_is_the_latest_weights(tmp_path, prose_file, tiny):
     out = tmp_path / "m.npz"
-    trainer = prepare(str(prose_file), str(out), steps=100, eval_every=1000, reporter=StopAfter(5),
+    trainer = new_trainer(str(prose_file), str(out), steps=100, eval_every=1000, reporter=StopAfter(5),
                       **tiny)
     initial = trainer.params.flat.copy()
     assert trainer.run() == "interrupted"
@@ -41,8 +41,8 @@ def test_before_the_first_validation_the_model_is_the_latest_weights(tmp_path, p
 
 def test_a_resumed_run_without_validation_keeps_using_the_latest_weights(tmp_path, prose_file, tiny):
     out = tmp_path / "m.npz"
-    prepare(str(prose_file), str(out), steps=100, eval_every=1000, reporter=StopAfter(3), **tiny).run()
-    resumed = prepare(str(prose_file), str(out), resume=True, reporter=StopAfter(6))
+    new_trainer(str(prose_file), str(out), steps=100, eval_every=1000, reporter=StopAfter(3), **tiny).run()
+    resumed = new_trainer(str(prose_file), str(out), resume=True, reporter=StopAfter(6))
     resumed.run()
     saved = checkpoint.load(str(out), with_training_state=True)
     assert saved.training.run.step == 6
@@ -52,14 +52,14 @@ def test_a_resumed_run_without_validation_keeps_using_the_latest_weights(tmp_pat
 
 
 def test_validation_runs_at_every_twentieth_of_the_budget_and_at_the_end(tmp_path, prose_file, tiny):
-    trainer = prepare(str(prose_file), str(tmp_path / "m.npz"), steps=50, patience=0, **tiny)
+    trainer = new_trainer(str(prose_file), str(tmp_path / "m.npz"), steps=50, patience=0, **tiny)
     trainer.run()
     steps = [record.step for record in trainer.run_state.history]
     assert steps == [round(k * 2.5 + 0.49) for k in range(1, 21)]   # 3, 5, 8, 10, ... 50
 
 
 def test_a_run_stops_after_patience_validations_without_a_new_best(tmp_path, prose_file, tiny):
-    trainer = prepare(str(prose_file), str(tmp_path / "m.npz"), steps=100, eval_every=2,
+    trainer = new_trainer(str(prose_file), str(tmp_path / "m.npz"), steps=100, eval_every=2,
                       patience=3, **tiny)
     losses = iter([3.0, 2.0, 2.5, 2.1, 2.2, 1.0, 9.0])
     trainer.evaluate = lambda: next(losses)

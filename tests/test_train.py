@@ -12,11 +12,11 @@ from charlm.text.corpus import detect_mode, read_corpus
 from charlm.errors import TrainingDiverged, UsageError
 from charlm.network.engine import Engine
 from charlm.scoring.scorer import score_file
-from charlm.training.trainer import learning_rate, prepare
+from charlm.training.trainer import learning_rate, new_trainer
 
 
 def run(corpus, out, **options):
-    trainer = prepare(str(corpus) if corpus else None, str(out), **options)
+    trainer = new_trainer(str(corpus) if corpus else None, str(out), **options)
     trainer.run()
     return trainer
 
@@ -55,7 +55,7 @@ def test_resume_continues_bit_for_bit(tmp_path, request, tiny, mode, corpus):
     corpus = request.getfixturevalue(corpus)
     whole = run(corpus, tmp_path / "whole.npz", steps=40, dropout=0.3, eval_every=15, **tiny)
     run(corpus, tmp_path / "half.npz", steps=20, dropout=0.3, eval_every=15, **tiny)
-    resumed = prepare(str(corpus), str(tmp_path / "half.npz"), resume=True, steps=40)
+    resumed = new_trainer(str(corpus), str(tmp_path / "half.npz"), resume=True, steps=40)
     resumed.run()
     assert whole.config.mode == mode
     assert np.array_equal(whole.params.flat, resumed.params.flat)
@@ -96,7 +96,7 @@ def test_a_diverging_run_stops_and_keeps_the_last_checkpoint(tmp_path, prose_fil
     out = tmp_path / "m.npz"
     run(prose_file, out, steps=10, **tiny)
     before = out.read_bytes()
-    trainer = prepare(str(prose_file), str(out), resume=True, steps=20)
+    trainer = new_trainer(str(prose_file), str(out), resume=True, steps=20)
     trainer.params.flat[:] = np.nan                       # what a blow-up leaves behind
     with pytest.raises(TrainingDiverged, match=r"step 11.*lower --lr"):
         trainer.run()
@@ -107,7 +107,7 @@ def test_an_existing_checkpoint_is_never_replaced_silently(tmp_path, names_file,
     out = tmp_path / "m.npz"
     run(names_file, out, steps=2, **tiny)
     with pytest.raises(UsageError, match="--resume.*--force"):
-        prepare(str(names_file), str(out), steps=2)
+        new_trainer(str(names_file), str(out), steps=2)
     run(names_file, out, steps=3, force=True, **tiny)
     assert checkpoint.load(str(out), True).training.run.step == 3
 
@@ -116,7 +116,7 @@ def test_resume_refuses_another_corpus(tmp_path, names_file, prose_file, tiny):
     out = tmp_path / "m.npz"
     run(names_file, out, steps=2, **tiny)
     with pytest.raises(UsageError, match="not the corpus"):
-        prepare(str(prose_file), str(out), resume=True, steps=4)
+        new_trainer(str(prose_file), str(out), resume=True, steps=4)
 
 
 class TickingClock:
@@ -256,7 +256,7 @@ def test_a_run_whose_dropout_masks_were_drawn_another_way_resumes_with_a_notice(
     saved.training.run.dropout_masks = "per step and column"     # the label of the version before
     checkpoint.save(str(path), saved)
     notices = Notices()
-    prepare(str(prose_file), str(path), resume=True, steps=6, reporter=notices).run()
+    new_trainer(str(prose_file), str(path), resume=True, steps=6, reporter=notices).run()
     assert any("drew its dropout masks another way (per step and column)" in m
                for m in notices.messages), notices.messages
     resumed = checkpoint.load(str(path), with_training_state=True)
@@ -265,4 +265,4 @@ def test_a_run_whose_dropout_masks_were_drawn_another_way_resumes_with_a_notice(
 
 def test_a_min_count_that_leaves_no_character_is_refused(tmp_path, names_file):
     with pytest.raises(UsageError, match="--min-count 1000000 leaves no character"):
-        prepare(str(names_file), str(tmp_path / "m.npz"), min_count=1_000_000)
+        new_trainer(str(names_file), str(tmp_path / "m.npz"), min_count=1_000_000)

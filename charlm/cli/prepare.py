@@ -39,7 +39,7 @@ def prepare(corpus, encoding, mode, force, as_json):
     started = time.perf_counter()
     # a bar only on a terminal: in a file, its frames would be noise (docs/files.md)
     with PreparingBar(err, f"preparing {corpus}", enabled=not as_json and err.is_terminal) as bar:
-        corpus_ids, built = prepared.prepare(corpus, encoding, mode, force, progress=bar.update)
+        corpus_ids, built = prepared.prepare_corpus(corpus, encoding, mode, force, progress=bar.update)
     seconds = time.perf_counter() - started
     meta = corpus_ids.meta
     size = meta["source"]["size"]

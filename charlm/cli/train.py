@@ -1,4 +1,4 @@
-"""``charlm train``: the command line over :func:`charlm.training.trainer.prepare` and ``Trainer.run``."""
+"""``charlm train``: the command line over :func:`charlm.training.trainer.new_trainer` and ``Trainer.run``."""
 import functools
 import math
 import shlex
@@ -104,8 +104,8 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
 def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options):
     """Train in this process, or as one rank of a data-parallel group."""
     from .warmup import warm_up_training
-    from ..training.distributed import prepare as prepare_rank
-    from ..training.trainer import prepare
+    from ..training.distributed import new_rank_trainer
+    from ..training.trainer import new_trainer
     out_console, err_console = consoles()
     speaks = group is None or group.rank == 0
     # a progress bar only on a terminal: in a file, the lines of LogReporter
@@ -113,9 +113,9 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
                 else ProgressReporter(err_console) if err_console.is_terminal
                 else LogReporter(err_console))
     if group is None:
-        trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
+        trainer = new_trainer(corpus, out, resume, force, encoding, reporter, **options)
     else:
-        trainer = prepare_rank(group, corpus, out, resume, force, encoding, reporter, **options)
+        trainer = new_rank_trainer(group, corpus, out, resume, force, encoding, reporter, **options)
 
     def warm_up():
         warm_up_training(trainer.config.cell, trainer.config.optimizer)

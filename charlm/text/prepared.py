@@ -240,7 +240,7 @@ class _locked:
 
 # ---- preparing ----------------------------------------------------------------------------------
 
-def prepare(path, encoding="utf-8", mode="auto", force=False, progress=None,
+def prepare_corpus(path, encoding="utf-8", mode="auto", force=False, progress=None,
             chunk_bytes=CHUNK_BYTES):
     """The current prepared copy of the corpus at path, built now if there is none (or if
     ``force``). Returns (PreparedCorpus, built). ``progress(done, total)`` follows the build in
@@ -425,6 +425,6 @@ def open_corpus(path, encoding="utf-8", mode="auto", reporter=None):
         reporter.notice(f"preparing {path} ({size / 1e6:,.0f} MB) once, as charlm prepare does "
                         f"({why}): training then reads its token ids from disk, and later runs "
                         "reuse them")
-    corpus, _ = prepare(path, encoding, mode,
+    corpus, _ = prepare_corpus(path, encoding, mode,
                         progress=reporter.preparing if reporter is not None else None)
     return corpus

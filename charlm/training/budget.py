@@ -1,6 +1,6 @@
 """What a training run needs before it starts: memory, and the least time that fits one step.
 
-Both are checked by ``trainer.prepare`` after the corpus is read and before anything large is
+Both are checked by ``trainer.new_trainer`` after the corpus is read and before anything large is
 allocated, so that a run that cannot work is refused in one line instead of ending in a
 traceback, the kernel's OOM killer, or a run that trains nothing.
 

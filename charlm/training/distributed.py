@@ -51,7 +51,7 @@ from ..network.engine import Engine
 from ..text.prepared import open_corpus
 from .reporter import Reporter
 from .trainer import Trainer, build_dataset
-from .trainer import prepare as prepare_training
+from .trainer import new_trainer
 from ..text.vocab import Vocab
 
 INSTALL = "pip install 'charlm[mpi]'"
@@ -182,14 +182,14 @@ class AgreedError(CharlmError):
 
 # ---- the run -------------------------------------------------------------------------------------
 
-def prepare(group, corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
-            reporter=None, **options):
-    """The :class:`DistributedTrainer` of this rank: what ``train.prepare`` builds on rank 0
+def new_rank_trainer(group, corpus=None, out="charlm.npz", resume=False, force=False,
+                     encoding="utf-8", reporter=None, **options):
+    """The :class:`DistributedTrainer` of this rank: what ``trainer.new_trainer`` builds on rank 0
     (which alone reads the checkpoint and reports), sent to every rank."""
     setup, failure = None, None
     if group.rank == 0:
         try:
-            base = prepare_training(corpus, out, resume, force, encoding, reporter, **options)
+            base = new_trainer(corpus, out, resume, force, encoding, reporter, **options)
             setup = (base.config, base.dataset.vocab.tokens, base.params.flat,
                      base.optimizer.moments, base.carry, base.run_state)
         except CharlmError as e:

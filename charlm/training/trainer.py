@@ -530,8 +530,8 @@ class Trainer:
 
 # ---- the entry point ------------------------------------------------------------------------------
 
-def prepare(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
-            reporter=None, **options):
+def new_trainer(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
+                reporter=None, **options):
     """Read the corpus, resolve the config (or restore it with resume) and build the Trainer.
 
     Before any of that, --out is checked (it can be written, it is not the corpus) and locked:
@@ -621,12 +621,3 @@ def _resume(out, corpus, options, reporter):
     if saved.training.run.validated:
         trainer.best = saved.weights.flat.copy()
     return trainer
-
-
-def train_model(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
-                reporter=None, **options):
-    """Train and return the trained :class:`charlm.api.Model` (see :func:`prepare`)."""
-    from ..api import load
-    trainer = prepare(corpus, out, resume, force, encoding, reporter, **options)
-    trainer.run()
-    return load(out)
