@@ -94,10 +94,10 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
         return _train(None, corpus, out, resume, force, encoding, as_json, quiet, options)
     from ..text.words import refuse_mpi
     refuse_mpi(options.get("tokens"), resume, out, distributed.launched()[0])
-    from ..kernels.linalg import blas_threads
+    from ..network.parallel import blas_for
     group = distributed.join()
     # a rank of one thread calls BLAS outside parallel.fan_out: one BLAS thread, as a thread has
-    with group.failing_together(), blas_threads(group.threads):
+    with group.failing_together(), blas_for(group.threads):
         _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
 
 
