@@ -42,7 +42,8 @@ import numpy as np
 import charlm
 from charlm.network.engine import Engine
 from charlm.scoring.classify import log_prior
-from charlm.scoring.scorer import COLUMNS, _pad_examples
+from charlm.scoring import passes
+from charlm.scoring.passes import COLUMNS, pad_examples
 from charlm.text import labels as labels_module
 from charlm.text.corpus import LineBatches, read_corpus
 from charlm.text.vocab import EOS_ID, drawable
@@ -147,7 +148,7 @@ def first_input_log_prob(engine, lines):
     log_prob = 0.0
     for start in range(0, len(lines), COLUMNS):
         part = list(range(start, min(len(lines), start + COLUMNS)))
-        x, y = _pad_examples([lines[i] for i in part], lines=True)
+        x, y = pad_examples([lines[i] for i in part], lines=True)
         x[0] = lines.rows[part]
         log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
     return log_prob, sum(len(ids) + 1 for ids in lines)
@@ -159,12 +160,12 @@ def train_initial_state(train_path, out, options):
     from charlm.training.trainer import new_trainer
     trainer = new_trainer(str(train_path), str(out), force=True, labelled=True, **options)
     trainer.dataset.train = InitialStateBatches(trainer.dataset.train)
-    saved = labels_module.lines_log_prob
-    labels_module.lines_log_prob = first_input_log_prob
+    saved = passes.labelled_lines_log_prob
+    passes.labelled_lines_log_prob = first_input_log_prob
     try:
         trainer.run()
     finally:
-        labels_module.lines_log_prob = saved
+        passes.labelled_lines_log_prob = saved
     return charlm.load(str(out))
 
 
@@ -176,7 +177,7 @@ def initial_state_classify(model, texts):
     engine, prior, out = Engine(model.network), log_prior(model.config), []
     for start in range(0, len(texts), max(1, COLUMNS // K)):
         part = texts[start:start + max(1, COLUMNS // K)]
-        x, y = _pad_examples([model.vocab.encode(t) for t in part for _ in range(K)], lines=True)
+        x, y = pad_examples([model.vocab.encode(t) for t in part for _ in range(K)], lines=True)
         x[0] = np.tile(rows, len(part))
         ll = engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum(axis=0)
         out += [names[int(np.argmax(row + prior))] for row in ll.reshape(len(part), K)]

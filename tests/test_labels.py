@@ -156,9 +156,9 @@ def test_scores_given_a_label_agree_with_the_reference_network(trained_model):
     label's row of W_x at every step (to its bias); classify's batched columns (one per label),
     validation's helper and the training pass against those scores."""
     from charlm.network.engine import Engine
-    from charlm.network.inputs import labelled_ids
     from charlm.scoring.classify import score_given
-    from charlm.text.labels import LabelledLines, label_rows, lines_log_prob
+    from charlm.scoring.passes import labelled_lines_log_prob
+    from charlm.text.labels import LabelledLines, label_rows, labelled_ids
     from reference import ReferenceNetwork
     model, texts = trained_model, ["abcfed", "ghij", "qq", "amz"]
     params = {name: np.array(model.network.params[name], np.float64)
@@ -178,7 +178,7 @@ def test_scores_given_a_label_agree_with_the_reference_network(trained_model):
                 log_probs[np.arange(len(y)), y].tolist(), abs=1e-5)
             assert c.log_likelihood[label] == pytest.approx(result.log_prob, abs=1e-4)
         lines = LabelledLines([model.vocab.encode(t) for t in texts], [row] * len(texts))
-        log_prob, tokens = lines_log_prob(Engine(model.network), lines)
+        log_prob, tokens = labelled_lines_log_prob(Engine(model.network), lines)
         assert log_prob == pytest.approx(sum(r.log_prob for r in scores), abs=1e-4)
         assert tokens == sum(r.num_tokens for r in scores)
         ids = model.vocab.encode(texts[0])
@@ -220,7 +220,8 @@ def test_the_interactive_chooser_starts_from_the_label(trained_model):
 def test_layer_0_reads_each_id_and_its_label(seed, n, labelled):
     """charlm.network.inputs: gather is W_x[i % V] (+ W_x[i // V] for a label) and scatter is its
     transpose, against plain numpy; ids without a label take the plain gather."""
-    from charlm.network.inputs import gather, labelled_ids, scatter
+    from charlm.network.inputs import gather, scatter
+    from charlm.text.labels import labelled_ids
     rng = np.random.default_rng(seed)
     V, D = 9, 5
     w = rng.standard_normal((V, D)).astype(np.float32)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from charlm.store import checkpoint
-from charlm.scoring import scorer
+from charlm.scoring import passes, scorer
 from charlm.api import Model, load
 from charlm.store.checkpoint import Checkpoint
 from charlm.cli import main
@@ -122,16 +122,16 @@ def test_agrees_with_the_reference_network_and_the_training_pass(cell, mode):
 
 
 def test_the_validation_helpers_score_as_score_does():
-    """scorer.lines_log_prob and scorer.stream_log_prob (what training reports for its validation
+    """passes.lines_log_prob and passes.stream_log_prob (what training reports for its validation
     text) against Model.score on the same texts."""
     lines, stream = make_model("gru", "lines"), make_model("gru", "stream")
     texts = ["Anna", "a cat sat", "Bob and the dog", "a"]
-    log_prob, tokens = scorer.lines_log_prob(Engine(lines.network),
+    log_prob, tokens = passes.lines_log_prob(Engine(lines.network),
                                              [lines.vocab.encode(t) for t in texts])
     assert tokens == sum(len(t) + 1 for t in texts)
     assert log_prob == pytest.approx(sum(r.log_prob for r in lines.score(texts)), rel=1e-6)
     text = TEXT * 3                     # shorter than a segment: scored exactly, from the start
-    log_prob, tokens = scorer.stream_log_prob(Engine(stream.network), stream.vocab.encode(text))
+    log_prob, tokens = passes.stream_log_prob(Engine(stream.network), stream.vocab.encode(text))
     assert tokens == len(text)
     assert log_prob == pytest.approx(stream.score(text).log_prob, rel=1e-6)
 
@@ -215,7 +215,7 @@ def test_lines_file_equals_the_sum_of_its_lines(tmp_path, monkeypatch):
     path = tmp_path / "lines.txt"
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())    # CRLF, normalised as in training
     monkeypatch.setattr(scorer, "READ_BYTES", 7)                  # \r\n split across reads
-    monkeypatch.setattr(scorer, "LINE_BUFFER", 50)                # many sorted buffers
+    monkeypatch.setattr(passes, "LINE_BUFFER", 50)                # many sorted buffers
     calls = []
     result = scorer.score_file(model, str(path), progress=lambda d, t: calls.append((d, t)))
     kept = [line for line in lines if line.strip()]
@@ -238,10 +238,10 @@ def memoryless_model():
 @pytest.mark.parametrize("length", [1, 5, 30, 31, 32, 95, 96, 97, 300, 1001])
 def test_stream_segments_tile_the_file_exactly(tmp_path, monkeypatch, length):
     """Every character is counted once, whatever the length against segments and batches."""
-    monkeypatch.setattr(scorer, "MIN_SEGMENT", 16)
-    monkeypatch.setattr(scorer, "MAX_SEGMENT", 16)
-    monkeypatch.setattr(scorer, "BURN_IN", 3)
-    monkeypatch.setattr(scorer, "COLUMNS", 4)
+    monkeypatch.setattr(passes, "MIN_SEGMENT", 16)
+    monkeypatch.setattr(passes, "MAX_SEGMENT", 16)
+    monkeypatch.setattr(passes, "BURN_IN", 3)
+    monkeypatch.setattr(passes, "COLUMNS", 4)
     monkeypatch.setattr(scorer, "READ_BYTES", 50)
     model = memoryless_model()
     text = (TEXT * 20)[:length]
@@ -258,9 +258,9 @@ def test_stream_segments_tile_the_file_exactly(tmp_path, monkeypatch, length):
 def test_stream_burn_in_is_close_to_the_exact_value(tmp_path, monkeypatch, cell):
     """Segments of 64 characters with 64 of burn-in, against the exact sequential value: within
     0.1% of the bits per character (random weights; a trained model is measured in the README)."""
-    monkeypatch.setattr(scorer, "MIN_SEGMENT", 64)
-    monkeypatch.setattr(scorer, "MAX_SEGMENT", 64)
-    monkeypatch.setattr(scorer, "BURN_IN", 64)
+    monkeypatch.setattr(passes, "MIN_SEGMENT", 64)
+    monkeypatch.setattr(passes, "MAX_SEGMENT", 64)
+    monkeypatch.setattr(passes, "BURN_IN", 64)
     model = make_model(cell, "stream", hidden=32)
     text = TEXT * 40
     path = tmp_path / "prose.txt"

@@ -7,19 +7,14 @@ is ``i // V`` (a label's token id is at least 2, so an id below V reads no label
     z0_t = W_x[i_t % V] + W_x[i_t // V]   (the second term only for i_t >= V)
 
 so a label is a one-hot beside the one-hot of the character, and its vector is its token's row
-of W_x. The ids travel through the training pass and the no-grad engine as any ids do; only the
-gather below and its gradient read them. A batch whose ids are all below V (every unlabelled
-model) takes the plain Numba gather, nothing else.
+of W_x (:func:`charlm.text.labels.labelled_ids` makes such ids). The ids travel through the
+training pass and the no-grad engine as any ids do; only the gather below and its gradient read
+them. A batch whose ids are all below V (every unlabelled model) takes the plain Numba gather,
+nothing else.
 """
 import numpy as np
 
 from ..kernels.linalg import one_hot_rows, scatter_add_rows
-
-
-def labelled_ids(ids, label_rows, V):
-    """ids (T, B) with column b reading label token ``label_rows[b]`` at every step (0: none)."""
-    return (np.asarray(ids, np.int64) + V * np.asarray(label_rows, np.int64)[None, :]).astype(
-        np.int32)
 
 
 def _split(ids, V):

@@ -10,7 +10,7 @@ impossible, (n_k + 1) / (N + K)),
 computed in log space (a softmax over log P(text | k) + log P(k)). All K labels of a text are one
 batched pass: K columns of the no-grad engine (:class:`charlm.network.engine.Engine`), one per
 label, that differ only in the label they read; texts of similar length share a batch of at most
-``scorer.COLUMNS`` columns.
+``passes.COLUMNS`` columns.
 """
 from dataclasses import dataclass, field
 
@@ -18,10 +18,9 @@ import numpy as np
 
 from ..errors import UsageError
 from ..network.engine import Engine
-from ..network.inputs import labelled_ids
 from ..text import labels as text_labels
 from ..text.vocab import EOS, require_unicode
-from .scorer import COLUMNS, Score, _pad_examples
+from .passes import COLUMNS, Score, pad_examples
 
 
 @dataclass
@@ -67,8 +66,8 @@ def log_likelihoods(model, texts, progress=None):
     per_batch = max(1, COLUMNS // K)
     for start in range(0, len(order), per_batch):
         chosen = order[start:start + per_batch]
-        x, y = _pad_examples([ids[i] for i in chosen for _ in range(K)], lines=True)
-        x = labelled_ids(x, np.tile(rows, len(chosen)), model.network.vocab_size)
+        x, y = pad_examples([ids[i] for i in chosen for _ in range(K)], lines=True)
+        x = text_labels.labelled_ids(x, np.tile(rows, len(chosen)), model.network.vocab_size)
         # column (text j, label k) is j * K + k
         logp = engine.log_probs(x, y, engine.zero_state(x.shape[1]))
         out[chosen] = logp.sum(axis=0).reshape(len(chosen), K)
@@ -97,7 +96,7 @@ def classify(model, texts, progress=None):
 
 
 def score_given(model, texts, label, per_char=False):
-    """:class:`charlm.scoring.scorer.Score` of each text given label: log P(text | label), the
+    """:class:`charlm.scoring.passes.Score` of each text given label: log P(text | label), the
     text read with the label at every step (``None`` or ``<any>``: without, the plain score)."""
     row = text_labels.label_row(model, label)
     single = isinstance(texts, str)
@@ -110,8 +109,8 @@ def score_given(model, texts, label, per_char=False):
     for start in range(0, len(order), COLUMNS):
         chosen = order[start:start + COLUMNS]
         ids = [model.vocab.encode(texts[i]) for i in chosen]
-        x, y = _pad_examples(ids, lines)
-        x = labelled_ids(x, np.full(len(chosen), row), model.network.vocab_size)
+        x, y = pad_examples(ids, lines)
+        x = text_labels.labelled_ids(x, np.full(len(chosen), row), model.network.vocab_size)
         logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
         for col, i in enumerate(chosen):
             n = len(ids[col]) + lines

@@ -12,7 +12,9 @@ other, and training's loss averages over the same tokens, so the bits/char of ``
 held-out text compare with the validation bits/char that training reports.
 
 Texts are scored as one batch, one column each, padded with target -1. Files are read
-incrementally and scored in batches of columns, so memory does not grow with the file:
+incrementally and scored in batches of columns, so memory does not grow with the file (the
+batched passes, their sizes and :class:`Score` are in :mod:`charlm.scoring.passes`; this module
+decides which pass a text or a file takes):
 
 - lines mode: every non-blank line is one independent example (as in training); lines are
   buffered, sorted by length and batched so that little padding is needed.
@@ -42,70 +44,19 @@ Two other figures of a text or a file (docs/dynamic-evaluation.md):
 - ``dynamic``: the same figures while the model adapts to the text as it reads it
   (:mod:`charlm.scoring.dynamic`).
 """
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import CorpusError, UsageError
-from ..network.engine import BURN_IN, Engine
+from ..network.engine import Engine
 from ..text.textfile import TextFile
-from ..text.vocab import EOS, EOS_ID, UNK_ID, require_unicode
+from ..text.vocab import EOS, EOS_ID, require_unicode
+from . import passes, words
 from .options import DEFAULT_WINDOWS, check_windows, settings_from
+from .passes import LN2, Score, Tally, pad_examples
 
-COLUMNS = 512          # sequences scored side by side, shared among the cores
-MIN_SEGMENT = 1024     # stream-mode file: characters counted per column, at least ...
-MAX_SEGMENT = 8192     # ... and at most (bounds the memory: COLUMNS * MAX_SEGMENT token ids)
-LINE_BUFFER = 1 << 20  # lines-mode file: characters of lines sorted and batched together
 READ_BYTES = 1 << 16   # file read size
-LN2 = math.log(2.0)
-
-
-@dataclass
-class Score:
-    """The figures of one text (or one file, then ``text`` is None and ``file`` its path)."""
-    text: str | None
-    log_prob: float                  # nats
-    num_tokens: int                  # predicted tokens: characters, plus <EOS> in lines mode
-    unknown: list                    # characters not in the vocabulary, scored as <UNK>
-    per_char: list | None = None     # [(char, log_prob)], "<EOS>" last in lines mode
-    file: str | None = None
-    burn_in: int | None = None       # stream-mode file scored by segments: the burn-in length
-    dynamic: dict | None = None      # dynamic evaluation: its settings and segments
-    windowed: "Windowed | None" = None   # nanoGPT's protocol, when asked for
-
-    @property
-    def log2_prob(self):
-        return self.log_prob / LN2
-
-    @property
-    def probability(self):
-        """exp(log_prob); 0.0 when it underflows (long texts): use log_prob."""
-        return math.exp(self.log_prob)
-
-    @property
-    def bits_per_char(self):
-        return -self.log2_prob / self.num_tokens
-
-    @property
-    def perplexity(self):
-        return math.exp(-self.log_prob / self.num_tokens)
-
-    def to_json(self):
-        data = {"file": self.file} if self.file is not None else {"text": self.text}
-        data.update(log_prob=self.log_prob, log2_prob=self.log2_prob, probability=self.probability,
-                    bits_per_char=self.bits_per_char, perplexity=self.perplexity,
-                    num_tokens=self.num_tokens, unknown=self.unknown)
-        if self.file is not None:
-            data["burn_in"] = self.burn_in
-        if self.dynamic is not None:
-            data["dynamic"] = self.dynamic
-        if self.windowed is not None:
-            data["windowed_loss"] = self.windowed.loss
-            data["windows"] = self.windowed.to_json()
-        if self.per_char is not None:
-            data["per_char"] = [{"char": c, "log_prob": lp} for c, lp in self.per_char]
-        return data
 
 
 @dataclass
@@ -139,8 +90,8 @@ def windowed_loss(engine, ids, length, count=DEFAULT_WINDOWS, seed=0):
     starts = np.random.default_rng(seed).integers(0, starts_possible, size=count)
     steps = np.arange(length)[:, None]
     total = 0.0
-    for lo in range(0, count, COLUMNS):
-        s = starts[lo:lo + COLUMNS][None, :]
+    for lo in range(0, count, passes.COLUMNS):
+        s = starts[lo:lo + passes.COLUMNS][None, :]
         x = np.ascontiguousarray(ids[steps + s], np.int32)           # (length, B)
         y = np.ascontiguousarray(ids[steps + s + 1], np.int32)
         total += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
@@ -165,7 +116,6 @@ def score(model, text, per_char=False, dynamic=None, windows=None, num_windows=D
         require_unicode(t)
     settings = settings_from(dynamic)
     if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
-        from . import words
         words.refuse_figures(settings, windows)
         results = words.score(model, texts, per_char)
         return results[0] if isinstance(text, str) else results
@@ -201,10 +151,10 @@ def _score_static(model, texts, per_char):
     engine = Engine(model.network)
     results = [None] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # similar lengths together
-    for start in range(0, len(order), COLUMNS):
-        chosen = order[start:start + COLUMNS]
+    for start in range(0, len(order), passes.COLUMNS):
+        chosen = order[start:start + passes.COLUMNS]
         ids = [model.vocab.encode(texts[i]) for i in chosen]
-        x, y = _pad_examples(ids, lines)
+        x, y = pad_examples(ids, lines)
         logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
         for col, i in enumerate(chosen):
             n = len(ids[col]) + lines
@@ -213,21 +163,6 @@ def _score_static(model, texts, per_char):
             results[i] = Score(texts[i], float(terms.sum()), n, model.vocab.unknown(texts[i]),
                                list(zip(chars, terms.tolist())) if per_char else None)
     return results
-
-
-def _pad_examples(ids_list, lines):
-    """Inputs <EOS> c_1 .. c_n, targets c_1 .. c_n (<EOS> in lines mode), one column each,
-    padded with input <EOS> and target -1: (T, B) int32 x, y."""
-    T = max(len(ids) for ids in ids_list) + lines
-    x = np.zeros((T, len(ids_list)), np.int32)
-    y = np.full((T, len(ids_list)), -1, np.int32)
-    for col, ids in enumerate(ids_list):
-        n = len(ids)
-        x[1:n + lines, col] = ids[:n + lines - 1]
-        y[:n, col] = ids
-        if lines:
-            y[n, col] = EOS_ID
-    return x, y
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -242,7 +177,6 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False, dynami
     ``seed``, to the result (the file's token ids are then held in memory)."""
     settings = settings_from(dynamic)
     if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
-        from . import words
         words.refuse_figures(settings, windows)
         return words.score_file(model, path, encoding, progress, exact)
     if windows is not None:
@@ -258,12 +192,12 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False, dynami
         result.file = str(path)
         return result
     if model.config.mode == "lines":
-        tally = _score_lines(model, reader, progress)
+        tally = passes.score_lines(model, reader, progress)
         burn_in = None
     else:
-        burn_in = 0 if exact else BURN_IN
-        segment, columns = (MAX_SEGMENT, 1) if exact else _stream_layout(reader.size)
-        tally = _score_stream(model, reader, progress, columns, segment, burn_in)
+        burn_in = 0 if exact else passes.BURN_IN
+        segment, columns = (passes.MAX_SEGMENT, 1) if exact else passes.stream_layout(reader.size)
+        tally = passes.score_stream(model, reader, progress, columns, segment, burn_in)
     if tally.tokens == 0:
         raise CorpusError(f"{path} is empty: there is nothing to score")
     if progress is not None:
@@ -280,14 +214,14 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False, dynami
 def _score_file_dynamic(model, reader, settings, progress):
     """The file read in order while the model adapts (:mod:`charlm.scoring.dynamic`)."""
     from .dynamic import Adapter, StreamReader, adapt_lines
-    tally = _Tally(model.vocab)
+    tally = Tally(model.vocab)
     with Adapter(model.network, settings) as adapter:
         if model.config.mode == "lines":
             def lines():
                 for line in _file_lines(reader, progress):
                     yield tally.encode(line)
             tally.log_prob, tally.tokens = adapt_lines(
-                adapter, lines(), lambda batch: _pad_examples(batch, lines=True))
+                adapter, lines(), lambda batch: pad_examples(batch, lines=True))
         else:
             stream = StreamReader(adapter)
             for text in reader.chunks():
@@ -315,137 +249,3 @@ def _file_lines(reader, progress):
             progress(reader.bytes_read, reader.size)
     if partial.strip():
         yield partial
-
-
-class _Tally:
-    """Running totals of a file: log-probability, tokens, unknown characters."""
-
-    def __init__(self, vocab):
-        self.vocab = vocab
-        self.log_prob, self.tokens, self.unknown = 0.0, 0, {}
-
-    def encode(self, text):
-        ids = self.vocab.encode(text)
-        for i in np.flatnonzero(ids == UNK_ID):
-            self.unknown.setdefault(text[i], None)
-        return ids
-
-
-def _stream_layout(size_bytes):
-    """(segment length S, columns per batch B) for a file of size_bytes, which bounds its number of
-    characters: the longest segments that still fill COLUMNS columns, and batches of equal width
-    (a narrow last batch would run its full length at a poor matrix-product speed)."""
-    segment = min(MAX_SEGMENT, max(MIN_SEGMENT, -(-size_bytes // COLUMNS)))
-    columns = max(1, -(-size_bytes // segment))
-    batches = -(-columns // COLUMNS)
-    return segment, -(-columns // batches)
-
-
-def _score_stream(model, reader, progress, B, S, W):
-    """Column k reads the inputs ids'[kS .. kS + W + S) of ids' = <EOS> c_1 c_2 .., predicting the
-    next token at each step (S: segment, W: burn-in), and counts its last S predictions (all of
-    them for column 0, which starts at the beginning exactly as the definition does). The counted
-    spans tile the file. Columns are scored in batches of B; ``pending`` holds ids' from the first
-    column of the next batch on. With W = 0 and B = 1 the state is carried from segment to
-    segment instead, which is the exact sequential computation."""
-    tally = _Tally(model.vocab)
-    engine = Engine(model.network)
-    exact = W == 0
-    state = engine.zero_state(1) if exact else None
-    pending = np.array([EOS_ID], np.int32)
-    first = 0    # index of pending's first column
-    parts, size = [pending], 1
-    for text in reader.chunks():
-        parts.append(tally.encode(text))
-        size += len(parts[-1])
-        if size < B * S + W + 1:
-            continue
-        pending = np.concatenate(parts)
-        while len(pending) >= B * S + W + 1:
-            _stream_batch(engine, pending, first, B, S, W, tally, state)
-            pending = pending[B * S:]
-            first += B
-            if progress is not None:
-                progress(reader.bytes_read, reader.size)
-        parts, size = [pending], len(pending)
-    _score_rest(engine, np.concatenate(parts), first, B, S, W, tally, state)
-    return tally
-
-
-def _score_rest(engine, ids, first, B, S, W, tally, state):
-    """Score the columns still needed to count every target of ids (ids' from column ``first``
-    on) from offset W on (offset 0 for column 0), B columns at a time."""
-    targets = len(ids) - 1
-    left = -(-(targets - W) // S) if targets > W else int(first == 0 and targets > 0)
-    for start in range(0, left, B):
-        _stream_batch(engine, ids[start * S:], first + start, min(B, left - start), S, W,
-                      tally, state)
-
-
-def stream_log_prob(engine, ids):
-    """(log-probability in nats, predicted tokens) of a stream-mode text given as token ids,
-    computed as :func:`score_file` computes it for a file (segments laid out by the number of
-    characters rather than bytes: the two agree within the burn-in error). Training reports this
-    for its validation text."""
-    tally = _Tally(vocab=None)
-    ids = np.concatenate([[EOS_ID], ids]).astype(np.int32)
-    segment, columns = _stream_layout(len(ids))
-    _score_rest(engine, ids, 0, columns, segment, BURN_IN, tally, None)
-    return tally.log_prob, tally.tokens
-
-
-def _stream_batch(engine, ids, first, B, S, W, tally, state):
-    """Score B columns of ids (ids' from column ``first`` on, as in :func:`_score_stream`)."""
-    T = min(W + S, len(ids) - 1)
-    pos = np.arange(T)[:, None] + S * np.arange(B)[None, :]       # (T, B) offsets into ids
-    x = np.where(pos < len(ids), ids[np.minimum(pos, len(ids) - 1)], EOS_ID).astype(np.int32)
-    y = np.where(pos + 1 < len(ids), ids[np.minimum(pos + 1, len(ids) - 1)], -1).astype(np.int32)
-    y[:W, 1 if first == 0 else 0:] = -1         # burn-in: read, not counted
-    if state is None:
-        state = engine.zero_state(B)
-    logp = engine.log_probs(x, y, state)
-    tally.log_prob += float(logp.sum())
-    tally.tokens += int((y >= 0).sum())
-
-
-def _score_lines(model, reader, progress):
-    """Every non-blank line is one example; lines are buffered, sorted by length and scored in
-    batches of COLUMNS."""
-    tally = _Tally(model.vocab)
-    engine = Engine(model.network)
-    lines, chars, partial = [], 0, ""
-    for text in reader.chunks():
-        parts = (partial + text).split("\n")
-        partial = parts.pop()
-        for line in parts:
-            if line.strip():
-                lines.append(line)
-                chars += len(line)
-        if chars >= LINE_BUFFER:
-            _score_line_buffer(engine, lines, tally)
-            lines, chars = [], 0
-            if progress is not None:
-                progress(reader.bytes_read, reader.size)
-    if partial.strip():
-        lines.append(partial)
-    if lines:
-        _score_line_buffer(engine, lines, tally)
-    return tally
-
-
-def _score_line_buffer(engine, lines, tally):
-    log_prob, tokens = lines_log_prob(engine, [tally.encode(line) for line in lines])
-    tally.log_prob += log_prob
-    tally.tokens += tokens
-
-
-def lines_log_prob(engine, lines_ids):
-    """(log-probability in nats, predicted tokens) of lines given as token ids, each an example of
-    its own (``<EOS>`` before and after), scored in batches of COLUMNS lines of similar length.
-    Training reports this for its validation lines."""
-    ordered = sorted(lines_ids, key=len)
-    log_prob = 0.0
-    for start in range(0, len(ordered), COLUMNS):
-        x, y = _pad_examples(ordered[start:start + COLUMNS], lines=True)
-        log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
-    return log_prob, sum(len(ids) + 1 for ids in ordered)

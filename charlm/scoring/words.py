@@ -13,9 +13,10 @@ model's. ``num_tokens`` counts the predicted tokens, ``unknown`` names the token
 ``<UNK>``, ``unknown_tokens`` and ``unknown_share`` count them; ``perplexity`` is per token.
 
 Texts are scored as one batch, one column each; a file is read whole (a word model's corpus is
-held in memory too) and scored as :mod:`charlm.scoring.scorer` scores a file: in stream mode in
-segments warmed up on the ``BURN_IN`` tokens before them (``exact``: one sequential pass), in
-lines mode each non-blank line an example of its own.
+held in memory too) and scored as :mod:`charlm.scoring.scorer` scores a file, with the passes of
+:mod:`charlm.scoring.passes`: in stream mode in segments warmed up on the ``BURN_IN`` tokens
+before them (``exact``: one sequential pass), in lines mode each non-blank line an example of its
+own.
 """
 from dataclasses import dataclass
 
@@ -25,12 +26,12 @@ from ..errors import CorpusError, UsageError
 from ..network.engine import Engine
 from ..text.textfile import read_text
 from ..text.vocab import EOS, UNK_ID
-from . import scorer
+from . import passes
 
 
 @dataclass
-class WordScore(scorer.Score):
-    """A :class:`charlm.scoring.scorer.Score` of a word model: ``log_prob`` includes the spelling
+class WordScore(passes.Score):
+    """A :class:`charlm.scoring.passes.Score` of a word model: ``log_prob`` includes the spelling
     of every ``<UNK>`` (``spelling_nats`` of it), and bits per character divide by ``num_chars``."""
     num_chars: int = 0               # characters of the text, plus one per <EOS> in lines mode
     unknown_tokens: int = 0          # tokens read as <UNK>
@@ -70,10 +71,10 @@ def score(model, texts, per_char=False):
     engine = Engine(model.network)
     results = [None] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in range(0, len(order), scorer.COLUMNS):
-        chosen = order[start:start + scorer.COLUMNS]
+    for start in range(0, len(order), passes.COLUMNS):
+        chosen = order[start:start + passes.COLUMNS]
         ids = [vocab.encode(texts[i]) for i in chosen]
-        x, y = scorer._pad_examples(ids, lines)
+        x, y = passes.pad_examples(ids, lines)
         logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
         for col, i in enumerate(chosen):
             n = len(ids[col]) + lines
@@ -99,21 +100,21 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False):
         examples = [line for line in text.split("\n") if line.strip()]
         if not examples:
             raise CorpusError(f"{path} is empty: there is nothing to score")
-        log_prob, tokens = scorer.lines_log_prob(engine, [vocab.encode(t) for t in examples])
+        log_prob, tokens = passes.lines_log_prob(engine, [vocab.encode(t) for t in examples])
         chars, burn_in = sum(len(t) + 1 for t in examples), None
     else:
         if not text:
             raise CorpusError(f"{path} is empty: there is nothing to score")
         ids = vocab.encode(text)
         if exact:
-            tally = scorer._Tally(None)
+            tally = passes.Tally(None)
             full = np.concatenate([[0], ids]).astype(np.int32)
-            scorer._score_rest(engine, full, 0, 1, scorer.MAX_SEGMENT, 0, tally,
-                               engine.zero_state(1))
+            passes.score_rest(engine, full, 0, 1, passes.MAX_SEGMENT, 0, tally,
+                              engine.zero_state(1))
             log_prob, tokens, burn_in = tally.log_prob, tally.tokens, 0
         else:
-            log_prob, tokens = scorer.stream_log_prob(engine, ids)
-            burn_in = scorer.BURN_IN
+            log_prob, tokens = passes.stream_log_prob(engine, ids)
+            burn_in = passes.BURN_IN
         examples, chars = [text], len(text)
     unknown, spelling = {}, 0.0
     for example in examples:

@@ -3,10 +3,10 @@
 A labelled example is trained as lines mode trains a line (``<EOS> c1 .. cn`` -> ``c1 .. cn
 <EOS>``), with the label as a second one-hot input beside each character: its vector, added to
 layer 0's pre-activations at every step, is the row of ``layers.0.W_x`` of the label's token
-(:mod:`charlm.network.inputs`, which also gives the input ids that carry it). The model gives
-P(text | label). A share ``HIDDEN_SHARE`` of the examples, drawn anew for every batch from
-(seed, epoch, batch), is read with its label hidden, as in an unlabelled model. Used without a
-label (``<any>``), a labelled model is therefore a model of the whole corpus.
+(:func:`labelled_ids` gives the input ids that carry it, :mod:`charlm.network.inputs` reads them).
+The model gives P(text | label). A share ``HIDDEN_SHARE`` of the examples, drawn anew for every
+batch from (seed, epoch, batch), is read with its label hidden, as in an unlabelled model. Used
+without a label (``<any>``), a labelled model is therefore a model of the whole corpus.
 
 Label tokens are ``<label:NAME>`` (:func:`charlm.text.vocab.is_label`), after the characters in the
 vocabulary, in the order of ``Config.labels`` (the names sorted). They are never read as a token,
@@ -30,7 +30,6 @@ from ..errors import CorpusError, UsageError
 from .corpus import Corpus, LineBatches
 from .corpus import read_corpus as read_plain
 from .textfile import read_text
-from ..network.inputs import labelled_ids
 from .vocab import LABEL_PREFIX, Vocab
 
 HIDDEN_SHARE = 0.1      # examples read with the label hidden: what the <any> label is
@@ -119,7 +118,7 @@ def labelled_option(labels_flag, label_values, distributed=False):
     return labelled
 
 
-def read_corpus(corpus, labelled, encoding="utf-8", out=None):
+def read_corpus(corpus, labelled, encoding="utf-8"):
     """The :class:`LabelledCorpus` that ``charlm train`` asks for: ``labelled`` is True for CORPUS
     of ``LABEL<TAB>TEXT`` lines, or the [(name, file)] of ``--label NAME=FILE``."""
     if labelled is True:
@@ -127,11 +126,7 @@ def read_corpus(corpus, labelled, encoding="utf-8", out=None):
     if corpus is not None:
         raise UsageError("give either CORPUS --labels (LABEL<TAB>TEXT lines) or --label NAME=FILE "
                          "for each label, not both")
-    pairs = list(labelled)
-    if out is not None:
-        from ..store.outputs import refuse_inputs
-        refuse_inputs(out, "--out", [(path, f"the --label {name} file") for name, path in pairs])
-    return read_label_files(pairs, encoding)
+    return read_label_files(list(labelled), encoding)
 
 
 def lines_mode(mode, bidirectional=False):
@@ -179,6 +174,14 @@ class LabelledCorpus(Corpus):
 
 # ---- training -----------------------------------------------------------------------------------
 
+def labelled_ids(ids, label_rows, V):
+    """ids (T, B) with column b reading label token ``label_rows[b]`` at every step (0: none): an
+    input id i reads token ``i % V`` and the label whose token is ``i // V``
+    (:mod:`charlm.network.inputs`)."""
+    return (np.asarray(ids, np.int64) + V * np.asarray(label_rows, np.int64)[None, :]).astype(
+        np.int32)
+
+
 def label_rows(vocab, labels):
     """(K,) int32 token ids of the labels, in id order: the rows of W_x that are their vectors."""
     return np.array([vocab.tokens.index(token(name)) for name in labels], np.int32)
@@ -194,7 +197,7 @@ class LabelledLines(list):
 
 class LabelledLineBatches(LineBatches):
     """:class:`charlm.text.corpus.LineBatches` whose examples read their label at every step
-    (input ids of :mod:`charlm.network.inputs`), but for a share HIDDEN_SHARE of them drawn from
+    (input ids of :func:`labelled_ids`), but for a share HIDDEN_SHARE of them drawn from
     (seed, epoch, batch), read without."""
 
     def __init__(self, lines_ids, rows, vocab_size, batch_size, seq_len, seed):
@@ -225,20 +228,6 @@ def label_lines(config, corpus, vocab, train, val, train_rows, val_rows):
                                 train.seed)
     val = LabelledLines(val, rows[val_rows][:len(val)])
     return config, train, val
-
-
-def lines_log_prob(engine, lines):
-    """(log-probability in nats, predicted tokens) of :class:`LabelledLines`, each line read with
-    its label (as ``charlm.scoring.scorer.lines_log_prob`` reads lines without)."""
-    from ..scoring.scorer import COLUMNS, _pad_examples
-    order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
-    log_prob = 0.0
-    for start in range(0, len(order), COLUMNS):
-        chosen = order[start:start + COLUMNS]
-        x, y = _pad_examples([lines[i] for i in chosen], lines=True)
-        x = labelled_ids(x, lines.rows[chosen], engine.network.vocab_size)
-        log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
-    return log_prob, sum(len(ids) + 1 for ids in lines)
 
 
 # ---- using a labelled model ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..store import checkpoint as ckpt
 from ..text import corpus as data
-from ..scoring import scorer
+from ..scoring import passes
 from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
 from ..config import OPTIMIZER_MOMENTS, Config, format_duration
 from ..errors import CheckpointError, TrainingDiverged, UsageError
@@ -474,11 +474,11 @@ class Trainer:
         if c.bidirectional:
             log_prob, count = held_out_log_prob(self.network, c.mode, self.dataset.val, c.seq_len)
         elif c.mode == "stream":
-            log_prob, count = scorer.stream_log_prob(self.engine, self.dataset.val)
+            log_prob, count = passes.stream_log_prob(self.engine, self.dataset.val)
         elif c.labels:
-            log_prob, count = labels.lines_log_prob(self.engine, self.dataset.val)
+            log_prob, count = passes.labelled_lines_log_prob(self.engine, self.dataset.val)
         else:
-            log_prob, count = scorer.lines_log_prob(self.engine, self.dataset.val)
+            log_prob, count = passes.lines_log_prob(self.engine, self.dataset.val)
         if self.dataset.val_chars:      # a word model: per character, <UNK>s spelt out
             return (-log_prob + self.dataset.val_unk_nats) / self.dataset.val_chars
         return -log_prob / count
@@ -555,7 +555,10 @@ def new_trainer(corpus=None, out="charlm.npz", resume=False, force=False, encodi
         if os.path.exists(out) and not (resume or force):
             raise UsageError(f"{out} exists: add --resume to continue its training, --force to "
                              "replace it, or choose another --out")
-        source = (labels.read_corpus(corpus, labelled, encoding, out) if labelled else
+        if labelled and labelled is not True and corpus is None:     # the --label NAME=FILE files
+            outputs.refuse_inputs(out, "--out", [(path, f"the --label {name} file")
+                                                 for name, path in labelled])
+        source = (labels.read_corpus(corpus, labelled, encoding) if labelled else
                   open_corpus(corpus, encoding, options.get("mode", "auto"), reporter))
         if resume:
             trainer = _resume(out, source, options, reporter)
