@@ -1,4 +1,4 @@
-"""Generation that obeys a pattern (``--match``) against its alternatives, on the bundled names model.
+"""Generation that obeys a pattern (``--match``) against its alternatives, on the names model.
 
     charlm train                                    # the bundled names model, charlm.npz
     python benchmarks/bench_match.py [--model charlm.npz] [--num 1000] [--pattern REGEX ...]

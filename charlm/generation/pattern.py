@@ -70,7 +70,8 @@ def _name(op):
 def parse(regex):
     """Python's parse tree of regex; raises UsageError, showing where, if re cannot compile it."""
     if not isinstance(regex, str):
-        raise UsageError(f"{OPTION} must be a regular expression (text), not {type(regex).__name__}")
+        raise UsageError(f"{OPTION} must be a regular expression (text), not "
+                         f"{type(regex).__name__}")
     try:
         re.compile(regex)
     except re.error as e:
@@ -281,7 +282,7 @@ def automaton(regex, chars):
         raise UsageError(f"{OPTION} {regex!r} is nested too deeply") from None
 
 
-# ---- the automaton over the vocabulary ------------------------------------------------------------
+# ---- the automaton over the vocabulary -----------------------------------------------------------
 
 class Pattern:
     """A regular expression compiled against a vocabulary: ``table``, ``accepting`` and
@@ -402,8 +403,32 @@ def tables(regex, tokens):
         if renumber[s] >= 0 and renumber[t] >= 0:
             table[renumber[s], v] = renumber[t]
     table[:, [EOS_ID, UNK_ID]] = -1
-    accepting = accepting[live]
-    return table, accepting, distance[live].astype(np.int32), missing
+    return minimal(table, accepting[live], distance[live].astype(np.int32)) + (missing,)
+
+
+def minimal(table, accepting, distance):
+    """The minimal automaton of (table, accepting, distance), by Moore's partition refinement:
+    states start apart by acceptance and are split while two of a block go, on some token, to
+    different blocks (or one nowhere); the blocks are the states of the result, numbered in the
+    order of their first state, so the start stays 0. The subset construction's automaton
+    recognises the same texts but can have many more states."""
+    block = accepting.astype(np.int64)
+    count = len(np.unique(block))
+    while True:
+        nxt = np.where(table >= 0, block[np.maximum(table, 0)], -1)
+        _, block = np.unique(np.column_stack([block, nxt]), axis=0, return_inverse=True)
+        block = block.reshape(-1)
+        if block.max() + 1 == count:
+            break
+        count = block.max() + 1
+    first = np.full(count, len(block), np.int64)
+    np.minimum.at(first, block, np.arange(len(block)))
+    order = np.argsort(first, kind="stable")               # blocks by their first state
+    rank = np.empty(count, np.int64)
+    rank[order] = np.arange(count)
+    reps = first[order]
+    small = np.where(table[reps] >= 0, rank[block[np.maximum(table[reps], 0)]], -1)
+    return small.astype(np.int32), accepting[reps], distance[reps]
 
 
 def distances(n, edges, accepting):
@@ -432,7 +457,7 @@ def no_match_message(regex, missing):
     return f"{OPTION} {regex!r} matches no text made of the model's characters"
 
 
-# ---- a pattern for a model and its sampling options ------------------------------------------------
+# ---- a pattern for a model and its sampling options ----------------------------------------------
 
 def for_model(model, regex, length, prime="", stop_at_eos=None):
     """The Pattern of regex for ``model``, ready for sampling ``length`` characters after
@@ -527,7 +552,7 @@ def occurrences(text, s, start):
     return found
 
 
-# ---- drawing from the exact conditional -----------------------------------------------------------
+# ---- drawing from the exact conditional ----------------------------------------------------------
 
 EXACT_LIMIT = 10_000          # the most matches --exact scores
 
