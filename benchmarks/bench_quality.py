@@ -34,7 +34,7 @@ def main():
     parser.add_argument("extra", nargs="*", help="more `charlm train` options, after --")
     args = parser.parse_args()
     if not args.corpus.exists():
-        sys.exit(f"no corpus at {args.corpus}: pass --corpus (see the README for tiny Shakespeare)")
+        sys.exit(f"no corpus at {args.corpus}: pass --corpus (see docs/development.md for tiny Shakespeare)")
     loads = [os.getloadavg()[0]]
     folder = Path(tempfile.mkdtemp())
     out = args.out or folder / "quality.npz"

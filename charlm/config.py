@@ -32,7 +32,7 @@ class Config:
     lr_min_frac: float = 0.02        # the cosine schedule decays to lr * lr_min_frac
     beta2: float = 0.99              # Adam's decay of the squared-gradient average
     weight_decay: float = 0.1        # decoupled (AdamW): weight matrices shrink by lr * weight_decay a step
-    warmup_steps: int = 0            # steps of linear warm-up (none by default: see README)
+    warmup_steps: int = 0            # steps of linear warm-up (none by default: docs/design.md)
     clip: float = 5.0
     steps: int | None = None
     epochs: float | None = None

@@ -257,7 +257,7 @@ def test_stream_segments_tile_the_file_exactly(tmp_path, monkeypatch, length):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_stream_burn_in_is_close_to_the_exact_value(tmp_path, monkeypatch, cell):
     """Segments of 64 characters with 64 of burn-in, against the exact sequential value: within
-    0.1% of the bits per character (random weights; a trained model is measured in the README)."""
+    0.1% of the bits per character (random weights; a trained model is measured in docs/results.md)."""
     monkeypatch.setattr(passes, "MIN_SEGMENT", 64)
     monkeypatch.setattr(passes, "MAX_SEGMENT", 64)
     monkeypatch.setattr(passes, "BURN_IN", 64)

@@ -76,7 +76,7 @@ MIN_EPOCHS_IN_BUDGET = 4
 def _auto_hidden(chars, config):
     """Big enough to use the data, small enough to see it often within the time budget: the
     largest of 512, 384, 256 units that still reads the data MIN_EPOCHS_IN_BUDGET times (the
-    README's results give the runs that chose these numbers)."""
+    docs/design.md gives the runs that chose these numbers)."""
     if chars < 100_000:
         return 128
     if config.max_time is None:
@@ -90,7 +90,7 @@ def _auto_hidden(chars, config):
 
 def _auto_dropout(chars, hidden):
     """More dropout where the model has more weights per training character, the measure of how
-    soon it starts to learn the training text by heart (the README's results give the runs)."""
+    soon it starts to learn the training text by heart (docs/design.md gives the runs)."""
     params_per_char = 8 * hidden * hidden / max(chars, 1)
     for below, dropout in ((0.05, 0.0), (0.25, 0.1), (2.0, 0.15)):
         if params_per_char < below:
@@ -100,7 +100,7 @@ def _auto_dropout(chars, hidden):
 
 def _auto_seq_len(config):
     """50 steps of backpropagation for a left-to-right model of a stream: twice the updates of 100
-    for the same characters read, which learns more in a time budget (the README's results give
+    for the same characters read, which learns more in a time budget (docs/design.md gives
     the runs; the state still carries across batches). 100 where a chunk is a unit of its own: a
     line's piece in lines mode, the right context a bidirectional model sees."""
     return 50 if config.mode == "stream" and not config.bidirectional else 100

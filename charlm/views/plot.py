@@ -1,4 +1,4 @@
-"""Line plots in the terminal, drawn by plotext (see the README's "See inside" for why plotext).
+"""Line plots in the terminal, drawn by plotext (docs/views-and-report.md says why plotext).
 
 A plot comes back as a rich ``Text``: printed through a rich console, its colours are dropped
 where the output is not a terminal. Without colour the curves are told apart by their marker
