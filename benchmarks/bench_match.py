@@ -113,7 +113,8 @@ def main():
     for regex in args.pattern or PATTERNS:
         for way, rate, matching, new, drawn in run_pattern(model, regex, args.num, args.seed,
                                                             args.max_draws):
-            print(f"{regex:<26} {way:<16} {rate:10,.0f} {matching:7.1%} {new:7.1%} {drawn:9,}")
+            shown = "-" if new != new else f"{new:.1%}"       # no name kept: no share of new ones
+            print(f"{regex:<26} {way:<16} {rate:10,.0f} {matching:7.1%} {shown:>7} {drawn:9,}")
 
 
 if __name__ == "__main__":
