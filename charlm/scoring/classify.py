@@ -19,8 +19,9 @@ import numpy as np
 from ..errors import UsageError
 from ..network.engine import Engine
 from ..text import labels as text_labels
-from ..text.vocab import EOS, require_unicode
-from .passes import COLUMNS, Score, pad_examples
+from ..text.vocab import require_unicode
+from . import scorer
+from .passes import COLUMNS, pad_examples
 
 
 @dataclass
@@ -102,22 +103,7 @@ def score_given(model, texts, label, per_char=False):
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
     _checked(texts)
-    engine = Engine(model.network)
-    lines = model.config.mode == "lines"
-    results = [None] * len(texts)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in range(0, len(order), COLUMNS):
-        chosen = order[start:start + COLUMNS]
-        ids = [model.vocab.encode(texts[i]) for i in chosen]
-        x, y = pad_examples(ids, lines)
-        x = text_labels.labelled_ids(x, np.full(len(chosen), row), model.network.vocab_size)
-        logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
-        for col, i in enumerate(chosen):
-            n = len(ids[col]) + lines
-            terms = logp[:n, col]
-            chars = list(texts[i]) + [EOS] * lines
-            results[i] = Score(texts[i], float(terms.sum()), n, model.vocab.unknown(texts[i]),
-                               list(zip(chars, terms.tolist())) if per_char else None)
+    results = scorer.score_texts(model, texts, per_char, row)
     return results[0] if single else results
 
 

@@ -52,6 +52,7 @@ from ..errors import CorpusError, UsageError
 from ..network.engine import Engine
 from ..text.textfile import TextFile
 from ..text.vocab import EOS, EOS_ID, require_unicode
+from ..text.labels import labelled_ids
 from . import passes, words
 from .options import DEFAULT_WINDOWS, check_windows, settings_from
 from .passes import LN2, Score, Tally, pad_examples
@@ -126,7 +127,7 @@ def score(model, text, per_char=False, dynamic=None, windows=None, num_windows=D
             raise UsageError("per-character figures are not given with dynamic evaluation")
         results = [_score_dynamic(model, t, settings) for t in texts]
     else:
-        results = _score_static(model, texts, per_char)
+        results = score_texts(model, texts, per_char)
     if windows is not None:
         engine = Engine(model.network)
         for r in results:
@@ -146,7 +147,10 @@ def _score_dynamic(model, text, settings):
                      dynamic=dict(settings.to_json(), segments=adapter.steps))
 
 
-def _score_static(model, texts, per_char):
+def score_texts(model, texts, per_char, label_row=0):
+    """The :class:`Score` of each text, read from the zero state in one batched no-grad pass;
+    with ``label_row`` (a label's token id, :func:`charlm.text.labels.label_row`), the label read
+    at every step."""
     lines = model.config.mode == "lines"
     engine = Engine(model.network)
     results = [None] * len(texts)
@@ -155,6 +159,8 @@ def _score_static(model, texts, per_char):
         chosen = order[start:start + passes.COLUMNS]
         ids = [model.vocab.encode(texts[i]) for i in chosen]
         x, y = pad_examples(ids, lines)
+        if label_row:
+            x = labelled_ids(x, np.full(len(chosen), label_row), model.network.vocab_size)
         logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
         for col, i in enumerate(chosen):
             n = len(ids[col]) + lines
