@@ -18,7 +18,7 @@ from charlm.errors import UsageError
 from charlm.kernels import draw as sampling
 from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
 from charlm.generation import sampler
-from charlm.generation.launch import Pace
+from charlm.generation.launch import Pace, narrow_output
 from charlm.generation.options import SamplingOptions
 from charlm.generation.sampler import Batch, Generation
 from charlm.text.vocab import EOS_ID, UNK_ID, Vocab, drawable
@@ -50,8 +50,13 @@ def make_model(cell="lstm", hidden=8, layers=2, mode="stream", seed=0, eos_bias=
 
 
 def reference(model):
-    """The reference network (tests/reference.py) with the model's weights."""
-    return ReferenceNetwork(model.network.cell, model.network.params)
+    """The reference network (tests/reference.py) with the model's weights as generation reads
+    them: a large output layer rounded to half precision (launch.narrow_output)."""
+    net = model.network
+    params = dict(net.params.views)
+    if narrow_output(net.hidden_size, net.vocab_size, net.cell.gates):
+        params["out.W"] = params["out.W"].astype(np.float16)
+    return ReferenceNetwork(net.cell, params)
 
 
 def probabilities(logits, temperature=1.0):
@@ -127,6 +132,36 @@ def test_two_workers_draw_exactly_what_one_does(cell):
     two, _, g2 = run(model, 1, 200, workers=2, seed=5)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(g1.state[0], g2.state[0])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_a_large_output_layer_is_split_between_two_workers_who_draw_what_one_does(cell):
+    """A word model's output layer (here: 47 tokens >= G x 8 units) is read in half precision
+    and split between the workers; the tokens are the same with one worker or two."""
+    model = make_model(cell, hidden=8, layers=2)
+    assert narrow_output(8, model.network.vocab_size, model.network.cell.gates)
+    one, _, g1 = run(model, 1, 300, workers=1, seed=7)
+    two, _, g2 = run(model, 1, 300, workers=2, seed=7)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(g1.state[0], g2.state[0])
+
+
+def test_half_precision_output_moves_the_logits_by_little():
+    """The logits from the rounded output layer stay within float16's rounding of each weight
+    (2^-11 relative) summed over the units, of the exact ones."""
+    model = make_model("lstm", hidden=8, layers=2)
+    exact_net = ReferenceNetwork(model.network.cell, model.network.params)
+    rounded_net = reference(model)
+    state, twin = exact_net.zero_state(1), rounded_net.zero_state(1)
+    for token in model.vocab.encode("the lazy dog"):
+        exact = exact_net.step([token], state)
+        rounded = rounded_net.step([token], twin)
+    np.testing.assert_array_equal(state["h"], twin["h"])
+    w_y = np.asarray(model.network.params["out.W"], np.float64)
+    h = np.abs(state["h"][-1, 0])
+    bound = 2.0 ** -11 * (h @ np.abs(w_y)) + 1e-12
+    assert np.all(np.abs(rounded - exact) <= bound)
+    assert np.any(rounded != exact)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

@@ -62,9 +62,40 @@ def pack(network, workers, transposed):
     w_y = np.ascontiguousarray(p["out.W"], np.float32)
     b_y = np.ascontiguousarray(p["out.b"], np.float32)
     if not transposed:
-        return RowWeights(gates, candidate, w_y, b_y)
+        return RowWeights(gates, candidate, *split_output(w_y, b_y, workers, G))
     return TransposedWeights(transpose(gates), transpose(candidate), np.ascontiguousarray(w_y.T),
                              b_y)
+
+
+def split_output(w_y, b_y, workers, gates):
+    """The output layer for one row. One that has at least as many weights as a layer's
+    recurrent product (G H x H: a word model's, not a character model's) is kept in half
+    precision (``kernels.stack_step``), with one or two workers alike so that both give the same
+    tokens, and in one part per worker: it is long enough for splitting it to pay for one more
+    barrier a step. Each part is ceil(V / parts) columns, the last padded with zeros:
+    w_y (parts, H, width), b_y (parts * width,)."""
+    H, V = w_y.shape
+    large = narrow_output(H, V, gates)
+    parts = workers if large else 1
+    width = -(-V // parts)
+    w_parts = np.zeros((parts, H, width), np.float16 if large else np.float32)
+    b_parts = np.zeros(parts * width, np.float32)
+    b_parts[:V] = b_y
+    for k in range(parts):
+        columns = w_y[:, k * width:(k + 1) * width]
+        w_parts[k, :, :columns.shape[1]] = columns
+    return (w_parts.view(np.uint16) if large else w_parts), b_parts
+
+
+def narrow_output(hidden, vocab_size, gates):
+    """Whether generation reads the output layer in half precision (:func:`split_output`)."""
+    return vocab_size >= gates * hidden
+
+
+def logits_scratch(rows, vocab_size):
+    """The logits of ``kernels.draw.generate``: (2, rows, V + 1), a worker's each, or both halves
+    of a split output layer in the first."""
+    return np.empty((2, rows, vocab_size + 1), np.float32)
 
 
 def transpose(layers):

@@ -25,7 +25,7 @@ from ..network.inputs import with_label
 from ..network.parallel import cores, fan_out, split
 from ..text.vocab import EOS_ID, drawable
 from .beam import search
-from .launch import Launcher, worker_choices
+from .launch import Launcher, logits_scratch, worker_choices
 from .options import SamplingOptions
 from .pattern import MatchingStops, kernel_match
 from .stops import StopScanner
@@ -182,6 +182,7 @@ class Generation:
         self.h = np.zeros((2, L, num, H), np.float32)
         self.c = np.zeros((2, L, num, H), np.float32)
         self.rh = np.zeros((L, num, H), np.float32)
+        self.logits = logits_scratch(num, network.vocab_size)
         self.tokens = np.full(num, EOS_ID, np.int64)
         self.done = np.zeros(num, np.bool_)
         self.steps = 0
@@ -206,7 +207,7 @@ class Generation:
         if options.match is not None and self.steps == 0:
             self.where[:] = options.match.start
         match = kernel_match(options.match, self.where, options.length - self.drawn)
-        args = ((self.h, self.c, self.rh), self.tokens, self.done, self.steps, forced, uniforms,
+        args = ((self.h, self.c, self.rh), self.logits, self.tokens, self.done, self.steps, forced, uniforms,
                 float(options.temperature), int(options.top_k), float(options.top_p), allowed,
                 match, bool(options.stop_at_eos), out)
         ran = self.launcher.run(generate, args, len(forced))

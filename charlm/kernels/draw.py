@@ -21,7 +21,7 @@ hidden units can be split between two workers; several samples (one worker;
 import numpy as np
 from numba import njit
 
-from .stack_step import output_logits, stack_step, step_buffers
+from .stack_step import barrier, output_logits, output_parts, stack_step, step_buffers
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -99,8 +99,8 @@ def pick(p, order, k, target, best):
 # ---- the generation loop ----------------------------------------------------------------------
 
 @njit(**KERNEL)
-def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temperature, top_k,
-             top_p, drawable, match, stop_at_eos, out, sync, worker, workers):
+def generate(cell, weights, state, scratch, tokens, done, step0, forced, uniforms, temperature,
+             top_k, top_p, drawable, match, stop_at_eos, out, sync, worker, workers):
     """Run len(forced) + len(uniforms) steps (fewer if all stop) on B = len(tokens) samples.
 
     weights: a layout of ``kernels.stack_step``. State, carried from call to call: state = (h, c,
@@ -117,14 +117,18 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
     match (``charlm.generation.pattern``; a table of 0 rows for none). states (B,) int32 is each
     sample's state of the automaton, carried from call to call, and left the draws left at the
     start of this call; each draw is further restricted by :func:`match_choices`.
+    scratch (2, B, V + 1) float32 holds the logits: worker k's in scratch[k], or, when the
+    workers split the output layer (``kernels.stack_step.output_parts``), both parts in scratch[0]
+    (a part is ceil(V / 2) wide).
     Returns the number of drawing steps run. Only worker 0 writes out, tokens, done and states.
     """
     h = state[0]
     L, H = h.shape[1], h.shape[3]
     B = tokens.shape[0]
-    V = weights.b_y.shape[0]
+    V = drawable.shape[1]
     buffers = step_buffers(weights, B, H, workers)
-    logits = np.empty((B, V), np.float32)
+    split = output_parts(weights) > 1
+    logits = scratch[0] if split else scratch[worker]
     p = np.empty(V, np.float64)
     tok = tokens.copy()
     finished = done.copy()
@@ -142,7 +146,12 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
         if s < F:
             tok[:] = forced[s]
             continue
-        output_logits(weights, h[1 - tick % 2, L - 1], logits)
+        output_logits(weights, h[1 - tick % 2, L - 1], logits, worker)
+        if split:
+            # The other part is read once both are written; a worker writes the next step's
+            # only after the other has passed this step's draw (the layers' barriers).
+            phase += 1
+            barrier(sync, worker, workers, phase)
         t = s - F
         for i in range(B):
             if finished[i]:
@@ -154,7 +163,7 @@ def generate(cell, weights, state, tokens, done, step0, forced, uniforms, temper
                                      allowed, mask):
                     mask[EOS_ID] = True        # cannot happen (see match_choices): end the text
                 allowed = mask
-            tok[i] = draw(logits[i], uniforms[t, i], temperature, top_k, top_p, allowed, p)
+            tok[i] = draw(logits[i, :V], uniforms[t, i], temperature, top_k, top_p, allowed, p)
             out[t, i] = tok[i]
             if constrained and tok[i] != EOS_ID:
                 where[i] = table[where[i], tok[i]]

@@ -35,15 +35,23 @@ gate block, width = G' n columns:
     RowLayers:        w_x (workers, L-1, H, width), w_h (workers, L, H, width)
     TransposedLayers: wt0 (workers, width, H) layer 0's W_h^T,
                       wt_up (workers, L-1, width, 2H) [W_x; W_h]^T of the layers above
-    output RowWeights.w_y (H, V), TransposedWeights.wt_y (V, H); b_y (V,)
+    output RowWeights.w_y (parts, H, width_y): its columns in parts of width_y = ceil(V / parts),
+           the last padded with zeros, b_y (parts * width_y,) likewise; float32, or for a
+           large output layer half precision (uint16 bits, :func:`widen`);
+           TransposedWeights.wt_y (V, H), b_y (V,)
 
 G' = G, except for the GRU: ``gates`` holds its [r, u] blocks (G' = 2) and ``candidate`` its
 candidate block (G' = 1), which multiplies r * h_{t-1} instead of h_{t-1}. For rnn and lstm the
 candidate tables have no columns.
 
 Two workers split a step's hidden units (threads on two cores, each reading half of every gate
-block's columns) and meet at a barrier after each layer; each computes the output layer itself,
-on identical numbers, so both reach the same tokens without another barrier.
+block's columns) and meet at a barrier after each layer. A small output layer (a character
+model's) each computes itself, on identical numbers, so both reach the same tokens without
+another barrier. A large one (RowWeights with parts = 2: a word model's, whose output product is
+most of a step) they split too, worker k writing part k of shared logits, and meet once more.
+A large output layer's weights are read in half precision (with one worker too): with them a 2x512 word model's weights fit in the
+cache, and a step no longer waits on memory for every weight (``docs/words.md``, Speed). Only the
+logits are approximate (each weight rounded to 11 significant bits); the states are exact.
 
 State (B rows, L layers, H units): h and c (2, L, B, H) float32, double-buffered: tick t reads
 buffer t % 2 and writes the other, so a worker never overwrites what the other is still reading
@@ -160,11 +168,37 @@ def barrier(sync, worker, workers, phase):
 
 # ---- products --------------------------------------------------------------------------------
 
+@intrinsic
+def _half_to_float(typingctx, bits):
+    # IEEE half precision, kept as its 16 bits (Numba has no float16 on the CPU), widened exactly
+    # to float32 (one vcvtph2ps for a vector of them).
+    if bits != types.uint16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+    return types.float32(types.uint16), codegen
+
+
+def widen(value):
+    """A weight as float32: itself, or a half-precision weight's 16 bits (uint16) widened."""
+    raise NotImplementedError("called from Numba kernels only")
+
+
+@overload(widen, jit_options=dict(error_model="numpy"))
+def _widen(value):
+    if value == types.float32:
+        return lambda value: value
+    if value == types.uint16:
+        return lambda value: _half_to_float(value)
+    return None
+
+
 @njit(**KERNEL)
 def add_row_product(x, w, z):
-    """z += x @ w for one row x (K,), w (K, N), z (N,): a sum of K scaled rows of w, taken four at
-    a time so that z is loaded and stored once per four rows of w read (the loop over N
-    vectorises)."""
+    """z += x @ w for one row x (K,), w (K, N) float32 or half precision (:func:`widen`),
+    z (N,): a sum of K scaled rows of w, taken four at a time so that z is loaded and stored once
+    per four rows of w read (the loop over N vectorises)."""
     K = x.shape[0]
     N = w.shape[1]
     k4 = K - K % 4
@@ -172,11 +206,12 @@ def add_row_product(x, w, z):
         a0, a1, a2, a3 = x[i], x[i + 1], x[i + 2], x[i + 3]
         w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
         for j in range(N):
-            z[j] += (a0 * w0[j] + a1 * w1[j]) + (a2 * w2[j] + a3 * w3[j])
+            z[j] += ((a0 * widen(w0[j]) + a1 * widen(w1[j]))
+                     + (a2 * widen(w2[j]) + a3 * widen(w3[j])))
     for i in range(k4, K):
         a, w_i = x[i], w[i]
         for j in range(N):
-            z[j] += a * w_i[j]
+            z[j] += a * widen(w_i[j])
 
 
 @njit(**KERNEL)
@@ -260,31 +295,53 @@ def _layer_products(layers, l, worker, h_prev, below, tok, xin, z):
 
 
 @njit(**KERNEL)
-def row_output(weights, h_top, logits):
-    """:func:`output_logits` for one row."""
-    set_rows(logits, weights.b_y)
-    add_row_product(h_top[0], weights.w_y, logits[0])
+def row_output(weights, h_top, logits, worker):
+    """:func:`output_logits` for one row: every part of the output layer, or this worker's part
+    when the workers split it."""
+    k = worker if weights.w_y.shape[0] > 1 else 0
+    width = weights.w_y.shape[2]
+    z = logits[0, k * width:(k + 1) * width]
+    z[:] = weights.b_y[k * width:(k + 1) * width]
+    add_row_product(h_top[0], weights.w_y[k], z)
 
 
 @njit(**KERNEL)
-def transposed_output(weights, h_top, logits):
-    """:func:`output_logits` for several rows."""
+def transposed_output(weights, h_top, logits, worker):
+    """:func:`output_logits` for several rows (each worker computes the whole)."""
     matmul_nt(h_top, weights.wt_y, logits)
     add_bias(logits, weights.b_y)
 
 
-def output_logits(weights, h_top, logits):
-    """logits (R, V) = h_top W_y + b_y for the top layer's new h_top (R, H), from either layout."""
+def output_logits(weights, h_top, logits, worker):
+    """logits (R, V) = h_top W_y + b_y for the top layer's new h_top (R, H), from either layout:
+    only this worker's part of the columns when :func:`output_parts` is above 1."""
+    raise NotImplementedError("called from Numba kernels only")
+
+
+def output_parts(weights):
+    """How many parts the workers split the output layer into: 1 (each computes it whole), or
+    one per worker."""
     raise NotImplementedError("called from Numba kernels only")
 
 
 @overload(output_logits, jit_options=dict(error_model="numpy"))
-def _output_logits(weights, h_top, logits):
+def _output_logits(weights, h_top, logits, worker):
     kind = getattr(weights, "instance_class", None)
     if kind is RowWeights:
-        return lambda weights, h_top, logits: row_output(weights, h_top, logits)
+        return lambda weights, h_top, logits, worker: row_output(weights, h_top, logits, worker)
     if kind is TransposedWeights:
-        return lambda weights, h_top, logits: transposed_output(weights, h_top, logits)
+        return lambda weights, h_top, logits, worker: transposed_output(weights, h_top, logits,
+                                                                        worker)
+    return None
+
+
+@overload(output_parts, jit_options=dict(error_model="numpy"))
+def _output_parts(weights):
+    kind = getattr(weights, "instance_class", None)
+    if kind is RowWeights:
+        return lambda weights: weights.w_y.shape[0]
+    if kind is TransposedWeights:
+        return lambda weights: 1
     return None
 
 
