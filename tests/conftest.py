@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 # Tiny matrices gain nothing from BLAS threads and two-core machines lose a lot to them when the
@@ -64,3 +65,35 @@ def prose_file(tmp_path):
 def tiny(tmp_path):
     """Options for a very small, quick model."""
     return dict(hidden_size=16, num_layers=2, batch_size=8, seq_len=16, seed=3)
+
+
+class Training:
+    """``charlm train`` in a process of its own (``size`` units, batches of 8 x ``size``), read
+    line by line as it runs: a test waits for a line of its output (an event), never for the
+    clock. The deadline only guards against a hang: it kills the process, which ends any read."""
+
+    def __init__(self, corpus, out, *options, size=16, deadline=300, cwd=None):
+        self.process = subprocess.Popen(
+            charlm_command() + ["train", str(corpus), "--out", str(out), "--hidden", str(size),
+                                "--batch-size", "8", "--seq-len", str(size), *options],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+        self.guard = threading.Timer(deadline, self.process.kill)
+        self.guard.daemon = True        # a failed test must not keep pytest waiting for it
+        self.guard.start()
+        self.stderr = ""
+
+    def wait_for(self, text):
+        """Read stderr up to the first line holding text; returns that line."""
+        for line in self.process.stderr:
+            self.stderr += line
+            if text in line:
+                return line
+        pytest.fail(f"charlm train ended before writing {text!r}:\n{self.stderr}")
+
+    def finish(self):
+        """(exit code, stdout, stderr) once the process has ended."""
+        self.stderr += self.process.stderr.read()
+        stdout = self.process.stdout.read()
+        code = self.process.wait()
+        self.guard.cancel()
+        return code, stdout, self.stderr

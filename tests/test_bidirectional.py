@@ -16,7 +16,7 @@ from charlm.network.bidirectional import BidirectionalNetwork, Cloze, cloze_targ
 from charlm.config import Config
 from charlm.text.corpus import pad_lines
 from charlm.errors import CheckpointError
-from charlm.network.stack import FlatArrays, init_parameters
+from charlm.network.stack import Dropout, FlatArrays, init_parameters
 from charlm.training.trainer import new_trainer
 from charlm.text.vocab import EOS_ID, Vocab
 
@@ -81,10 +81,10 @@ def test_gradients_match_finite_differences(cell, monkeypatch):
     assert len(net._split(*x.shape)) == 2
 
     def loss():
-        return net.loss_and_gradients(x, y, state, net.params.like(), 0.3, mask_key=(1, 2))[0]
+        return net.loss_and_gradients(x, y, state, net.params.like(), Dropout(0.3), mask_key=(1, 2))[0]
 
     grads = net.params.like()
-    net.loss_and_gradients(x, y, state, grads, 0.3, mask_key=(1, 2))
+    net.loss_and_gradients(x, y, state, grads, Dropout(0.3), mask_key=(1, 2))
     numeric = FlatArrays(net.params.shapes, numerical_gradient(loss, net.params.flat))
     for name, _ in net.params.shapes:
         assert np.abs(grads[name]).max() > 0, name       # every weight is used
@@ -101,12 +101,12 @@ def test_column_shares_add_up_to_the_whole_batch():
     count = net.target_count(y)
     assert count == sum(len(ids) for ids in lines) < int(np.count_nonzero(y >= 0))
     grads = net.params.like()
-    loss, _, _ = net.loss_and_gradients(x, y, net.zero_state(4), grads, 0.3, mask_key=(8, 1))
+    loss, _, _ = net.loss_and_gradients(x, y, net.zero_state(4), grads, Dropout(0.3), mask_key=(8, 1))
     shares, share_loss = net.params.like(), 0.0
     for lo, hi in ((0, 1), (1, 4)):
         part = net.params.like()
         share_loss += net.loss_and_gradients(x[:, lo:hi], y[:, lo:hi], net.zero_state(hi - lo), part,
-                                             0.3, mask_key=(8, 1), first_column=lo, count=count)[0]
+                                             Dropout(0.3), mask_key=(8, 1), first_column=lo, count=count)[0]
         shares.flat += part.flat
     assert share_loss == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(shares.flat, grads.flat, rtol=1e-10, atol=1e-13)

@@ -5,7 +5,6 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from charlm.store import checkpoint
 from charlm.cli import main
 
-from conftest import NAMES, charlm_command, run_charlm
+from conftest import NAMES, Training, run_charlm
 
 
 def invoke(*args):
@@ -161,42 +160,10 @@ def test_numeric_options_out_of_range_are_one_line(tmp_path, names_file, option,
     assert not (tmp_path / "never.npz").exists()
 
 
-class Training:
-    """``charlm train`` in a process of its own, read as it runs: a test waits for a line of its
-    output, never for the clock. The deadline only guards against a hang: it kills the process,
-    which ends any read."""
-
-    def __init__(self, corpus, out, *options, deadline=300):
-        self.process = subprocess.Popen(
-            charlm_command() + ["train", str(corpus), "--out", str(out), "--hidden", "32",
-                                "--batch-size", "8", "--seq-len", "32", *options],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.guard = threading.Timer(deadline, self.process.kill)
-        self.guard.daemon = True        # a failed test must not keep pytest waiting for it
-        self.guard.start()
-        self.stderr = ""
-
-    def wait_for_first_validation(self):
-        """Read stderr up to the line that reports the first validation."""
-        for line in self.process.stderr:
-            self.stderr += line
-            if "bits/char)" in line:
-                return
-        pytest.fail(f"charlm train ended before its first validation:\n{self.stderr}")
-
-    def finish(self):
-        """(exit code, stdout, stderr) once the process has ended."""
-        self.stderr += self.process.stderr.read()
-        stdout = self.process.stdout.read()
-        code = self.process.wait()
-        self.guard.cancel()
-        return code, stdout, self.stderr
-
-
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path, prose_file):
     out = tmp_path / "m.npz"
-    training = Training(prose_file, out, "--steps", "1000000", "--eval-every", "20")
-    training.wait_for_first_validation()                   # step 20
+    training = Training(prose_file, out, "--steps", "1000000", "--eval-every", "20", size=32)
+    training.wait_for("bits/char)")                 # the first validation: step 20
     training.process.send_signal(signal.SIGINT)
     code, stdout, stderr = training.finish()
     assert code == 130, stderr
@@ -214,8 +181,9 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, prose_file)
     rng = random.Random(11)
     for kill in range(4):
         training = Training(prose_file, out, "--steps", "1000000", "--checkpoint-every", "1",
-                            "--eval-every", "2", "--patience", "0", *(["--resume"] if out.exists() else []))
-        training.wait_for_first_validation()   # a checkpoint exists: step 1 saved before step 2
+                            "--eval-every", "2", "--patience", "0", *(["--resume"] if out.exists() else []),
+                            size=32)
+        training.wait_for("bits/char)")   # a checkpoint exists: step 1 saved before step 2
         # a moment drawn at random among saves that follow each other step after step; no
         # assertion depends on how many steps the machine runs meanwhile
         time.sleep(rng.uniform(0.0, 1.5))

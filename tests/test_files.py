@@ -10,7 +10,6 @@ import resource
 import shlex
 import signal
 import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 from charlm.store import checkpoint
 
-from conftest import NAMES, charlm_command, run_charlm
+from conftest import NAMES, Training, charlm_command, run_charlm
 from tiny_models import make_model, save_model
 
 ANSI = re.compile(r"\x1b\[")
@@ -52,37 +51,6 @@ def trained(tmp_path, names_file):
                         "--eval-every", 3, "--quiet")
     assert result.returncode == 0, result.stderr
     return out
-
-
-class Training:
-    """``charlm train`` in a process of its own, read line by line as it runs: a test waits for
-    a line of its output (an event), never for the clock. The deadline only guards against a
-    hang: it kills the process, which ends any read."""
-
-    def __init__(self, corpus, out, *options, deadline=300, cwd=None):
-        self.process = subprocess.Popen(
-            charlm_command() + ["train", str(corpus), "--out", str(out), "--hidden", "16",
-                                "--batch-size", "8", "--seq-len", "16", *options],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
-        self.guard = threading.Timer(deadline, self.process.kill)
-        self.guard.daemon = True
-        self.guard.start()
-        self.stderr = ""
-
-    def wait_for(self, text):
-        """Read stderr up to the first line holding text; returns that line."""
-        for line in self.process.stderr:
-            self.stderr += line
-            if text in line:
-                return line
-        pytest.fail(f"charlm train ended before writing {text!r}:\n{self.stderr}")
-
-    def finish(self):
-        self.stderr += self.process.stderr.read()
-        stdout = self.process.stdout.read()
-        code = self.process.wait()
-        self.guard.cancel()
-        return code, stdout, self.stderr
 
 
 # ---- 1, 2: never over a file the run reads; report -o replaces only its own pages ---------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from charlm.network.engine import Engine
-from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
+from charlm.network.stack import Dropout, FlatArrays, Network, init_parameters, parameter_shapes
 
 V, H, L, T, B = 6, 5, 2, 4, 3
 EPS = 1e-5
@@ -47,7 +47,7 @@ def numerical_gradient(loss, flat):
     return grad
 
 
-def check(cell, y_mask=None, dropout=0.0):
+def check(cell, y_mask=None, dropout=Dropout()):
     net, params, x, y, state = setup(cell)
     if y_mask is not None:
         y = np.where(y_mask, -1, y).astype(np.int32)
@@ -78,8 +78,56 @@ def test_gradients_with_padding_targets(cell):
     check(cell, y_mask=mask)
 
 
-def test_gradients_with_dropout():
-    check("lstm", dropout=0.3)
+@pytest.mark.parametrize("dropout", [Dropout(0.3), Dropout(0.3, locked=True),
+                                     Dropout(weight=0.3), Dropout(0.2, True, 0.4)])
+def test_gradients_with_dropout(dropout):
+    check("lstm", dropout=dropout)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_gradients_with_weight_drop(cell):
+    check(cell, dropout=Dropout(weight=0.3))
+
+
+def test_weight_drop_drops_the_same_recurrent_weights_for_every_sequence_and_thread(monkeypatch):
+    """A weight-drop step is the step of the network whose W_h are masked by one mask, drawn
+    from the step's key alone: the same however the batch is split, and another next step."""
+    results = []
+    for cores in (1, 2):
+        use_cores(monkeypatch, cores)
+        net, params, x, y, state = setup("lstm")
+        grads = params.like()
+        loss = net.loss_and_gradients(x, y, state, grads, Dropout(weight=0.5), mask_key=(3,))[0]
+        masks = [w.mask for w in net._dropped_weights(Dropout(weight=0.5), (3,))]
+        results.append((loss, grads.flat.copy(), masks))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-14)
+    masks = results[0][2]
+    assert all(set(np.unique(m)) == {0.0, 2.0} for m in masks)
+    assert not np.array_equal(masks[0], masks[1])                 # each layer its own
+    net, params, x, y, state = setup("lstm")
+    later = [w.mask for w in net._dropped_weights(Dropout(weight=0.5), (4,))]
+    assert not np.array_equal(later[0], masks[0])                   # each step its own
+    # the step equals a plain step of the network with the masked weights, whose W_h gradient
+    # reaches W_h through the mask
+    plain = params.like()
+    plain.flat[:] = params.flat
+    for l, m in enumerate(masks):
+        plain[f"layers.{l}.W_h"][:] *= m
+    expected = plain.like()
+    loss = Network("lstm", V, H, L, plain).loss_and_gradients(x, y, state, expected)[0]
+    for l, m in enumerate(masks):
+        expected[f"layers.{l}.W_h"][:] *= m
+    assert loss == pytest.approx(results[0][0], rel=1e-12)
+    np.testing.assert_allclose(expected.flat, results[0][1], rtol=1e-10, atol=1e-13)
+
+
+def test_locked_dropout_keeps_one_mask_for_every_step_of_a_sequence():
+    net = setup("lstm")[0]
+    locked = net.dropout_masks(Dropout(0.3, locked=True), (5, 9), range(0, 7), T)
+    assert locked.shape == (L, 1, 7, H)
+    assert set(np.unique(locked)) == {0.0, 1.0 / 0.7}
+    assert not np.array_equal(locked[:, :, 0], locked[:, :, 1])
 
 
 def test_loss_is_the_mean_negative_log_probability():
@@ -111,7 +159,8 @@ def test_split_batch_equals_one_shard(cell, monkeypatch):
         net, params, x, y, state = setup(cell)
         assert len(net._split(T, B)) == cores
         grads = params.like()
-        loss, _, new_state = net.loss_and_gradients(x, y, state, grads, 0.3, mask_key=(4,))
+        loss, _, new_state = net.loss_and_gradients(x, y, state, grads, Dropout(0.3, weight=0.2),
+                                                    mask_key=(4,))
         log_softmax = Engine(net).log_softmax(x, state.copy())
         results.append((loss, grads.flat.copy(), new_state, log_softmax))
     for a, b in zip(*results):
@@ -120,14 +169,17 @@ def test_split_batch_equals_one_shard(cell, monkeypatch):
 
 def test_dropout_masks_are_a_function_of_the_global_column():
     net = setup("lstm")[0]
-    whole = net.dropout_masks(0.3, (5, 9), range(0, 7), T)
+    whole = net.dropout_masks(Dropout(0.3), (5, 9), range(0, 7), T)
     assert whole.shape == (L, T, 7, H) and whole.dtype == net.params.flat.dtype
     assert set(np.unique(whole)) == {0.0, 1.0 / 0.7}
     for k in (1, 3, 6):
-        parts = [net.dropout_masks(0.3, (5, 9), range(lo, hi), T) for lo, hi in ((0, k), (k, 7))]
+        parts = [net.dropout_masks(Dropout(0.3), (5, 9), range(lo, hi), T)
+                 for lo, hi in ((0, k), (k, 7))]
         np.testing.assert_array_equal(np.concatenate(parts, axis=2), whole)
-    np.testing.assert_array_equal(net.dropout_masks(0.3, (5, 9), [4], T)[:, :, 0], whole[:, :, 4])
-    assert not np.array_equal(net.dropout_masks(0.3, (5, 10), range(0, 7), T), whole)  # next step
+    np.testing.assert_array_equal(net.dropout_masks(Dropout(0.3), (5, 9), [4], T)[:, :, 0],
+                                  whole[:, :, 4])
+    next_step = net.dropout_masks(Dropout(0.3), (5, 10), range(0, 7), T)
+    assert not np.array_equal(next_step, whole)
     assert not np.array_equal(whole[:, :, 0], whole[:, :, 1])
 
 
@@ -145,7 +197,8 @@ def test_column_shares_add_up_to_the_whole_batch(cell, k, dtype, monkeypatch):
     y[3, 0] = y[1, 2] = -1
     count = int(np.count_nonzero(y >= 0))
     grads = params.like()
-    loss, n, new_state = net.loss_and_gradients(x, y, state, grads, 0.3, mask_key=(8, 1))
+    loss, n, new_state = net.loss_and_gradients(x, y, state, grads, Dropout(0.3, weight=0.2),
+                                                mask_key=(8, 1))
     assert n == count
 
     use_cores(monkeypatch, 1)
@@ -153,8 +206,8 @@ def test_column_shares_add_up_to_the_whole_batch(cell, k, dtype, monkeypatch):
     for lo, hi in ((0, k), (k, B)):
         share = params.like()
         part_loss, part_count, part_state = net.loss_and_gradients(
-            x[:, lo:hi], y[:, lo:hi], np.ascontiguousarray(state[:, :, lo:hi]), share, 0.3,
-            mask_key=(8, 1), first_column=lo, count=count)
+            x[:, lo:hi], y[:, lo:hi], np.ascontiguousarray(state[:, :, lo:hi]), share,
+            Dropout(0.3, weight=0.2), mask_key=(8, 1), first_column=lo, count=count)
         assert part_count == count
         total += part_loss
         summed.flat += share.flat
@@ -171,7 +224,7 @@ def test_column_shares_add_up_to_the_whole_batch(cell, k, dtype, monkeypatch):
 
 def test_dropout_masks_keep_each_unit_independently_with_probability_one_minus_the_rate():
     net = Network("lstm", 10, 64, 2, FlatArrays(parameter_shapes("lstm", 10, 64, 2)))
-    masks = net.dropout_masks(0.3, (7, 1), range(100), 40)         # (2, 40, 100, 64)
+    masks = net.dropout_masks(Dropout(0.3), (7, 1), range(100), 40)         # (2, 40, 100, 64)
     assert set(np.unique(masks)) == {0.0, np.float32(1 / 0.7)}
     kept = (masks > 0).astype(np.float64)
     n = kept.size

@@ -3,6 +3,7 @@ import math
 
 import click
 
+from ..config import dropout_text
 from .common import consoles, print_json, reports_errors
 
 EXAMPLES = """
@@ -63,7 +64,7 @@ def _print(report):
                            f"{' bidirectional' if c.get('bidirectional') else ''}, "
                            f"{report['parameters']:,} parameters, {c['mode']} mode")
     table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} lr {c['lr']:g}, "
-                              f"dropout {c['dropout']:g}, clip {c['clip']:g}, seed {c['seed']}")
+                              f"{dropout_text(c['dropout'], c.get('locked_dropout'), c.get('weight_drop'))}, clip {c['clip']:g}, seed {c['seed']}")
     if report["steps"] is not None:
         clipped = report["clipped_steps"]
         table.add_row("progress", f"{report['steps']:,} steps, {report['train_seconds'] or 0:.0f}s of training, "

@@ -8,7 +8,7 @@ import time
 import click
 
 from ..network.celltypes import CELLS
-from ..config import Config
+from ..config import Config, dropout_text
 from ..training.reporter import Reporter
 from .common import compile_notice, consoles, pipe_closed, print_json, reports_errors, silence
 
@@ -46,6 +46,10 @@ def _default(setting):
 @click.option("--weight-decay", type=float, help="Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  " + _default("weight_decay"))
 @click.option("--beta2", type=float, help="Adam's decay rate of its squared-gradient average.  " + _default("beta2"))
 @click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
+@click.option("--locked-dropout/--no-locked-dropout", default=None,
+              help="One --dropout mask per sequence for all its steps, instead of a new mask at "
+                   "every step.  " + _default("locked_dropout"))
+@click.option("--weight-drop", type=float, help="DropConnect on the recurrent weights: each step drops this share of them, in [0, 1).  " + _default("weight_drop"))
 @click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  " + _default("clip"))
 @click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")
 @click.option("--epochs", type=float, help="Stop after this many passes over the training data.")
@@ -156,6 +160,7 @@ def summarize(trainer, reason):
         "tokens": c.tokens, "vocab_size": len(trainer.dataset.vocab),
         "config": {"cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
                    "bidirectional": c.bidirectional, "mode": c.mode, "dropout": c.dropout,
+                   "locked_dropout": c.locked_dropout, "weight_drop": c.weight_drop,
                    "batch_size": c.batch_size, "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
     }
 
@@ -267,7 +272,7 @@ class LogReporter(NoticeReporter):
                            f"{' bidirectional' if c.bidirectional else ''}, "
                            f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
                            f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
-                           f"dropout {c.dropout:g} -> {trainer.out}")
+                           f"{dropout_text(c.dropout, c.locked_dropout, c.weight_drop)} -> {trainer.out}")
         self.trainer = trainer
         self.smoothed = None
         self.steps_at_start = trainer.run_state.step

@@ -11,7 +11,7 @@ import numpy as np
 from ..config import Config
 from ..network.engine import Engine
 from ..kernels.optim import squared_norm
-from ..network.stack import FlatArrays, Network, init_parameters, parameter_shapes
+from ..network.stack import Dropout, FlatArrays, Network, init_parameters, parameter_shapes
 from ..training.trainer import Optimizer
 
 
@@ -37,7 +37,7 @@ def warm_up_training(cell, optimizer="adam", dtype=np.float32):
     x = np.zeros((T, B), np.int32)
     y = np.ones((T, B), np.int32)
     grads = net.params.like()
-    net.loss_and_gradients(x, y, net.zero_state(B), grads, 0.1)
+    net.loss_and_gradients(x, y, net.zero_state(B), grads, Dropout(0.1))
     squared_norm(grads.flat)
     Optimizer(Config(optimizer=optimizer), grads.flat.size).step(net.params.flat, grads.flat, 1e-3, 1.0, 1)
     warm_up_forward(net)

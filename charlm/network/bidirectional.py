@@ -30,7 +30,7 @@ from ..kernels import loss as loss_kernels
 from ..kernels.linalg import matmul
 from .shapes import BACKWARD, shapes_for  # noqa: F401  (the names callers import from here)
 from .shapes import bidirectional_shapes as parameter_shapes
-from .stack import Network, Stack, stack_weights
+from .stack import Dropout, Network, Stack, stack_weights
 from ..text.vocab import EOS_ID
 # Validation: time steps x columns per forward call. Each call returns every layer's states,
 # L*S*ROWS_PER_CALL*H floats (67 MB for a 2x256 LSTM). More columns share each step's read of the
@@ -144,8 +144,8 @@ class BidirectionalNetwork(Network):
         """How many cloze targets y (T, B) holds: its characters."""
         return super().target_count(cloze_targets(y))
 
-    def loss_and_gradients(self, x, y, state, grads, dropout=0.0, mask_key=(0,), first_column=0,
-                           count=None):
+    def loss_and_gradients(self, x, y, state, grads, dropout=Dropout(), mask_key=(0,),
+                           first_column=0, count=None):
         """As :meth:`Network.loss_and_gradients`, for the cloze targets of y (a ``count`` given
         for a share of a larger batch counts those: :meth:`target_count`)."""
         return super().loss_and_gradients(x, cloze_targets(y), state, grads, dropout, mask_key,

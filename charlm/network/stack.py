@@ -21,6 +21,8 @@ the output layer, and one copy of the parameters per shard beyond the first for 
 """
 import functools
 import math
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,13 +64,54 @@ def init_parameters(params, cell, rng):
             w[:] = rng.uniform(-bound, bound, shape).astype(dtype)
 
 
+class Dropout(NamedTuple):
+    """How a training step drops units and weights (all off by default):
+
+    - ``rate``: each layer's outputs, on the way to the layer above and the output layer
+      (inverted dropout: a kept unit is scaled by 1 / (1 - rate));
+    - ``locked``: one mask per sequence of the batch for all of its steps (variational dropout,
+      Gal and Ghahramani 2016) instead of a new mask at every step;
+    - ``weight``: DropConnect on the recurrent weights W_h (Merity et al. 2018's weight drop):
+      one mask per step of training for the whole batch, so the same dropped connections hold
+      along the sequence, which is what regularises the recurrence itself.
+    """
+    rate: float = 0.0
+    locked: bool = False
+    weight: float = 0.0
+
+    @classmethod
+    def of(cls, config):
+        """The dropout a training run's config asks for."""
+        return cls(config.dropout, config.locked_dropout, config.weight_drop)
+
+
 class _Weights:
     """One layer's weights as the kernels take them, with W_h^T for the forward time loop (None
-    for a :class:`Stack` whose forward reads W_h itself: see ``Stack.blas``)."""
+    for a :class:`Stack` whose forward reads W_h itself: see ``Stack.blas``). ``name`` is W_h's
+    name in the parameters; ``mask`` the weight-drop mask applied to it, if any."""
 
     def __init__(self, params, layer, prefix="layers", transposed=True):
         self.w_x, self.w_h, self.b = (params[f"{prefix}.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
         self.w_ht = np.ascontiguousarray(self.w_h.T) if transposed else None
+        self.name, self.mask = f"{prefix}.{layer}.W_h", None
+
+    def drop_connections(self, rate, key):
+        """Use W_h * M for this step: M (H, G H) is 0 or 1 / (1 - rate), from ``key`` and the
+        layer's name alone, so every thread and process of a step uses the same mask. The
+        gradient of the dropped weights reaches W_h through the same M (:meth:`mask_gradient`)."""
+        H, width = self.w_h.shape
+        mask = np.empty((1, H, 1, width), self.w_h.dtype)
+        fill_dropout_masks(key, (zlib.crc32(self.name.encode()),), rate, mask)
+        self.mask = mask[0, :, 0]
+        self.w_h = self.w_h * self.mask
+        if self.w_ht is not None:
+            self.w_ht = np.ascontiguousarray(self.w_h.T)
+
+    def mask_gradient(self, grads):
+        """dL/dW_h = dL/d(W_h * M) * M."""
+        if self.mask is not None:
+            gradient = grads[self.name]
+            gradient *= self.mask
 
 
 def stack_weights(params, num_layers, prefix="layers", transposed=True):
@@ -201,6 +244,27 @@ class _Shard:
         return loss
 
 
+WEIGHT_DROP_KEY = 0x5745494748544452     # a key word of its own for weight drop's masks
+
+
+def fill_dropout_masks(key, columns, rate, out):
+    """out (L, T, b, H) = masks of 0 or 1 / (1 - rate) from the streams of (key, column) of
+    :mod:`kernels.dropout`, one for each of ``columns`` (global indices)."""
+    threshold = math.ceil(rate * 2 ** dropout_kernels.UNIFORM_BITS)   # u >= rate, in steps
+    dropout_kernels.fill_masks(np.array(key, np.uint64), np.array(columns, np.int64), threshold,
+                               out.dtype.type(1.0 / (1.0 - rate)), out)
+
+
+def layer_weights(weights):
+    """Every layer's :class:`_Weights` in the weights of a step: a stack's list, or the lists of
+    several stacks (a bidirectional network's pair)."""
+    for w in weights:
+        if isinstance(w, _Weights):
+            yield w
+        else:
+            yield from w
+
+
 def product(a, b):
     """a @ b through :func:`kernels.linalg.matmul` (one BLAS for everything)."""
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
@@ -242,33 +306,43 @@ class Network:
         return stack_weights(self.params, self.num_layers)
 
     def dropout_masks(self, dropout, key, columns, T):
-        """Inverted-dropout masks (L, T, b, H), 0 or 1 / (1 - dropout), for the batch columns
-        ``columns`` (global indices). Each column's masks come from its own stream, a function of
+        """Inverted-dropout masks (L, T, b, H), 0 or 1 / (1 - rate), for the batch columns
+        ``columns`` (global indices); (L, 1, b, H), one mask for every step, when the
+        :class:`Dropout` is locked. Each column's masks come from its own stream, a function of
         ``key`` (the run's seed and the step) and the column (:mod:`kernels.dropout`): they do not
         depend on how the batch is split among threads or processes."""
-        dt = self.params.flat.dtype
-        masks = np.empty((self.num_layers, T, len(columns), self.hidden_size), dt)
-        threshold = math.ceil(dropout * 2 ** dropout_kernels.UNIFORM_BITS)  # u >= dropout, in steps
-        dropout_kernels.fill_masks(np.array(key, np.uint64), np.array(columns, np.int64),
-                                   threshold, dt.type(1.0 / (1.0 - dropout)), masks)
+        steps = 1 if dropout.locked else T
+        masks = np.empty((self.num_layers, steps, len(columns), self.hidden_size),
+                         self.params.flat.dtype)
+        fill_dropout_masks(key, columns, dropout.rate, masks)
         return masks
+
+    def _dropped_weights(self, dropout, key):
+        """The stack's weights for a training step, the recurrent ones with weight drop applied
+        (a list of every layer's :class:`_Weights`, with the nesting of :meth:`_weights`)."""
+        weights = self._weights()
+        if dropout.weight > 0.0:
+            for w in layer_weights(weights):
+                w.drop_connections(dropout.weight, (*key, WEIGHT_DROP_KEY))
+        return weights
 
     def target_count(self, y):
         """How many of the targets y (T, B) the loss averages over: those that are not padding."""
         return int(np.count_nonzero(y >= 0))
 
-    def loss_and_gradients(self, x, y, state, grads, dropout=0.0, mask_key=(0,), first_column=0,
-                           count=None):
+    def loss_and_gradients(self, x, y, state, grads, dropout=Dropout(), mask_key=(0,),
+                           first_column=0, count=None):
         """One training batch: returns (mean loss in nats, target count, new state) and writes
-        the gradients of the mean loss into grads. Dropout (inverted, rate ``dropout``, masks from
-        ``mask_key``) is applied to each layer's output, never to the recurrent connection.
+        the gradients of the mean loss into grads. ``dropout`` (a :class:`Dropout`, its masks
+        from ``mask_key``) applies to each layer's output and, with weight drop, to the
+        recurrent weights.
 
         For a share of a larger batch (data-parallel training), ``first_column`` is the global
         index of x's first column and ``count`` the whole batch's number of targets, which the
         mean divides by; the loss returned is then this share's part of the mean."""
         T, B = x.shape
         shards = self._split(T, B)
-        weights = self._weights()
+        weights = self._dropped_weights(dropout, mask_key)
         count = self.target_count(y) if count is None else count
         scale = 1.0 / count if count else 0.0
         while len(self._grads) < len(shards) - 1:
@@ -278,9 +352,12 @@ class Network:
         def shard_task(s, lo, hi, g):
             # each thread makes its own columns' masks (the kernel releases the GIL)
             columns = range(first_column + lo, first_column + hi)
-            masks = self.dropout_masks(dropout, mask_key, columns, T) if dropout > 0.0 else None
-            return s.train(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi], masks, scale, g,
+            masks = self.dropout_masks(dropout, mask_key, columns, T) if dropout.rate > 0.0 else None
+            loss = s.train(weights, x[:, lo:hi], y[:, lo:hi], state[:, :, lo:hi], masks, scale, g,
                            new_state[:, :, lo:hi])
+            for w in layer_weights(weights):      # each share's before the sum, as ranks do
+                w.mask_gradient(g)
+            return loss
 
         gradients = [grads] + self._grads
         losses = fan_out([functools.partial(shard_task, s, lo, hi, gradients[k])

@@ -48,6 +48,7 @@ from ..store import checkpoint
 from ..network import parallel
 from ..errors import CharlmError, TrainingDiverged, UsageError
 from ..network.engine import Engine
+from ..network.stack import Dropout
 from ..text.prepared import open_corpus
 from .reporter import Reporter
 from .trainer import Trainer, build_dataset
@@ -258,7 +259,7 @@ class DistributedTrainer(Trainer):
         if hi > lo:
             loss[0], _, carry[:, :, lo:hi] = self.network.loss_and_gradients(
                 x[:, lo:hi], y[:, lo:hi], np.ascontiguousarray(state[:, :, lo:hi]), self.grads,
-                c.dropout, mask_key=(c.seed, rs.step), first_column=lo, count=count)
+                Dropout.of(c), mask_key=(c.seed, rs.step), first_column=lo, count=count)
         else:
             self.grads.flat[:] = 0.0
         # the barrier tells waiting for the slowest rank from moving the bytes (for --json)

@@ -22,7 +22,7 @@ from ..config import OPTIMIZER_MOMENTS, Config, format_duration
 from ..errors import CheckpointError, TrainingDiverged, UsageError
 from ..network.engine import Engine
 from ..kernels import optim
-from ..network.stack import FlatArrays, init_parameters
+from ..network.stack import Dropout, FlatArrays, init_parameters
 from ..text.prepared import open_corpus
 from ..network.parallel import cores
 from ..store import outputs
@@ -433,7 +433,7 @@ class Trainer:
         c = self.config
         x, y, state = self._next_batch()
         loss, count, self.carry = self.network.loss_and_gradients(
-            x, y, state, self.grads, c.dropout, mask_key=(c.seed, self.run_state.step))
+            x, y, state, self.grads, Dropout.of(c), mask_key=(c.seed, self.run_state.step))
         return loss, count
 
     def _time_fraction(self):

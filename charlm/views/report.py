@@ -35,6 +35,7 @@ import numpy as np
 
 from ..store import checkpoint
 from ..api import Model
+from ..config import dropout_text
 from ..errors import CorpusError, UsageError
 from ..network.engine import Engine
 from ..network.stack import FlatArrays, Network
@@ -221,7 +222,7 @@ def card(model, ckpt):
             ("mode", c.mode + (" (every line an example of its own)" if c.mode == "lines"
                                else " (one long text, state carried)")),
             ("training", f"batch {c.batch_size}x{c.seq_len}, {c.optimizer} lr {c.lr:g}, "
-                         f"dropout {c.dropout:g}, clip {c.clip:g}, seed {c.seed}")]
+                         f"{dropout_text(c.dropout, c.locked_dropout, c.weight_drop)}, clip {c.clip:g}, seed {c.seed}")]
     if run is not None:
         rows.append(("progress", f"{run.step:,} steps, {run.epoch} epochs, "
                                  f"{run.elapsed:,.0f} s of training, "
