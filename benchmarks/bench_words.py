@@ -16,7 +16,7 @@ words among the tokens drawn is a trained model's, so words/s means most from a 
 
     PYTHONPATH=. python benchmarks/bench_words.py [--seconds 60] [--cell lstm] [--hidden 512]
         [--layers 2] [--vocab-size 10000] [--sample-size 2x512] [--sample-tokens 5000]
-        [--sample-model PATH]
+        [--sample-model PATH [--sampling-only]] [--repeats 3]
 
 Run it on a quiet machine: every figure is a rate of wall time.
 """
@@ -75,31 +75,44 @@ def main():
     parser.add_argument("--sample-tokens", type=int, default=5000)
     parser.add_argument("--sample-model", default=None,
                         help="a trained word model to sample from instead of one-step weights")
+    parser.add_argument("--sampling-only", action="store_true",
+                        help="with --sample-model: measure its sampling alone, no training")
+    parser.add_argument("--repeats", type=int, default=3, help="samples timed; the median is given")
     args = parser.parse_args()
+    if args.sampling_only and args.sample_model is None:
+        parser.error("--sampling-only needs --sample-model")
     with tempfile.TemporaryDirectory() as folder:
-        rows = []
-        for tokens in ("chars", "words"):
-            summary, _ = train(folder, tokens, args)
-            rows.append((tokens, summary))
-        print(f"training, {args.cell} {args.layers}x{args.hidden}, batch {args.batch_size}x"
-              f"{args.seq_len}, {args.seconds:g}s each, {args.corpus}")
-        print(f"{'tokens':<8}{'vocabulary':>12}{'parameters':>13}{'chars/s':>11}{'tokens/s':>11}"
-              f"{'val bits/char':>15}")
-        for tokens, s in rows:
-            bpc = f"{s['best_val_bpc']:.3f}" if s["best_val_bpc"] is not None else "-"
-            print(f"{tokens:<8}{s['vocab_size']:>12,}{s['config']['parameters']:>13,}"
-                  f"{s['chars_per_sec']:>11,.0f}{s['tokens_per_sec']:>11,.0f}{bpc:>15}")
-        ratio = rows[1][1]["chars_per_sec"] / rows[0][1]["chars_per_sec"]
-        print(f"word model / character model, characters of text per second: {ratio:.2f}")
+        if not args.sampling_only:
+            compare_training(folder, args)
         path, what = args.sample_model, args.sample_model
         if path is None:
             layers, hidden = (int(n) for n in args.sample_size.split("x"))
             sized = argparse.Namespace(**{**vars(args), "layers": layers, "hidden": hidden})
             _, path = train(folder, "words", sized, extra=["--steps", "1", "--val-frac", "0"])
             what = f"word model {args.sample_size}, vocabulary {args.vocab_size + 2:,}, one step"
-        rate, word_rate = sampling_rate(path, args.sample_tokens)
+        rates = sorted(sampling_rate(path, args.sample_tokens) for _ in range(args.repeats))
+        rate, word_rate = rates[len(rates) // 2]
         print(f"batch-1 sampling, {what}: {rate:,.0f} tokens/s, {word_rate:,.0f} words/s over "
-              f"{args.sample_tokens:,} tokens")
+              f"{args.sample_tokens:,} tokens (median of {args.repeats}; load average "
+              f"{os.getloadavg()[0]:.1f})")
+
+
+def compare_training(folder, args):
+    """Train a character and a word model side by side and print their speeds."""
+    rows = []
+    for tokens in ("chars", "words"):
+        summary, _ = train(folder, tokens, args)
+        rows.append((tokens, summary))
+    print(f"training, {args.cell} {args.layers}x{args.hidden}, batch {args.batch_size}x"
+          f"{args.seq_len}, {args.seconds:g}s each, {args.corpus}")
+    print(f"{'tokens':<8}{'vocabulary':>12}{'parameters':>13}{'chars/s':>11}{'tokens/s':>11}"
+          f"{'val bits/char':>15}")
+    for tokens, s in rows:
+        bpc = f"{s['best_val_bpc']:.3f}" if s["best_val_bpc"] is not None else "-"
+        print(f"{tokens:<8}{s['vocab_size']:>12,}{s['config']['parameters']:>13,}"
+              f"{s['chars_per_sec']:>11,.0f}{s['tokens_per_sec']:>11,.0f}{bpc:>15}")
+    ratio = rows[1][1]["chars_per_sec"] / rows[0][1]["chars_per_sec"]
+    print(f"word model / character model, characters of text per second: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class Config:
     bidirectional: bool = False      # a cloze model for `charlm fill` (charlm.network.bidirectional)
     dropout: float | None = None
     locked_dropout: bool = False     # one dropout mask per sequence for all its steps
-    weight_drop: float = 0.0         # DropConnect on the recurrent weights W_h (charlm.network.stack.Dropout)
+    weight_drop: float | None = None  # DropConnect on the recurrent weights W_h (charlm.network.stack.Dropout)
     mode: str = "auto"
     seq_len: int | None = None       # 50 for a left-to-right model of a stream, else 100
     batch_size: int = 50
@@ -60,7 +60,8 @@ class Config:
             (self.hidden_size is None or 1 <= self.hidden_size <= 8192, "--hidden", "must be between 1 and 8192"),
             (1 <= self.num_layers <= 16, "--layers", "must be between 1 and 16"),
             (self.dropout is None or 0.0 <= self.dropout < 1.0, "--dropout", "must be in [0, 1)"),
-            (0.0 <= self.weight_drop < 1.0, "--weight-drop", "must be in [0, 1)"),
+            (self.weight_drop is None or 0.0 <= self.weight_drop < 1.0, "--weight-drop",
+             "must be in [0, 1)"),
             (self.seq_len is None or 1 <= self.seq_len <= 100_000, "--seq-len",
              "must be between 1 and 100000"),
             (1 <= self.batch_size <= 100_000, "--batch-size", "must be between 1 and 100000"),
@@ -108,7 +109,7 @@ class Config:
 
 
 # What a run did before each of these settings existed: a checkpoint without the key resumes so.
-BEFORE_THE_SETTING = {"beta2": 0.999, "weight_decay": 0.0}
+BEFORE_THE_SETTING = {"beta2": 0.999, "weight_decay": 0.0, "weight_drop": 0.0}
 
 
 def dropout_text(dropout, locked=False, weight_drop=0.0):

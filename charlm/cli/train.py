@@ -49,7 +49,7 @@ def _default(setting):
 @click.option("--locked-dropout/--no-locked-dropout", default=None,
               help="One --dropout mask per sequence for all its steps, instead of a new mask at "
                    "every step.  " + _default("locked_dropout"))
-@click.option("--weight-drop", type=float, help="DropConnect on the recurrent weights: each step drops this share of them, in [0, 1).  " + _default("weight_drop"))
+@click.option("--weight-drop", type=float, help="DropConnect on the recurrent weights: each step drops this share of them, in [0, 1).  [default: 0.2 for a model large for its corpus, else 0]")
 @click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  " + _default("clip"))
 @click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")
 @click.option("--epochs", type=float, help="Stop after this many passes over the training data.")

@@ -121,10 +121,19 @@ class Pace:
     one worker is faster. Both give the same tokens, so the choice can change at any chunk."""
 
     RECHECK = 8                # every this many chunks, the slower choice is measured again
+    TRIAL_STEPS = 64           # the most steps a measuring chunk runs: the slower choice may be
+                               # three times slower (a word model's, on one worker)
 
     def __init__(self, choices):
         self.rates = dict.fromkeys(choices)
         self.chunks = 0
+
+    def steps_for(self, steps):
+        """How many of ``steps`` the next chunk should run: fewer when it measures a choice."""
+        if len(self.rates) == 1:
+            return steps
+        measuring = None in self.rates.values() or (self.chunks + 1) % self.RECHECK == 0
+        return min(steps, self.TRIAL_STEPS) if measuring else steps
 
     def pick(self):
         untried = [k for k, r in self.rates.items() if r is None]

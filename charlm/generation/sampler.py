@@ -206,14 +206,23 @@ class Generation:
         out = np.empty(uniforms.shape, np.int64)
         if options.match is not None and self.steps == 0:
             self.where[:] = options.match.start
+        start = 0
+        while True:      # in one call, unless a part measures a worker count (Pace.steps_for)
+            part = slice(start, start + self.launcher.pace.steps_for(len(uniforms) - start))
+            ran = self._run(forced, uniforms[part], options, allowed, out[part])
+            forced, start = forced[:0], start + ran
+            if start >= len(uniforms) or ran < part.stop - part.start:
+                return out[:start]
+
+    def _run(self, forced, uniforms, options, allowed, out):
         match = kernel_match(options.match, self.where, options.length - self.drawn)
-        args = ((self.h, self.c, self.rh), self.logits, self.tokens, self.done, self.steps, forced, uniforms,
-                float(options.temperature), int(options.top_k), float(options.top_p), allowed,
-                match, bool(options.stop_at_eos), out)
+        args = ((self.h, self.c, self.rh), self.logits, self.tokens, self.done, self.steps, forced,
+                uniforms, float(options.temperature), int(options.top_k), float(options.top_p),
+                allowed, match, bool(options.stop_at_eos), out)
         ran = self.launcher.run(generate, args, len(forced))
         self.steps += len(forced) + ran
         self.drawn += ran
-        return out[:ran]
+        return ran
 
 
 class Batch:

@@ -62,6 +62,8 @@ def resolve_config(config, corpus):
                        "(--hidden to choose)")
     if config.dropout is None:
         config = replace(config, dropout=_auto_dropout(chars, config.hidden_size))
+    if config.weight_drop is None:
+        config = replace(config, weight_drop=_auto_weight_drop(chars, config.hidden_size))
     if config.seq_len is None:
         config = replace(config, seq_len=_auto_seq_len(config))
     return config, notices
@@ -88,14 +90,29 @@ def _auto_hidden(chars, config):
     return 256
 
 
+def _params_per_char(chars, hidden):
+    """About the recurrent weights of two LSTM layers (8 H^2) per training character: the measure
+    of how soon a model starts to learn the training text by heart."""
+    return 8 * hidden * hidden / max(chars, 1)
+
+
 def _auto_dropout(chars, hidden):
-    """More dropout where the model has more weights per training character, the measure of how
-    soon it starts to learn the training text by heart (docs/design.md gives the runs)."""
-    params_per_char = 8 * hidden * hidden / max(chars, 1)
+    """More dropout where the model has more weights per training character (docs/design.md
+    gives the runs)."""
     for below, dropout in ((0.05, 0.0), (0.25, 0.1), (2.0, 0.15)):
-        if params_per_char < below:
+        if _params_per_char(chars, hidden) < below:
             return dropout
     return 0.35
+
+
+WEIGHT_DROP_FROM = 3.0     # weights per training character from which weight drop is on
+
+
+def _auto_weight_drop(chars, hidden):
+    """Weight drop 0.2 where the model has the most weights per training character (names: about
+    4; tiny Shakespeare's ten- and thirty-minute models: 1.2 and 2.1), none elsewhere
+    (docs/design.md gives the runs)."""
+    return 0.2 if _params_per_char(chars, hidden) >= WEIGHT_DROP_FROM else 0.0
 
 
 def _auto_seq_len(config):
