@@ -1,6 +1,6 @@
 """Generation that obeys a pattern (``--match``) against its alternatives, on the names model.
 
-    charlm train                                    # the bundled names model, charlm.npz
+    charlm train --weight-drop 0                    # the bundled names model, charlm.npz
     python benchmarks/bench_match.py [--model charlm.npz] [--num 1000] [--pattern REGEX ...]
     python benchmarks/bench_match.py --compare "K[aeiou][a-z]a" [--samples 20000]
 
