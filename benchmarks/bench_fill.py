@@ -42,9 +42,9 @@ def charlm_command():
 
 def train(corpus, out, minutes, bidirectional):
     """Train with the defaults of the saved table for the time budget, validation included (or
-    reuse a model already trained there). The checkpoint keeps the best weights by validation: validating only
-    at the end instead let the left-to-right model overfit the names (3.21 bits/char after
-    three minutes, against 2.72 for the best of a default run)."""
+    reuse a model already trained there). The checkpoint keeps the best weights by validation:
+    validating only at the end instead let the left-to-right model overfit the names (3.21
+    bits/char after three minutes, against 2.72 for the best of a default run)."""
     if out.exists():
         return
     # weight drop off: the saved table was measured before it became a default for small corpora

@@ -6,9 +6,9 @@ AWD-LSTM recipe alone and both together, on tiny Shakespeare and on the bundled 
 
 Each run is ``charlm train CORPUS --max-time ... --json --weight-drop 0`` (the defaults when the
 table was made) and the recipe's options, one after the other on the whole machine (the time
-budget the defaults are sized by is the wall time a user gives). Tiny Shakespeare is read from ../shared/data (never copied into the
-repo) with its last 10% held out; the names are ``corpora/names.txt``, lines mode, a seeded 10% of
-them held out. The table gives each run's best validation loss (nats per character: per name
+budget the defaults are sized by is the wall time a user gives). Tiny Shakespeare is read from
+../shared/data (never copied into the repo) with its last 10% held out; the names are
+``corpora/names.txt``, lines mode, a seeded 10% of them held out. The table gives each run's best validation loss (nats per character: per name
 character and <EOS>, for the names), the steps it took and its training speed, which is where a
 regulariser's cost per step shows. ``--seed`` runs them all with another seed (``--save`` then
 writes ``regularisers-seedN.md``), ``--recipes`` only the recipes named.

@@ -25,7 +25,7 @@ class Config:
     bidirectional: bool = False      # a cloze model for `charlm fill` (charlm.network.bidirectional)
     dropout: float | None = None
     locked_dropout: bool = False     # one dropout mask per sequence for all its steps
-    weight_drop: float | None = None  # DropConnect on the recurrent weights W_h (charlm.network.stack.Dropout)
+    weight_drop: float | None = None  # DropConnect on W_h (charlm.network.stack.Dropout)
     mode: str = "auto"
     seq_len: int | None = None       # 50 for a left-to-right model of a stream, else 100
     batch_size: int = 50

@@ -49,9 +49,10 @@ block's columns) and meet at a barrier after each layer. A small output layer (a
 model's) each computes itself, on identical numbers, so both reach the same tokens without
 another barrier. A large one (RowWeights with parts = 2: a word model's, whose output product is
 most of a step) they split too, worker k writing part k of shared logits, and meet once more.
-A large output layer's weights are read in half precision (with one worker too): with them a 2x512 word model's weights fit in the
-cache, and a step no longer waits on memory for every weight (``docs/words.md``, Speed). Only the
-logits are approximate (each weight rounded to 11 significant bits); the states are exact.
+A large output layer's weights are read in half precision (with one worker too): then a 2x512
+word model's weights fit in the cache, and a step no longer waits on memory for every weight
+(``docs/words.md``, Speed). Only the logits are approximate (each weight rounded to 11
+significant bits); the states are exact.
 
 State (B rows, L layers, H units): h and c (2, L, B, H) float32, double-buffered: tick t reads
 buffer t % 2 and writes the other, so a worker never overwrites what the other is still reading
@@ -296,8 +297,8 @@ def _layer_products(layers, l, worker, h_prev, below, tok, xin, z):
 
 @njit(**KERNEL)
 def row_output(weights, h_top, logits, worker):
-    """:func:`output_logits` for one row: every part of the output layer, or this worker's part
-    when the workers split it."""
+    """:func:`output_logits` for one row: the whole output layer (one part), or this worker's
+    part when the workers split it."""
     k = worker if weights.w_y.shape[0] > 1 else 0
     width = weights.w_y.shape[2]
     z = logits[0, k * width:(k + 1) * width]
