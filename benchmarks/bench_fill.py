@@ -94,7 +94,7 @@ def measure(model, originals, texts, options):
     started = time.perf_counter()
     results = model.fill(texts, blank=BLANK, top=1, **options)
     seconds = time.perf_counter() - started
-    right = sum(original[b.position] == b.char
+    right = sum(original[b.position] == b.token
                 for original, r in zip(originals, results) for b in r.blanks)
     blanks = sum(len(r.blanks) for r in results)
     return right / blanks, blanks / seconds, blanks

@@ -181,8 +181,8 @@ def test_only_the_right_context_tells_the_blank(told_by_the_right):
     bi, left_to_right = told_by_the_right
     for text, letter in (("_1", "a"), ("_2", "b"), ("_3", "c")):
         filled = bi.fill(text).blanks[0]
-        assert filled.char == letter and filled.prob > 0.9
-        assert left_to_right.fill(text).blanks[0].char == letter       # rescoring reads the digit
+        assert filled.token == letter and filled.prob > 0.9
+        assert left_to_right.fill(text).blanks[0].token == letter       # rescoring reads the digit
         guess = left_to_right.fill(text, left_only=True).blanks[0]
         assert guess.prob < 0.6                                         # a, b or c: about 1/3 each
     # the digit after a letter is told by the left context, which the cloze model reads too

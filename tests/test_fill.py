@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import run_charlm
 from reference import ReferenceNetwork, cloze_log_probs
+from tiny_models import make_word_model
 
 import charlm
 from charlm.network import bidirectional
@@ -13,6 +14,7 @@ from charlm.store import checkpoint
 from charlm.config import Config
 from charlm.errors import UsageError
 from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.scoring import fill
 from charlm.text.vocab import UNK_ID, Vocab
 
 CHARS = "abcdeno \n"
@@ -68,7 +70,7 @@ def test_bidirectional_fill_is_the_cloze_distribution(models, mode):
     ids[2] = 2 + np.argmax(first)
     second = char_probs(cloze_log_probs("lstm", model.network.params, ids)[5])
     np.testing.assert_allclose(reported(result.blanks[1], model.vocab), second, atol=1e-5)
-    filled = model.vocab.tokens[ids[2]], result.blanks[1].char
+    filled = model.vocab.tokens[ids[2]], result.blanks[1].token
     assert result.text == f"ba{filled[0]}ed{filled[1]}ne"
 
 
@@ -92,7 +94,7 @@ def test_rescoring_several_blanks_reads_up_to_the_next_one(models):
     first = [model.score("a" + c + "ba").log_prob for c in candidates]
     np.testing.assert_allclose(reported(result.blanks[0], model.vocab),
                                char_probs(np.array([0, 0] + first)), atol=1e-5)
-    chosen = result.blanks[0].char
+    chosen = result.blanks[0].token
     second = [model.score("a" + chosen + "ba" + c + "e").log_prob for c in candidates]
     np.testing.assert_allclose(reported(result.blanks[1], model.vocab),
                                char_probs(np.array([0, 0] + second)), atol=1e-5)
@@ -107,7 +109,7 @@ def test_left_only_is_the_next_character_prediction(models):
     for blank in result.blanks:
         expected = char_probs(log_probs[blank.position])
         np.testing.assert_allclose(reported(blank, model.vocab), expected, atol=1e-5)
-        assert blank.char == model.vocab.tokens[2 + np.argmax(expected)]
+        assert blank.token == model.vocab.tokens[2 + np.argmax(expected)]
 
 
 def test_api_shapes_and_unknown_characters(models):
@@ -116,7 +118,7 @@ def test_api_shapes_and_unknown_characters(models):
     assert one.input == "b_x" and len(one.text) == 3 and one.unknown == ["x"]
     assert [b.position for b in one.blanks] == [1] and len(one.blanks[0].top) == 3
     top = one.blanks[0].top
-    assert top[0] == (one.blanks[0].char, one.blanks[0].prob)
+    assert top[0] == (one.blanks[0].token, one.blanks[0].prob)
     assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
     several = model.fill(["a_", "_b_"], blank="_", top=1)
     assert [len(r.blanks) for r in several] == [1, 2] and len(several[1].blanks[0].top) == 1
@@ -171,3 +173,93 @@ def test_bad_input_is_one_line(models, args, code, words):
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0]
+
+
+# ---- a word model: a run of blanks stands for a whole word -------------------------------------
+
+WORD_TEXT = "the cat sat on the mat. the dog ran to the box; a cat ran to the mat!"
+
+
+def word_probs(log_probs, vocab):
+    """Renormalised over the vocabulary's words, 0 elsewhere: what a word model's fill reports."""
+    fillers = vocab.fillers()
+    p = np.where(fillers, np.exp(log_probs - log_probs[fillers].max()), 0.0)
+    return p / p.sum()
+
+
+def reported_words(blank, vocab):
+    probs = dict(blank.top)
+    return np.array([probs.get(t, 0.0) for t in vocab.tokens])
+
+
+def test_a_word_model_s_blank_is_a_whole_word_by_the_cloze_distribution():
+    model = make_word_model(WORD_TEXT, bidirectional=True, layers=2)
+    result = model.fill("the __ sat on ___ mat.", top=1000)
+    ids = model.vocab.encode("the x sat on x mat.")
+    ids[[2, 8]] = UNK_ID
+    first = word_probs(cloze_log_probs("lstm", model.network.params, ids)[2], model.vocab)
+    np.testing.assert_allclose(reported_words(result.blanks[0], model.vocab), first, atol=1e-5)
+    ids[2] = np.argmax(first)
+    second = word_probs(cloze_log_probs("lstm", model.network.params, ids)[8], model.vocab)
+    np.testing.assert_allclose(reported_words(result.blanks[1], model.vocab), second, atol=1e-5)
+    words = [model.vocab.tokens[ids[2]], model.vocab.tokens[np.argmax(second)]]
+    assert [b.token for b in result.blanks] == words
+    assert result.text == f"the {words[0]} sat on {words[1]} mat."
+    assert [b.position for b in result.blanks] == [4, 14]
+    assert result.spans == [(4, 4 + len(words[0])), (12 + len(words[0]), 12 + len(words[0])
+                                                     + len(words[1]))]
+    assert all(t.isalpha() for b in result.blanks for t, _ in b.top)   # words, never " " or "."
+
+
+@pytest.mark.parametrize("mode", ["lines", "stream"])
+def test_rescoring_a_word_is_the_text_probability(mode):
+    model = make_word_model(WORD_TEXT, mode=mode, layers=2)
+    result = model.fill("a ___ ran to", top=1000)
+    words = [t for t, ok in zip(model.vocab.tokens, model.vocab.fillers()) if ok]
+    scores = {w: model.score(f"a {w} ran to").log_prob for w in words}
+    expected = word_probs(np.array([scores.get(t, 0.0) for t in model.vocab.tokens]), model.vocab)
+    np.testing.assert_allclose(reported_words(result.blanks[0], model.vocab), expected, atol=1e-5)
+
+
+def test_rescoring_a_large_vocabulary_takes_the_likeliest_words_before_the_blank(monkeypatch):
+    model = make_word_model(WORD_TEXT, layers=2)
+    left = model.fill("the ___ ran", left_only=True, top=1000).blanks[0]
+    monkeypatch.setattr(fill, "SHORTLIST", 3)
+    result = model.fill("the ___ ran", top=1000).blanks[0]
+    assert {t for t, _ in result.top} == {t for t, _ in left.top[:3]}
+    scores = {t: model.score(f"the {t} ran").log_prob for t, _ in left.top[:3]}
+    total = np.logaddexp.reduce(list(scores.values()))
+    for t, p in result.top:
+        assert p == pytest.approx(np.exp(scores[t] - total), rel=1e-5)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("the ca___ sat", "part of a word"), ("___s", "part of a word"), ("don'___ go", "part of a word"),
+    ("no blank", "mark each missing word"),
+])
+def test_a_word_model_refuses_a_blank_inside_a_word(text, words):
+    with pytest.raises(UsageError, match=words):
+        make_word_model(WORD_TEXT).fill(text)
+
+
+def test_a_trained_word_model_fills_in_words_on_the_command_line(tmp_path):
+    """A small word model of a grammar, both kinds, through the installed command: the verb that
+    the rest of the sentence calls for."""
+    from test_words import write_corpus
+    corpus = write_corpus(tmp_path / "prose.txt")
+    text = "The cat ___ on the mat. My friend ___ at a red box."
+    for extra in ([], ["--bidirectional"]):
+        trained = run_charlm("train", corpus, "--tokens", "words", *extra, "--hidden", 48,
+                             "--layers", 1, "--steps", 120, "--batch-size", 8, "--seq-len", 24,
+                             "--lr", 0.01, "--dropout", 0, "--out", tmp_path / "w.npz",
+                             "--force", cwd=tmp_path)
+        assert trained.returncode == 0, trained.stderr
+        done = run_charlm("fill", text, "--model", tmp_path / "w.npz", "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)["results"][0]
+        assert result["text"] == "The cat sat on the mat. My friend looked at a red box."
+        assert [(b["position"], b["word"]) for b in result["blanks"]] == [(8, "sat"),
+                                                                           (34, "looked")]
+        shown = run_charlm("fill", text, "--model", tmp_path / "w.npz")
+        assert shown.returncode == 0 and shown.stdout.splitlines()[0] == result["text"]
+        assert shown.stdout.splitlines()[1].split()[:2] == ["8:", "sat"]

@@ -9,12 +9,16 @@ import shutil
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from charlm.generation.interactive import RUN, Chooser, respond
+from charlm.kernels.draw import row_after
+from charlm.text.vocab import visible
+from charlm.text.words import is_word, split
 
 from conftest import charlm_command
-from tiny_models import make_model, save_model
+from tiny_models import TEXT, make_model, make_word_model, save_model
 
 
 def test_the_choices_are_the_model_s_next_character_probabilities():
@@ -192,3 +196,60 @@ def test_a_line_is_never_blank_and_never_holds_a_newline():
     assert "<EOS>" not in labels and "↵" not in labels and "\n" not in labels
     chooser = Chooser(model, seed=0)
     assert chooser.draw(3) == 2 and len(chooser.text) == 1 and chooser.ended
+
+
+# ---- a word model: the next word token --------------------------------------------------------
+
+def test_a_word_model_offers_what_reads_back_as_the_tokens_chosen():
+    model = make_word_model(TEXT)
+    vocab = model.vocab
+    after_word = Chooser(model, prime="the", seed=2)
+    assert after_word.top() and not any(is_word(vocab.tokens[t]) for t, _, _ in after_word.top())
+    after_space = Chooser(model, prime="the ", seed=2)
+    offered = [vocab.tokens[t] for t, _, _ in after_space.top()]
+    assert any(is_word(t) for t in offered) and " " not in offered
+    p = after_space.probabilities()
+    # at temperature 1: the model's next-token probabilities over what may follow a space
+    per_token = model.score("the ", per_char=True)
+    allowed = after_space.allowed[row_after(after_space.allowed, vocab.index[" "])]
+    logits = after_space.log_p
+    expected = np.where(allowed, np.exp(logits - logits[allowed].max()), 0.0)
+    np.testing.assert_allclose(p, expected / expected.sum(), rtol=1e-6, atol=1e-12)
+    assert per_token.per_char                       # the prime was read as tokens
+    assert after_space.draw(40) == 40
+    # every token drawn reads back as one (<EOS> written as a newline, which TEXT lacks)
+    assert len(split(after_space.text)) == 2 + 40
+    assert set(vocab.unknown(after_space.text)) <= {"\n"}
+    assert "drew 20 word tokens" in respond(after_space, "r")
+    assert after_space.label(vocab.index[" "]) == "␣ space"
+
+
+def test_a_person_picks_words_at_a_terminal(tmp_path):
+    require_tmux()
+    model = make_word_model(TEXT, eos_bias=-10.0)
+    path = save_model(model, tmp_path / "w.npz")
+    term = Terminal(tmp_path)
+    try:
+        command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(path),
+                                               "--prime", "'the '", "--seed", "3"])
+        term.send(command + "; echo EXIT=$?", "Enter")
+        screen = term.wait_for(r"Next word token[\s\S]*\n\s+9\s")
+        assert text_panel(screen) == "the ▌"
+        expected = [model.vocab.tokens[t] for t, _, _ in Chooser(model, prime="the ").top()]
+        shown = dict(re.findall(r"^\s+(\d)\s+(\S+)\s+\d+\.\d%", screen, re.M))
+        assert [shown[str(k)] for k in range(1, 10)] == [visible(t) for t in expected]
+        word = next(k for k, t in enumerate(expected, start=1) if is_word(t))
+        term.send(str(word))
+        screen = term.wait_for(r"picked")
+        assert text_panel(screen) == f"the {expected[word - 1]}▌"
+        term.send("d")
+        screen = term.wait_for(r"drew 1 word token\b")
+        final = text_panel(screen)[:-1]
+        assert final.startswith(f"the {expected[word - 1]}") and len(final) > 4 + len(
+            expected[word - 1])
+        term.send("q")
+        screen = term.wait_for(r"(?m)^EXIT=\d+")
+        lines = screen.splitlines()
+        assert lines[lines.index("EXIT=0") - 1] == final
+    finally:
+        term.close()

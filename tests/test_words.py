@@ -255,11 +255,8 @@ def test_a_corpus_with_no_word_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("command, pattern", [
-    (["fill", "Th_ cat"], "fill does not work with a word model"),
     (["report", "-o", "r.html"], "report does not work with a word model"),
     (["neurons", "the cat"], "neurons does not work with a word model"),
-    (["sample", "--interactive"], "--interactive does not work with a word model"),
-    (["sample", "--novel"], "--novel"),
     (["sample", "--beam", "2", "--stop", "."], "--stop with --beam"),
     (["score", "--file", "x.txt", "--dynamic"], "--dynamic does not work with a word model"),
 ])
@@ -269,6 +266,23 @@ def test_what_does_not_work_with_words_yet_is_refused(trained, tmp_path, command
     result = run_charlm(*command, "--model", model)
     assert_one_line_error(result, 2, pattern)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_novelty_checks_a_word_model_s_samples_against_its_corpus(trained):
+    folder, corpus, model, _ = trained
+    text = corpus.read_text(encoding="utf-8")
+    data = charlm_json("sample", "--model", model, "--num", 6, "--length", 12, "--seed", 1,
+                       "--novelty", "--json")
+    assert len(data["novelty"]) == 6
+    for sample, check in zip(data["samples"], data["novelty"]):
+        longest = max(n for n in range(len(sample) + 1)
+                      if any(sample[i:i + n] in text for i in range(len(sample) - n + 1)))
+        assert check == {"in_corpus": longest == len(sample), "longest_shared": longest}
+    novel = charlm_json("sample", "--model", model, "--num", 3, "--length", 12, "--seed", 1,
+                        "--novel", "--json")
+    assert len(novel["samples"]) == 3
+    assert all(s not in text and not c["in_corpus"] for s, c in zip(novel["samples"],
+                                                                   novel["novelty"]))
 
 
 def test_gradients_count_distance_in_tokens(trained):

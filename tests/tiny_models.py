@@ -32,3 +32,21 @@ def save_model(model, path):
     """Write the model as a checkpoint (weights only) and return the path."""
     checkpoint.save(path, model.checkpoint)
     return path
+
+
+def make_word_model(text=TEXT, cell="lstm", hidden=8, layers=1, mode="stream", seed=0,
+                    bidirectional=False, eos_bias=0.0):
+    """A word model (--tokens words) over the tokens of text, every one kept, with random
+    weights: its vocabulary and <UNK> spelling as training would count them. eos_bias shifts
+    <EOS>'s output bias."""
+    from charlm.network.shapes import shapes_for
+    from charlm.text.corpus import Corpus
+    from charlm.text.words import WordCorpus
+    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0,
+                    tokens="words", vocab_size=10_000, bidirectional=bidirectional, val_frac=0.0)
+    vocab, _ = WordCorpus(Corpus(text, "text")).vocab(config)
+    params = FlatArrays(shapes_for(config, len(vocab)))
+    init_parameters(params, cell, np.random.default_rng(seed))
+    params["out.W"][:] *= 3.0
+    params["out.b"][EOS_ID] += eos_bias
+    return Model(Checkpoint(config, vocab, params))

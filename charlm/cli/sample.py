@@ -109,9 +109,8 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     model = load(model_path)
     model.require_left_to_right("sample from")
     if model.vocab.kind == "words":
-        from ..text.words import refuse_in_sampling
-        refuse_in_sampling(model, prime, interactive=interactive, novel=novel or novelty
-                           or corpus_path is not None)
+        from ..text.words import name_unknown_prime
+        name_unknown_prime(model, prime)
     options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
     if label is not None:

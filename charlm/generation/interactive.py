@@ -1,17 +1,20 @@
-"""``charlm sample --interactive``: the next character chosen by hand, one step at a time.
+"""``charlm sample --interactive``: the next token (a character, or a word model's word token)
+chosen by hand, one step at a time.
 
-The screen shows the text so far and the model's most probable next characters with their
+The screen shows the text so far and the model's most probable next tokens with their
 probabilities at the current temperature. Keys:
 
-    1-9   take that character            d   let the model draw one
-    r     let the model draw a run (RUN characters, or to the end of the line in lines mode)
+    1-9   take that token                d   let the model draw one
+    r     let the model draw a run (RUN tokens, or to the end of the line in lines mode)
     u     undo the last action (a pick, a draw or a whole run); Backspace too
     + -   temperature up or down by 0.1 (0 is greedy: the draws take the most probable)
     q     quit and print the text (Ctrl-D and Ctrl-C too)
 
 :class:`Chooser` holds the session without the terminal (the text, the model's state, the next
-character's log-probabilities, the undo history); each step runs the no-grad forward path
-(``charlm.network.engine.Engine``) on the new characters only. :func:`run_interactive` draws it with rich
+token's log-probabilities, the undo history); each step runs the no-grad forward path
+(``charlm.network.engine.Engine``) on the new tokens only. The tokens offered are those sampling
+may draw after the last one (:func:`charlm.text.vocab.drawable`: for a word model, no word right
+after a word), so that the text reads back as the tokens chosen. :func:`run_interactive` draws it with rich
 on the terminal's alternate screen and reads single keys in cbreak mode; on exit the normal screen
 comes back and the text is printed there.
 """
@@ -21,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernels.draw import row_after
 from ..network.engine import Engine, softmax
-from ..text.vocab import EOS, EOS_ID, drawable
+from ..text.vocab import EOS, EOS_ID, drawable, visible
 
-TOP = 9                    # characters listed, one per digit key
-RUN = 20                   # characters drawn by `r`
+TOP = 9                    # tokens listed, one per digit key
+RUN = 20                   # tokens drawn by `r`
 TEMPERATURE_STEP = 0.1
 MAX_TEMPERATURE = 5.0
 SHOWN_CHARS = 1500         # the end of a long text that the screen shows
@@ -40,6 +44,7 @@ class Snapshot:
     state: np.ndarray
     log_p: np.ndarray
     ended: bool
+    last: int | None
     where: int = 0
 
 
@@ -69,7 +74,9 @@ class Chooser:
         self.where = 0 if match is None else match.start      # the state of match's automaton
         self.state = self.engine.zero_state(1)
         self.log_p = None
-        self._read(np.concatenate([[EOS_ID], self.vocab.encode(prime)]))
+        primed = self.vocab.encode(prime)
+        self.last = int(primed[-1]) if len(primed) else None    # the last token read, if any
+        self._read(np.concatenate([[EOS_ID], primed]))
 
     def _read(self, ids):
         """Advance the model over token ids; keep the log-probabilities of the next token."""
@@ -81,7 +88,7 @@ class Chooser:
         sampling may draw here (:func:`charlm.text.vocab.drawable`; temperature 0: all on the most
         probable of them)."""
         z = self.log_p.copy()
-        z[~self.allowed[0 if self.text == "" else 1]] = -np.inf
+        z[~self.allowed[0 if self.last is None else row_after(self.allowed, self.last)]] = -np.inf
         if self.match is not None:
             left = self.length - (len(self.text) - len(self.prime))
             z[~self.match.choices(self.where, left, self.match.eos_ends)] = -np.inf
@@ -101,11 +108,11 @@ class Chooser:
     def label(self, token):
         if token == EOS_ID:
             return EOS
-        ch = self.vocab.tokens[token]
-        return SHOWN.get(ch, ch)
+        text = self.vocab.tokens[token]
+        return SHOWN.get(text) or visible(text)
 
     def pick(self, rank):
-        """Take the rank-th (1-based) character of :meth:`top`; False if there is none."""
+        """Take the rank-th (1-based) token of :meth:`top`; False if there is none."""
         choices = self.top()
         if self.ended or not 1 <= rank <= len(choices):
             return False
@@ -132,7 +139,7 @@ class Chooser:
             return False
         snap = self.history.pop()
         self.text, self.state, self.log_p, self.ended = snap.text, snap.state, snap.log_p, snap.ended
-        self.where = snap.where
+        self.last, self.where = snap.last, snap.where
         return True
 
     def warmer(self, step=TEMPERATURE_STEP):
@@ -143,13 +150,14 @@ class Chooser:
 
     def _save(self):
         self.history.append(Snapshot(self.text, self.state.copy(), self.log_p, self.ended,
-                                     self.where))
+                                     self.last, self.where))
 
     def _append(self, token):
         if token == EOS_ID and self.stop_at_eos:
             self.ended = True
             return
         self.text += "\n" if token == EOS_ID else self.vocab.tokens[token]
+        self.last = token
         self._read([token])
         if self.match is not None:
             self.where = int(self.match.table[self.where, token])
@@ -176,7 +184,7 @@ def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=Non
 
     chooser = Chooser(model, prime, temperature, seed, stop_at_eos, label, match, length)
     console = Console(highlight=False)
-    message = "choose the next character"
+    message = f"choose the next {model.vocab.unit}"
     with raw_keys() as read_key, console.screen() as screen:
         while True:
             screen.update(render(chooser, model, message))
@@ -198,7 +206,7 @@ def respond(chooser, key):
         if chooser.ended:
             return "the text has ended at <EOS>: u to undo, q to quit"
         drawn = chooser.draw(1 if key == "d" else RUN)
-        return f"the model drew {drawn} character{'s' if drawn != 1 else ''}"
+        return f"the model drew {drawn} {chooser.vocab.unit}{'s' if drawn != 1 else ''}"
     if key in ("u", "\x7f", "\x08"):
         return "undone" if chooser.undo() else "nothing to undo"
     if key in ("+", "="):
@@ -211,7 +219,7 @@ def respond(chooser, key):
 
 
 def render(chooser, model, message):
-    """The screen: title, the text so far, the top characters with bars, the keys."""
+    """The screen: title, the text so far, the top tokens with bars, the keys."""
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
@@ -219,7 +227,7 @@ def render(chooser, model, message):
 
     c = model.config
     title = Text.assemble(("charlm interactive", "bold"), f"  {model.path or ''}  "
-                          f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode  ·  ",
+                          f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode, {c.tokens}  ·  ",
                           (f"temperature {chooser.temperature:.2f}", "bold cyan"))
     text = Text()
     shown = chooser.text[-SHOWN_CHARS:]
@@ -227,9 +235,10 @@ def render(chooser, model, message):
     text.append(shown[:prime_part], style="dim")
     text.append(shown[prime_part:], style="bold")
     text.append(" <EOS>" if chooser.ended else "▌", style="magenta")
-    table = Table(title="Next character", title_justify="left", box=None, pad_edge=False)
+    unit = model.vocab.unit
+    table = Table(title=f"Next {unit}", title_justify="left", box=None, pad_edge=False)
     table.add_column("key", justify="right", style="bold yellow")
-    table.add_column("char", min_width=10)
+    table.add_column("char" if unit == "character" else "token", min_width=10)
     table.add_column("prob", justify="right")
     table.add_column("", min_width=30)
     if not chooser.ended:

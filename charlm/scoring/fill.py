@@ -1,13 +1,16 @@
-"""Filling in missing characters: every blank (``_`` by default) of a text replaced by the most
-probable character under a model, with the probabilities of the alternatives.
+"""Filling in missing text: every blank of a text replaced by the most probable token under a
+model, with the probabilities of the alternatives. For a character model a blank is one blank
+character (``_`` by default) and stands for one character; for a word model (``--tokens
+words``) a blank is a run of them (``___``) and stands for one whole word
+(:meth:`charlm.text.vocab.Vocab.blanks`).
 
-Blanks are filled from left to right, each filled character then read as part of the text by the
-predictions that follow. How a blank's distribution is found depends on the model:
+Blanks are filled from left to right, each fill then read as part of the text by the predictions
+that follow. How a blank's distribution is found depends on the model:
 
 - a bidirectional model (``charlm.network.bidirectional``): p(c_t | the rest) in one pass. The backward
   stack reads the text once from its end, with the blanks not filled yet read as ``<UNK>``; the
   forward stack reads the text up to each blank, earlier blanks filled.
-- a left-to-right model, by rescoring: each candidate character c at blank t is scored by the
+- a left-to-right model, by rescoring: each candidate c at blank t is scored by the
   probability of the text with c in place, up to the next blank (to the end of the text, with
   the closing ``<EOS>`` in lines mode, after the last blank):
 
@@ -15,12 +18,15 @@ predictions that follow. How a blank's distribution is found depends on the mode
 
   exact for a text with one blank, and it uses the right context as far as the next blank. The
   candidates are the columns of one forward pass from the state before the blank, one pass of
-  u - t steps per candidate.
-- ``left_only``: the left-to-right model's next-character prediction alone, p(c | c_1 .. c_{t-1}),
+  u - t steps per candidate. They are the SHORTLIST most probable under the text before the
+  blank: every candidate of a character model (whose vocabulary is smaller), a word model's
+  most likely words, since a pass costs each column V x H products a step.
+- ``left_only``: the left-to-right model's next-token prediction alone, p(c | c_1 .. c_{t-1}),
   what sampling draws from; it ignores everything after the blank.
 
-Probabilities are over the vocabulary's characters (``<EOS>`` and ``<UNK>`` are never a fill),
-renormalised. Characters outside the vocabulary are read as ``<UNK>``, as ``score`` reads them.
+Probabilities are over the candidates (:meth:`charlm.text.vocab.Vocab.fillers`: a character
+model's characters, a word model's words; never ``<EOS>`` or ``<UNK>``), renormalised. Tokens
+outside the vocabulary are read as ``<UNK>``, as ``score`` reads them.
 """
 from dataclasses import dataclass
 from functools import partial
@@ -33,20 +39,22 @@ from ..network.engine import Engine, softmax
 from ..network.parallel import blas_for
 from ..text.vocab import EOS_ID, UNK_ID, require_unicode
 
-FIRST_CHAR = 2          # token ids below this are <EOS> and <UNK>, never a fill
+SHORTLIST = 256         # rescoring's candidates at most: the most probable before the blank
 
 
 @dataclass
 class Blank:
-    """One filled blank: its index in the text (in characters, from 0), the character chosen,
-    its probability, and the ``top`` most probable characters [(char, prob)], best first."""
+    """One filled blank: its index in the input text (in characters, from 0), the token chosen,
+    its probability, and the ``top`` most probable tokens [(token, prob)], best first. ``key``
+    names the token in JSON: "char" for a character model, "word" for a word model."""
     position: int
-    char: str
+    token: str
     prob: float
     top: list
+    key: str = "char"
 
     def to_json(self):
-        return {"position": self.position, "char": self.char, "prob": self.prob,
+        return {"position": self.position, self.key: self.token, "prob": self.prob,
                 "top": [[c, p] for c, p in self.top]}
 
 
@@ -56,7 +64,8 @@ class Filled:
     input: str
     text: str
     blanks: list
-    unknown: list       # characters of the text outside the vocabulary, read as <UNK>
+    unknown: list       # tokens of the text outside the vocabulary, read as <UNK>
+    spans: list         # (start, end) of each fill in text
 
     def to_json(self):
         return {"input": self.input, "text": self.text,
@@ -64,20 +73,20 @@ class Filled:
 
 
 def fill(model, text, blank="_", top=3, left_only=False):
-    """Fill in every ``blank`` character of text (one text: returns a :class:`Filled`; a list:
-    a list). ``top``: how many alternatives each blank reports. ``left_only`` (left-to-right
-    models): the next-character prediction alone instead of rescoring."""
+    """Fill in every blank of text (one text: returns a :class:`Filled`; a list: a list).
+    ``blank``: the character that marks one. ``top``: how many alternatives each blank reports.
+    ``left_only`` (left-to-right models): the next-token prediction alone instead of
+    rescoring."""
     texts = [text] if isinstance(text, str) else list(text)
-    from ..text.words import require_chars
-    require_chars(model.vocab, "fill", "a blank stands for one character, a word model's tokens "
-                  "are words")
     check_options(model, texts, blank, top, left_only)
+    fillers = model.vocab.fillers()
     if model.config.bidirectional:
-        method = partial(_cloze, Cloze(model.network))
+        method = partial(_cloze, Cloze(model.network), fillers)
     elif left_only:
-        method = partial(_left_only, Engine(model.network))
+        method = partial(_left_only, Engine(model.network), fillers)
     else:
-        method = partial(_rescore, Engine(model.network), lines=model.config.mode == "lines")
+        method = partial(_rescore, Engine(model.network), fillers,
+                         lines=model.config.mode == "lines")
     # One column at a time, the products are tiny (a few rows by H): the thread runs them alone,
     # and BLAS's own threads would only hand them over and spin, which makes left-context fills
     # about ten times slower on two cores (``benchmarks/bench_fill.py`` reports blanks filled per
@@ -100,36 +109,41 @@ def check_options(model, texts, blank, top, left_only):
         if not isinstance(t, str):
             raise UsageError(f"can only fill in text, not {type(t).__name__}")
         require_unicode(t)
-        if blank not in t:
-            raise UsageError(f"no blank in {t!r}: mark each missing character with {blank!r} "
-                             "(or choose the mark with --blank)")
+        model.vocab.blanks(t, blank)
 
 
 def _fill_one(vocab, method, text, blank, top):
-    blanks = [i for i, ch in enumerate(text) if ch == blank]
-    ids = vocab.encode(text)
-    ids[blanks] = UNK_ID
-    distributions = method(ids, blanks)              # fills ids in place
-    chars = vocab.tokens[FIRST_CHAR:]
-    filled = list(text)
-    results = []
-    for t, probs in zip(blanks, distributions):
-        best = np.argsort(-probs, kind="stable")[:top]
-        filled[t] = vocab.tokens[ids[t]]
-        results.append(Blank(t, filled[t], float(probs[ids[t] - FIRST_CHAR]),
-                             [(chars[k], float(probs[k])) for k in best]))
-    return Filled(text, "".join(filled), results, vocab.unknown(text.replace(blank, "")))
+    pieces, positions = vocab.blanks(text, blank)
+    ids, at = [], []                  # token ids, <UNK> at each blank; the blanks' indices
+    for k, piece in enumerate(pieces):
+        ids.extend(vocab.encode(piece).tolist())
+        if k < len(positions):
+            at.append(len(ids))
+            ids.append(UNK_ID)
+    ids = np.array(ids, np.int32)
+    distributions = method(ids, at)              # fills ids in place
+    key = "word" if vocab.kind == "words" else "char"
+    filled, spans, results = pieces[0], [], []
+    for t, probs, piece, position in zip(at, distributions, pieces[1:], positions):
+        token = vocab.tokens[ids[t]]
+        best = [int(k) for k in np.argsort(-probs, kind="stable")[:top] if probs[k] > 0]
+        results.append(Blank(position, token, float(probs[ids[t]]),
+                             [(vocab.tokens[k], float(probs[k])) for k in best], key))
+        spans.append((len(filled), len(filled) + len(token)))
+        filled += token + piece
+    unknown = list(dict.fromkeys(u for piece in pieces for u in vocab.unknown(piece)))
+    return Filled(text, filled, results, unknown, spans)
 
 
-def _choose(ids, t, scores):
-    """Fill blank t with the best of the candidates' scores (log-probabilities up to a constant,
-    one per character id from FIRST_CHAR on); returns their probabilities."""
-    probs = softmax(scores)
-    ids[t] = FIRST_CHAR + int(np.argmax(probs))
+def _choose(ids, t, scores, fillers):
+    """Fill blank t with the best candidate by scores (V,): log-probabilities up to a constant,
+    -inf for a token that is no candidate; returns the candidates' probabilities (V,)."""
+    probs = softmax(np.where(fillers, scores, -np.inf))
+    ids[t] = int(np.argmax(probs))
     return probs
 
 
-def _cloze(cloze, ids, blanks):
+def _cloze(cloze, fillers, ids, blanks):
     h_bwd = cloze.backward_outputs(ids[:, None])               # (n, 1, H), later blanks <UNK>
     inputs = np.concatenate([[EOS_ID], ids]).astype(np.int32)  # inputs[t]: c_t's last input
     state = cloze.forward.zero_state(1)
@@ -137,30 +151,29 @@ def _cloze(cloze, ids, blanks):
     for t in blanks:
         h_fwd = cloze.forward_outputs(inputs[start:t + 1, None], state)[-1:]   # (1, 1, H)
         logp = cloze.log_softmax(h_fwd, h_bwd[t:t + 1])[0, 0]
-        distributions.append(_choose(ids, t, logp[FIRST_CHAR:]))
+        distributions.append(_choose(ids, t, logp, fillers))
         inputs[t + 1] = ids[t]
         start = t + 1
     return distributions
 
 
-def _left_only(engine, ids, blanks):
+def _left_only(engine, fillers, ids, blanks):
     inputs = np.concatenate([[EOS_ID], ids]).astype(np.int32)
     state = engine.zero_state(1)
     start, distributions = 0, []
     for t in blanks:
         logp = engine.log_softmax(inputs[start:t + 1, None], state)[-1, 0]
-        distributions.append(_choose(ids, t, logp[FIRST_CHAR:]))
+        distributions.append(_choose(ids, t, logp, fillers))
         inputs[t + 1] = ids[t]
         start = t + 1
     return distributions
 
 
-def _rescore(engine, ids, blanks, lines):
+def _rescore(engine, fillers, ids, blanks, lines):
     """Blank t's candidates as the columns of one pass over inputs[t .. end]: c_{t-1}, the
-    candidate, then the text up to the next blank, predicting the candidate and each character
+    candidate, then the text up to the next blank, predicting the candidate and each token
     after it (and the closing <EOS> in lines mode, after the last blank)."""
-    n, V = len(ids), engine.network.vocab_size
-    candidates = np.arange(FIRST_CHAR, V, dtype=np.int32)
+    n = len(ids)
     inputs = np.concatenate([[EOS_ID], ids]).astype(np.int32)
     targets = np.concatenate([ids, [EOS_ID if lines else -1]]).astype(np.int32)
     state = engine.zero_state(1)           # after reading inputs[:start]
@@ -168,15 +181,28 @@ def _rescore(engine, ids, blanks, lines):
     for k, t in enumerate(blanks):
         if start < t:
             engine.log_probs(inputs[start:t, None], np.full((t - start, 1), -1, np.int32), state)
+        candidates = _shortlist(engine, fillers, inputs[t], state)
         following = blanks[k + 1] if k + 1 < len(blanks) else None
         end = following - 1 if following is not None else n if lines else n - 1
         x = np.repeat(inputs[t:end + 1, None], len(candidates), axis=1)     # (steps, K)
         y = np.repeat(targets[t:end + 1, None], len(candidates), axis=1)
         x[1:2], y[0] = candidates, candidates
         columns = np.repeat(state, len(candidates), axis=2)
-        scores = engine.log_probs(x, y, columns).sum(axis=0)
-        distributions.append(_choose(ids, t, scores))
+        scores = np.full(len(fillers), -np.inf)
+        scores[candidates] = engine.log_probs(x, y, columns).sum(axis=0)
+        distributions.append(_choose(ids, t, scores, fillers))
         inputs[t + 1] = targets[t] = ids[t]
-        state = columns[:, :, ids[t] - FIRST_CHAR:ids[t] - FIRST_CHAR + 1].copy()
+        chosen = int(np.flatnonzero(candidates == ids[t])[0])
+        state = columns[:, :, chosen:chosen + 1].copy()
         start = end + 1
     return distributions
+
+
+def _shortlist(engine, fillers, last_input, state):
+    """int32 ids of the SHORTLIST candidates most probable after last_input from state (all of
+    them when there are no more; ties in token order)."""
+    candidates = np.flatnonzero(fillers).astype(np.int32)
+    if len(candidates) <= SHORTLIST:
+        return candidates
+    logp = engine.log_softmax(np.array([[last_input]], np.int32), state.copy())[0, 0]
+    return np.sort(candidates[np.argsort(-logp[candidates], kind="stable")[:SHORTLIST]])

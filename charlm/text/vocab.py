@@ -8,11 +8,18 @@ from ..errors import UsageError
 EOS, UNK = "<EOS>", "<UNK>"
 EOS_ID, UNK_ID = 0, 1
 LABEL_PREFIX = "<label:"       # a label's token, "<label:NAME>": an input only (charlm.text.labels)
+GLYPHS = {" ": "␣", "\n": "⏎", "\t": "⇥"}   # whitespace made visible in lists of choices
 
 
 def is_label(token):
     """Whether token names a label (an input that starts a labelled example, never a target)."""
     return token.startswith(LABEL_PREFIX) and token.endswith(">")
+
+
+def visible(token):
+    """A token as a list of choices shows it: a space, newline or tab as its glyph, a run of
+    whitespace (a word model's token) glyph by glyph, any other token as it is."""
+    return "".join(GLYPHS.get(ch, ch) for ch in token) if token.isspace() else token
 
 
 def require_unicode(text):
@@ -55,6 +62,7 @@ class Vocab:
     cuts it into words."""
 
     kind = "chars"
+    unit = "character"       # what one token is, as messages name it
 
     def __init__(self, tokens):
         tokens = list(tokens)
@@ -95,6 +103,20 @@ class Vocab:
     def arrays(self):
         """Checkpoint entries of the vocabulary besides ``vocab`` (none for characters)."""
         return {}
+
+    def fillers(self):
+        """(V,) bool: the tokens ``charlm fill`` may put in a blank: the characters (never
+        <EOS>, <UNK> or a label)."""
+        return np.array([i >= 2 and not is_label(t) for i, t in enumerate(self.tokens)], np.bool_)
+
+    def blanks(self, text, blank):
+        """(the pieces of text between its blanks, each blank's position in text): a character
+        model's blank is one ``blank`` character. UsageError if text has none."""
+        positions = [i for i, ch in enumerate(text) if ch == blank]
+        if not positions:
+            raise UsageError(f"no blank in {text!r}: mark each missing character with {blank!r} "
+                             "(or choose the mark with --blank)")
+        return text.split(blank), positions
 
     def following(self, allowed):
         """:func:`drawable`'s rows, and the rows that restrict a token by the one before it

@@ -122,6 +122,7 @@ class WordVocab(Vocab):
     token, ``<UNK>`` dropped)."""
 
     kind = "words"
+    unit = "word token"
     split = staticmethod(split)
 
     def __init__(self, tokens, spelling):
@@ -153,6 +154,28 @@ class WordVocab(Vocab):
     def arrays(self):
         return self.spelling.arrays()
 
+    def fillers(self):
+        """(V,) bool: the tokens ``charlm fill`` may put in a blank: the words."""
+        return np.array([i >= 2 and is_word(t) for i, t in enumerate(self.tokens)], np.bool_)
+
+    def blanks(self, text, blank):
+        """(the pieces of text between its blanks, each blank's position in text): a word
+        model's blank is a run of ``blank`` characters, and stands for a whole word, so a word
+        put there must read back as a token of its own. UsageError if text has no blank, or a
+        blank that touches a word."""
+        mark = re.compile(re.escape(blank) + "+")
+        runs = list(mark.finditer(text))
+        if not runs:
+            raise UsageError(f"no blank in {text!r}: mark each missing word with a run of "
+                             f"{blank!r} (or choose the mark with --blank)")
+        pieces = mark.split(text)
+        for run, before, after in zip(runs, pieces, pieces[1:]):
+            if not _stands_alone(before, after):
+                raise UsageError(f"the blank at {run.start()} of {text!r} is part of a word: a "
+                                 "word model's blank stands for a whole word, so mark all of it "
+                                 f"(e.g. \"the {blank * 3} sat\")")
+        return pieces, [run.start() for run in runs]
+
     def following(self, allowed):
         """``vocab.drawable``'s rows 0 and 1, then the two classes of ``kernels.draw.row_after``:
         row 2 marks the words, row 3 the runs of spaces (no newline), and rows 4 and 5 are row 1
@@ -168,6 +191,19 @@ class WordVocab(Vocab):
             after = allowed[1] & ~members
             rows.append(after if after.any() else allowed[1])
         return np.ascontiguousarray(np.stack(rows))
+
+
+def _stands_alone(before, after):
+    """Whether a word put between the texts before and after reads back as a token of its own
+    (a word joins the characters beside it only through a letter, a digit, or an apostrophe or
+    hyphen with one of those beyond it: two characters on each side decide)."""
+    left = before[-2:]
+    at = 0
+    for token in split(left + "a" + after[:2]):
+        if at == len(left):
+            return token == "a"
+        at += len(token)
+    return False
 
 
 def vocab_for(kind, tokens, arrays):
@@ -324,14 +360,9 @@ def require_chars(vocab, what, why):
         raise UsageError(f"{what} does not work with a word model (--tokens words) yet: {why}")
 
 
-def refuse_in_sampling(model, prime, interactive=False, novel=False):
-    """``charlm sample`` with a word model: refuse what does not work with words yet, and name on
-    stderr, once, the tokens of the prime read as <UNK>."""
-    if interactive:
-        require_chars(model.vocab, "--interactive", "its chooser lists and edits characters")
-    if novel:
-        require_chars(model.vocab, "--novelty, --novel and --corpus",
-                      "the corpus check compares characters")
+def name_unknown_prime(model, prime):
+    """``charlm sample`` with a word model: name on stderr, once, the tokens of the prime read as
+    <UNK>."""
     unknown = model.vocab.unknown(prime)
     if unknown:
         import sys
