@@ -15,7 +15,7 @@ from charlm.scoring import dynamic, scorer
 from charlm.scoring.options import Settings
 from charlm.text.vocab import EOS_ID
 from conftest import NAMES, run_charlm
-from tiny_models import make_model, save_model
+from tiny_models import make_model, make_word_model, save_model
 
 # a text with repeats inside and structure to learn, made here (no download)
 rng = np.random.default_rng(7)
@@ -280,3 +280,63 @@ def test_settings_checked_in_the_api():
         dynamic.settings_from({"learning_rate": 1})
     assert dynamic.settings_from(True) == Settings()
     assert dynamic.settings_from(None) is None
+
+
+# ---- a word model ------------------------------------------------------------------------------
+
+def made_up_words(seed, count=40):
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("abcdefghijklmnop"), rng.integers(3, 8))) for _ in range(count)]
+
+
+WORDS = made_up_words(3)
+WORD_CORPUS = "\n".join(" ".join(WORDS[k:k + 10]) + "." for k in range(0, 40, 10)) + "\n"
+WORD_MODEL = make_word_model(WORD_CORPUS, hidden=16)
+
+
+@pytest.mark.parametrize("mode", ["stream", "lines"])
+def test_a_word_model_at_learning_rate_zero_is_static_scoring(tmp_path, mode):
+    model = make_word_model(WORD_CORPUS, hidden=12, layers=2, mode=mode)
+    rng = np.random.default_rng(5)
+    sentences = [" ".join(rng.choice(WORDS + ["Unseen"], 12)) + "." for _ in range(30)]
+    path = write(tmp_path / "text.txt", "\n".join(sentences) + "\n")
+    static = scorer.score_file(model, path, exact=True)
+    still = scorer.score_file(model, path, dynamic={"lr": 0.0, "segment": 23})
+    assert static.unknown == ["Unseen"] and still.unknown_tokens == static.unknown_tokens > 0
+    assert (still.num_tokens, still.num_chars) == (static.num_tokens, static.num_chars)
+    # per character of the text, the <UNK>s' spellings included, as static scoring counts
+    assert still.log_prob == pytest.approx(static.log_prob, rel=1e-6)
+    assert still.bits_per_char == pytest.approx(static.bits_per_char, rel=1e-6)
+    text = sentences[0] + " " + sentences[1]
+    assert model.score(text, dynamic={"lr": 0}).log_prob == pytest.approx(
+        model.score(text).log_prob, rel=1e-6)
+
+
+def test_a_word_model_scores_a_repeated_text_much_better_the_second_time(tmp_path):
+    rng = np.random.default_rng(4)
+    text = " ".join(rng.choice(WORDS, 300)) + "\n"
+    path = save_model(WORD_MODEL, tmp_path / "w.npz")
+    once, twice = write(tmp_path / "once.txt", text), write(tmp_path / "twice.txt", text * 2)
+
+    def bits(*options):
+        a = score_json("--model", path, "--file", once, *options)
+        b = score_json("--model", path, "--file", twice, *options)
+        assert b["num_tokens"] == 2 * a["num_tokens"] and b["tokens"] == "words"
+        return -a["log2_prob"] / len(text), -(b["log2_prob"] - a["log2_prob"]) / len(text)
+
+    static_first, static_second = bits("--exact")
+    dynamic_first, dynamic_second = bits("--dynamic", "--dynamic-lr", 0.01)
+    assert static_second == pytest.approx(static_first, rel=0.05)
+    assert dynamic_second < 0.9 * static_second and dynamic_second < 0.95 * dynamic_first
+    again = score_json("--model", path, "--file", twice, "--dynamic", "--dynamic-lr", 0.01)
+    assert again["log_prob"] == score_json("--model", path, "--file", twice, "--dynamic",
+                                           "--dynamic-lr", 0.01)["log_prob"]
+    assert again["dynamic"]["segments"] == -(-again["num_tokens"] // Settings.segment)
+
+
+def test_a_word_model_s_windows_are_refused_in_one_line(tmp_path):
+    path = save_model(WORD_MODEL, tmp_path / "w.npz")
+    done = run_charlm("score", "--model", path, "--file", write(tmp_path / "t.txt", "abc dd\n"),
+                      "--windows", 8)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "word model's targets are word tokens" in done.stderr

@@ -258,7 +258,7 @@ def test_a_corpus_with_no_word_is_refused(tmp_path):
     (["report", "-o", "r.html"], "report does not work with a word model"),
     (["neurons", "the cat"], "neurons does not work with a word model"),
     (["sample", "--beam", "2", "--stop", "."], "--stop with --beam"),
-    (["score", "--file", "x.txt", "--dynamic"], "--dynamic does not work with a word model"),
+    (["score", "--file", "x.txt", "--windows", "8"], "a word model's targets are word tokens"),
 ])
 def test_what_does_not_work_with_words_yet_is_refused(trained, tmp_path, command, pattern):
     _, _, model, _ = trained

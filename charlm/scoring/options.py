@@ -82,3 +82,8 @@ def check_windows(model, windows, num_windows, seed):
     if model.config.mode == "lines":
         raise UsageError("windows apply to a stream-mode model's text; this model is in lines "
                          "mode, where every line is already read from the zero state")
+    if model.vocab.kind == "words":
+        raise UsageError("windows are nanoGPT's protocol, a mean loss over character targets; a "
+                         "word model's targets are word tokens, so its windows would not compare "
+                         "with a character model's (score the file without --windows: bits per "
+                         "character compare)")

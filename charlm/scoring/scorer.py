@@ -116,15 +116,14 @@ def score(model, text, per_char=False, dynamic=None, windows=None, num_windows=D
             raise UsageError("cannot score an empty text: there is no character to predict")
         require_unicode(t)
     settings = settings_from(dynamic)
-    if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
-        words.refuse_figures(settings, windows)
-        results = words.score(model, texts, per_char)
-        return results[0] if isinstance(text, str) else results
     if windows is not None:
         check_windows(model, windows, num_windows, seed)
+    if settings is not None and per_char:
+        raise UsageError("per-character figures are not given with dynamic evaluation")
+    if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
+        results = words.score(model, texts, per_char, settings)
+        return results[0] if isinstance(text, str) else results
     if settings is not None:
-        if per_char:
-            raise UsageError("per-character figures are not given with dynamic evaluation")
         results = [_score_dynamic(model, t, settings) for t in texts]
     else:
         results = score_texts(model, texts, per_char)
@@ -182,14 +181,13 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False, dynami
     ``windows=N`` adds nanoGPT's figure over ``num_windows`` windows of N targets, seeded by
     ``seed``, to the result (the file's token ids are then held in memory)."""
     settings = settings_from(dynamic)
-    if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
-        words.refuse_figures(settings, windows)
-        return words.score_file(model, path, encoding, progress, exact)
     if windows is not None:
         if settings is not None:
             raise UsageError("windows and dynamic evaluation are two different figures: ask for "
                              "one at a time")
         check_windows(model, windows, num_windows, seed)
+    if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
+        return words.score_file(model, path, encoding, progress, exact, settings)
     reader = TextFile(path, encoding, READ_BYTES)
     if settings is not None:
         result = _score_file_dynamic(model, reader, settings, progress)

@@ -16,16 +16,18 @@ Texts are scored as one batch, one column each; a file is read whole (a word mod
 held in memory too) and scored as :mod:`charlm.scoring.scorer` scores a file, with the passes of
 :mod:`charlm.scoring.passes`: in stream mode in segments warmed up on the ``BURN_IN`` tokens
 before them (``exact``: one sequential pass), in lines mode each non-blank line an example of its
-own.
+own. With dynamic evaluation (:mod:`charlm.scoring.dynamic`) the tokens are read in order while
+the model adapts, and the spellings are added as for static scoring: they do not depend on the
+network's weights.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CorpusError, UsageError
+from ..errors import CorpusError
 from ..network.engine import Engine
 from ..text.textfile import read_text
-from ..text.vocab import EOS, UNK_ID
+from ..text.vocab import EOS, EOS_ID, UNK_ID
 from . import passes
 
 
@@ -56,16 +58,10 @@ class WordScore(passes.Score):
         return data
 
 
-def refuse_figures(dynamic, windows):
-    if dynamic is not None or windows is not None:
-        raise UsageError(f"{'--dynamic' if dynamic is not None else '--windows'} does not work "
-                         "with a word model (--tokens words) yet: it counts its figures per "
-                         "token, not per character")
-
-
-def score(model, texts, per_char=False):
+def score(model, texts, per_char=False, settings=None):
     """One :class:`WordScore` per text, scored as one batch (``per_char``: each token's log P,
-    its spelling included)."""
+    its spelling included); with dynamic evaluation ``settings``, each text read on its own while
+    the model adapts, from the trained weights."""
     lines = model.config.mode == "lines"
     vocab = model.vocab
     engine = Engine(model.network)
@@ -74,48 +70,59 @@ def score(model, texts, per_char=False):
     for start in range(0, len(order), passes.COLUMNS):
         chosen = order[start:start + passes.COLUMNS]
         ids = [vocab.encode(texts[i]) for i in chosen]
-        x, y = passes.pad_examples(ids, lines)
-        logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
+        if settings is None:
+            x, y = passes.pad_examples(ids, lines)
+            logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
         for col, i in enumerate(chosen):
             n = len(ids[col]) + lines
             tokens = vocab.split(texts[i]) + [EOS] * lines
-            terms = logp[:n, col].astype(np.float64)
             spelt = np.array([vocab.spelling.log_prob(t) if v == UNK_ID else 0.0
                               for t, v in zip(tokens, ids[col])] + [0.0] * lines)
-            terms = terms + spelt
-            results[i] = WordScore(texts[i], float(terms.sum()), n, vocab.unknown(texts[i]),
+            if settings is None:
+                terms, dynamic = logp[:n, col].astype(np.float64) + spelt, None
+                log_prob = float(terms.sum())
+            else:
+                read = np.concatenate([[EOS_ID], ids[col]] + [[EOS_ID]] * lines)
+                log_prob, _, dynamic = _adapted(model, settings, sequence=read)
+                log_prob += float(spelt.sum())
+            results[i] = WordScore(texts[i], log_prob, n, vocab.unknown(texts[i]),
                                    list(zip(tokens, terms.tolist())) if per_char else None,
-                                   num_chars=len(texts[i]) + lines,
+                                   dynamic=dynamic, num_chars=len(texts[i]) + lines,
                                    unknown_tokens=int((ids[col] == UNK_ID).sum()),
                                    spelling_nats=0.0 - float(spelt.sum()))
     return results
 
 
-def score_file(model, path, encoding="utf-8", progress=None, exact=False):
-    """The figures of the whole file at path (see the module docstring)."""
+def score_file(model, path, encoding="utf-8", progress=None, exact=False, settings=None):
+    """The figures of the whole file at path (see the module docstring); with dynamic evaluation
+    ``settings``, read in order while the model adapts (``charlm.scoring.dynamic``)."""
     vocab = model.vocab
     text = read_text(path, encoding)
-    engine = Engine(model.network)
-    if model.config.mode == "lines":
-        examples = [line for line in text.split("\n") if line.strip()]
-        if not examples:
-            raise CorpusError(f"{path} is empty: there is nothing to score")
-        log_prob, tokens = passes.lines_log_prob(engine, [vocab.encode(t) for t in examples])
-        chars, burn_in = sum(len(t) + 1 for t in examples), None
-    else:
-        if not text:
-            raise CorpusError(f"{path} is empty: there is nothing to score")
-        ids = vocab.encode(text)
-        if exact:
-            tally = passes.Tally(None)
-            full = np.concatenate([[0], ids]).astype(np.int32)
-            passes.score_rest(engine, full, 0, 1, passes.MAX_SEGMENT, 0, tally,
-                              engine.zero_state(1))
-            log_prob, tokens, burn_in = tally.log_prob, tally.tokens, 0
+    lines = model.config.mode == "lines"
+    examples = [line for line in text.split("\n") if line.strip()] if lines else [text] * bool(text)
+    if not examples:
+        raise CorpusError(f"{path} is empty: there is nothing to score")
+    ids = [vocab.encode(t) for t in examples]
+    engine, dynamic = Engine(model.network), None
+    if settings is not None:
+        if lines:
+            log_prob, tokens, dynamic = _adapted(model, settings, lines_ids=ids)
         else:
-            log_prob, tokens = passes.stream_log_prob(engine, ids)
-            burn_in = passes.BURN_IN
-        examples, chars = [text], len(text)
+            read = np.concatenate([[EOS_ID], ids[0]])
+            log_prob, tokens, dynamic = _adapted(model, settings, sequence=read)
+        burn_in = None if lines else 0
+    elif lines:
+        log_prob, tokens = passes.lines_log_prob(engine, ids)
+        burn_in = None
+    elif exact:
+        tally = passes.Tally(None)
+        full = np.concatenate([[EOS_ID], ids[0]]).astype(np.int32)
+        passes.score_rest(engine, full, 0, 1, passes.MAX_SEGMENT, 0, tally, engine.zero_state(1))
+        log_prob, tokens, burn_in = tally.log_prob, tally.tokens, 0
+    else:
+        log_prob, tokens = passes.stream_log_prob(engine, ids[0])
+        burn_in = passes.BURN_IN
+    chars = sum(len(t) + 1 for t in examples) if lines else len(text)
     unknown, spelling = {}, 0.0
     for example in examples:
         for t in vocab.split(example):
@@ -126,5 +133,19 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False):
         size = len(text.encode("utf-8"))
         progress(size, size)
     return WordScore(None, log_prob - spelling, tokens, list(unknown), file=str(path),
-                     burn_in=burn_in, num_chars=chars, unknown_tokens=sum(unknown.values()),
-                     spelling_nats=spelling)
+                     burn_in=burn_in, dynamic=dynamic, num_chars=chars,
+                     unknown_tokens=sum(unknown.values()), spelling_nats=spelling)
+
+
+def _adapted(model, settings, sequence=None, lines_ids=None):
+    """(log-probability of the tokens, targets, the settings and segments as ``--json`` states
+    them) of an <EOS>-led ``sequence`` of ids, or of lines (``lines_ids``, each from the zero
+    state), read in order while the model adapts."""
+    from .dynamic import Adapter, adapt_lines, adapt_sequence
+    with Adapter(model.network, settings) as adapter:
+        if lines_ids is not None:
+            log_prob, tokens = adapt_lines(adapter, lines_ids,
+                                           lambda batch: passes.pad_examples(batch, lines=True))
+        else:
+            log_prob, tokens, _ = adapt_sequence(adapter, sequence.astype(np.int32))
+        return log_prob, tokens, dict(settings.to_json(), segments=adapter.steps)
