@@ -55,6 +55,10 @@ class Vocab:
     cuts it into words."""
 
     kind = "chars"
+    noun = "character"          # what one token is, as the views name it
+    split = staticmethod(list)  # the tokens of a text, as strings
+    # The same cut as a JavaScript regular expression (flags "gsu"): one code point
+    split_js = "."
 
     def __init__(self, tokens):
         tokens = list(tokens)
