@@ -19,7 +19,7 @@ records only its corpus's length and CRC, not the corpus. In lines mode each non
 example of its own, read from the zero state, as in training and ``charlm score``.
 
 Weights in the page: float32, or float16 by default (half the bytes). With float16 the page's
-next-character probabilities differ from charlm's by the rounding of the weights; the page states
+next-token probabilities differ from charlm's by the rounding of the weights; the page states
 that difference, measured here along its own text with charlm's forward pass on both sets of
 weights, and adds ``ARITHMETIC_BOUND`` for the page's float64 arithmetic against charlm's float32.
 """
@@ -194,7 +194,7 @@ def next_char_probabilities(network, ids):
 
 
 def rounding_error(network, vocab, examples, precision):
-    """The largest change that storing the weights in ``precision`` makes to any next-character
+    """The largest change that storing the weights in ``precision`` makes to any next-token
     probability along the examples (0 for float32, which the checkpoint holds)."""
     if precision == "float32":
         return 0.0
