@@ -436,7 +436,7 @@ def test_escaped_text_is_shown_as_text(browser, pages):
     assert tab.evaluate("document.querySelectorAll('#surprise b').length") == 0
 
 
-# ---- a word model's page --------------------------------------------------------------------------
+# ---- a word model's page ------------------------------------------------------------------------
 
 WORD_TEXT = 'The cat sat on the mat. The dog ran to a red box!\n\nMy friend looked at "the Zork".\n'
 

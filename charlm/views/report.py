@@ -94,8 +94,8 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
     data = {
         "model": {"cell": model.config.cell,
                   "hidden_size": model.config.hidden_size, "num_layers": model.config.num_layers,
-                  "mode": model.config.mode, "tokens": vocab.kind, "noun": vocab.noun, "split": vocab.split_js,
-                  "vocab": vocab.tokens, "weights": weights,
+                  "mode": model.config.mode, "tokens": vocab.kind, "noun": vocab.noun,
+                  "split": vocab.split_js, "vocab": vocab.tokens, "weights": weights,
                   "drawable": drawable(vocab, model.config.mode).astype(np.uint8).tolist(),
                   "bound": bound, "labels": list(model.config.labels or [])},
         "text": {"examples": examples, "tokens": [vocab.split(ex) for ex in examples],
@@ -107,7 +107,7 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
         "heading": escape(os.path.basename(path)),
         "summary": escape(_summary(model)),
         "card": card(model, ckpt),
-        "curves": curves(ckpt.training.run if ckpt.training else None, vocab.noun),
+        "curves": curves(ckpt.training.run if ckpt.training else None, vocab.kind),
         "samples": samples_html(model, samples, seed),
         "surprise": surprise_map(scores, source, model.config.mode == "lines", vocab.noun),
         "neurons_note": escape(_neurons_note(browser)),
@@ -250,7 +250,7 @@ def card(model, ckpt):
             f'<div class="vocab">{tokens}</div>')
 
 
-def curves(run, noun="character"):
+def curves(run, kind="chars"):
     """Training and validation loss against steps and against time, two SVG plots. The training
     loss is in nats per token (a word model's validation is per character: docs/words.md)."""
     if run is None or not run.history:
@@ -259,7 +259,7 @@ def curves(run, noun="character"):
     minutes = s["elapsed"][-1] >= 180
     times = [t / 60 if minutes else t for t in s["elapsed"]]
 
-    y_label = ("loss (nats/char)" if noun == "character"
+    y_label = ("loss (nats/char)" if kind == "chars"
                else "loss (training: nats/token; validation: nats/char)")
 
     def plot(xs, x_label):
