@@ -220,7 +220,7 @@ def test_a_word_model_offers_what_reads_back_as_the_tokens_chosen():
     # every token drawn reads back as one (<EOS> written as a newline, which TEXT lacks)
     assert len(split(after_space.text)) == 2 + 40
     assert set(vocab.unknown(after_space.text)) <= {"\n"}
-    assert "drew 20 word tokens" in respond(after_space, "r")
+    assert "drew 20 tokens" in respond(after_space, "r")
     assert after_space.label(vocab.index[" "]) == "␣ space"
 
 
@@ -233,7 +233,7 @@ def test_a_person_picks_words_at_a_terminal(tmp_path):
         command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(path),
                                                "--prime", "'the '", "--seed", "3"])
         term.send(command + "; echo EXIT=$?", "Enter")
-        screen = term.wait_for(r"Next word token[\s\S]*\n\s+9\s")
+        screen = term.wait_for(r"Next token[\s\S]*\n\s+9\s")
         assert text_panel(screen) == "the ▌"
         expected = [model.vocab.tokens[t] for t, _, _ in Chooser(model, prime="the ").top()]
         shown = dict(re.findall(r"^\s+(\d)\s+(\S+)\s+\d+\.\d%", screen, re.M))
@@ -243,7 +243,7 @@ def test_a_person_picks_words_at_a_terminal(tmp_path):
         screen = term.wait_for(r"picked")
         assert text_panel(screen) == f"the {expected[word - 1]}▌"
         term.send("d")
-        screen = term.wait_for(r"drew 1 word token\b")
+        screen = term.wait_for(r"drew 1 token\b")
         final = text_panel(screen)[:-1]
         assert final.startswith(f"the {expected[word - 1]}") and len(final) > 4 + len(
             expected[word - 1])

@@ -434,3 +434,112 @@ def test_escaped_text_is_shown_as_text(browser, pages):
     shown = tab.evaluate("document.querySelector('#surprise .map').textContent")
     assert "<b>&amp;</b>" in shown
     assert tab.evaluate("document.querySelectorAll('#surprise b').length") == 0
+
+
+# ---- a word model's page ------------------------------------------------------------------------
+
+WORD_TEXT = 'The cat sat on the mat. The dog ran to a red box!\n\nMy friend looked at "the Zork".\n'
+
+
+@pytest.fixture(scope="module")
+def word_pages(tmp_path_factory):
+    """{name: (page path, model path)}: the pages that `charlm report` writes for a word model
+    (float32 weights, WORD_TEXT as its text) and for one of lines (float16, its own sample)."""
+    from test_words import write_corpus
+    folder = tmp_path_factory.mktemp("word-pages")
+    corpus = write_corpus(folder / "prose.txt")
+    lines = folder / "lines.txt"
+    lines.write_text("the cat sat\nthe dog ran\na bird flew away\nmy friend came home\n" * 30,
+                     encoding="utf-8")
+    text = folder / "text.txt"
+    text.write_text(WORD_TEXT, encoding="utf-8")
+    out = {}
+    for name, source, options, report_options in (
+            ("stream", corpus, ["--steps", 120, "--lr", 0.01], ["--text", text, "--weights",
+                                                               "float32"]),
+            ("lines", lines, ["--steps", 30, "--mode", "lines"], [])):
+        model = folder / f"{name}.npz"
+        done = run_charlm("train", source, "--tokens", "words", "--hidden", 32, "--layers", 1,
+                          "--batch-size", 8, "--seq-len", 24, "--dropout", 0, "--out", model,
+                          *options, cwd=folder)
+        assert done.returncode == 0, done.stderr
+        page = folder / f"{name}.html"
+        done = run_charlm("report", "--model", model, "-o", page, *report_options, cwd=folder)
+        assert done.returncode == 0, done.stderr
+        out[name] = (page, str(model))
+    return out
+
+
+def draw_in_page(tab, seed, temperature, length, prime=""):
+    """The text the page's sampler draws (prime included) and its message."""
+    return tab.evaluate(
+        "(async () => { const $ = (id) => document.getElementById(id);"
+        f" $('seed').value = '{seed}'; $('temperature').value = '{temperature}';"
+        f" $('length').value = '{length}'; $('prime').value = {json.dumps(prime)};"
+        " $('draw').click(); await charlmReport.drawing();"
+        " return [$('sampler-output').textContent, $('sampler-message').textContent]; })()")
+
+
+def test_word_page_shows_the_text_token_by_token(browser, word_pages):
+    from charlm.text import words
+    path, _ = word_pages["stream"]
+    tab = browser.open(path)
+    headings = tab.evaluate("Array.from(document.querySelectorAll('section'), s => s.id)")
+    assert headings == list(SECTIONS)
+    spans = tab.evaluate("Array.from(document.querySelectorAll('#neuron-text span'), "
+                         "s => s.textContent)")
+    assert spans == [t.replace("\n", "⏎\n") for t in words.split(WORD_TEXT)]
+    mapped = tab.evaluate("document.querySelectorAll('#surprise .map span[title]').length")
+    assert mapped == len(words.split(WORD_TEXT))
+    assert "tokens predicted" in tab.evaluate("document.getElementById('surprise').textContent")
+    tab.evaluate("(() => { const u = document.getElementById('unit'); u.value = '5';"
+                 " u.dispatchEvent(new Event('change')); })()")
+    coloured = tab.evaluate("Array.from(document.querySelectorAll('#neuron-text span'), "
+                            "s => s.style.background)")
+    assert all(colour.startswith("rgb(") for colour in coloured)
+    assert "length in tokens" in tab.evaluate("document.getElementById('sampler').textContent")
+    tricky = "Don't go, well-known o’er 1990s!\n\n  'tis x_y Ελλάδα -a- b--c\t\r\n"
+    assert tab.evaluate(f"charlmReport.split({json.dumps(tricky)})") == words.split(tricky)
+    assert tab.problems() == []
+
+
+def test_word_page_probabilities_are_charlms(browser, word_pages):
+    path, model_path = word_pages["stream"]
+    model = load(model_path)
+    tab = browser.open(path)
+    in_page = np.array(tab.evaluate(f"charlmReport.distributions({json.dumps(WORD_TEXT)})"))
+    expected = report.next_char_probabilities(model.network, model.vocab.encode(WORD_TEXT))
+    assert in_page.shape == expected.shape == (len(model.vocab.split(WORD_TEXT)) + 1,
+                                               len(model.vocab))
+    assert np.abs(in_page - expected).max() < 1e-4
+
+
+def test_word_page_sampler_draws_tokens_that_read_back_as_drawn(browser, word_pages):
+    """Hot samples: every token of the vocabulary, never <UNK>, no word after a word nor spaces
+    after spaces (so the text cuts back into as many tokens as were drawn), the same with its
+    seed; a prime's unknown word is read as <UNK> and named."""
+    from charlm.text import words
+    path, model_path = word_pages["stream"]
+    vocab = load(model_path).vocab
+    tab = browser.open(path)
+    for seed in (1, 2, 3):
+        text, message = draw_in_page(tab, seed, 2.5, 200)
+        assert text and "<UNK>" not in text and message == ""
+        assert len(words.split(text)) == 200
+        assert all(t in vocab.index for t in words.split(text))
+        assert draw_in_page(tab, seed, 2.5, 200)[0] == text
+    text, message = draw_in_page(tab, 1, 1.0, 20, prime="The Zork cat")
+    assert text.startswith("The Zork cat") and '"Zork"' in message and "<UNK>" in message
+    assert "next token" in tab.evaluate("document.getElementById('next-chars').textContent")
+    assert tab.problems() == []
+
+
+def test_lines_word_page_samples_end_at_eos(browser, word_pages):
+    from charlm.text import words
+    path, model_path = word_pages["lines"]
+    vocab = load(model_path).vocab
+    tab = browser.open(path)
+    for seed in range(1, 6):
+        text, _ = draw_in_page(tab, seed, 1.0, 40)
+        assert "\n" not in text and all(t in vocab.index for t in words.split(text))
+    assert tab.problems() == []

@@ -205,6 +205,30 @@ def test_features_on_hand_made_strings():
     assert row("punctuation") == "00101010101100000001"
 
 
+def test_features_of_word_tokens_on_a_hand_made_text():
+    from charlm.text.words import split
+    tokens = split('The "old (red) cat" ran.\n  Go 12!')
+    f = features(tokens, "words")
+
+    def row(name):
+        return "".join(str(int(v)) for v in f[name])
+    #    The ␣ " old ␣ ( red ) ␣ cat " ␣ ran . ⏎ ␣␣ Go ␣ 12 !
+    assert tokens[14] == "\n" and tokens[15] == "  " and len(tokens) == 20
+    assert row("inside quotes") == "00111111110000000000"
+    assert row("parenthesis depth") == "00000110000000000000"
+    assert f["position in line"].tolist() == list(range(1, 15)) + [0, 1, 2, 3, 4, 5]
+    assert f["to end of line"].tolist() == list(range(14, 0, -1)) + [0, 5, 4, 3, 2, 1]
+    assert f["position in sentence"].tolist() == list(range(1, 14)) + [0, 1, 2, 3, 4, 5, 0]
+    assert row("word") == "10010010010010001010"
+    assert row("capitalised word") == "10000000000000001000"
+    assert row("number") == "00000000000000000010"
+    assert row("space") == "01001000100100010100"
+    assert row("punctuation") == "00100101001001000001"
+    assert row("newline") == "00000000000000100000"
+    assert "vowel" not in f and "start of word" not in f and "position in sentence" not in \
+        features("The cat.")
+
+
 def test_curly_quotes_open_and_close():
     f = features("“ab” c")
     assert f["inside quotes"].tolist() == [1, 1, 1, 0, 0, 0]

@@ -255,8 +255,6 @@ def test_a_corpus_with_no_word_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("command, pattern", [
-    (["report", "-o", "r.html"], "report does not work with a word model"),
-    (["neurons", "the cat"], "neurons does not work with a word model"),
     (["sample", "--beam", "2", "--stop", "."], "--stop with --beam"),
     (["score", "--file", "x.txt", "--windows", "8"], "a word model's targets are word tokens"),
 ])
@@ -290,6 +288,33 @@ def test_gradients_count_distance_in_tokens(trained):
     text = "The cat sat on the mat. The dog ran to a red box."
     data = charlm_json("gradients", text, "--model", model, "--max-distance", 3, "--json")
     assert data["curves"][0]["counts"][0] == len(words.split(text))
+    assert data["distance_unit"] == "tokens"
+    shown = run_charlm("gradients", text, "--model", model, "--max-distance", 3)
+    assert shown.returncode == 0 and "distance k (tokens)" in shown.stdout
+    mixed = run_charlm("gradients", text, "--model", model, "--cell", "rnn", "--max-distance", 3)
+    assert_one_line_error(mixed, 2, "give models of one kind")
+
+
+def test_neurons_rank_units_against_features_of_tokens(trained):
+    """neurons on a word model: one activation per token, the features of word tokens, and the
+    plain output listing tokens."""
+    from charlm.views.neurons import features
+    _, _, model, _ = trained
+    text = 'The cat said: "the dog (a red box) sat."\nThe old man ran to the Zork hill!'
+    tokens = words.split(text)
+    data = charlm_json("neurons", text, "--model", model, "--json", "--top", 40,
+                       "--per-feature", 0)
+    assert data["tokens"] == tokens and len(data["activations"]) == len(tokens)
+    assert set(data["correlations"]) == set(features(tokens, "words"))
+    assert {"word", "capitalised word", "position in sentence"} <= set(data["correlations"])
+    assert "vowel" not in data["correlations"] and "start of word" not in data["correlations"]
+    assert {r["feature"] for r in data["ranking"]} <= set(data["correlations"])
+    shown = run_charlm("neurons", text, "--model", model, "--unit", 0)
+    assert shown.returncode == 0, shown.stderr
+    rows = shown.stdout.split("position, token, activation\n", 1)[1].splitlines()
+    assert [row.split()[1] for row in rows[:4]] == ["The", "␣", "cat", "␣"]
+    assert len(rows) == len(tokens)
+    assert "6 token(s) not in the model's vocabulary" in shown.stderr and "'Zork'" in shown.stderr
 
 
 def test_scores_agree_with_the_reference_network(trained):
@@ -325,6 +350,9 @@ def test_lines_mode_and_resume(tmp_path):
     assert resumed["steps"] == 9 and resumed["tokens"] == "words"
     score = charlm_json("score", "--model", "l.npz", "the cat sat", "--json")["results"][0]
     assert score["num_tokens"] == 6 and score["num_chars"] == len("the cat sat") + 1
+    # the views read a newline as a lines-mode model's <EOS>
+    shown = charlm_json("neurons", "the cat sat\nthe dog ran", "--model", "l.npz", "--json")
+    assert len(shown["activations"]) == len(shown["tokens"]) == 11
 
 
 def test_mpi_refuses_a_word_model_in_one_line(tmp_path, prose_file):

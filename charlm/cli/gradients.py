@@ -31,16 +31,17 @@ SHOWN_DISTANCES = (1, 10, 50, 100, 200, 500)     # the table's columns, those up
 @click.option("--layers", type=int, default=2, show_default=True, help="Layers of --cell.")
 @click.option("--seed", type=int, default=1337, show_default=True, help="Seed of --cell's weights.")
 @click.option("--max-distance", type=int, default=100, show_default=True, metavar="K",
-              help="Largest distance k, in characters.")
+              help="Largest distance k, in tokens: characters, or a word model's tokens.")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"distances": [0..K], "curves": [{"label", "cell", "norms", '
-                   '"counts"}, ...]}.')
+              help='Print {"distances": [0..K], "distance_unit" ("characters" or "tokens"), '
+                   '"curves": [{"label", "cell", "norms", "counts"}, ...]}.')
 @reports_errors
 def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, seed, max_distance,
               as_json):
-    """How strongly the loss at each character depends on the top layer's output k characters
-    earlier: the norm of dL_t/dh_{t-k}, averaged over the positions t of the text, for k = 0..K.
-    Computed in float64 by charlm's own forward pass and a step back through the cell per k.
+    """How strongly the loss at each token depends on the top layer's output k tokens earlier
+    (characters; for a word model, its tokens): the norm of dL_t/dh_{t-k}, averaged over the
+    positions t of the text, for k = 0..K. Computed in float64 by charlm's own forward pass and a
+    step back through the cell per k.
 
     A plain RNN's gradient vanishes with distance far faster than a trained LSTM's or GRU's: the
     curve shows how far back a model can learn from. One curve per --model, or per freshly
@@ -60,17 +61,19 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     if truncated and not as_json:
         err.print(f"[dim]reading the first {len(text):,} characters of {escape(file_path)} "
                   "(--chars)[/]")
+    loaded = [(path, _load(path)) for path in models]
+    unit = _distance_unit([model.vocab for _, model in loaded], fresh)
     curves = []
     with compile_notice("Following the gradients back through time", enabled=not as_json):
-        for path in models:
-            curves.append(_model_curve(path, text, max_distance, err))
+        for path, model in loaded:
+            curves.append(_model_curve(path, model, text, max_distance, err))
         for cell in fresh:
             curves.append(_fresh_curve(cell, text, hidden, layers, seed, max_distance))
     if as_json:
-        print_json({"distances": list(range(max_distance + 1)), "characters": len(text),
-                    "curves": curves})
+        print_json({"distances": list(range(max_distance + 1)), "distance_unit": unit,
+                    "characters": len(text), "curves": curves})
         return
-    out.print(_plot(curves, out))
+    out.print(_plot(curves, out, unit))
     out.print(_table(curves, max_distance))
 
 
@@ -108,17 +111,34 @@ def _refuse_sizes_without_cells(fresh):
                          "(a --model has its own size and weights): give --cell")
 
 
-def _model_curve(path, text, max_distance, err):
-    from rich.markup import escape
-
+def _load(path):
     from ..api import load
-    from ..views.gradients import distance_norms
-    from ..views.text import text_ids
     model = load(path)
     model.require_left_to_right("follow the gradient of")    # L_t needs p(c_t | the text before)
+    return model
+
+
+def _distance_unit(vocabs, fresh):
+    """What the distances count: "characters", or "tokens" for word models (a --cell network
+    reads characters). Curves of both kinds would share an axis whose unit differs between
+    them, so they are refused."""
+    from ..errors import UsageError
+    nouns = {vocab.noun for vocab in vocabs} | ({"character"} if fresh else set())
+    if len(nouns) > 1:
+        raise UsageError("a word model's distances count tokens and a character model's (or "
+                         "--cell's) characters: give models of one kind, one plot each")
+    return "tokens" if nouns == {"token"} else "characters"
+
+
+def _model_curve(path, model, text, max_distance, err):
+    from rich.markup import escape
+
+    from ..views.gradients import distance_norms
+    from ..views.text import text_ids
     unknown = model.vocab.unknown(text)
     if unknown:
-        err.print(f"[yellow]warning:[/] {len(unknown)} character(s) not in {escape(path)}'s "
+        err.print(f"[yellow]warning:[/] {len(unknown)} {model.vocab.noun}(s) not in "
+                  f"{escape(path)}'s "
                   f"vocabulary, read as <UNK>: {escape(', '.join(map(repr, unknown[:20])))}")
     c = model.config
     norms, counts = distance_norms(model.network, text_ids(model, text), max_distance)
@@ -140,7 +160,7 @@ def _curve(label, cell, hidden, layers, fresh, norms, counts):
             "counts": [int(n) for n in counts]}
 
 
-def _plot(curves, console):
+def _plot(curves, console, unit):
     from ..views.plot import Line, even_ticks, line_plot, log_ticks
     lines, values = [], []
     for curve in curves:
@@ -152,7 +172,7 @@ def _plot(curves, console):
     last = max(max(line.xs) for line in lines)
     return line_plot(lines, width, 18, colour=console.is_terminal,
                      title="||dL_t / dh_(t-k)||, mean over t (log scale)",
-                     xlabel="distance k (characters)", xticks=even_ticks(last),
+                     xlabel=f"distance k ({unit})", xticks=even_ticks(last),
                      yticks=log_ticks(min(values), max(values)))
 
 

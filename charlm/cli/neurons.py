@@ -31,19 +31,21 @@ Examples:
 @click.option("--per-feature", type=int, default=2, show_default=True, metavar="N",
               help="At most N rows of the ranking for any one feature (0: no limit).")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"text", "layer", "unit", "state", "activations" (one per character), '
-                   '"correlations" (the unit\'s, per feature), "ranking": [{"layer", "unit", '
-                   '"state", "feature", "correlation"}, ...]}.')
+              help='Print {"text", "tokens" (the text\'s characters, or a word model\'s tokens), '
+                   '"layer", "unit", "state", "activations" (one per token), "correlations" (the '
+                   'unit\'s, per feature), "ranking": [{"layer", "unit", "state", "feature", '
+                   '"correlation"}, ...]}.')
 @reports_errors
 def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, top, per_feature,
             as_json):
     """The activation of the model's units along a text, and the units that track simple
     features of it (inside quotes, bracket and parenthesis depth, position in the line, start of
-    a word, vowels, ...), ranked by the Pearson correlation of activation and feature.
+    a word, vowels, ...; for a word model, features of its tokens), ranked by the Pearson
+    correlation of activation and feature.
 
-    With --unit, the text coloured by that unit's activation after each character (blue
-    negative, red positive); without, the ranking over every layer and state, and the text
-    coloured by the best unit.
+    With --unit, the text coloured by that unit's activation after each character (a word
+    model: each token; blue negative, red positive); without, the ranking over every layer and
+    state, and the text coloured by the best unit.
     """
     from ..api import load
     from ..errors import UsageError
@@ -56,8 +58,6 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     if per_feature < 0:
         raise UsageError("--per-feature must be >= 0 (0: no limit)")
     model = load(model_path)
-    from ..text.words import require_chars
-    require_chars(model.vocab, "neurons", "it ranks the units against features of characters")
     _check_unit(model, layer, unit, state)
     chosen = unit is not None
     only = {} if chosen else {"layer": layer, "state": state}    # what the ranking covers
@@ -68,7 +68,8 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     _warn(err, model, text, file_path if truncated and not as_json else None)
     with compile_notice(enabled=not as_json):
         acts = views.activations(model, text)
-    feats = views.features(text)
+    tokens = model.vocab.split(text)
+    feats = views.features(tokens, model.vocab.kind)
     ranking = views.rank_units(acts, feats, top=top, per_feature=per_feature or None, **only)
     if not chosen:
         if not ranking:
@@ -78,13 +79,13 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     values = acts[layer, views.STATE_NAMES.index(state), :, unit]
     correlations = views.correlations(values, feats)
     if as_json:
-        print_json({"text": text, "layer": layer, "unit": unit, "state": state,
+        print_json({"text": text, "tokens": tokens, "layer": layer, "unit": unit, "state": state,
                     "activations": [float(v) for v in values], "correlations": correlations,
                     "ranking": ranking})
         return
     if not chosen:
         out.print(_ranking_table(ranking, model))
-    _print_unit(out, text, values, layer, unit, state, correlations)
+    _print_unit(out, tokens, model.vocab.noun, values, layer, unit, state, correlations)
 
 
 def _check_unit(model, layer, unit, state):
@@ -109,7 +110,7 @@ def _warn(err, model, text, truncated_file):
                   "(--chars)[/]")
     unknown = model.vocab.unknown(text)
     if unknown:
-        err.print(f"[yellow]warning:[/] {len(unknown)} character(s) not in the model's "
+        err.print(f"[yellow]warning:[/] {len(unknown)} {model.vocab.noun}(s) not in the model's "
                   f"vocabulary, read as <UNK>: {escape(', '.join(map(repr, unknown[:20])))}")
     if model.config.bidirectional:
         err.print("[dim]a bidirectional model: these are the units of its left-to-right stack, "
@@ -131,7 +132,7 @@ def _ranking_table(ranking, model):
     return table
 
 
-def _print_unit(out, text, values, layer, unit, state, correlations):
+def _print_unit(out, tokens, noun, values, layer, unit, state, correlations):
     import numpy as np
 
     from ..views import neurons as views
@@ -141,12 +142,12 @@ def _print_unit(out, text, values, layer, unit, state, correlations):
     tracks = f": tracks [bold]{best}[/] (r = {known[best]:+.3f})" if best else ""
     out.print(f"layer {layer}, unit {unit}, state {state}{tracks}")
     if out.is_terminal:
-        out.print(views.coloured_text(text, values, scale))
+        out.print(views.coloured_text(tokens, values, scale))
         out.print(views.legend(scale))
         return
-    # no colour in a file: each character with the unit's activation after it, one per line
+    # no colour in a file: each token with the unit's activation after it, one per line
     from .score import plain_char
-    lines = ["position, character, activation"]
-    lines += [f"{k:>6}  {plain_char(char):<2} {value:+.4f}"
-              for k, (char, value) in enumerate(zip(text, values))]
+    lines = [f"position, {noun}, activation"]
+    lines += [f"{k:>6}  {plain_char(token):<2} {value:+.4f}"
+              for k, (token, value) in enumerate(zip(tokens, values))]
     out.print("\n".join(lines), markup=False)

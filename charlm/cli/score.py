@@ -216,9 +216,13 @@ def _surprise_map(result):
     return text
 
 
-def plain_char(char):
-    """A character as a line of plain text shows it: whitespace named, <EOS> as itself."""
-    return {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char, char)
+PLAIN_WHITESPACE = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def plain_char(token):
+    """A token (a character, a word model's token, <EOS>) as a line of plain text shows it: each
+    space, newline, tab and carriage return named."""
+    return "".join(PLAIN_WHITESPACE.get(ch, ch) for ch in token)
 
 
 def _surprise_lines(result):

@@ -184,7 +184,7 @@ def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=Non
 
     chooser = Chooser(model, prime, temperature, seed, stop_at_eos, label, match, length)
     console = Console(highlight=False)
-    message = f"choose the next {model.vocab.unit}"
+    message = f"choose the next {model.vocab.noun}"
     with raw_keys() as read_key, console.screen() as screen:
         while True:
             screen.update(render(chooser, model, message))
@@ -206,7 +206,7 @@ def respond(chooser, key):
         if chooser.ended:
             return "the text has ended at <EOS>: u to undo, q to quit"
         drawn = chooser.draw(1 if key == "d" else RUN)
-        return f"the model drew {drawn} {chooser.vocab.unit}{'s' if drawn != 1 else ''}"
+        return f"the model drew {drawn} {chooser.vocab.noun}{'s' if drawn != 1 else ''}"
     if key in ("u", "\x7f", "\x08"):
         return "undone" if chooser.undo() else "nothing to undo"
     if key in ("+", "="):
@@ -235,7 +235,7 @@ def render(chooser, model, message):
     text.append(shown[:prime_part], style="dim")
     text.append(shown[prime_part:], style="bold")
     text.append(" <EOS>" if chooser.ended else "▌", style="magenta")
-    unit = model.vocab.unit
+    unit = model.vocab.noun
     table = Table(title=f"Next {unit}", title_justify="left", box=None, pad_edge=False)
     table.add_column("key", justify="right", style="bold yellow")
     table.add_column("char" if unit == "character" else "token", min_width=10)

@@ -62,7 +62,10 @@ class Vocab:
     cuts it into words."""
 
     kind = "chars"
-    unit = "character"       # what one token is, as messages name it
+    noun = "character"          # what one token is, as the views name it
+    split = staticmethod(list)  # the tokens of a text, as strings
+    # The same cut as a JavaScript regular expression (flags "gsu"): one code point
+    split_js = "."
 
     def __init__(self, tokens):
         tokens = list(tokens)

@@ -50,6 +50,11 @@ CODE_POINTS = 0x110000
 _WORD = r"[^\W_]+(?:['’\-][^\W_]+)*"
 TOKEN = re.compile(rf"{_WORD}|\n|[^\S\n]+|.", re.DOTALL)
 WORD = re.compile(_WORD)
+# TOKEN for the report page's JavaScript (flags "gsu"): Python's [^\W_] is what str.isalnum
+# accepts, the letters and numbers of Unicode, which JavaScript names [\p{L}\p{N}]. They differ
+# on U+001C..U+001F and U+0085 (whitespace to Python), U+FEFF (to JavaScript) and the letters of
+# Unicode versions one of the two does not know yet (docs/words.md)
+TOKEN_JS = r"[\p{L}\p{N}]+(?:['’\-][\p{L}\p{N}]+)*|\n|[^\S\n]+|."
 
 
 def split(text):
@@ -122,8 +127,9 @@ class WordVocab(Vocab):
     token, ``<UNK>`` dropped)."""
 
     kind = "words"
-    unit = "word token"
+    noun = "token"
     split = staticmethod(split)
+    split_js = TOKEN_JS
 
     def __init__(self, tokens, spelling):
         tokens = list(tokens)

@@ -1,15 +1,16 @@
-"""What a network's units track in a text: every unit's activation after each character, simple
-features of the text at each character, and the units whose activation follows a feature best
-(Pearson's correlation).
+"""What a network's units track in a text: every unit's activation after each token (a
+character, or a word model's token), simple features of the text at each token, and the units
+whose activation follows a feature best (Pearson's correlation).
 
-Alignment: activation i is the state after reading character i (the network starts from the zero
-state, reads <EOS>, then the text), so a unit that fires on a character lights that character up.
-Feature i describes the text at character i, the same alignment.
+Alignment: activation i is the state after reading token i (the network starts from the zero
+state, reads <EOS>, then the text), so a unit that fires on a token lights that token up.
+Feature i describes the text at token i, the same alignment.
 """
 import numpy as np
 
 from ..network.engine import Engine
 from ..text.vocab import EOS_ID
+from ..text.words import is_word
 from .text import text_ids
 
 STATE_NAMES = ("h", "c")        # the state axis S, in the cell table's order
@@ -17,61 +18,86 @@ QUOTES = {'"': None, "“": True, "”": False}   # straight quotes toggle; curl
 OPENERS, CLOSERS = {"(": "paren", "[": "bracket", "{": "bracket"}, {")": "paren", "]": "bracket",
                                                                     "}": "bracket"}
 VOWELS = set("aeiouAEIOU")
+SENTENCE_ENDS = set(".!?")
+CHARS, WORDS, BOTH = ("chars",), ("words",), ("chars", "words")
+# Each feature and the token kinds it describes, in the order features() lists them. A feature of
+# both kinds is one definition over token strings that, on one-character tokens, is the
+# character's; those that would be constant or repeat another for one kind are left out of it
+# (every word token is a word's start, and has no vowel).
+FEATURE_KINDS = {
+    "inside quotes": BOTH, "bracket depth": BOTH, "parenthesis depth": BOTH,
+    "position in line": BOTH, "to end of line": BOTH, "position in sentence": WORDS,
+    "start of word": CHARS, "position in word": CHARS, "vowel": CHARS, "uppercase": CHARS,
+    "digit": CHARS, "word": WORDS, "capitalised word": WORDS, "number": WORDS, "space": BOTH,
+    "punctuation": BOTH, "newline": BOTH,
+}
+# the features that say what one token is, by the token alone
+TOKEN_CLASSES = {
+    "vowel": lambda t: t in VOWELS,
+    "uppercase": str.isupper,
+    "digit": str.isdigit,
+    "word": is_word,
+    "capitalised word": lambda t: is_word(t) and t[0].isupper(),
+    "number": lambda t: t[0].isdigit(),
+    "space": lambda t: t.strip(" \t") == "",                           # spaces and tabs only
+    "punctuation": lambda t: not t.isspace() and not any(c.isalnum() for c in t),
+    "newline": lambda t: t == "\n",
+}
 
 
 def activations(model, text):
     """(L, S, n, H) float32: every layer's state (h, and the LSTM's c) after each of the n
-    characters of text, read as :func:`text.text_ids` says (``model``: a charlm.api.Model)."""
+    tokens of text, read as :func:`text.text_ids` says (``model``: a charlm.api.Model)."""
     ids = text_ids(model, text)
     x = np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None]
     engine = Engine(model.network)
     return engine.states(x, engine.zero_state(1))[:, :, 1:, 0]
 
 
-def features(text):
-    """{name: (n,) float64}: simple features of the text at each character.
+def features(tokens, kind="chars"):
+    """{name: (n,) float64}: simple features of the text at each of its n tokens (strings; for
+    a character model, its characters), those of ``FEATURE_KINDS`` that describe ``kind``.
 
-    inside quotes      between double quotes: 1 from the opening quote to the character
-                       before the closing one
-    bracket depth      [ ] and { } open after reading this character
-    parenthesis depth  ( ) likewise
-    position in line   characters read since the last newline (a newline: 0)
-    to end of line     steps to the next newline: 1 just before it, 0 on it (the end of the text
-                       counts as one)
-    start of word      a letter after a non-letter
-    position in word   letters since the word began (1 on its first letter; 0 outside words)
-    vowel, uppercase, digit, space, punctuation, newline   the character is one
+    inside quotes         between double quotes: 1 from the opening quote to the token before
+                          the closing one
+    bracket depth         [ ] and { } open after reading this token
+    parenthesis depth     ( ) likewise
+    position in line      tokens read since the last newline (a newline: 0)
+    to end of line        steps to the next newline: 1 just before it, 0 on it (the end of the
+                          text counts as one)
+    position in sentence  tokens read since the last . ! or ? (0 on it)
+    start of word         a letter after a non-letter
+    position in word      letters since the word began (1 on its first letter; 0 outside words)
+    vowel, uppercase, digit, word, capitalised word (a word whose first letter is a capital),
+    number (a token that starts with a digit), space (spaces and tabs), punctuation (no letter,
+    digit or whitespace), newline     the token is one
     """
-    n = len(text)
-    names = ("inside quotes", "bracket depth", "parenthesis depth", "position in line",
-             "to end of line", "start of word", "position in word", "vowel", "uppercase",
-             "digit", "space", "punctuation", "newline")
-    out = {name: np.zeros(n) for name in names}
-    quoted, depth, column, in_word = False, {"paren": 0, "bracket": 0}, 0, 0
-    for i, ch in enumerate(text):
-        if ch in QUOTES:
-            quoted = (not quoted) if QUOTES[ch] is None else QUOTES[ch]
-        if ch in OPENERS:
-            depth[OPENERS[ch]] += 1
-        elif ch in CLOSERS:
-            depth[CLOSERS[ch]] = max(0, depth[CLOSERS[ch]] - 1)
-        column = 0 if ch == "\n" else column + 1
-        in_word = in_word + 1 if ch.isalpha() else 0
+    names = [name for name, kinds in FEATURE_KINDS.items() if kind in kinds]
+    n = len(tokens)
+    out = {name: np.zeros(n) for name in FEATURE_KINDS}
+    quoted, depth, column, sentence, in_word = False, {"paren": 0, "bracket": 0}, 0, 0, 0
+    for i, t in enumerate(tokens):
+        if t in QUOTES:
+            quoted = (not quoted) if QUOTES[t] is None else QUOTES[t]
+        if t in OPENERS:
+            depth[OPENERS[t]] += 1
+        elif t in CLOSERS:
+            depth[CLOSERS[t]] = max(0, depth[CLOSERS[t]] - 1)
+        column = 0 if t == "\n" else column + 1
+        sentence = 0 if t in SENTENCE_ENDS else sentence + 1
+        in_word = in_word + 1 if t.isalpha() else 0
         out["inside quotes"][i] = quoted
         out["bracket depth"][i], out["parenthesis depth"][i] = depth["bracket"], depth["paren"]
         out["position in line"][i] = column
+        out["position in sentence"][i] = sentence
         out["position in word"][i] = in_word
         out["start of word"][i] = in_word == 1
-        out["vowel"][i] = ch in VOWELS
-        out["uppercase"][i] = ch.isupper()
-        out["digit"][i] = ch.isdigit()
-        out["space"][i] = ch == " " or ch == "\t"
-        out["punctuation"][i] = not ch.isalnum() and not ch.isspace()
-        out["newline"][i] = ch == "\n"
+        for name, is_one in TOKEN_CLASSES.items():
+            out[name][i] = is_one(t)
     left = 0
     for i in range(n - 1, -1, -1):
-        out["to end of line"][i] = left = 0 if text[i] == "\n" else left + 1
-    return out
+        out["to end of line"][i] = left = 0 if tokens[i] == "\n" else left + 1
+    return {name: out[name] for name in names}
 
 
 def rank_units(acts, feats, top=10, per_feature=None, layer=None, state=None):
@@ -141,14 +167,14 @@ def colour_of(value, scale):
     return tuple(round(a + abs(x) * (b - a)) for a, b in zip(NEUTRAL, end))
 
 
-def coloured_text(text, values, scale):
-    """A rich Text: each character on the colour of its activation; newlines shown as ⏎."""
+def coloured_text(tokens, values, scale):
+    """A rich Text: each token on the colour of its activation; newlines shown as ⏎."""
     from rich.text import Text
     out = Text()
-    for ch, value in zip(text, values):
+    for token, value in zip(tokens, values):
         r, g, b = colour_of(float(value), scale)
         ink = "white" if abs(value) > 0.6 * scale else "black"
-        out.append("⏎\n" if ch == "\n" else ch, style=f"{ink} on rgb({r},{g},{b})")
+        out.append("⏎\n" if token == "\n" else token, style=f"{ink} on rgb({r},{g},{b})")
     return out
 
 

@@ -1,7 +1,9 @@
 """The report page: one self-contained HTML file about a model (``charlm report``, SPEC.md "Views").
 
 Sections: the model card, the training curves, samples at a few temperatures, the surprise map of
-a text, the neuron browser, the gradient-distance plot and a sampler that runs in the page.
+a text, the neuron browser, the gradient-distance plot and a sampler that runs in the page. A
+token is a character, or a word model's token (``charlm.text.words``): the page shows the text
+token by token, and its sampler draws tokens.
 Everything is computed here by charlm's own passes, except the in-page sampler: the weights are
 exported into the page and ``report_assets/report.js`` runs the forward pass in JavaScript.
 
@@ -17,7 +19,7 @@ records only its corpus's length and CRC, not the corpus. In lines mode each non
 example of its own, read from the zero state, as in training and ``charlm score``.
 
 Weights in the page: float32, or float16 by default (half the bytes). With float16 the page's
-next-character probabilities differ from charlm's by the rounding of the weights; the page states
+next-token probabilities differ from charlm's by the rounding of the weights; the page states
 that difference, measured here along its own text with charlm's forward pass on both sets of
 weights, and adds ``ARITHMETIC_BOUND`` for the page's float64 arithmetic against charlm's float32.
 """
@@ -40,7 +42,7 @@ from ..errors import CorpusError, UsageError
 from ..network.engine import Engine
 from ..network.stack import FlatArrays, Network
 from ..text.textfile import read_text
-from ..text.vocab import EOS, EOS_ID, drawable
+from ..text.vocab import EOS, EOS_ID, drawable, visible
 from . import curves as loss_curves
 from . import gradients, neurons, svg
 
@@ -76,9 +78,7 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
     ckpt = checkpoint.load(path, with_training_state=True)
     model = Model(ckpt, path)
     model.require_left_to_right("write a report for")
-    from ..text.words import require_chars
-    require_chars(model.vocab, "report", "its page, its neuron browser and its in-page sampler "
-                  "read the text character by character")
+    vocab = model.vocab
     say("drawing samples")
     samples = [(t, _sample(model, t, seed)) for t in TEMPERATURES]
     examples, source = report_text(model, text_file, encoding, seed)
@@ -94,10 +94,12 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
     data = {
         "model": {"cell": model.config.cell,
                   "hidden_size": model.config.hidden_size, "num_layers": model.config.num_layers,
-                  "mode": model.config.mode, "vocab": model.vocab.tokens, "weights": weights,
-                  "drawable": drawable(model.vocab, model.config.mode).tolist(), "bound": bound,
-                  "labels": list(model.config.labels or [])},
-        "text": {"examples": examples, "source": source},
+                  "mode": model.config.mode, "tokens": vocab.kind, "noun": vocab.noun,
+                  "split": vocab.split_js, "vocab": vocab.tokens, "weights": weights,
+                  "drawable": drawable(vocab, model.config.mode).astype(np.uint8).tolist(),
+                  "bound": bound, "labels": list(model.config.labels or [])},
+        "text": {"examples": examples, "tokens": [vocab.split(ex) for ex in examples],
+                 "source": source},
         "neurons": browser,
     }
     sections = {
@@ -105,13 +107,14 @@ def build(path, text_file=None, encoding="utf-8", precision="float16", seed=1, p
         "heading": escape(os.path.basename(path)),
         "summary": escape(_summary(model)),
         "card": card(model, ckpt),
-        "curves": curves(ckpt.training.run if ckpt.training else None),
+        "curves": curves(ckpt.training.run if ckpt.training else None, vocab.kind),
         "samples": samples_html(model, samples, seed),
-        "surprise": surprise_map(scores, source, model.config.mode == "lines"),
+        "surprise": surprise_map(scores, source, model.config.mode == "lines", vocab.noun),
         "neurons_note": escape(_neurons_note(browser)),
         "gradients": gradient,
         "precision": escape(precision),
         "bound": f"{bound:.1e}",
+        "noun": vocab.noun,
     }
     html = _page(sections, data)
     return Page(html, precision, bound, source, sum(map(len, examples)))
@@ -191,7 +194,7 @@ def next_char_probabilities(network, ids):
 
 
 def rounding_error(network, vocab, examples, precision):
-    """The largest change that storing the weights in ``precision`` makes to any next-character
+    """The largest change that storing the weights in ``precision`` makes to any next-token
     probability along the examples (0 for float32, which the checkpoint holds)."""
     if precision == "float32":
         return 0.0
@@ -226,7 +229,7 @@ def card(model, ckpt):
     if run is not None:
         rows.append(("progress", f"{run.step:,} steps, {run.epoch} epochs, "
                                  f"{run.elapsed:,.0f} s of training, "
-                                 f"{run.chars_seen:,} characters read"))
+                                 f"{run.chars_seen:,} {model.vocab.noun}s read"))
         rows.append(("clipping", loss_curves.clipping_summary(run.clipped_steps, run.step)))
         if run.best_val_loss is not None:
             rows.append(("best validation", f"{run.best_val_loss:.4f} nats/char "
@@ -241,23 +244,27 @@ def card(model, ckpt):
         rows.append(("labels", ", ".join(f"{name} ({count:,})" for name, count in
                                          zip(c.labels, c.label_counts or [])) + " training examples"))
     table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
-    tokens = "".join(f'<span class="token">{escape(_visible(t))}</span>' for t in model.vocab.tokens)
+    tokens = "".join(f'<span class="token">{escape(visible(t))}</span>' for t in model.vocab.tokens)
     return (f'<table class="card">{table}</table>'
             f'<p class="vocab-title">Vocabulary: {len(model.vocab)} tokens</p>'
             f'<div class="vocab">{tokens}</div>')
 
 
-def curves(run):
-    """Training and validation loss against steps and against time, two SVG plots."""
+def curves(run, kind="chars"):
+    """Training and validation loss against steps and against time, two SVG plots. The training
+    loss is in nats per token (a word model's validation is per character: docs/words.md)."""
     if run is None or not run.history:
         return f'<p class="note">{escape(loss_curves.NO_CURVE.capitalize())}.</p>'
     s = loss_curves.series(run.history)
     minutes = s["elapsed"][-1] >= 180
     times = [t / 60 if minutes else t for t in s["elapsed"]]
 
+    y_label = ("loss (nats/char)" if kind == "chars"
+               else "loss (training: nats/token; validation: nats/char)")
+
     def plot(xs, x_label):
         return svg.line_plot([("training", xs, s["train_loss"]), ("validation", xs, s["val_loss"])],
-                             x_label, "loss (nats/char)", label=f"loss against {x_label}")
+                             x_label, y_label, label=f"loss against {x_label}")
 
     by_step, by_time = plot(s["steps"], "step"), plot(times, "minutes" if minutes else "seconds")
     best = min(run.history, key=lambda r: r.val_loss)
@@ -288,40 +295,41 @@ def samples_html(model, samples, seed):
     return f'<div class="samples">{"".join(blocks)}</div>'
 
 
-def surprise_map(scores, source, lines):
-    """The text with each character coloured by its surprise -log2 p (as ``score --per-char``),
-    its probability in a tooltip; the examples of lines mode side by side."""
+def surprise_map(scores, source, lines, noun="character"):
+    """The text with each token (a ``noun``) coloured by its surprise -log2 p (as ``score
+    --per-char``), its probability in a tooltip; the examples of lines mode side by side."""
     rows = []
     for result in scores:
         spans = []
-        for char, log_prob in result.per_char:
+        for token, log_prob in result.per_char:
             bits = -log_prob / math.log(2)
             level = next((k for k, edge in enumerate(SURPRISE_BINS) if bits < edge),
                          len(SURPRISE_BINS))
-            tip = f"{_visible(char)}  p = {math.exp(log_prob):.4f}, {bits:.2f} bits"
-            shown = {"\n": "⏎\n", EOS: "∎"}.get(char, char)
+            tip = f"{visible(token)}  p = {math.exp(log_prob):.4f}, {bits:.2f} bits"
+            shown = {"\n": "⏎\n", EOS: "∎"}.get(token, token)
             spans.append(f'<span class="s{level}" title="{escape(tip)}">{escape(shown)}</span>')
         figure = "" if lines else f'<span class="bpc">{result.bits_per_char:.2f} bits/char</span>'
         rows.append(f'<p class="map">{"".join(spans)}{figure}</p>')
     total_bits = -sum(r.log2_prob for r in scores)
     tokens = sum(r.num_tokens for r in scores)
+    chars = sum(len(r.text) + lines for r in scores)      # an <EOS> counts as one (docs/words.md)
     edges = (0,) + SURPRISE_BINS
     legend = "".join(f'<span class="s{k}">{lo}{f"–{hi}" if hi else "+"}</span>' for k, (lo, hi)
                      in enumerate(zip(edges, SURPRISE_BINS + (None,))))
     key = "∎ end of line (&lt;EOS&gt;), predicted too" if lines else "⏎ newline"
-    return (f'<p class="note">Text: {escape(source)}. {tokens:,} characters predicted, '
-            f'{total_bits / tokens:.3f} bits/char. Hover a character for its probability.</p>'
+    return (f'<p class="note">Text: {escape(source)}. {tokens:,} {noun}s predicted, '
+            f'{total_bits / chars:.3f} bits/char. Hover a {noun} for its probability.</p>'
             f'<div class="legend">surprise (bits) {legend} <span class="key">{key}</span></div>'
             f'<div class="maps{" lines" * lines}">{"".join(rows)}</div>')
 
 
 def neuron_data(model, examples):
-    """What the neuron browser shows: the top layer's h after each character of the examples
+    """What the neuron browser shows: the top layer's h after each token of the examples
     (quantised to int8 over its largest magnitude: 1/127 of it is the step), the units that best
     track a feature of the text (``neurons.rank_units``), and the series of those among them that
     are not top-layer h units."""
     acts = np.concatenate([neurons.activations(model, ex) for ex in examples], axis=2)  # (L,S,n,H)
-    per_example = [neurons.features(ex) for ex in examples]
+    per_example = [neurons.features(model.vocab.split(ex), model.vocab.kind) for ex in examples]
     feats = {name: np.concatenate([f[name] for f in per_example]) for name in per_example[0]}
     ranking = neurons.rank_units(acts, feats, top=RANKED_UNITS, per_feature=RANKED_PER_FEATURE)
     top = len(acts) - 1
@@ -350,28 +358,28 @@ def _neurons_note(browser):
 
 def gradient_plot(model, examples, seed):
     """The norm of dL_t/dh_(t-k) against k (``views.gradients``), for this model and for the same
-    network freshly initialised, over the start of the text: as many characters as
-    GRADIENT_WORK multiply-adds allow (about 2 K G H^2 per character)."""
-    c, net = model.config, model.network
-    per_char = 2 * MAX_DISTANCE * net.cell.gates * c.hidden_size ** 2
-    budget = max(MAX_DISTANCE + 1, int(GRADIENT_WORK // per_char))
+    network freshly initialised, over the start of the text: as many tokens as GRADIENT_WORK
+    multiply-adds allow (about 2 K G H^2 per token)."""
+    c, net, noun = model.config, model.network, model.vocab.noun
+    per_token = 2 * MAX_DISTANCE * net.cell.gates * c.hidden_size ** 2
+    budget = max(MAX_DISTANCE + 1, int(GRADIENT_WORK // per_token))
     texts, used = [], 0
     for ex in examples:
         if used < budget:
-            texts.append(model.vocab.encode(ex[:budget - used]))
+            texts.append(model.vocab.encode(ex)[:budget - used])
             used += len(texts[-1])
     fresh = gradients.fresh_network(c.cell, net.vocab_size, c.hidden_size, c.num_layers, seed)
     series = [(label, *_mean_norms(network, texts)) for label, network in
               (("this model", net), (f"freshly initialised (seed {seed})", fresh))]
     distances = list(range(MAX_DISTANCE + 1))
     plot = svg.line_plot([(label, distances, norms.tolist()) for label, norms, _ in series],
-                         "distance k (characters)", "mean ‖∂L(t) / ∂h(t−k)‖", log_y=True,
+                         f"distance k ({noun}s)", "mean ‖∂L(t) / ∂h(t−k)‖", log_y=True,
                          width=640, height=320, label="gradient norm against distance")
     counts = series[0][2]
     reach = int(np.flatnonzero(counts)[-1])
-    return (f'{plot}<p class="note">How much the loss at a character depends on the top layer\'s '
-            f'output k characters earlier: the norm of the gradient, averaged over the {used:,} '
-            f'characters of the text read for it (k up to {reach}, fewer positions at larger k), '
+    return (f'{plot}<p class="note">How much the loss at a {noun} depends on the top layer\'s '
+            f'output k {noun}s earlier: the norm of the gradient, averaged over the {used:,} '
+            f'{noun}s of the text read for it (k up to {reach}, fewer positions at larger k), '
             f'float64. A curve that falls fast is a network that forgets fast.</p>')
 
 
@@ -385,10 +393,6 @@ def _mean_norms(network, texts):
         counts += n
     with np.errstate(invalid="ignore"):
         return np.where(counts > 0, total / np.maximum(counts, 1), np.nan), counts
-
-
-def _visible(token):
-    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(token, token)
 
 
 # ---- the page ------------------------------------------------------------------------------------

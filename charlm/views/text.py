@@ -1,15 +1,16 @@
 """How the views read a text: as one sequence of token ids, from <EOS>, as SPEC.md's "Views"
-defines. A lines-mode model never read a newline in training (each line was an example ending in
-<EOS>), so for it a newline is read as <EOS>, its own end of a line; the state carries on."""
+defines. A token is a character, or a word model's token (``charlm.text.words.split``). A
+lines-mode model never read a newline in training (each line was an example ending in <EOS>), so
+for it a newline is read as <EOS>, its own end of a line; the state carries on."""
 import numpy as np
 
 from ..text.vocab import EOS_ID, require_unicode
 
 
 def text_ids(model, text):
-    """int32 token ids (n,) of text's characters for this model (unknown characters: <UNK>)."""
+    """int32 token ids (n,) of text's tokens for this model (unknown tokens: <UNK>)."""
     require_unicode(text)
     ids = model.vocab.encode(text)
     if model.config.mode == "lines":
-        ids[np.frombuffer(text.encode("utf-32-le"), np.uint32) == ord("\n")] = EOS_ID
+        ids[[t == "\n" for t in model.vocab.split(text)]] = EOS_ID
     return ids

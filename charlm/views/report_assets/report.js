@@ -1,6 +1,7 @@
 "use strict";
 // charlm report page: the sampler that runs in the page (the network's forward pass, written in
-// JavaScript) and the neuron browser. Everything it reads is the JSON in #charlm-data.
+// JavaScript) and the neuron browser. Everything it reads is the JSON in #charlm-data. A token is
+// a character, or a word model's token (model.tokens, "chars" or "words"; model.noun names it).
 //
 // The forward pass follows SPEC.md "Model" (row-vector convention, gate blocks along the G*H axis
 // of W_x, W_h and b), in float64 arithmetic over the stored weights:
@@ -137,7 +138,10 @@
   }
 
   const tokenIndex = new Map(model.vocab.map((t, i) => [t, i]).slice(2));
-  const encode = (text) => Array.from(text, (ch) => (tokenIndex.has(ch) ? tokenIndex.get(ch) : UNK));
+  // The tokens of a text, cut as the model's vocabulary cuts it (model.split: the vocabulary's
+  // split_js, charlm.text.words.TOKEN for words, one code point for characters).
+  const split = (text) => text.match(new RegExp(model.split, "gsu")) ?? [];
+  const encode = (text) => split(text).map((t) => (tokenIndex.has(t) ? tokenIndex.get(t) : UNK));
 
   function softmax(logits, temperature) {
     let max = -Infinity;
@@ -170,11 +174,21 @@
     };
   }
 
+  // The row of model.drawable (charlm.text.vocab.drawable) that holds the tokens drawable after
+  // `token`, read as kernels.draw.row_after reads it: rows 2 .. 2 + C - 1 mark C classes of
+  // tokens (a word model's words and runs of spaces; none for characters), row 2 + C + c the
+  // tokens drawable after one of class c, row 1 those after any other token.
+  function rowAfter(token) {
+    const classes = (model.drawable.length - 2) / 2;
+    for (let c = 0; c < classes; c++) if (model.drawable[2 + c][token]) return 2 + classes + c;
+    return 1;
+  }
+
   // The drawing distribution: softmax(logits / T) over the tokens `charlm sample` may draw
-  // (model.drawable: row 0 for the first token of a text without a prime, row 1 after);
-  // temperature 0 is the most probable of them.
-  function drawProbabilities(logits, temperature, first) {
-    const allowed = model.drawable[first ? 0 : 1];
+  // (model.drawable's row `row`: 0 for the first token of a text without a prime, else
+  // rowAfter the token before); temperature 0 is the most probable of them.
+  function drawProbabilities(logits, temperature, row) {
+    const allowed = model.drawable[row];
     const z = Float64Array.from(logits, (x, i) => (allowed[i] ? x : -Infinity));
     if (temperature === 0) {
       const best = z.indexOf(Math.max(...z));
@@ -213,7 +227,7 @@
     bars.replaceChildren();
     const title = document.createElement("p");
     title.className = "bars-title";
-    title.textContent = `next character, at temperature ${temperature}:`;
+    title.textContent = `next ${model.noun}, at temperature ${temperature}:`;
     bars.append(title);
     for (const [prob, i] of ranked) {
       if (prob <= 0) break;
@@ -233,8 +247,9 @@
     }
   }
 
+  const VISIBLE = { " ": "␣", "\n": "⏎", "\t": "⇥" };
   function visible(token) {
-    return { " ": "␣", "\n": "⏎", "\t": "⇥", "<EOS>": "∎ end" }[token] ?? token;
+    return token === "<EOS>" ? "∎ end" : Array.from(token, (ch) => VISIBLE[ch] ?? ch).join("");
   }
 
   function runSampler() {
@@ -247,16 +262,18 @@
     const temperature = Number($("temperature").value);
     const length = Math.max(1, Math.min(5000, Math.floor(Number($("length").value)) || 1));
     const seed = Number($("seed").value) >>> 0;
-    const unknown = [...new Set(Array.from(prime).filter((ch) => !tokenIndex.has(ch)))];
+    const unknown = [...new Set(split(prime).filter((t) => !tokenIndex.has(t)))];
     const output = $("sampler-output");
     output.replaceChildren();
     $("next-chars").replaceChildren();
-    if (unknown.length) {
-      showMessage(`The prime has characters the model does not know: ${unknown.map((c) => JSON.stringify(c)).join(", ")}`);
+    const named = unknown.map((t) => JSON.stringify(t)).join(", ");
+    // as `charlm sample --prime`: a word model reads a token it does not know as <UNK>
+    if (unknown.length && model.tokens === "chars") {
+      showMessage(`The prime has characters the model does not know: ${named}`);
       done();
       return;
     }
-    showMessage("");
+    showMessage(unknown.length ? `Read as <UNK>, tokens the model does not know: ${named}` : "");
     const net = theNetwork();
     const state = net.zeroState();
     const uniform = randomSource(seed);
@@ -264,7 +281,11 @@
     const chosen = $("label").value;
     const label = chosen && chosen !== "<any>" ? model.vocab.indexOf(`<label:${chosen}>`) : 0;
     let logits = net.step(state, EOS, label);
-    for (const id of encode(prime)) logits = net.step(state, id, label);
+    let row = 0;                                    // no prime: the first token of a text
+    for (const id of encode(prime)) {
+      logits = net.step(state, id, label);
+      row = rowAfter(id);
+    }
     const primeSpan = document.createElement("span");
     primeSpan.className = "prime";
     primeSpan.textContent = prime;
@@ -277,18 +298,19 @@
       const until = performance.now() + 12;
       let piece = "";
       while (made < length && performance.now() < until) {
-        const token = draw(drawProbabilities(logits, temperature, made === 0 && prime === ""), uniform());
+        const token = draw(drawProbabilities(logits, temperature, row), uniform());
         made++;
         if (token === EOS && lines) { made = length; break; }
         piece += token === EOS ? "\n" : model.vocab[token];
         logits = net.step(state, token, label);
+        row = rowAfter(token);
       }
       text.data += piece;
       if (made < length) {
         soon(chunk);
       } else {
         const shown = temperature === 0 ? 1 : temperature;   // at 0 every bar but one is empty
-        showNext(drawProbabilities(logits, shown, false), shown);
+        showNext(drawProbabilities(logits, shown, row), shown);
         done();
       }
     }
@@ -351,12 +373,12 @@
 
     const container = $("neuron-text");
     const spans = [];
-    data.text.examples.forEach((example) => {
+    data.text.tokens.forEach((tokens) => {         // each example's tokens, one span each
       const block = document.createElement("div");
       block.className = lines ? "neuron-line" : "neuron-stream";
-      for (const ch of example) {
+      for (const token of tokens) {
         const span = document.createElement("span");
-        span.textContent = ch === "\n" ? "⏎\n" : ch;
+        span.textContent = token === "\n" ? "⏎\n" : token;
         span.dataset.i = String(spans.length);
         spans.push(span);
         block.append(span);
@@ -422,6 +444,6 @@
 
   setUpSampler();
   setUpNeurons();
-  window.charlmReport = { distributions, encode, vocab: model.vocab, drawing: () => drawing };
+  window.charlmReport = { distributions, encode, split, vocab: model.vocab, drawing: () => drawing };
   soon(runSampler);                   // a first sample, once the page is shown
 })();
