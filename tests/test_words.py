@@ -311,39 +311,3 @@ def test_lines_mode_and_resume(tmp_path):
     assert resumed["steps"] == 9 and resumed["tokens"] == "words"
     score = charlm_json("score", "--model", "l.npz", "the cat sat", "--json")["results"][0]
     assert score["num_tokens"] == 6 and score["num_chars"] == len("the cat sat") + 1
-
-
-def test_mpi_refuses_a_word_model_in_one_line(tmp_path, prose_file):
-    import os
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-    from conftest import charlm_command
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    if not mpiexec.exists() or importlib_missing("mpi4py"):
-        pytest.skip("the mpi extra is not installed")
-    for args in (["--tokens", "words"], []):
-        if not args:        # resuming a word model under MPI
-            shutil.copy(write_trained_copy(tmp_path, prose_file), tmp_path / "m.npz")
-            args = ["--resume", "--steps", "4"]
-        before = sorted(os.listdir(tmp_path))
-        result = subprocess.run([str(mpiexec), "-n", "2"] + charlm_command()
-                                + ["train", str(prose_file), "--out", "m.npz", *args],
-                                capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                                env=dict(os.environ, CHARLM_THREADS="1"))
-        assert_one_line_error(result, 2, "--tokens words does not train under MPI")
-        assert sorted(os.listdir(tmp_path)) == before
-
-
-def importlib_missing(name):
-    import importlib.util
-    return importlib.util.find_spec(name) is None
-
-
-def write_trained_copy(tmp_path, corpus):
-    out = tmp_path / "trained.npz"
-    result = run_charlm("train", corpus, "--tokens", "words", "--steps", 2, "--hidden", 8,
-                        "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
