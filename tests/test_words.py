@@ -311,3 +311,12 @@ def test_lines_mode_and_resume(tmp_path):
     assert resumed["steps"] == 9 and resumed["tokens"] == "words"
     score = charlm_json("score", "--model", "l.npz", "the cat sat", "--json")["results"][0]
     assert score["num_tokens"] == 6 and score["num_chars"] == len("the cat sat") + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from("ab1é'’- \t\n._")), st.lists(st.integers(0, 40), max_size=6))
+def test_a_text_cut_in_pieces_gives_the_tokens_of_the_whole(text, cuts):
+    """What a prepared corpus's word copy relies on: it cuts the text a piece at a time."""
+    cuts = sorted(min(c, len(text)) for c in cuts)
+    pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+    assert [t for part in words.split_chunks(pieces) for t in part] == words.split(text)

@@ -317,6 +317,17 @@ def prepare_corpus(path, encoding="utf-8", mode="auto", force=False, progress=No
         raise
 
 
+def prepare_words(corpus, mode="auto", progress=None):
+    """Give a prepared corpus its word copy (``charlm prepare --tokens words``) and, with mode
+    "lines", or "auto" when the text reads as lines, its word line index, where it has none yet.
+    Returns whether it wrote the word copy."""
+    built = not corpus.has_words
+    corpus.word_ids(progress)
+    if mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines"):
+        corpus.word_line_spans()
+    return built
+
+
 def _remove(path):
     """Remove a file, or a folder if it is empty; nothing if that cannot be done."""
     try:
