@@ -311,3 +311,14 @@ def test_held_out_unknown_words_pay_for_their_spelling_from_either_path(tmp_path
     again = Notices()
     new_trainer(str(corpus), str(tmp_path / "c.npz"), reporter=again, **options).release()
     assert not any(n.startswith(("preparing", "cutting")) for n in again.notices)
+
+
+def test_a_corpus_changed_since_it_was_prepared_is_not_cut_into_words(tmp_path):
+    from charlm.text.words import WordCorpus
+    path = tmp_path / "c.txt"
+    path.write_text("one two\n")
+    corpus, _ = prepared.prepare_corpus(str(path))
+    path.write_text("one two three\n")
+    with pytest.raises(CorpusError, match="changed since it was prepared"):
+        WordCorpus(corpus)
+    assert not corpus.has_words and not (tmp_path / "c.txt.charlm" / "words.bin.tmp").exists()

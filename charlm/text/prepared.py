@@ -159,9 +159,10 @@ class PreparedCorpus:
     def line_spans(self):
         """(n, 2) int64 rows (start, length) of the lines with a non-space character."""
         return self._line_spans(lambda meta: meta, "lines.bin", lambda: (
-            self.mapped_ids().array, self.meta["chars"], self._newlines()))
+            self.mapped_ids().array, self.meta["chars"], self.newline_count()))
 
-    def _newlines(self):
+    def newline_count(self):
+        """The newlines of the text."""
         chars = self.meta["chars"]
         return self.meta["counts"][chars.index("\n")] if "\n" in chars else 0
 
@@ -355,7 +356,8 @@ def _prepare_locked(path, encoding, mode, force, progress, text_file, folder):
         corpus = PreparedCorpus(folder, meta)
         if mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines"):
             meta["line_index"] = _write_line_index(corpus.mapped_ids().array, meta["chars"],
-                                                   corpus._newlines(), os.path.join(folder, "lines.bin"))
+                                                   corpus.newline_count(),
+                                                   os.path.join(folder, "lines.bin"))
         meta["seconds"] = round(time.perf_counter() - started, 3)
         _write_meta(folder, meta)
     return corpus, True

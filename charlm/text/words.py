@@ -232,7 +232,7 @@ class WordCorpus:
         self.corpus, self.name, self.chars = corpus, corpus.name, corpus.chars
         if isinstance(corpus, Corpus):
             numbers = TokenNumbers()
-            self.numbers = np.concatenate([[EOS_ID], numbers.of(split(corpus.text))]).astype(np.int32)
+            self.numbers = np.concatenate([np.int32([EOS_ID]), numbers.of(split(corpus.text))])
             self.types, self.mapped = numbers.types, None
         else:
             if reporter is not None and not corpus.has_words:
@@ -240,7 +240,8 @@ class WordCorpus:
                                 f"({corpus.folder}): later runs reuse them")
             self.types, self.mapped = corpus.word_ids(reporter.preparing if reporter else None)
             self.numbers = self.mapped.array
-        self.lengths = np.array([0, 0] + [len(t) for t in self.types], np.int64)  # by number
+        # the characters of the token numbered k (none for <EOS>, and 1 numbers no token)
+        self.lengths = np.array([0, 0] + [len(t) for t in self.types], np.int64)
         self._lines, self._counted = None, {}
 
     def detect_mode(self):
