@@ -181,6 +181,43 @@ def test_threads_per_rank_are_the_cores_shared_among_the_ranks_on_them(tmp_path,
     assert finished(done)["distributed"]["threads_per_rank"] == max(1, cores // 2)
 
 
+WORDS = ["--tokens", "words", "--vocab-size", "12"]
+
+
+@needs_mpi
+@pytest.mark.parametrize("corpus", ["prose_file", "names_file"])
+def test_a_word_model_on_two_ranks_equals_one_process_of_two(tmp_path, request, corpus):
+    corpus = request.getfixturevalue(corpus)
+    two = finished(ranks(2, "train", corpus, "--steps", 6, "--out", tmp_path / "two.npz",
+                         *WORDS, *OPTIONS))
+    finished(one_process("train", corpus, "--steps", 6, "--out", tmp_path / "one.npz", *WORDS,
+                         *OPTIONS))
+    assert two["tokens"] == "words" and two["vocab_size"] == 14
+    assert_same_run(tmp_path / "two.npz", tmp_path / "one.npz")
+    sample = one_process("sample", "--model", tmp_path / "two.npz", "--length", 5, "--json")
+    assert sample.returncode == 0, sample.stderr
+    score = json.loads(one_process("score", "--model", tmp_path / "two.npz", "the cat",
+                                   "--json").stdout)["results"][0]
+    lines = corpus.name == "names.txt"         # a line's closing <EOS> counts as a character
+    assert score["tokens"] == "words" and score["num_chars"] == len("the cat") + lines
+
+
+@needs_mpi
+def test_ranks_cut_a_prepared_corpus_into_words_once_and_resume(tmp_path, prose_file):
+    """Rank 0 writes the word copy of a corpus prepared without one; the other rank reads it."""
+    assert run(charlm_command() + ["prepare", str(prose_file)], 1).returncode == 0
+    out = tmp_path / "two.npz"
+    finished(ranks(2, "train", prose_file, "--steps", 4, "--out", out, *WORDS, *OPTIONS))
+    assert (Path(f"{prose_file}.charlm") / "words.bin").exists()
+    resumed = finished(ranks(2, "train", prose_file, "--out", out, "--resume", "--steps", 8,
+                             "--json"))
+    assert resumed["steps"] == 8 and resumed["tokens"] == "words"
+    (Path(f"{prose_file}.charlm") / "meta.json").unlink()       # the whole run from memory
+    finished(one_process("train", prose_file, "--steps", 8, "--out", tmp_path / "one.npz",
+                         *WORDS, *OPTIONS))
+    assert_same_run(out, tmp_path / "one.npz", same_history=False)
+
+
 def failing_job(tmp_path, corpus, how):
     """Rank 0 runs charlm, rank 1 the failing copy; returns (the finished job, its --out)."""
     script = tmp_path / "failing_rank.py"

@@ -223,3 +223,102 @@ def test_validation_reads_at_most_val_max_chars(tmp_path, prose_file, names_file
                                val_max_chars=20, steps=1, hidden_size=8, reporter=reporter)
     assert 0 < trainer.dataset.val_tokens <= 20
     assert any("--val-max-chars" in n for n in reporter.notices)
+
+
+# ---- word tokens (--tokens words) ------------------------------------------------------------------
+
+WORD_TEXTS = TEXTS + ["don't well-known o’er\n\n  'tis b--c x_y\n", "a-\nb' c’ d\r\ne\n\n\n"]
+
+
+@pytest.mark.parametrize("text", WORD_TEXTS)
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 1 << 20])
+def test_prepared_word_numbers_are_the_in_memory_ones(tmp_path, monkeypatch, text, chunk_bytes):
+    from charlm.text.words import WordCorpus
+    monkeypatch.setattr(prepared, "WORD_CHUNK_BYTES", chunk_bytes)
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(text.encode("utf-8"))
+    corpus, _ = prepared.prepare_corpus(str(path))
+    mapped, memory = WordCorpus(corpus), WordCorpus(read_corpus(str(path)))
+    assert mapped.types == memory.types
+    assert np.array_equal(mapped.numbers, memory.numbers)
+    assert np.array_equal(np.asarray(mapped.line_spans()), memory.line_spans())
+    assert prepared.find(str(path))[0].meta["words"]["line_index"] == len(memory.line_spans())
+
+
+def write_words(path):
+    """Lines of words from a small set, and a rare word in every fifth line (so the held-out part
+    holds <UNK>s, whose spelling validation pays for)."""
+    rng = np.random.default_rng(5)
+    common = ["the", "cat", "sat", "don't", "well-known", "o’er", ",", "."]
+    lines = [" ".join(rng.choice(common, 1 + k % 7)) + (f" rare{k}" if k % 5 == 0 else "")
+             for k in range(200)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def train_json(*args):
+    done = run_charlm("train", *args, "--tokens", "words", "--hidden", 16, "--batch-size", 6,
+                      "--seq-len", 12, "--eval-every", 4, "--dropout", 0.3, "--seed", 5, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("mode", ["stream", "lines"])
+def test_a_word_model_trains_from_the_prepared_copy_as_from_memory(tmp_path, mode):
+    corpus = write_words(tmp_path / "words.txt")
+    memory = train_json(corpus, "--mode", mode, "--steps", 8, "--out", "memory.npz")
+    report = json.loads(run_charlm("prepare", corpus, "--tokens", "words", "--mode", mode,
+                                   "--json").stdout)
+    # 8 common tokens, " ", "\n" and 40 rare words; the vocabulary waits for the training part
+    assert report["built"] and report["distinct_tokens"] == 50 and report["vocab_size"] is None
+    assert np.fromfile(report["path"], np.uint8).size == report["tokens"] + 1
+    assert (report["lines"] == 200) == (mode == "lines")
+    again = json.loads(run_charlm("prepare", corpus, "--tokens", "words", "--json").stdout)
+    assert not again["built"] and again["path"] == report["path"]
+    mapped = train_json(corpus, "--mode", mode, "--steps", 8, "--out", "mapped.npz")
+    # the same vocabulary, weights and validation figures (bits per character, <UNK>s spelt out)
+    memory_arrays, memory_history = checkpoint_arrays(tmp_path / "memory.npz")
+    mapped_arrays, mapped_history = checkpoint_arrays(tmp_path / "mapped.npz")
+    assert memory_arrays.keys() == mapped_arrays.keys()
+    for name, array in memory_arrays.items():
+        assert np.array_equal(array, mapped_arrays[name]), name
+    assert len(memory_history) == 2 and memory_history == mapped_history
+    assert memory["best_val_bpc"] == mapped["best_val_bpc"]
+    # a run from memory resumes from the map, and its checkpoint scores
+    resumed = train_json(corpus, "--out", "memory.npz", "--resume", "--steps", 10)
+    assert resumed["steps"] == 10
+    score = run_charlm("score", "--model", "memory.npz", "the cat sat on a zebra", "--json")
+    assert json.loads(score.stdout)["results"][0]["unknown"] == ["on", "a", "zebra"]
+
+
+def test_held_out_unknown_words_pay_for_their_spelling_from_either_path(tmp_path, monkeypatch):
+    corpus = write_words(tmp_path / "words.txt")
+    options = dict(tokens="words", steps=1, hidden_size=8, mode="stream", val_frac=0.2)
+    memory = new_trainer(str(corpus), str(tmp_path / "a.npz"), **options)
+    memory.release()
+    monkeypatch.setattr(prepared, "LARGE_BYTES", 1000)       # too large for memory: prepared
+    reporter = Notices()
+    mapped = new_trainer(str(corpus), str(tmp_path / "b.npz"), reporter=reporter, **options)
+    mapped.release()
+    assert isinstance(mapped.dataset.train.ids, prepared.TokenIds)
+    assert any(n.startswith(f"preparing {corpus}") for n in reporter.notices)
+    assert any(n.startswith(f"cutting {corpus} into words once") for n in reporter.notices)
+    assert memory.dataset.val_unk_nats > 0
+    for figure in ("val_chars", "val_tokens", "val_unk_nats", "chars_per_token"):
+        assert getattr(memory.dataset, figure) == getattr(mapped.dataset, figure), figure
+    assert memory.dataset.vocab.tokens == mapped.dataset.vocab.tokens
+    assert memory.evaluate() == mapped.evaluate()
+    again = Notices()
+    new_trainer(str(corpus), str(tmp_path / "c.npz"), reporter=again, **options).release()
+    assert not any(n.startswith(("preparing", "cutting")) for n in again.notices)
+
+
+def test_a_corpus_changed_since_it_was_prepared_is_not_cut_into_words(tmp_path):
+    from charlm.text.words import WordCorpus
+    path = tmp_path / "c.txt"
+    path.write_text("one two\n")
+    corpus, _ = prepared.prepare_corpus(str(path))
+    path.write_text("one two three\n")
+    with pytest.raises(CorpusError, match="changed since it was prepared"):
+        WordCorpus(corpus)
+    assert not corpus.has_words and not (tmp_path / "c.txt.charlm" / "words.bin.tmp").exists()

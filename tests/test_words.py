@@ -355,37 +355,10 @@ def test_lines_mode_and_resume(tmp_path):
     assert len(shown["activations"]) == len(shown["tokens"]) == 11
 
 
-def test_mpi_refuses_a_word_model_in_one_line(tmp_path, prose_file):
-    import os
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-    from conftest import charlm_command
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    if not mpiexec.exists() or importlib_missing("mpi4py"):
-        pytest.skip("the mpi extra is not installed")
-    for args in (["--tokens", "words"], []):
-        if not args:        # resuming a word model under MPI
-            shutil.copy(write_trained_copy(tmp_path, prose_file), tmp_path / "m.npz")
-            args = ["--resume", "--steps", "4"]
-        before = sorted(os.listdir(tmp_path))
-        result = subprocess.run([str(mpiexec), "-n", "2"] + charlm_command()
-                                + ["train", str(prose_file), "--out", "m.npz", *args],
-                                capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                                env=dict(os.environ, CHARLM_THREADS="1"))
-        assert_one_line_error(result, 2, "--tokens words does not train under MPI")
-        assert sorted(os.listdir(tmp_path)) == before
-
-
-def importlib_missing(name):
-    import importlib.util
-    return importlib.util.find_spec(name) is None
-
-
-def write_trained_copy(tmp_path, corpus):
-    out = tmp_path / "trained.npz"
-    result = run_charlm("train", corpus, "--tokens", "words", "--steps", 2, "--hidden", 8,
-                        "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from("ab1é'’- \t\n._")), st.lists(st.integers(0, 40), max_size=6))
+def test_a_text_cut_in_pieces_gives_the_tokens_of_the_whole(text, cuts):
+    """What a prepared corpus's word copy relies on: it cuts the text a piece at a time."""
+    cuts = sorted(min(c, len(text)) for c in cuts)
+    pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+    assert [t for part in words.split_chunks(pieces) for t in part] == words.split(text)

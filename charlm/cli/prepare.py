@@ -9,6 +9,7 @@ EXAMPLES = """
 Examples:
   charlm prepare wiki.txt                  # writes wiki.txt.charlm/ beside it
   charlm prepare logs.txt --mode lines     # also index the lines (one example per line)
+  charlm prepare wiki.txt --tokens words   # also cut it into words, for train --tokens words
   charlm prepare wiki.txt --json | jq .tokens
   charlm train wiki.txt --max-time 2h      # then reads the prepared ids, not the text
 """
@@ -21,17 +22,24 @@ Examples:
 @click.option("--mode", type=click.Choice(["auto", "stream", "lines"]), default="auto",
               show_default=True,
               help="lines (or auto, for a text that reads as lines) also indexes its lines.")
+@click.option("--tokens", type=click.Choice(["chars", "words"]), default="chars",
+              show_default=True,
+              help="words: also cut the text into word tokens, as train --tokens words reads it "
+                   "(docs/words.md); the figures printed are then of the words.")
 @click.option("--force", is_flag=True, help="Prepare again even if the prepared copy is current.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"tokens", "vocab_size", "path", "dtype", "mode", "built", "seconds", '
-                   '"mb_per_sec"}.')
+                   '"mb_per_sec"}; with --tokens words, "distinct_tokens" too.')
 @reports_errors
-def prepare(corpus, encoding, mode, force, as_json):
+def prepare(corpus, encoding, mode, tokens, force, as_json):
     """Read CORPUS once, in chunks, and write its token ids as a memory-mappable file with a small
     JSON description, in CORPUS.charlm/ beside it (or in the cache folder where that cannot be
     written). charlm train then reads the ids instead of the text, so its memory does not grow
     with the corpus; it prepares a corpus over 64 MB by itself, and prepares again a corpus that
-    has changed (size or modification time) since."""
+    has changed (size or modification time) since. --tokens words also writes the text's word
+    tokens, which train --tokens words reads (a run writes them itself the first time it needs
+    them)."""
+    import os
     import time
 
     from ..text import prepared
@@ -40,6 +48,8 @@ def prepare(corpus, encoding, mode, force, as_json):
     # a bar only on a terminal: in a file, its frames would be noise (docs/files.md)
     with PreparingBar(err, f"preparing {corpus}", enabled=not as_json and err.is_terminal) as bar:
         corpus_ids, built = prepared.prepare_corpus(corpus, encoding, mode, force, progress=bar.update)
+        if tokens == "words":
+            built = prepared.prepare_words(corpus_ids, mode, bar.update) or built
     seconds = time.perf_counter() - started
     meta = corpus_ids.meta
     size = meta["source"]["size"]
@@ -48,11 +58,18 @@ def prepare(corpus, encoding, mode, force, as_json):
                "path": corpus_ids.ids_path, "dtype": meta["dtype"], "mode": mode,
                "lines": meta["line_index"], "built": built, "seconds": round(seconds, 3),
                "mb_per_sec": round(size / 1e6 / seconds, 1) if built and seconds > 0 else None}
+    if tokens == "words":     # the vocabulary is counted on a run's training part, when it starts
+        entry = meta["words"]
+        summary.update(tokens=entry["tokens"], vocab_size=None, distinct_tokens=entry["types"],
+                       path=os.path.join(corpus_ids.folder, "words.bin"), dtype=entry["dtype"],
+                       lines=entry["line_index"])
     if as_json:
         print_json(summary)
         return
-    what = (f"{summary['tokens']:,} characters, {summary['vocab_size']} tokens "
-            f"({meta['dtype']}), {summary['mode']} mode")
+    what = (f"{summary['tokens']:,} word tokens, {summary['distinct_tokens']:,} distinct"
+            if tokens == "words" else
+            f"{summary['tokens']:,} characters, {summary['vocab_size']} tokens")
+    what += f" ({summary['dtype']}), {summary['mode']} mode"
     if built:
         out.print(f"[green]Prepared {corpus}[/]: {what}, in {seconds:.1f}s "
                   f"({summary['mb_per_sec']:,} MB/s) -> [bold]{corpus_ids.folder}[/]")

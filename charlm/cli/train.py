@@ -96,8 +96,6 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
                                           distributed.launched())
     if not distributed.launched():
         return _train(None, corpus, out, resume, force, encoding, as_json, quiet, options)
-    from ..text.words import refuse_mpi
-    refuse_mpi(options.get("tokens"), resume, out, distributed.launched()[0])
     from ..network.parallel import blas_for
     group = distributed.join()
     # a rank of one thread calls BLAS outside parallel.fan_out: one BLAS thread, as a thread has

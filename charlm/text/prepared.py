@@ -17,10 +17,19 @@ absolute path). It holds
 - ``lines.bin`` (lines mode): int64 rows (start, length) of the lines that hold a non-space
   character, as positions in ``ids.bin``; built by ``charlm prepare`` for a text in lines mode,
   else when a run first needs it.
+- ``words.bin``, ``words.json`` (for word models, ``--tokens words``): ``<EOS>`` and then the number
+  of every word token of the text (``charlm.text.words.split``), the tokens numbered from 2 in
+  order of first appearance, in the narrowest type as for ``ids.bin``; ``words.json`` lists the
+  distinct tokens in number order. Written by ``charlm prepare --tokens words``, else when a run
+  first needs them, in one more pass over the text (``WORD_CHUNK_BYTES`` at a time). Training
+  counts its vocabulary on them and reads them through a table to its ids
+  (``charlm.text.words.WordCorpus``). ``word_lines.bin``: the line index in these positions,
+  built as ``lines.bin`` is.
 - ``meta.json``: the source's absolute path, size, modification time (ns) and encoding; the
   number of characters and the CRC-32 of the text in UTF-8 (what a checkpoint's corpus check
   compares); the characters (in id order) and their counts; what mode detection needs of the
-  lines; the id type.
+  lines; the id type; under ``words``, what describes the word copy (tokens, distinct tokens,
+  newlines, id type, line index), once there is one.
 
 A prepared corpus is current while its source keeps the size and modification time it had and is
 read in the same encoding; otherwise it is stale, and preparing again rebuilds it. ``meta.json``
@@ -43,6 +52,7 @@ import zlib
 import numpy as np
 
 from . import corpus as data
+from . import words
 from ..errors import CorpusError
 from ..kernels import tokens as kernels
 from .textfile import TextFile
@@ -52,6 +62,9 @@ FORMAT, VERSION = "charlm-prepared", 1
 LARGE_BYTES = 64 << 20           # train prepares a corpus larger than this by itself
 CHUNK_BYTES = 16 << 20           # bytes of text decoded at a time
 IDS_CHUNK = 64 << 20             # ids rewritten or scanned at a time
+WORD_CHUNK_BYTES = 1 << 20       # bytes of text cut into words at a time: about 250,000 tokens,
+                                 # each a Python str while its chunk is numbered
+WORD_FILES = ("words.bin", "words.json", "word_lines.bin")
 UNICODE = 0x110000               # code points
 
 
@@ -112,7 +125,7 @@ class PreparedCorpus:
         self.name = meta["source"]["path"]
         self.chars = meta["tokens"]
         self.ids_path = os.path.join(folder, "ids.bin")
-        self._mapped = None
+        self._mapped = self._words = None
 
     def detect_mode(self):
         s = self.meta["line_stats"]
@@ -145,15 +158,58 @@ class PreparedCorpus:
 
     def line_spans(self):
         """(n, 2) int64 rows (start, length) of the lines with a non-space character."""
-        path = os.path.join(self.folder, "lines.bin")
-        if self.meta.get("line_index") is None:
+        return self._line_spans(lambda meta: meta, "lines.bin", lambda: (
+            self.mapped_ids().array, self.meta["chars"], self.newline_count()))
+
+    def newline_count(self):
+        """The newlines of the text."""
+        chars = self.meta["chars"]
+        return self.meta["counts"][chars.index("\n")] if "\n" in chars else 0
+
+    @property
+    def has_words(self):
+        """Whether this copy holds the word tokens (:meth:`word_ids` reads them at once)."""
+        return self.meta.get("words") is not None
+
+    def word_ids(self, progress=None):
+        """(types, MappedIds): ``<EOS>`` and the number of every word token of the text,
+        ``types[k - 2]`` being the token numbered k. Written now if this copy has none yet (one
+        more pass over the text, followed by ``progress(done, total)`` in bytes)."""
+        if not self.has_words:
             with _locked(self.folder):
                 self.meta = _read_meta(self.folder) or self.meta
-                if self.meta.get("line_index") is None:
-                    self.meta["line_index"] = _write_line_index(self.mapped_ids().array, self.meta,
-                                                                path)
+                if not self.has_words:
+                    self.meta["words"] = _build_words(self, progress)
                     _write_meta(self.folder, self.meta)
-        rows = self.meta["line_index"]
+        if self._words is None:
+            entry = self.meta["words"]
+            with open(os.path.join(self.folder, "words.json"), encoding="utf-8") as f:
+                types = json.load(f)
+            mapped = MappedIds(os.path.join(self.folder, "words.bin"), np.dtype(entry["dtype"]))
+            if len(mapped.array) != entry["tokens"] + 1 or len(types) != entry["types"]:
+                raise CorpusError(f"{self.folder} does not hold the word tokens its meta.json "
+                                  f"describes; run charlm prepare {self.name} --force")
+            self._words = types, mapped
+        return self._words
+
+    def word_line_spans(self):
+        """:meth:`line_spans` in the positions of :meth:`word_ids`."""
+        types, mapped = self.word_ids()
+        return self._line_spans(lambda meta: meta["words"], "word_lines.bin", lambda: (
+            mapped.array, types, self.meta["words"]["newlines"]))
+
+    def _line_spans(self, entry, name, source):
+        """The line index kept in the file name of the folder, its row count in
+        ``entry(meta)["line_index"]``; built from ``source()`` = (ids, tokens, newlines) if there is
+        none yet."""
+        path = os.path.join(self.folder, name)
+        if entry(self.meta).get("line_index") is None:
+            with _locked(self.folder):
+                self.meta = _read_meta(self.folder) or self.meta
+                if entry(self.meta).get("line_index") is None:
+                    entry(self.meta)["line_index"] = _write_line_index(*source(), path)
+                    _write_meta(self.folder, self.meta)
+        rows = entry(self.meta)["line_index"]
         if rows == 0:
             return np.zeros((0, 2), np.int64)
         return np.memmap(path, np.int64, "r", shape=(rows, 2))
@@ -262,6 +318,17 @@ def prepare_corpus(path, encoding="utf-8", mode="auto", force=False, progress=No
         raise
 
 
+def prepare_words(corpus, mode="auto", progress=None):
+    """Give a prepared corpus its word copy (``charlm prepare --tokens words``) and, with mode
+    "lines", or "auto" when the text reads as lines, its word line index, where it has none yet.
+    Returns whether it wrote the word copy."""
+    built = not corpus.has_words
+    corpus.word_ids(progress)
+    if mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines"):
+        corpus.word_line_spans()
+    return built
+
+
 def _remove(path):
     """Remove a file, or a folder if it is empty; nothing if that cannot be done."""
     try:
@@ -277,7 +344,7 @@ def _prepare_locked(path, encoding, mode, force, progress, text_file, folder):
             return current, False
         started = time.perf_counter()
         source = _source(path, encoding)
-        for name in ("meta.json", "lines.bin"):
+        for name in ("meta.json", "lines.bin") + WORD_FILES:
             if os.path.exists(os.path.join(folder, name)):
                 os.remove(os.path.join(folder, name))
         try:
@@ -288,7 +355,8 @@ def _prepare_locked(path, encoding, mode, force, progress, text_file, folder):
         meta.update(format=FORMAT, version=VERSION, source=source, line_index=None)
         corpus = PreparedCorpus(folder, meta)
         if mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines"):
-            meta["line_index"] = _write_line_index(corpus.mapped_ids().array, meta,
+            meta["line_index"] = _write_line_index(corpus.mapped_ids().array, meta["chars"],
+                                                   corpus.newline_count(),
                                                    os.path.join(folder, "lines.bin"))
         meta["seconds"] = round(time.perf_counter() - started, 3)
         _write_meta(folder, meta)
@@ -383,26 +451,70 @@ def id_type(tokens):
     return np.dtype(np.uint8 if tokens <= 1 << 8 else np.uint16 if tokens <= 1 << 16 else np.uint32)
 
 
-def _write_line_index(ids, meta, path):
-    """Write the rows (start, length) of the non-blank lines to path; returns their number."""
-    chars = meta["chars"]
-    space = np.array([False, False] + [ch.isspace() for ch in chars])
-    newline = chars.index("\n") + 2 if "\n" in chars else -1
-    most = (meta["counts"][newline - 2] if newline >= 0 else 0) + 1
-    out = np.memmap(path, np.int64, "w+", shape=(most, 2))
+def _write_line_index(ids, tokens, newlines, path):
+    """Write the rows (start, length) of the non-blank lines of ids to path (see
+    :func:`index_lines`; the text has ``newlines`` newlines); returns their number."""
+    out = np.memmap(path, np.int64, "w+", shape=(newlines + 1, 2))
     rows_out = out.view(np.ndarray)
-    state = np.array([1, 0], np.int64)        # the first line starts after <EOS>
-    rows = 0
-    for start in range(1, len(ids), IDS_CHUNK):
-        rows += kernels.line_spans(ids[start:start + IDS_CHUNK], start, newline, space, state,
-                                   rows_out[rows:])
-    if state[1]:
-        out[rows] = state[0], len(ids) - state[0]
-        rows += 1
+    rows = index_lines(ids, tokens, rows_out)
     out.flush()
     del rows_out, out
     os.truncate(path, rows * 16)
     return rows
+
+
+def index_lines(ids, tokens, out):
+    """Write to out (int64, a row more than the newlines) the rows (start, length) of the lines of
+    ids (``<EOS>``, then ids k >= 2 standing for ``tokens[k - 2]``) that hold a token that is not
+    white space; returns their number."""
+    space = np.array([False, False] + [t.isspace() for t in tokens])
+    newline = tokens.index("\n") + 2 if "\n" in tokens else -1
+    state = np.array([1, 0], np.int64)        # the first line starts after <EOS>
+    rows = 0
+    for start in range(1, len(ids), IDS_CHUNK):
+        rows += kernels.line_spans(ids[start:start + IDS_CHUNK], start, newline, space, state,
+                                   out[rows:])
+    if state[1]:
+        out[rows] = state[0], len(ids) - state[0]
+        rows += 1
+    return rows
+
+
+def _build_words(corpus, progress):
+    """Write words.bin and words.json from the corpus's source text (which must be the one it was
+    prepared from); returns the meta entry that describes them."""
+    source = corpus.meta["source"]
+    if _source(source["path"], source["encoding"]) != source:
+        raise CorpusError(f"{corpus.name} changed since it was prepared: run charlm prepare "
+                          f"{corpus.name} again")
+    text_file = TextFile(source["path"], source["encoding"], WORD_CHUNK_BYTES)
+    numbers = words.TokenNumbers()
+    tokens = newlines = 0
+    path = os.path.join(corpus.folder, "words.bin")
+    try:
+        with _IdsWriter(path + ".tmp") as writer:
+            for part in words.split_chunks(_reported(text_file, progress)):
+                ids = numbers.of(part)
+                if len(numbers) + 2 > np.iinfo(writer.dtype).max + 1:
+                    writer.widen(id_type(len(numbers) + 2))
+                writer.write(ids.astype(writer.dtype))
+                tokens, newlines = tokens + len(part), newlines + part.count("\n")
+    except BaseException:
+        _remove(path + ".tmp")
+        raise
+    with open(os.path.join(corpus.folder, "words.json"), "w", encoding="utf-8") as f:
+        json.dump(numbers.types, f, ensure_ascii=True)
+    os.replace(path + ".tmp", path)
+    return {"tokens": tokens, "types": len(numbers), "newlines": newlines,
+            "dtype": writer.dtype.name, "line_index": None}
+
+
+def _reported(text_file, progress):
+    """The chunks of text_file, calling ``progress(done, total)`` in bytes after each."""
+    for text in text_file.chunks():
+        yield text
+        if progress is not None:
+            progress(text_file.bytes_read, text_file.size)
 
 
 # ---- what train reads ----------------------------------------------------------------------------

@@ -62,6 +62,41 @@ def split(text):
     return TOKEN.findall(text)
 
 
+def split_chunks(chunks):
+    """The tokens of a text given in pieces (an iterable of str), as a list per piece: together,
+    ``split("".join(chunks))``. Each piece's last two tokens wait for the next piece: a token that
+    ends two or more characters before the cut is decided by characters before it (a word goes on
+    only through a letter, or a joiner followed by a letter), so only the last token, or a word
+    before a joiner that ends the piece (``well-`` then ``known``), can change."""
+    held = ""
+    for chunk in chunks:
+        tokens = split(held + chunk)
+        held = "".join(tokens[-2:])
+        yield tokens[:-2]
+    yield split(held)
+
+
+class TokenNumbers:
+    """Numbers tokens in order of first appearance from 2 (0 and 1 are <EOS> and <UNK> in a
+    vocabulary): ``types[k - 2]`` is the token numbered k."""
+
+    def __init__(self):
+        self.number = {}
+
+    def __len__(self):
+        return len(self.number)
+
+    def of(self, tokens):
+        """int32 numbers of tokens, numbering the new ones."""
+        number = self.number
+        return np.fromiter((number.setdefault(t, len(number) + 2) for t in tokens), np.int32,
+                           len(tokens))
+
+    @property
+    def types(self):
+        return list(self.number)
+
+
 def is_word(token):
     return WORD.fullmatch(token) is not None
 
@@ -79,17 +114,19 @@ class Spelling:
         self._other = float(self.char_log_probs[-1])
 
     @classmethod
-    def from_tokens(cls, tokens, unknown):
-        """Counted from the training text's tokens; ``unknown`` are those read as <UNK>."""
+    def from_counts(cls, tokens, unknown):
+        """Counted from the training text's tokens ({token: occurrences}); ``unknown`` are those
+        read as <UNK>, with theirs."""
         counts = Counter()
-        for t in tokens:
-            counts.update(t)
+        for t, n in tokens.items():
+            for c, k in Counter(t).items():
+                counts[c] += n * k
         chars = sorted(counts)
         total = sum(counts.values()) + len(chars) + 1          # add-one, one count for the rest
         logs = [math.log((counts[c] + 1) / total) for c in chars]
         logs.append(math.log(1 / total) - math.log(CODE_POINTS - len(chars)))
         spelt = unknown if unknown else tokens
-        stop = len(spelt) / max(1, sum(map(len, spelt)))
+        stop = sum(spelt.values()) / max(1, sum(n * len(t) for t, n in spelt.items()))
         return cls(chars, logs, min(1.0, stop))
 
     def log_prob(self, token):
@@ -221,21 +258,33 @@ def vocab_for(kind, tokens, arrays):
 
 # ---- a corpus cut into words ---------------------------------------------------------------------
 
-class WordCorpus:
-    """An in-memory corpus (``corpus.Corpus``) read as word tokens: the interface the trainer
-    uses (``chars``, ``detect_mode``, ``fingerprint``, ``ids``, ``line_spans``, ``vocab``)."""
+COUNT_CHUNK = 1 << 22       # token numbers counted at a time
 
-    def __init__(self, corpus):
+
+class WordCorpus:
+    """A corpus read as word tokens: ``<EOS>``, then the number of each token in order of first
+    appearance (:class:`TokenNumbers`; ``types[k - 2]`` is token k), cut in memory from a
+    ``corpus.Corpus`` or read from a ``prepared.PreparedCorpus``'s word copy. The interface the
+    trainer uses (``chars``, ``detect_mode``, ``fingerprint``, ``ids``, ``line_spans``, ``vocab``).
+    The vocabulary and the figures in characters are counted from the numbers alone, a chunk at a
+    time, so both kinds of corpus give the same ones and the numbers need not fit in memory."""
+
+    def __init__(self, corpus, reporter=None):
         from .corpus import Corpus
-        if not isinstance(corpus, Corpus):
-            raise UsageError(f"--tokens words reads its corpus in memory; {corpus.name} is read "
-                             f"from its prepared copy ({getattr(corpus, 'folder', 'on disk')}: "
-                             "charlm prepare, or a corpus too large for memory), which word "
-                             "models do not read yet")
-        self.corpus, self.name, self.text = corpus, corpus.name, corpus.text
-        self.tokens = split(corpus.text)
-        self.lengths = np.fromiter(map(len, self.tokens), np.int64, len(self.tokens))
-        self.chars = corpus.chars
+        self.corpus, self.name, self.chars = corpus, corpus.name, corpus.chars
+        if isinstance(corpus, Corpus):
+            numbers = TokenNumbers()
+            self.numbers = np.concatenate([np.int32([EOS_ID]), numbers.of(split(corpus.text))])
+            self.types, self.mapped = numbers.types, None
+        else:
+            if reporter is not None and not corpus.has_words:
+                reporter.notice(f"cutting {corpus.name} into words once, into its prepared copy "
+                                f"({corpus.folder}): later runs reuse them")
+            self.types, self.mapped = corpus.word_ids(reporter.preparing if reporter else None)
+            self.numbers = self.mapped.array
+        # the characters of the token numbered k (none for <EOS>, and 1 numbers no token)
+        self.lengths = np.array([0, 0] + [len(t) for t in self.types], np.int64)
+        self._lines, self._counted = None, {}
 
     def detect_mode(self):
         return self.corpus.detect_mode()
@@ -244,38 +293,51 @@ class WordCorpus:
         return self.corpus.fingerprint()
 
     def ids(self, vocab):
-        """(tokens + 1,) int32: <EOS>, then the id of every token."""
-        get = vocab.index.get
-        ids = np.empty(len(self.tokens) + 1, np.int32)
-        ids[0] = EOS_ID
-        ids[1:] = np.fromiter((get(t, UNK_ID) for t in self.tokens), np.int32, len(self.tokens))
-        return ids
+        """<EOS> and the id of every token in vocab: int32 in memory, ``prepared.TokenIds`` read
+        from a prepared copy."""
+        new_id = np.array([EOS_ID, UNK_ID] + [vocab.index.get(t, UNK_ID) for t in self.types],
+                          np.int32)
+        if self.mapped is None:
+            return new_id[self.numbers]
+        from .prepared import TokenIds
+        return TokenIds(self.mapped, new_id)
 
     def line_spans(self):
         """(n, 2) rows (start, length) in :meth:`ids` of the lines that are not blank, in tokens."""
-        newlines = np.flatnonzero(np.array([t == "\n" for t in self.tokens] + [True])) + 1
-        starts = np.concatenate([[1], newlines[:-1] + 1])
-        spans = np.stack([starts, newlines - starts], axis=1)
-        blank = np.array([not "".join(self.tokens[s - 1:s - 1 + n]).strip() for s, n in spans])
-        return spans[~blank].astype(np.int64).reshape(-1, 2)
+        if self.mapped is not None:
+            return self.corpus.word_line_spans()
+        if self._lines is None:
+            from .prepared import index_lines
+            newline = self.types.index("\n") + 2 if "\n" in self.types else -1
+            out = np.empty((int(np.count_nonzero(self.numbers == newline)) + 1, 2), np.int64)
+            self._lines = out[:index_lines(self.numbers, self.types, out)]
+        return self._lines
 
-    def training_positions(self, config):
-        """Indices into :attr:`tokens` of the training part, as ``trainer.build_dataset`` splits."""
+    def counts(self, spans):
+        """(types + 2,) int64: how often each number occurs in the rows (start, length) of spans
+        (ascending and disjoint, positions in :meth:`ids`)."""
+        spans = np.asarray(spans, np.int64).reshape(-1, 2)
+        key = spans.tobytes()
+        if key not in self._counted:
+            self._counted[key] = _count_within(self.numbers, spans, len(self.types) + 2)
+        return self._counted[key]
+
+    def training_spans(self, config):
+        """The training part as rows (start, length) of :meth:`ids`, as ``trainer.build_dataset``
+        splits it."""
         from . import corpus as data
         if config.mode == "lines":
             spans = self.line_spans()
             train, _ = data.split_line_indices(len(spans), config.val_frac, config.seed)
-            return np.concatenate([np.arange(s - 1, s - 1 + n) for s, n in spans[train]]
-                                  or [np.zeros(0, np.int64)])
-        n_train = int(len(self.tokens) * (1.0 - config.val_frac))
-        return np.arange(n_train)
+            return spans[train]
+        n_train = int((len(self.numbers) - 1) * (1.0 - config.val_frac))
+        return np.array([[1, n_train]], np.int64)
 
     def vocab(self, config):
         """(:class:`WordVocab`, notice) from the training part's counts (module docstring)."""
-        positions = self.training_positions(config)
-        counts = Counter(self.tokens[i] for i in positions)
-        if config.mode == "lines":
-            counts.pop("\n", None)
+        numbers = self.counts(self.training_spans(config))
+        seen = np.flatnonzero(numbers[2:]) + 2
+        counts = {self.types[k - 2]: int(numbers[k]) for k in seen}
         if not any(is_word(t) for t in counts):
             raise CorpusError(f"{self.name} has no word in its training text (a word is a run of "
                               "letters or digits): there is nothing for --tokens words to learn")
@@ -296,37 +358,50 @@ class WordCorpus:
             raise UsageError(f"--min-count {config.min_count} leaves no token of {self.name} a "
                              "token of its own: nothing would be learnt; lower it")
         chosen = set(kept)
-        train = [self.tokens[i] for i in positions]
-        unknown = [t for t in train if t not in chosen and t != "\n"]
-        share = len(unknown) / max(1, len(train))
+        unknown = {t: n for t, n in counts.items() if t not in chosen and t != "\n"}
+        share = sum(unknown.values()) / max(1, int(numbers.sum()))
         notice = (f"vocabulary: {len(kept):,} word tokens of the {len(counts):,} distinct ones "
                   f"in the training text ({how}); the rest, {share:.1%} of its tokens, read as <UNK>")
-        return WordVocab([EOS, UNK] + kept, Spelling.from_tokens(train, unknown)), notice
-
-    def characters(self, positions):
-        """Characters of the tokens at the given ids positions (ids = <EOS>, then the tokens)."""
-        return int(self.lengths[np.asarray(positions) - 1].sum())
+        return WordVocab([EOS, UNK] + kept, Spelling.from_counts(counts, unknown)), notice
 
 
-def tokenized(config, corpus, notices=None):
+def _count_within(numbers, spans, size):
+    """How often each number below size occurs within the rows (start, length) of spans
+    (ascending, disjoint) of numbers, read COUNT_CHUNK numbers at a time."""
+    counts = np.zeros(size, np.int64)
+    starts, ends = spans[:, 0], spans[:, 0] + spans[:, 1]
+    for lo in range(0, len(numbers), COUNT_CHUNK):
+        hi = min(lo + COUNT_CHUNK, len(numbers))
+        first, last = np.searchsorted(ends, lo, "right"), np.searchsorted(starts, hi)
+        # +1 where a span starts, -1 where it ends: the running sum is 1 inside a span
+        edges = np.zeros(hi - lo + 1, np.int64)
+        np.add.at(edges, np.clip(starts[first:last] - lo, 0, hi - lo), 1)
+        np.add.at(edges, np.clip(ends[first:last] - lo, 0, hi - lo), -1)
+        inside = np.cumsum(edges[:-1]) > 0
+        counts += np.bincount(np.asarray(numbers[lo:hi])[inside], minlength=size)
+    return counts
+
+
+def tokenized(config, corpus, notices=None, reporter=None):
     """The corpus as the trainer reads it for ``config.tokens``, and its vocabulary (resolving
-    ``vocab_size`` for words). Returns (config, corpus, vocab)."""
+    ``vocab_size`` for words). Returns (config, corpus, vocab). Cutting a prepared corpus into
+    words for the first time says so through reporter (``notice``, ``preparing``)."""
     from dataclasses import replace
     if config.tokens != "words":
         return config, corpus, corpus.vocab(config.min_count, config.mode)
     if getattr(corpus, "labels", None):
         raise UsageError("--tokens words does not train a labelled model yet: give one of "
                          "--labels and --tokens words")
-    words = WordCorpus(corpus)
+    words = WordCorpus(corpus, reporter)
     vocab, notice = words.vocab(config)
     if notices is not None:
         notices.append(notice)
     return replace(config, vocab_size=len(vocab) - 2), words, vocab
 
 
-def reopened(corpus, vocab):
-    """The corpus of a resumed run, read as its vocabulary's tokens."""
-    return WordCorpus(corpus) if vocab.kind == "words" else corpus
+def reopened(corpus, vocab, reporter=None):
+    """The corpus of a resumed run (or of another rank), read as its vocabulary's tokens."""
+    return WordCorpus(corpus, reporter) if vocab.kind == "words" else corpus
 
 
 def char_figures(config, corpus, dataset):
@@ -336,27 +411,24 @@ def char_figures(config, corpus, dataset):
     if not isinstance(corpus, WordCorpus):
         return dataset
     from . import corpus as data
-    vocab = dataset.vocab
-    positions = corpus.training_positions(config)
-    train_chars = int(corpus.lengths[positions].sum()) if len(positions) else 0
-    dataset.chars_per_token = train_chars / max(1, len(positions))
+    train = corpus.counts(corpus.training_spans(config))
+    dataset.chars_per_token = int(train @ corpus.lengths) / max(1, int(train.sum()))
     if not dataset.val_tokens:
         return dataset
-    cap = config.val_max_chars or None
     if config.mode == "lines":
         spans = corpus.line_spans()
         _, val_rows = data.split_line_indices(len(spans), config.val_frac, config.seed)
-        held = data.lines_within(spans[val_rows], cap)
-        at = np.concatenate([np.arange(s, s + n) for s, n in held] or [np.zeros(0, np.int64)])
+        held = data.lines_within(spans[val_rows], config.val_max_chars or None)
         extra = len(held)                 # each line's <EOS>, counted as a character
     else:
-        n_train = int(len(corpus.tokens) * (1.0 - config.val_frac))
-        at = np.arange(n_train + 1, n_train + 1 + dataset.val_tokens)
-        extra = 0
-    dataset.val_chars = corpus.characters(at) + extra
-    spelling = vocab.spelling
-    dataset.val_unk_nats = -sum(spelling.log_prob(corpus.tokens[i - 1]) for i in at
-                                if corpus.tokens[i - 1] not in vocab.index)
+        n_train = int((len(corpus.numbers) - 1) * (1.0 - config.val_frac))
+        held, extra = [[n_train + 1, dataset.val_tokens]], 0
+    val = corpus.counts(held)
+    dataset.val_chars = int(val @ corpus.lengths) + extra
+    vocab = dataset.vocab
+    unknown = [k for k in np.flatnonzero(val[2:]) + 2 if corpus.types[k - 2] not in vocab.index]
+    dataset.val_unk_nats = -sum(int(val[k]) * vocab.spelling.log_prob(corpus.types[k - 2])
+                                for k in unknown)
     return dataset
 
 
@@ -375,25 +447,3 @@ def name_unknown_prime(model, prime):
         shown = ", ".join(repr(t) for t in unknown[:20]) + (", ..." if len(unknown) > 20 else "")
         print(f"note: --prime has {len(unknown)} token(s) not in the model's vocabulary, read as "
               f"<UNK>: {shown}", file=sys.stderr)
-
-
-def resumes_words(path):
-    """Whether the checkpoint at path, which a run would resume, is a word model's (False for a
-    missing or unreadable one: resuming it reports that itself)."""
-    import json
-    import zipfile
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return json.loads(npz["config"].item()).get("tokens") == "words"
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError):
-        return False
-
-
-def refuse_mpi(tokens, resume, out, rank):
-    """Under an MPI launcher: refuse a word model (``--tokens words``, or resuming one), rank 0
-    saying why (exit 2), the other ranks exiting with the same code silently."""
-    if tokens == "words" or (resume and resumes_words(out)):
-        if rank == 0:
-            raise UsageError("--tokens words does not train under MPI yet: a word model reads "
-                             "its corpus in memory in one process (docs/words.md)")
-        raise SystemExit(UsageError.exit_code)

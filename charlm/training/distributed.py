@@ -4,8 +4,10 @@
 launcher started it (:func:`launched`) and only then imports mpi4py. The run is the one a single
 process would make with the same global batch:
 
-- rank 0 reads the corpus and the checkpoint (for --resume) and resolves the config; it sends
-  the config, vocabulary, weights, optimizer moments and run state to every rank, which builds
+- rank 0 reads the corpus and the checkpoint (for --resume) and resolves the config and the
+  vocabulary (a word model's counted on its training part, with its <UNK> spelling model); it
+  sends the config, vocabulary, weights, optimizer moments and run state to every rank, which
+  reads the same corpus (from the prepared copy rank 0 used or made, if it used one) and builds
   the same data (batches are addressed by epoch and index, so nothing else needs to travel);
 - each step every rank builds the global batch (cheap: token ids) and trains on its share of the
   columns, ``parallel.split(B, N)``, drawing each column's dropout mask from (seed, step, column),
@@ -53,7 +55,7 @@ from ..text.prepared import open_corpus
 from .reporter import Reporter
 from .trainer import Trainer, build_dataset
 from .trainer import new_trainer
-from ..text.vocab import Vocab
+from ..text import words
 
 INSTALL = "pip install 'charlm[mpi]'"
 STOP_REASONS = ("interrupted", "steps", "no improvement", "epochs", "time")   # codes 1..5
@@ -191,19 +193,19 @@ def new_rank_trainer(group, corpus=None, out="charlm.npz", resume=False, force=F
     if group.rank == 0:
         try:
             base = new_trainer(corpus, out, resume, force, encoding, reporter, **options)
-            setup = (base.config, base.dataset.vocab.tokens, base.params.flat,
+            setup = (base.config, base.dataset.vocab, base.params.flat,
                      base.optimizer.moments, base.carry, base.run_state)
         except CharlmError as e:
             failure = e
     setup, code = group.broadcast((setup, failure.exit_code if failure else None))
     if code is not None:
         raise AgreedError(failure, code)
-    config, tokens, params, moments, carry, run_state = setup
+    config, vocab, params, moments, carry, run_state = setup
     if group.rank == 0:
         dataset = base.dataset
-    else:
-        source = open_corpus(corpus, encoding, config.mode)
-        _, dataset = build_dataset(config, source, Vocab(tokens))
+    else:       # the corpus as rank 0 left it: read as its vocabulary's tokens, prepared if large
+        source = words.reopened(open_corpus(corpus, encoding, config.mode), vocab)
+        _, dataset = build_dataset(config, source, vocab)
     saved = checkpoint.TrainingState(params, moments, carry, run_state)
     trainer = DistributedTrainer(group, config, dataset, out, params, saved,
                                  reporter if group.rank == 0 else Reporter())

@@ -582,7 +582,7 @@ def new_trainer(corpus=None, out="charlm.npz", resume=False, force=False, encodi
         else:
             config = Config(**options).validate()
             config, notices = resolve_config(config, source)
-            config, source, vocab = words.tokenized(config, source, notices)
+            config, source, vocab = words.tokenized(config, source, notices, reporter)
             if len(vocab) == 2:
                 raise UsageError(f"--min-count {config.min_count} leaves no character of the "
                                  "corpus a token of its own: nothing would be learnt; lower it")
@@ -635,7 +635,8 @@ def _resume(out, corpus, options, reporter):
     saved.training.run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     config = replace(saved.config, **given).validate()
-    _, dataset = build_dataset(config, words.reopened(corpus, saved.vocab), saved.vocab)
+    _, dataset = build_dataset(config, words.reopened(corpus, saved.vocab, reporter),
+                               saved.vocab)
     check_needs(config, dataset)
     trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
     if saved.training.run.validated:
