@@ -107,6 +107,13 @@ class Terminal:
         subprocess.run(self.tmux + ["new-session", "-d", "-s", "t", "-x", "100", "-y", "40",
                                     "bash --norc --noprofile"], check=True)
 
+    def run_interactive(self, model, *options):
+        """Type `charlm sample --interactive --model MODEL OPTIONS...` (options as the shell reads
+        them), then the command that prints its exit status as EXIT=N."""
+        command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(model),
+                                               *options])
+        self.send(command + "; echo EXIT=$?", "Enter")
+
     def send(self, *keys):
         subprocess.run(self.tmux + ["send-keys", "-t", "t", *keys], check=True)
 
@@ -156,9 +163,7 @@ def test_a_person_at_a_terminal_picks_draws_undoes_and_quits(tmp_path):
     path = save_model(model, tmp_path / "m.npz")
     term = Terminal(tmp_path)
     try:
-        command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(path),
-                                               "--prime", "ab", "--seed", "3"])
-        term.send(command + "; echo EXIT=$?", "Enter")
+        term.run_interactive(path, "--prime", "ab", "--seed", "3")
         screen = term.wait_for(r"Next character[\s\S]*\n\s+9\s")
         assert "temperature 1.00" in screen and text_panel(screen) == "ab▌"
         expected = [model.vocab.tokens[t] for t, _, _ in Chooser(model, prime="ab").top()]
@@ -230,9 +235,7 @@ def test_a_person_picks_words_at_a_terminal(tmp_path):
     path = save_model(model, tmp_path / "w.npz")
     term = Terminal(tmp_path)
     try:
-        command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(path),
-                                               "--prime", "'the '", "--seed", "3"])
-        term.send(command + "; echo EXIT=$?", "Enter")
+        term.run_interactive(path, "--prime", "'the '", "--seed", "3")
         screen = term.wait_for(r"Next token[\s\S]*\n\s+9\s")
         assert text_panel(screen) == "the ▌"
         expected = [model.vocab.tokens[t] for t, _, _ in Chooser(model, prime="the ").top()]

@@ -211,7 +211,7 @@ def test_for_model_refuses_what_cannot_be_generated():
 
 from charlm.scoring.scorer import score  # noqa: E402
 
-from conftest import charlm_command, run_charlm  # noqa: E402
+from conftest import run_charlm  # noqa: E402
 from tiny_models import make_model, save_model  # noqa: E402
 
 
@@ -340,9 +340,7 @@ def test_the_chooser_offers_only_allowed_characters(tmp_path):
     path = save_model(model, tmp_path / "m.npz")
     term = Terminal(tmp_path)
     try:
-        command = " ".join(charlm_command() + ["sample", "--interactive", "--model", str(path),
-                                               "--match", "'[ab]c[de]'", "--seed", "3"])
-        term.send(command + "; echo EXIT=$?", "Enter")
+        term.run_interactive(path, "--match", "'[ab]c[de]'", "--seed", "3")
         screen = term.wait_for(r"Next character[\s\S]*\n\s+2\s")
         assert set(choices(screen).values()) == {"a", "b"}
         assert "--match [ab]c[de]" in screen and "3 more characters" in screen

@@ -161,6 +161,16 @@ def checkpoint_arrays(path):
     return arrays, history
 
 
+def assert_same_checkpoints(one, other):
+    """The two checkpoints hold the same arrays and the same two validations."""
+    arrays, history = checkpoint_arrays(one)
+    other_arrays, other_history = checkpoint_arrays(other)
+    assert arrays.keys() == other_arrays.keys()
+    for name, array in arrays.items():
+        assert np.array_equal(array, other_arrays[name]), name
+    assert len(history) == 2 and history == other_history
+
+
 @pytest.mark.parametrize("mode,min_count", [("stream", 1), ("lines", 1), ("stream", 3)])
 def test_training_from_the_map_equals_training_from_memory(tmp_path, prose_file, names_file,
                                                             mode, min_count):
@@ -172,12 +182,7 @@ def test_training_from_the_map_equals_training_from_memory(tmp_path, prose_file,
     mapped = train(corpus, tmp_path / "mapped.npz", mode=mode, min_count=min_count)
     ids = mapped.dataset.train.ids if mode == "stream" else mapped.dataset.train.lines.ids
     assert isinstance(ids, prepared.TokenIds)
-    memory_arrays, memory_history = checkpoint_arrays(tmp_path / "memory.npz")
-    mapped_arrays, mapped_history = checkpoint_arrays(tmp_path / "mapped.npz")
-    assert memory_arrays.keys() == mapped_arrays.keys()
-    for name, array in memory_arrays.items():
-        assert np.array_equal(array, mapped_arrays[name]), name
-    assert len(memory_history) == 2 and memory_history == mapped_history
+    assert_same_checkpoints(tmp_path / "memory.npz", tmp_path / "mapped.npz")
 
 
 def test_a_run_from_memory_resumes_from_the_map(tmp_path, prose_file):
@@ -277,12 +282,7 @@ def test_a_word_model_trains_from_the_prepared_copy_as_from_memory(tmp_path, mod
     assert not again["built"] and again["path"] == report["path"]
     mapped = train_json(corpus, "--mode", mode, "--steps", 8, "--out", "mapped.npz")
     # the same vocabulary, weights and validation figures (bits per character, <UNK>s spelt out)
-    memory_arrays, memory_history = checkpoint_arrays(tmp_path / "memory.npz")
-    mapped_arrays, mapped_history = checkpoint_arrays(tmp_path / "mapped.npz")
-    assert memory_arrays.keys() == mapped_arrays.keys()
-    for name, array in memory_arrays.items():
-        assert np.array_equal(array, mapped_arrays[name]), name
-    assert len(memory_history) == 2 and memory_history == mapped_history
+    assert_same_checkpoints(tmp_path / "memory.npz", tmp_path / "mapped.npz")
     assert memory["best_val_bpc"] == mapped["best_val_bpc"]
     # a run from memory resumes from the map, and its checkpoint scores
     resumed = train_json(corpus, "--out", "memory.npz", "--resume", "--steps", 10)

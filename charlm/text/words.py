@@ -432,12 +432,6 @@ def char_figures(config, corpus, dataset):
     return dataset
 
 
-def require_chars(vocab, what, why):
-    """Raise UsageError for a command that does not work with a word model yet."""
-    if vocab.kind != "chars":
-        raise UsageError(f"{what} does not work with a word model (--tokens words) yet: {why}")
-
-
 def name_unknown_prime(model, prime):
     """``charlm sample`` with a word model: name on stderr, once, the tokens of the prime read as
     <UNK>."""

@@ -2,8 +2,6 @@
 defines. A token is a character, or a word model's token (``charlm.text.words.split``). A
 lines-mode model never read a newline in training (each line was an example ending in <EOS>), so
 for it a newline is read as <EOS>, its own end of a line; the state carries on."""
-import numpy as np
-
 from ..text.vocab import EOS_ID, require_unicode
 
 
