@@ -184,47 +184,50 @@ def test_a_lines_mode_model_reads_a_newline_as_its_end_of_line():
     assert not np.allclose(activations(model, "Anna\nBob")[:, :, 5:], acts[:, :, 5:], atol=1e-3)
 
 
-def marks(features, name):
-    """A 0/1 feature of each token as a string, to read beside the text."""
-    return "".join(str(int(v)) for v in features[name])
+def marks(features, names):
+    """Each named 0/1 feature of every token as a string of digits, to read beside the text."""
+    return {name: "".join(str(int(v)) for v in features[name]) for name in names}
 
 
 def test_features_on_hand_made_strings():
     f = features('a "b(c[d]e)" f\nGh 7.')
-    #            a ␣ " b ( c [ d ] e ) " ␣ f ⏎ G h ␣ 7 .
-    assert marks(f, "inside quotes") == "00111111111000000000"
-    assert marks(f, "parenthesis depth") == "00001111110000000000"
-    assert marks(f, "bracket depth") == "00000011000000000000"
+    expected = {  # a ␣ " b ( c [ d ] e ) " ␣ f ⏎ G h ␣ 7 .
+        "inside quotes":     "00111111111000000000",
+        "parenthesis depth": "00001111110000000000",
+        "bracket depth":     "00000011000000000000",
+        "start of word":     "10010101010001010000",
+        "position in word":  "10010101010001012000",
+        "uppercase":         "00000000000000010000",
+        "digit":             "00000000000000000010",
+        "vowel":             "10000000010000000000",
+        "newline":           "00000000000000100000",
+        "space":             "01000000000010000100",
+        "punctuation":       "00101010101100000001",
+    }
+    assert marks(f, expected) == expected
     assert f["position in line"].tolist() == list(range(1, 15)) + [0, 1, 2, 3, 4, 5]
     assert f["to end of line"].tolist() == list(range(14, 0, -1)) + [0, 5, 4, 3, 2, 1]
-    assert marks(f, "start of word") == "10010101010001010000"
-    assert marks(f, "position in word") == "10010101010001012000"
-    assert marks(f, "uppercase") == "00000000000000010000"
-    assert marks(f, "digit") == "00000000000000000010"
-    assert marks(f, "vowel") == "10000000010000000000"
-    assert marks(f, "newline") == "00000000000000100000"
-    assert marks(f, "space") == "01000000000010000100"
-    assert marks(f, "punctuation") == "00101010101100000001"
 
 
 def test_features_of_word_tokens_on_a_hand_made_text():
     from charlm.text.words import split
     tokens = split('The "old (red) cat" ran.\n  Go 12!')
     f = features(tokens, "words")
-
-    #    The ␣ " old ␣ ( red ) ␣ cat " ␣ ran . ⏎ ␣␣ Go ␣ 12 !
     assert tokens[14] == "\n" and tokens[15] == "  " and len(tokens) == 20
-    assert marks(f, "inside quotes") == "00111111110000000000"
-    assert marks(f, "parenthesis depth") == "00000110000000000000"
+    expected = {  #  The ␣ " old ␣ ( red ) ␣ cat " ␣ ran . ⏎ ␣␣ Go ␣ 12 !
+        "inside quotes":     "00111111110000000000",
+        "parenthesis depth": "00000110000000000000",
+        "word":              "10010010010010001010",
+        "capitalised word":  "10000000000000001000",
+        "number":            "00000000000000000010",
+        "space":             "01001000100100010100",
+        "punctuation":       "00100101001001000001",
+        "newline":           "00000000000000100000",
+    }
+    assert marks(f, expected) == expected
     assert f["position in line"].tolist() == list(range(1, 15)) + [0, 1, 2, 3, 4, 5]
     assert f["to end of line"].tolist() == list(range(14, 0, -1)) + [0, 5, 4, 3, 2, 1]
     assert f["position in sentence"].tolist() == list(range(1, 14)) + [0, 1, 2, 3, 4, 5, 0]
-    assert marks(f, "word") == "10010010010010001010"
-    assert marks(f, "capitalised word") == "10000000000000001000"
-    assert marks(f, "number") == "00000000000000000010"
-    assert marks(f, "space") == "01001000100100010100"
-    assert marks(f, "punctuation") == "00100101001001000001"
-    assert marks(f, "newline") == "00000000000000100000"
     assert "vowel" not in f and "start of word" not in f and "position in sentence" not in \
         features("The cat.")
 
