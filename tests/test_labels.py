@@ -2,7 +2,8 @@
 text (each label's lines drawn from an alphabet of its own) must be classified without a mistake
 on held-out lines and must give samples of a label in that label's alphabet only; posteriors are
 Bayes' rule over the per-label scores; every bad input ends in one line and its exit code, with
-nothing written."""
+nothing written. A word model of a labelled corpus (each label's lines drawn from words of its
+own) does the same, and scores a text given a label in bits per character, <UNK>s spelt out."""
 import json
 import math
 
