@@ -441,3 +441,14 @@ def test_a_labelled_word_model_resumes(trained_words, tmp_path):
     resumed, first = (charlm.load(str(path)) for path in ("words.npz", trained_words["model"]))
     assert resumed.vocab.tokens == first.vocab.tokens
     assert resumed.config.label_counts == first.config.label_counts
+
+
+def test_a_word_vocabulary_too_large_for_labelled_ids_is_refused_in_one_line(tmp_path):
+    """A labelled input id is token + V * label token, below V ** 2, held in int32."""
+    lines = [("ab"[k % 2], f"w{k} w{k}x") for k in range(23_200)]     # 46,400 distinct words
+    write_tsv(tmp_path / "big.tsv", lines)
+    result = run_charlm("train", "big.tsv", "--labels", "--tokens", "words", "--min-count", 1,
+                        "--vocab-size", 50_000, "--val-frac", 0, "--steps", 1, "--out", "big.npz")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "at most 46,340 tokens; this corpus has 46,405 (--vocab-size" in result.stderr
+    assert not (tmp_path / "big.npz").exists()
