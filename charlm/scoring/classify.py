@@ -3,8 +3,8 @@
 A labelled model gives P(text | label): the text read with the label at every step
 (:mod:`charlm.text.labels`), its closing ``<EOS>`` included, as ``charlm score --label`` reports
 it: for a word model, with the spelling of each ``<UNK>`` (:mod:`charlm.scoring.words`), a factor
-that does not depend on the label and so cancels from every posterior. With the prior P(label) from the training counts (add-one smoothed, so that no label is
-impossible, (n_k + 1) / (N + K)),
+that does not depend on the label and so cancels from every posterior. With the prior P(label)
+from the training counts (add-one smoothed, so that no label is impossible, (n_k + 1) / (N + K)),
 
     P(label | text) = P(text | label) P(label) / sum_k P(text | k) P(k)
 

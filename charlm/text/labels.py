@@ -228,8 +228,8 @@ def label_lines(config, corpus, vocab, train, val, train_rows, val_rows):
     ``labels`` (the names) and ``line_labels`` (the label id of each line of its ``line_spans``);
     train_rows and val_rows are the lines each part holds."""
     from dataclasses import replace
-    # an input id is token + V * label token (labelled_ids), below V ** 2, and ids are int32: a
-    # bound for characters, and for words four times the default vocabulary and more
+    # an input id is token + V * label token (labelled_ids), below V ** 2, and ids are int32:
+    # V <= 46,340, room for any character vocabulary and four times the default word vocabulary
     if len(vocab) ** 2 >= 2 ** 31:
         fewer = ("--vocab-size N keeps fewer words" if vocab.kind == "words" else
                  "--min-count folds rare characters into <UNK>")
