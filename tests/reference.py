@@ -12,7 +12,11 @@ Row-vector convention. Gate blocks along the G*H axis of W_x, W_h and b:
     out                   p(next) = softmax(h_top W_y + b_y)
 
 Layer 0's input is one-hot: x W_x is the row W_x[token].
+
+A word model's ``<UNK>`` also pays for its spelling (:func:`spelling_log_prob`, docs/words.md).
 """
+import math
+
 import numpy as np
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -141,3 +145,12 @@ def cloze_log_probs(cell, params, ids, eos=0, before=None):
     h_fwd = tops[0][len(before) - 1:]
     h_bwd = tops[1][::-1]                          # the backward stack's step n - t is c_t's
     return log_softmax(h_fwd @ w_y[:H] + h_bwd @ w_y[H:] + np.asarray(params["out.b"], np.float64))
+
+
+def spelling_log_prob(npz, token):
+    """log P(token | <UNK>) from the checkpoint's words.* entries, as docs/words.md states it."""
+    chars = npz["words.chars"].tolist()
+    logs = npz["words.char_log_probs"]
+    s = float(npz["words.stop_prob"])
+    lp = sum(logs[chars.index(c)] if c in chars else logs[-1] for c in token)
+    return lp + (len(token) - 1) * math.log(1 - s) + math.log(s)

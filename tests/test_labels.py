@@ -2,7 +2,8 @@
 text (each label's lines drawn from an alphabet of its own) must be classified without a mistake
 on held-out lines and must give samples of a label in that label's alphabet only; posteriors are
 Bayes' rule over the per-label scores; every bad input ends in one line and its exit code, with
-nothing written."""
+nothing written. A word model of a labelled corpus (each label's lines drawn from words of its
+own) does the same, and scores a text given a label in bits per character, <UNK>s spelt out."""
 import json
 import math
 
@@ -315,3 +316,139 @@ def test_bad_uses_of_labels_are_refused_in_one_line(trained, unlabelled, tmp_pat
     result = run_charlm("classify", "--eval", "eval.tsv", "--model", model)
     assert result.returncode == 2 and "'poetry'" in result.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+# ---- a word model of a labelled corpus (--labels --tokens words) ------------------------------
+
+TOPICS = {"food": "apple bread cheese soup rice bean cake milk",
+          "sport": "ball goal team run score match race kick",
+          "weather": "rain snow wind cloud storm sun fog frost"}
+
+
+def topic_lines(count, seed):
+    """Lines of three to six words of the label's topic; every 50th line ends in a word of its own
+    (seen once, so read as <UNK>)."""
+    rng = np.random.default_rng(seed)
+    names = sorted(TOPICS)
+    lines = []
+    for k in range(count):
+        label = names[rng.integers(len(names))]
+        text = " ".join(rng.choice(TOPICS[label].split(), rng.integers(3, 7)))
+        lines.append((label, text + (f" once{k}" if k % 50 == 0 else "")))
+    return lines
+
+
+@pytest.fixture(scope="module")
+def trained_words(tmp_path_factory):
+    """A labelled word model of the topic corpus, and a held-out file of the same kind."""
+    folder = tmp_path_factory.mktemp("labelled-words")
+    corpus = write_tsv(folder / "train.tsv", topic_lines(1500, 1))
+    held = write_tsv(folder / "held.tsv", topic_lines(60, 2))
+    model = folder / "words.npz"
+    ok(run_charlm("train", corpus, "--labels", "--tokens", "words", "--cell", "gru", "--hidden",
+                  32, "--layers", 1, "--dropout", 0, "--steps", 800, "--out", model, "--quiet",
+                  cwd=folder))
+    return {"folder": folder, "corpus": corpus, "held": held, "model": model}
+
+
+def test_a_word_model_s_labels_follow_its_words_counted_on_the_texts(trained_words):
+    with np.load(trained_words["model"], allow_pickle=False) as arrays:
+        config = json.loads(str(arrays["config"]))
+        vocab = arrays["vocab"].tolist()
+    assert config["tokens"] == "words" and config["mode"] == "lines"
+    assert config["labels"] == sorted(TOPICS) and sum(config["label_counts"]) == 1350
+    words = {w for topic in TOPICS.values() for w in topic.split()}
+    assert set(vocab[2:-3]) == words | {" "}          # no label name, no word seen once
+    assert vocab[-3:] == [f"<label:{name}>" for name in sorted(TOPICS)]
+    assert config["vocab_size"] == len(words) + 1
+
+
+def test_samples_of_a_label_hold_its_words(trained_words):
+    model = trained_words["model"]
+    for label, topic in TOPICS.items():
+        samples = json.loads(ok(run_charlm("sample", "--label", label, "--num", 20, "--seed", 3,
+                                           "--temperature", SHARP, "--json",
+                                           "--model", model)).stdout)["samples"]
+        beams = json.loads(ok(run_charlm("sample", "--label", label, "--beam", 3, "--json",
+                                         "--model", model)).stdout)["samples"]
+        assert len(samples) == 20 and all(samples) and beams
+        assert set(" ".join(samples + beams).split()) <= set(topic.split()), (label, samples)
+
+
+def test_held_out_lines_of_words_are_classified(trained_words):
+    data = json.loads(ok(run_charlm("classify", "--eval", trained_words["held"], "--json",
+                                    "--model", trained_words["model"])).stdout)
+    assert data["examples"] == 60 and data["accuracy"] >= 0.95
+    for r in data["results"]:
+        assert sum(r["posterior"].values()) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_word_score_given_a_label_agrees_with_the_reference_network(trained_words):
+    """score --label in bits per character against tests/reference.py, whose layer 0 adds the
+    label's row of W_x at every step (to its bias), with the checkpoint's spelling of each <UNK>
+    added; classify's log P(text | label) is the same figure, spellings included."""
+    from charlm.text import words
+    from charlm.text.vocab import UNK_ID
+    from reference import ReferenceNetwork, spelling_log_prob
+    model, text = trained_words["model"], "rain snow fog Zorblax wind"
+    classified = charlm.load(str(model)).classify(text)
+    with np.load(model, allow_pickle=False) as npz:
+        vocab = npz["vocab"].tolist()
+        config = json.loads(str(npz["config"]))
+        params = {name: np.array(npz[name], np.float64) for name in npz.files
+                  if name.startswith(("layers.", "out."))}
+        spelt = spelling_log_prob(npz, "Zorblax")
+    tokens = words.split(text)
+    ids = [vocab.index(t) if t in vocab[2:] else UNK_ID for t in tokens]
+    assert ids.count(UNK_ID) == 1
+    for label in TOPICS:
+        result = json.loads(ok(run_charlm("score", text, "--label", label, "--per-char",
+                                          "--json", "--model", model)).stdout)["results"][0]
+        given = dict(params)
+        given["layers.0.b"] = params["layers.0.b"] + params["layers.0.W_x"][
+            vocab.index(f"<label:{label}>")]
+        x = np.array([0] + ids, np.int32)[:, None]
+        y = ids + [0]                                     # lines mode: the closing <EOS>
+        log_probs = ReferenceNetwork(config["cell"], given).run(x)["log_probs"][:, 0]
+        expected = log_probs[np.arange(len(y)), y] + [spelt if i == UNK_ID else 0.0 for i in y]
+        assert [e["log_prob"] for e in result["per_token"]] == pytest.approx(expected.tolist(),
+                                                                            abs=1e-5)
+        assert result["bits_per_char"] == pytest.approx(
+            -expected.sum() / math.log(2) / (len(text) + 1), rel=1e-6)
+        assert result["spelling_nats"] == pytest.approx(-spelt, rel=1e-9)
+        assert classified.log_likelihood[label] == pytest.approx(result["log_prob"], abs=1e-4)
+    assert classified.label == "weather"
+
+
+def test_a_text_never_reads_as_a_label_token(trained_words):
+    from charlm.text.vocab import is_label
+    from charlm.text.words import Spelling, WordVocab
+    vocab = charlm.load(str(trained_words["model"])).vocab
+    labels = [i for i, t in enumerate(vocab.tokens) if is_label(t)]
+    text = "".join(vocab.tokens[i] for i in labels) + " <label:rain> rain"
+    assert not set(vocab.encode(text).tolist()) & set(labels)
+    assert "<label:food>" not in vocab.unknown(text)       # its pieces are, it is not
+    with pytest.raises(ValueError, match="as words.split cuts them"):
+        WordVocab(["<EOS>", "<UNK>", "rain snow"], Spelling(["a"], [-1.0, -9.0], 0.5))
+
+
+def test_a_labelled_word_model_resumes(trained_words, tmp_path):
+    import shutil
+    shutil.copy(trained_words["model"], "words.npz")
+    again = json.loads(ok(run_charlm("train", trained_words["corpus"], "--labels", "--out",
+                                     "words.npz", "--resume", "--steps", 810, "--json")).stdout)
+    assert again["steps"] == 810 and again["tokens"] == "words"
+    resumed, first = (charlm.load(str(path)) for path in ("words.npz", trained_words["model"]))
+    assert resumed.vocab.tokens == first.vocab.tokens
+    assert resumed.config.label_counts == first.config.label_counts
+
+
+def test_a_word_vocabulary_too_large_for_labelled_ids_is_refused_in_one_line(tmp_path):
+    """A labelled input id is token + V * label token, below V ** 2, held in int32."""
+    lines = [("ab"[k % 2], f"w{k} w{k}x") for k in range(23_200)]     # 46,400 distinct words
+    write_tsv(tmp_path / "big.tsv", lines)
+    result = run_charlm("train", "big.tsv", "--labels", "--tokens", "words", "--min-count", 1,
+                        "--vocab-size", 50_000, "--val-frac", 0, "--steps", 1, "--out", "big.npz")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "at most 46,340 tokens; this corpus has 46,405 (--vocab-size" in result.stderr
+    assert not (tmp_path / "big.npz").exists()

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from charlm.text import words
 from charlm.text.vocab import UNK_ID, drawable
 from conftest import run_charlm
+from reference import spelling_log_prob
 
 SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the old man"]
 VERBS = ["sat on", "ran to", "looked at", "slept near", "don't like"]
@@ -145,15 +146,6 @@ def test_a_prime_with_unknown_words_reads_them_as_unk_and_names_them_once(traine
     assert result.stdout.startswith("Zork and Zork saw the cat")
     notes = [line for line in result.stderr.splitlines() if "<UNK>" in line]
     assert len(notes) == 1 and "'Zork'" in notes[0] and notes[0].count("Zork") == 1
-
-
-def spelling_log_prob(npz, token):
-    """log P(token | <UNK>) from the checkpoint's words.* entries, as docs/words.md states it."""
-    chars = npz["words.chars"].tolist()
-    logs = npz["words.char_log_probs"]
-    s = float(npz["words.stop_prob"])
-    lp = sum(logs[chars.index(c)] if c in chars else logs[-1] for c in token)
-    return lp + (len(token) - 1) * math.log(1 - s) + math.log(s)
 
 
 def test_score_is_per_character_with_unknown_words_spelt_out(trained):

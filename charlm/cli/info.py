@@ -57,6 +57,7 @@ def _config(config):
 
 def _print(report):
     from rich.table import Table
+    from ..text.vocab import is_label
     console, _ = consoles()
     c = report["config"]
     table = Table(show_header=False, box=None, padding=(0, 2))
@@ -75,9 +76,9 @@ def _print(report):
         table.add_row("best val", f"{report['best_val_loss']:.4f} nats/char "
                                   f"({report['best_val_bpc']:.3f} bits/char) at step {report['best_step']}")
     chars = "".join(t for t in report["vocab"][2:] if t.isprintable() and t != " "
-                    and not t.startswith("<label:"))
+                    and not is_label(t))
     if report["tokens"] == "words":     # docs/words.md
-        shown = " ".join(t for t in report["vocab"][2:42] if t.strip())
+        shown = " ".join(t for t in report["vocab"][2:42] if t.strip() and not is_label(t))
         table.add_row("vocabulary", f"{report['vocab_size']:,} tokens (words, punctuation, "
                                     f"whitespace): <EOS> <UNK>, most frequent first: {shown} ...")
     else:

@@ -2,8 +2,9 @@
 
 A labelled model gives P(text | label): the text read with the label at every step
 (:mod:`charlm.text.labels`), its closing ``<EOS>`` included, as ``charlm score --label`` reports
-it. With the prior P(label) from the training counts (add-one smoothed, so that no label is
-impossible, (n_k + 1) / (N + K)),
+it: for a word model, with the spelling of each ``<UNK>`` (:mod:`charlm.scoring.words`), a factor
+that does not depend on the label and so cancels from every posterior. With the prior P(label)
+from the training counts (add-one smoothed, so that no label is impossible, (n_k + 1) / (N + K)),
 
     P(label | text) = P(text | label) P(label) / sum_k P(text | k) P(k)
 
@@ -74,6 +75,8 @@ def log_likelihoods(model, texts, progress=None):
         out[chosen] = logp.sum(axis=0).reshape(len(chosen), K)
         if progress is not None:
             progress(min(start + per_batch, len(order)), len(order))
+    if model.vocab.kind == "words":     # the <UNK>s' spellings, the same under every label
+        out -= np.array([model.vocab.costs(t)[2] for t in texts])[:, None]
     return out, np.array([len(i) + 1 for i in ids], np.int64)
 
 

@@ -149,7 +149,9 @@ def _score_dynamic(model, text, settings):
 def score_texts(model, texts, per_char, label_row=0):
     """The :class:`Score` of each text, read from the zero state in one batched no-grad pass;
     with ``label_row`` (a label's token id, :func:`charlm.text.labels.label_row`), the label read
-    at every step."""
+    at every step. A word model's are :class:`charlm.scoring.words.WordScore`."""
+    if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
+        return words.score(model, texts, per_char, label_row=label_row)
     lines = model.config.mode == "lines"
     engine = Engine(model.network)
     results = [None] * len(texts)

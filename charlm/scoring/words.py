@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import CorpusError
 from ..network.engine import Engine
+from ..text.labels import labelled_ids
 from ..text.textfile import read_text
 from ..text.vocab import EOS, EOS_ID, UNK_ID
 from . import passes
@@ -58,10 +59,12 @@ class WordScore(passes.Score):
         return data
 
 
-def score(model, texts, per_char=False, settings=None):
+def score(model, texts, per_char=False, settings=None, label_row=0):
     """One :class:`WordScore` per text, scored as one batch (``per_char``: each token's log P,
     its spelling included); with dynamic evaluation ``settings``, each text read on its own while
-    the model adapts, from the trained weights."""
+    the model adapts, from the trained weights; with ``label_row`` (a label's token id,
+    :func:`charlm.text.labels.label_row`), the label read at every step. The spellings do not
+    depend on the label."""
     lines = model.config.mode == "lines"
     vocab = model.vocab
     engine = Engine(model.network)
@@ -72,6 +75,8 @@ def score(model, texts, per_char=False, settings=None):
         ids = [vocab.encode(texts[i]) for i in chosen]
         if settings is None:
             x, y = passes.pad_examples(ids, lines)
+            if label_row:
+                x = labelled_ids(x, np.full(len(chosen), label_row), model.network.vocab_size)
             logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
         for col, i in enumerate(chosen):
             n = len(ids[col]) + lines

@@ -8,11 +8,11 @@ The model gives P(text | label). A share ``HIDDEN_SHARE`` of the examples, drawn
 batch from (seed, epoch, batch), is read with its label hidden, as in an unlabelled model. Used
 without a label (``<any>``), a labelled model is therefore a model of the whole corpus.
 
-Label tokens are ``<label:NAME>`` (:func:`charlm.text.vocab.is_label`), after the characters in the
-vocabulary, in the order of ``Config.labels`` (the names sorted). They are never read as a token,
-never a target, never drawn (:func:`charlm.text.vocab.drawable`); their columns of ``out.W`` and
-entries of ``out.b`` are never a target, so training drives their logits down as it does
-``<UNK>``'s.
+Label tokens are ``<label:NAME>`` (:func:`charlm.text.vocab.is_label`), after the characters (or
+the words, :mod:`charlm.text.words`) in the vocabulary, in the order of ``Config.labels`` (the
+names sorted). They are never read as a token, never a target, never drawn
+(:func:`charlm.text.vocab.drawable`); their columns of ``out.W`` and entries of ``out.b`` are
+never a target, so training drives their logits down as it does ``<UNK>``'s.
 
 Two ways to give a labelled corpus (``charlm train``):
 
@@ -20,7 +20,9 @@ Two ways to give a labelled corpus (``charlm train``):
   skipped; a line without a tab, with an empty label or with no text is refused with its number.
 - ``--label NAME=FILE`` (repeatable): every non-blank line of FILE is an example of NAME.
 
-A labelled corpus is read into memory (it is not prepared on disk) and trains in lines mode.
+A labelled corpus is read into memory (it is not prepared on disk) and trains in lines mode. With
+``--tokens words``, :class:`charlm.text.words.WordCorpus` cuts its texts into words and passes on
+its ``labels`` and ``line_labels``, what :func:`label_lines` reads beside the lines' spans.
 """
 import zlib
 
@@ -39,6 +41,12 @@ ANY = "<any>"           # no label: the text read as an unlabelled model reads i
 def token(name):
     """The vocabulary entry of label name."""
     return f"{LABEL_PREFIX}{name}>"
+
+
+def tokens(names):
+    """The label tokens of names, in order: what follows the text's tokens (characters or words)
+    in a labelled model's vocabulary."""
+    return [token(name) for name in names]
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -165,7 +173,7 @@ class LabelledCorpus(Corpus):
 
     def vocab(self, min_count=1, mode="lines"):
         chars = Vocab.from_text(self.text, min_count, "lines")
-        return Vocab(chars.tokens + [token(name) for name in self.labels])
+        return Vocab(chars.tokens + tokens(self.labels))
 
     def fingerprint(self):
         """The whole file's (labels included), so that --resume recognises it."""
@@ -216,11 +224,17 @@ class LabelledLineBatches(LineBatches):
 def label_lines(config, corpus, vocab, train, val, train_rows, val_rows):
     """A lines-mode dataset's (config, train, val) made labelled: config records the labels and
     their training counts, train reads each example with its label (:class:`LabelledLineBatches`)
-    and val with its own label always (validation measures P(text | label))."""
+    and val with its own label always (validation measures P(text | label)). corpus gives
+    ``labels`` (the names) and ``line_labels`` (the label id of each line of its ``line_spans``);
+    train_rows and val_rows are the lines each part holds."""
     from dataclasses import replace
+    # an input id is token + V * label token (labelled_ids), below V ** 2, and ids are int32:
+    # V <= 46,340, room for any character vocabulary and four times the default word vocabulary
     if len(vocab) ** 2 >= 2 ** 31:
+        fewer = ("--vocab-size N keeps fewer words" if vocab.kind == "words" else
+                 "--min-count folds rare characters into <UNK>")
         raise UsageError(f"a labelled model reads at most 46,340 tokens; this corpus has "
-                         f"{len(vocab):,} (--min-count folds rare characters into <UNK>)")
+                         f"{len(vocab):,} ({fewer})")
     rows = label_rows(vocab, corpus.labels)[corpus.line_labels]
     counts = np.bincount(corpus.line_labels[train_rows], minlength=len(corpus.labels))
     config = replace(config, labels=list(corpus.labels), label_counts=counts.tolist())

@@ -20,7 +20,8 @@ The vocabulary (:class:`WordVocab`) is ``<EOS>``, ``<UNK>``, then the tokens kep
 first (ties in code-point order), counted on the training part of the corpus alone: without
 ``--vocab-size``, the tokens seen at least twice (or ``--min-count`` times, if higher), at most
 ``DEFAULT_MAX_WORDS`` of them; with ``--vocab-size N``, the N most frequent tokens seen at least
-``--min-count`` times. Every other token reads as ``<UNK>``.
+``--min-count`` times. Every other token reads as ``<UNK>``. A labelled corpus's label tokens
+follow (:mod:`charlm.text.labels`); its texts are counted, not its label names.
 
 The spelling of an ``<UNK>`` (:class:`Spelling`): so that the probability of a text under a word
 model is the probability of its characters, an ``<UNK>`` also pays for the token it stands for:
@@ -41,7 +42,8 @@ from collections import Counter
 import numpy as np
 
 from ..errors import CorpusError, UsageError
-from .vocab import EOS, EOS_ID, UNK, UNK_ID, Vocab
+from .labels import tokens as label_tokens
+from .vocab import EOS, EOS_ID, UNK, UNK_ID, Vocab, is_label
 
 TOKEN_KINDS = ("chars", "words")
 DEFAULT_MAX_WORDS = 10_000
@@ -159,9 +161,11 @@ class Spelling:
 
 
 class WordVocab(Vocab):
-    """Token ids: 0 is ``<EOS>``, 1 is ``<UNK>``, then the tokens kept, most frequent first.
-    ``encode`` cuts a text with :func:`split`; ``decode`` is the base class's (the text of each
-    token, ``<UNK>`` dropped)."""
+    """Token ids: 0 is ``<EOS>``, 1 is ``<UNK>``, then the tokens kept, most frequent first, then
+    a labelled model's label tokens (:mod:`charlm.text.labels`). ``encode`` cuts a text with
+    :func:`split`, which never gives a label token (``<`` is always a token of its own), so a text
+    never reads as a label; ``decode`` is the base class's (the text of each token, ``<UNK>``
+    dropped)."""
 
     kind = "words"
     noun = "token"
@@ -172,8 +176,8 @@ class WordVocab(Vocab):
         tokens = list(tokens)
         if tokens[:2] != [EOS, UNK] or len(set(tokens)) != len(tokens):
             raise ValueError("a vocabulary starts with <EOS>, <UNK> and has no repeated token")
-        if any(split(t) != [t] for t in tokens[2:]):
-            raise ValueError("a word vocabulary holds tokens as words.split cuts them")
+        if any(split(t) != [t] and not is_label(t) for t in tokens[2:]):
+            raise ValueError("a word vocabulary holds tokens as words.split cuts them, and labels")
         self.tokens = tokens
         self.index = {t: i for i, t in enumerate(tokens) if i >= 2}
         self.spelling = spelling
@@ -267,11 +271,15 @@ class WordCorpus:
     ``corpus.Corpus`` or read from a ``prepared.PreparedCorpus``'s word copy. The interface the
     trainer uses (``chars``, ``detect_mode``, ``fingerprint``, ``ids``, ``line_spans``, ``vocab``).
     The vocabulary and the figures in characters are counted from the numbers alone, a chunk at a
-    time, so both kinds of corpus give the same ones and the numbers need not fit in memory."""
+    time, so both kinds of corpus give the same ones and the numbers need not fit in memory. A
+    labelled corpus (``labels.LabelledCorpus``, in memory) passes on its ``labels`` and
+    ``line_labels``: one text a line, so its lines in tokens are its examples, in order."""
 
     def __init__(self, corpus, reporter=None):
         from .corpus import Corpus
         self.corpus, self.name, self.chars = corpus, corpus.name, corpus.chars
+        self.labels = getattr(corpus, "labels", None)
+        self.line_labels = getattr(corpus, "line_labels", None)
         if isinstance(corpus, Corpus):
             numbers = TokenNumbers()
             self.numbers = np.concatenate([np.int32([EOS_ID]), numbers.of(split(corpus.text))])
@@ -334,7 +342,8 @@ class WordCorpus:
         return np.array([[1, n_train]], np.int64)
 
     def vocab(self, config):
-        """(:class:`WordVocab`, notice) from the training part's counts (module docstring)."""
+        """(:class:`WordVocab`, notice) from the training part's counts, and a labelled
+        corpus's label tokens (module docstring)."""
         numbers = self.counts(self.training_spans(config))
         seen = np.flatnonzero(numbers[2:]) + 2
         counts = {self.types[k - 2]: int(numbers[k]) for k in seen}
@@ -362,7 +371,8 @@ class WordCorpus:
         share = sum(unknown.values()) / max(1, int(numbers.sum()))
         notice = (f"vocabulary: {len(kept):,} word tokens of the {len(counts):,} distinct ones "
                   f"in the training text ({how}); the rest, {share:.1%} of its tokens, read as <UNK>")
-        return WordVocab([EOS, UNK] + kept, Spelling.from_counts(counts, unknown)), notice
+        return WordVocab([EOS, UNK] + kept + label_tokens(self.labels or []),
+                         Spelling.from_counts(counts, unknown)), notice
 
 
 def _count_within(numbers, spans, size):
@@ -389,14 +399,11 @@ def tokenized(config, corpus, notices=None, reporter=None):
     from dataclasses import replace
     if config.tokens != "words":
         return config, corpus, corpus.vocab(config.min_count, config.mode)
-    if getattr(corpus, "labels", None):
-        raise UsageError("--tokens words does not train a labelled model yet: give one of "
-                         "--labels and --tokens words")
     words = WordCorpus(corpus, reporter)
     vocab, notice = words.vocab(config)
     if notices is not None:
         notices.append(notice)
-    return replace(config, vocab_size=len(vocab) - 2), words, vocab
+    return replace(config, vocab_size=len(vocab) - 2 - len(words.labels or [])), words, vocab
 
 
 def reopened(corpus, vocab, reporter=None):
