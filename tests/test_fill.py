@@ -85,6 +85,14 @@ def test_rescoring_one_blank_is_the_text_probability(models, mode):
         np.concatenate([[0, 0], scores])), atol=1e-5)
 
 
+def test_rescoring_a_character_model_scores_every_character(models, monkeypatch):
+    """The shortlist is a word model's: a character model's candidates are all its characters."""
+    model = charlm.load(models[False, "stream"])
+    monkeypatch.setattr(fill, "SHORTLIST", 3)
+    result = model.fill("de_an", top=100)
+    assert len(result.blanks[0].top) == len(model.vocab.tokens) - 2
+
+
 def test_rescoring_several_blanks_reads_up_to_the_next_one(models):
     """Stream mode (no closing <EOS>): the first blank by the probability of the text up to the
     second blank, the second by that of the whole text with the first filled."""
@@ -118,7 +126,7 @@ def test_api_shapes_and_unknown_characters(models):
     assert one.input == "b_x" and len(one.text) == 3 and one.unknown == ["x"]
     assert [b.position for b in one.blanks] == [1] and len(one.blanks[0].top) == 3
     top = one.blanks[0].top
-    assert top[0] == (one.blanks[0].token, one.blanks[0].prob)
+    assert top[0] == (one.blanks[0].token, one.blanks[0].prob) and one.blanks[0].char == top[0][0]
     assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
     several = model.fill(["a_", "_b_"], blank="_", top=1)
     assert [len(r.blanks) for r in several] == [1, 2] and len(several[1].blanks[0].top) == 1
@@ -254,6 +262,7 @@ def test_a_trained_word_model_fills_in_words_on_the_command_line(tmp_path):
                              "--lr", 0.01, "--dropout", 0, "--out", tmp_path / "w.npz",
                              "--force", cwd=tmp_path)
         assert trained.returncode == 0, trained.stderr
+        assert ("Fill in missing words with" in trained.stdout) == bool(extra)
         done = run_charlm("fill", text, "--model", tmp_path / "w.npz", "--json")
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)["results"][0]

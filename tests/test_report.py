@@ -335,7 +335,7 @@ def test_in_page_probabilities_are_charlms(browser, models, pages, cell):
     model = load(models[cell])
     tab = browser.open(pages[cell][0])
     in_page = np.array(tab.evaluate(f"charlmReport.distributions({json.dumps(TEXT)})"))
-    expected = report.next_char_probabilities(model.network, model.vocab.encode(TEXT))
+    expected = report.next_token_probabilities(model.network, model.vocab.encode(TEXT))
     assert in_page.shape == expected.shape == (len(TEXT) + 1, len(model.vocab))
     assert np.abs(in_page - expected).max() < 1e-4
     assert tab.problems() == []
@@ -361,9 +361,9 @@ def test_float16_page_within_its_stated_bound(browser, models, pages):
     in_page = np.array(tab.evaluate(f"charlmReport.distributions({json.dumps(TEXT)})"))
     ids = model.vocab.encode(TEXT)
     rounded = report.rounded_network(model.network, "float16")
-    assert np.abs(in_page - report.next_char_probabilities(rounded, ids)).max() < 1e-4
+    assert np.abs(in_page - report.next_token_probabilities(rounded, ids)).max() < 1e-4
     stated = page_data(page.html)["model"]["bound"]
-    assert np.abs(in_page - report.next_char_probabilities(model.network, ids)).max() <= stated
+    assert np.abs(in_page - report.next_token_probabilities(model.network, ids)).max() <= stated
     assert f"{stated:.1e}" in tab.evaluate("document.getElementById('sampler').textContent")
 
 
@@ -508,7 +508,7 @@ def test_word_page_probabilities_are_charlms(browser, word_pages):
     model = load(model_path)
     tab = browser.open(path)
     in_page = np.array(tab.evaluate(f"charlmReport.distributions({json.dumps(WORD_TEXT)})"))
-    expected = report.next_char_probabilities(model.network, model.vocab.encode(WORD_TEXT))
+    expected = report.next_token_probabilities(model.network, model.vocab.encode(WORD_TEXT))
     assert in_page.shape == expected.shape == (len(model.vocab.split(WORD_TEXT)) + 1,
                                                len(model.vocab))
     assert np.abs(in_page - expected).max() < 1e-4

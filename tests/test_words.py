@@ -354,3 +354,17 @@ def test_a_text_cut_in_pieces_gives_the_tokens_of_the_whole(text, cuts):
     cuts = sorted(min(c, len(text)) for c in cuts)
     pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
     assert [t for part in words.split_chunks(pieces) for t in part] == words.split(text)
+
+
+def test_a_file_cut_by_chars_is_read_to_its_last_whole_token(trained, tmp_path):
+    _, _, model, _ = trained
+    held = tmp_path / "held.txt"
+    held.write_text("The cat sat on the mat. The dog ran to a red box.\n", encoding="utf-8")
+    vocab = words.WordVocab(["<EOS>", "<UNK>", "the"], words.Spelling(["a"], [-1.0, -2.0], 0.5))
+    assert vocab.whole_tokens("The cat sa") == "The cat " and vocab.whole_tokens("sa") == "sa"
+    for command in (["neurons", "--top", 3], ["gradients", "--max-distance", 2]):
+        done = run_charlm(*command, "--file", held, "--chars", 10, "--model", model)
+        assert done.returncode == 0, done.stderr
+        assert "not in" not in done.stderr          # "sa", cut from "sat", is no <UNK>
+    cut = charlm_json("neurons", "--file", held, "--chars", 10, "--model", model, "--json")
+    assert "".join(cut["tokens"]) == "The cat "

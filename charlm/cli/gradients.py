@@ -66,7 +66,8 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     curves = []
     with compile_notice("Following the gradients back through time", enabled=not as_json):
         for path, model in loaded:
-            curves.append(_model_curve(path, model, text, max_distance, err))
+            whole = model.vocab.whole_tokens(text) if truncated else text
+            curves.append(_model_curve(path, model, whole, max_distance, err))
         for cell in fresh:
             curves.append(_fresh_curve(cell, text, hidden, layers, seed, max_distance))
     if as_json:

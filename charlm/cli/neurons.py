@@ -58,6 +58,8 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     if per_feature < 0:
         raise UsageError("--per-feature must be >= 0 (0: no limit)")
     model = load(model_path)
+    if truncated:
+        text = model.vocab.whole_tokens(text)
     _check_unit(model, layer, unit, state)
     chosen = unit is not None
     only = {} if chosen else {"layer": layer, "state": state}    # what the ranking covers
@@ -146,8 +148,8 @@ def _print_unit(out, tokens, noun, values, layer, unit, state, correlations):
         out.print(views.legend(scale))
         return
     # no colour in a file: each token with the unit's activation after it, one per line
-    from .score import plain_char
+    from .score import plain_token
     lines = [f"position, {noun}, activation"]
-    lines += [f"{k:>6}  {plain_char(token):<2} {value:+.4f}"
+    lines += [f"{k:>6}  {plain_token(token):<2} {value:+.4f}"
               for k, (token, value) in enumerate(zip(tokens, values))]
     out.print("\n".join(lines), markup=False)

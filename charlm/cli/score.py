@@ -219,7 +219,7 @@ def _surprise_map(result):
 PLAIN_WHITESPACE = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
-def plain_char(token):
+def plain_token(token):
     """A token (a character, a word model's token, <EOS>) as a line of plain text shows it: each
     space, newline, tab and carriage return named."""
     return "".join(PLAIN_WHITESPACE.get(ch, ch) for ch in token)
@@ -231,7 +231,7 @@ def _surprise_lines(result):
     lines = [f"per character of {_shorten(result.text, 40)!r}: position, character, "
              "surprise -log2 p (bits), log p (nats)"]
     for k, (char, log_prob) in enumerate(result.per_char):
-        lines.append(f"{k:>6}  {plain_char(char):<5} {-log_prob / math.log(2.0):8.3f} "
+        lines.append(f"{k:>6}  {plain_token(char):<5} {-log_prob / math.log(2.0):8.3f} "
                      f"{log_prob:9.4f}")
     return "\n".join(lines)
 

@@ -188,7 +188,9 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
     console.print(curves.render(trainer.run_state, width=min(console.width, 100),
                                 colour=console.is_terminal))
     if trainer.config.bidirectional:
-        console.print(f'[dim]Fill in missing characters with:[/] charlm fill "Th_ c_t" --model '
+        what, example = (("words", "The ___ sat") if trainer.config.tokens == "words" else
+                         ("characters", "Th_ c_t"))
+        console.print(f'[dim]Fill in missing {what} with:[/] charlm fill "{example}" --model '
                       f'{trainer.out}')
         return
     from ..api import load

@@ -14,7 +14,7 @@ probabilities at the current temperature. Keys:
 token's log-probabilities, the undo history); each step runs the no-grad forward path
 (``charlm.network.engine.Engine``) on the new tokens only. The tokens offered are those sampling
 may draw after the last one (:func:`charlm.text.vocab.drawable`: for a word model, no word right
-after a word), so that the text reads back as the tokens chosen. :func:`run_interactive` draws it with rich
+after a word), as sampling draws them. :func:`run_interactive` draws it with rich
 on the terminal's alternate screen and reads single keys in cbreak mode; on exit the normal screen
 comes back and the text is printed there.
 """

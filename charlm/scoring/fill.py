@@ -18,9 +18,9 @@ that follow. How a blank's distribution is found depends on the model:
 
   exact for a text with one blank, and it uses the right context as far as the next blank. The
   candidates are the columns of one forward pass from the state before the blank, one pass of
-  u - t steps per candidate. They are the SHORTLIST most probable under the text before the
-  blank: every candidate of a character model (whose vocabulary is smaller), a word model's
-  most likely words, since a pass costs each column V x H products a step.
+  u - t steps per candidate: every character of a character model; for a word model, the
+  SHORTLIST words most probable under the text before the blank, since a pass costs each
+  column V x H products a step and a word vocabulary holds thousands.
 - ``left_only``: the left-to-right model's next-token prediction alone, p(c | c_1 .. c_{t-1}),
   what sampling draws from; it ignores everything after the blank.
 
@@ -52,6 +52,12 @@ class Blank:
     prob: float
     top: list
     key: str = "char"
+
+    @property
+    def char(self):
+        """The token chosen, by the name it had before word models (a character, for a character
+        model)."""
+        return self.token
 
     def to_json(self):
         return {"position": self.position, self.key: self.token, "prob": self.prob,
@@ -85,7 +91,8 @@ def fill(model, text, blank="_", top=3, left_only=False):
     elif left_only:
         method = partial(_left_only, Engine(model.network), fillers)
     else:
-        method = partial(_rescore, Engine(model.network), fillers,
+        shortlist = SHORTLIST if model.vocab.kind == "words" else None
+        method = partial(_rescore, Engine(model.network), fillers, shortlist,
                          lines=model.config.mode == "lines")
     # One column at a time, the products are tiny (a few rows by H): the thread runs them alone,
     # and BLAS's own threads would only hand them over and spin, which makes left-context fills
@@ -169,7 +176,7 @@ def _left_only(engine, fillers, ids, blanks):
     return distributions
 
 
-def _rescore(engine, fillers, ids, blanks, lines):
+def _rescore(engine, fillers, shortlist, ids, blanks, lines):
     """Blank t's candidates as the columns of one pass over inputs[t .. end]: c_{t-1}, the
     candidate, then the text up to the next blank, predicting the candidate and each token
     after it (and the closing <EOS> in lines mode, after the last blank)."""
@@ -181,7 +188,7 @@ def _rescore(engine, fillers, ids, blanks, lines):
     for k, t in enumerate(blanks):
         if start < t:
             engine.log_probs(inputs[start:t, None], np.full((t - start, 1), -1, np.int32), state)
-        candidates = _shortlist(engine, fillers, inputs[t], state)
+        candidates = _shortlist(engine, fillers, shortlist, inputs[t], state)
         following = blanks[k + 1] if k + 1 < len(blanks) else None
         end = following - 1 if following is not None else n if lines else n - 1
         x = np.repeat(inputs[t:end + 1, None], len(candidates), axis=1)     # (steps, K)
@@ -198,11 +205,11 @@ def _rescore(engine, fillers, ids, blanks, lines):
     return distributions
 
 
-def _shortlist(engine, fillers, last_input, state):
-    """int32 ids of the SHORTLIST candidates most probable after last_input from state (all of
-    them when there are no more; ties in token order)."""
+def _shortlist(engine, fillers, size, last_input, state):
+    """int32 ids of the ``size`` candidates most probable after last_input from state (all of
+    them when size is None or there are no more; ties in token order)."""
     candidates = np.flatnonzero(fillers).astype(np.int32)
-    if len(candidates) <= SHORTLIST:
+    if size is None or len(candidates) <= size:
         return candidates
     logp = engine.log_softmax(np.array([[last_input]], np.int32), state.copy())[0, 0]
-    return np.sort(candidates[np.argsort(-logp[candidates], kind="stable")[:SHORTLIST]])
+    return np.sort(candidates[np.argsort(-logp[candidates], kind="stable")[:size]])

@@ -107,6 +107,11 @@ class Vocab:
         """Checkpoint entries of the vocabulary besides ``vocab`` (none for characters)."""
         return {}
 
+    def whole_tokens(self, start):
+        """``start``, the beginning of a longer text, cut to the tokens that the rest of the text
+        cannot change: for characters, all of it."""
+        return start
+
     def fillers(self):
         """(V,) bool: the tokens ``charlm fill`` may put in a blank: the characters (never
         <EOS>, <UNK> or a label)."""

@@ -10,8 +10,8 @@ that matches:
    end of a word is a punctuation mark of its own (``'tis`` is ``'`` then ``tis``);
 2. a newline ``\\n``, always a token of its own (so lines can be told apart by token);
 3. a run of other whitespace (spaces, tabs, ``\\r``, ...);
-4. any other single character: a punctuation mark or symbol, or a combining mark that follows
-   no letter.
+4. any other single character: a punctuation mark or symbol, or a combining mark (after a
+   letter too: ``str.isalnum`` is false for it, so a decomposed ``é`` splits its word).
 
 Every character of the text falls in exactly one token, so the text is exactly the concatenation
 of its tokens. The text is taken as given (no Unicode normalisation, no case folding).
@@ -200,6 +200,12 @@ class WordVocab(Vocab):
 
     def arrays(self):
         return self.spelling.arrays()
+
+    def whole_tokens(self, start):
+        """``start``, the beginning of a longer text, without its last token, which the rest of
+        the text may lengthen (``goo`` of ``good``)."""
+        tokens = split(start)
+        return start[:len(start) - len(tokens[-1])] if len(tokens) > 1 else start
 
     def fillers(self):
         """(V,) bool: the tokens ``charlm fill`` may put in a blank: the words."""
@@ -428,8 +434,8 @@ def char_figures(config, corpus, dataset):
         held = data.lines_within(spans[val_rows], config.val_max_chars or None)
         extra = len(held)                 # each line's <EOS>, counted as a character
     else:
-        n_train = int((len(corpus.numbers) - 1) * (1.0 - config.val_frac))
-        held, extra = [[n_train + 1, dataset.val_tokens]], 0
+        (start, n_train), = corpus.training_spans(config)
+        held, extra = [[start + n_train, dataset.val_tokens]], 0
     val = corpus.counts(held)
     dataset.val_chars = int(val @ corpus.lengths) + extra
     vocab = dataset.vocab

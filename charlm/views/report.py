@@ -153,8 +153,8 @@ def report_text(model, text_file, encoding, seed):
                     examples.append(line)
                     total += len(line)
     else:
-        examples = [text[:TEXT_CHARS]] if text else []
         cut = len(text) > TEXT_CHARS
+        examples = [model.vocab.whole_tokens(text[:TEXT_CHARS]) if cut else text] if text else []
     if not examples:
         raise CorpusError(f"{text_file or 'the sampled text'} has no text to show"
                           + (" (lines mode: a line of at most "
@@ -186,7 +186,7 @@ def rounded_network(network, precision):
                    FlatArrays(p.shapes, flat, dtype=flat.dtype))
 
 
-def next_char_probabilities(network, ids):
+def next_token_probabilities(network, ids):
     """(n + 1, V) float64: p(next token | <EOS>, ids[:t]) for t = 0..n, by charlm's forward pass."""
     engine = Engine(network)
     x = np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None]
@@ -202,7 +202,7 @@ def rounding_error(network, vocab, examples, precision):
     worst = 0.0
     for text in examples:
         ids = vocab.encode(text)
-        diff = next_char_probabilities(network, ids) - next_char_probabilities(rounded, ids)
+        diff = next_token_probabilities(network, ids) - next_token_probabilities(rounded, ids)
         worst = max(worst, float(np.abs(diff).max()))
     return worst
 
