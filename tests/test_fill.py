@@ -242,7 +242,8 @@ def test_rescoring_a_large_vocabulary_takes_the_likeliest_words_before_the_blank
 
 
 @pytest.mark.parametrize("text,words", [
-    ("the ca___ sat", "part of a word"), ("___s", "part of a word"), ("don'___ go", "part of a word"),
+    ("the ca___ sat", "part of a word"), ("___s", "part of a word"),
+    ("don'___ go", "part of a word"),
     ("no blank", "mark each missing word"),
 ])
 def test_a_word_model_refuses_a_blank_inside_a_word(text, words):

@@ -230,7 +230,7 @@ def test_validation_reads_at_most_val_max_chars(tmp_path, prose_file, names_file
     assert any("--val-max-chars" in n for n in reporter.notices)
 
 
-# ---- word tokens (--tokens words) ------------------------------------------------------------------
+# ---- word tokens (--tokens words) ----------------------------------------------------------------
 
 WORD_TEXTS = TEXTS + ["don't well-known o’er\n\n  'tis b--c x_y\n", "a-\nb' c’ d\r\ne\n\n\n"]
 

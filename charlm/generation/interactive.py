@@ -227,7 +227,8 @@ def render(chooser, model, message):
 
     c = model.config
     title = Text.assemble(("charlm interactive", "bold"), f"  {model.path or ''}  "
-                          f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode, {c.tokens}  ·  ",
+                          f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode, "
+                          f"{c.tokens}  ·  ",
                           (f"temperature {chooser.temperature:.2f}", "bold cyan"))
     text = Text()
     shown = chooser.text[-SHOWN_CHARS:]
