@@ -185,6 +185,26 @@ def test_the_same_run_gives_the_same_figure_with_any_thread_count(tmp_path, trai
     assert runs[0]["dynamic"]["segments"] == -(-runs[0]["num_tokens"] // Settings.segment)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("mode", ["stream", "lines"])
+def test_hidden_units_split_among_workers_give_the_same_figure(tmp_path, monkeypatch, cell, mode):
+    """200 units: one worker, two, or three with uneven shares (dynamic.Adapter.workers), for
+    every cell, one sequence (stream) or several side by side (lines); at learning rate 0 the
+    figure is static scoring's."""
+    model = make_model(cell=cell, hidden=200, mode=mode, chars=CHARS)
+    path = write(tmp_path / "text.txt", PIECE[:700] if mode == "stream" else LINES[:700])
+    figures = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setenv("CHARLM_THREADS", str(threads))
+        with dynamic.Adapter(model.network, Settings()) as adapter:
+            assert adapter.workers == threads
+        figures[threads] = scorer.score_file(model, path, dynamic=True).log_prob
+    assert len(set(figures.values())) == 1
+    still = scorer.score_file(model, path, dynamic={"lr": 0.0})
+    assert still.log_prob == pytest.approx(scorer.score_file(model, path, exact=True).log_prob,
+                                           rel=1e-6)
+
+
 def test_dynamic_in_the_python_api(tmp_path):
     model = make_model(hidden=12, chars=CHARS)
     text = PIECE[:500]

@@ -1,6 +1,8 @@
 """Every fast path of the kernels against a plain numpy reference (tests/reference.py), on small
 shapes: the sequence pass (forward and backward through time, with the gradient at the initial
 state), the no-grad forward path, the loss, the softmax, the products and the optimizers."""
+import functools
+
 import numpy as np
 import pytest
 from numba import njit
@@ -9,6 +11,8 @@ from charlm.network import engine as forward
 from charlm.network.engine import Engine
 from charlm.kernels import activations, linalg, loss, optim
 from charlm.kernels import recurrent as rk
+from charlm.kernels.barrier import SYNC_STRIDE
+from charlm.network.parallel import fan_out, split
 from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
 from reference import ReferenceNetwork, layer_step
 from reference import log_softmax as reference_log_softmax
@@ -132,6 +136,53 @@ def test_cell_forward_matches_numpy(cell, dtype, tol, blas):
         np.testing.assert_array_equal(aux[0], args[4])
         np.testing.assert_allclose(ref_gates[..., 2 * H:3 * H] * np.tanh(aux[1:].astype(np.float64)),
                                    ref_hs, atol=tol, rtol=0)
+
+
+def run_split(kernel, args, H, workers):
+    """A split kernel (kernels.recurrent) on ``workers`` threads, the units cut as evenly as
+    split() cuts them, from phase 0."""
+    sync = np.zeros(workers * SYNC_STRIDE, np.int64)
+    edges = split(H, workers)
+    phases = fan_out([functools.partial(kernel, *args, edges[k], edges[k + 1], sync, k, workers, 0)
+                      for k in range(workers)])
+    assert len(set(phases)) == 1
+    return phases[0]
+
+
+def split_pass(cell, args, dhs, workers):
+    """Forward then backward through the split kernels: (hs, gates, aux, dz, dh_0, dc_0)."""
+    zx, b, w_h, h0, c0 = args
+    T, B, _ = zx.shape
+    H = w_h.shape[0]
+    gates, hs = zx.copy(), np.empty((T + 1, B, H), zx.dtype)
+    hs[0] = h0
+    aux = aux_buffer(cell, T, B, H, zx.dtype, c0)
+    steps = run_split(getattr(rk, f"{cell}_forward_split"), (gates, b, w_h, hs, aux), H, workers)
+    assert steps == T * (2 if cell == "gru" else 1)            # one barrier a step, the GRU's two
+    forward_gates = gates.copy()
+    dz = np.full_like(gates, np.nan)
+    dh, dc = np.zeros((B, H), zx.dtype), np.zeros((B, H), zx.dtype)
+    run_split(getattr(rk, f"{cell}_backward_split"), (dhs, w_h, hs, aux, gates, dz, dh, dc), H,
+              workers)
+    return hs, forward_gates, aux, (dz if cell == "gru" else gates), dh, dc
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+def test_split_kernels_are_the_whole_layer_kernels_and_any_split_gives_the_same_bits(cell, dtype,
+                                                                                      tol):
+    """The units of a layer split among 1, 2 or 3 workers (37 units: uneven shares) give the
+    whole-layer kernels' states, gates and gradients, and the same bits whatever the split."""
+    args = cell_inputs(cell, dtype, T=6, B=2, H=37)
+    dhs = np.random.default_rng(1).standard_normal((6, 2, 37)).astype(dtype)
+    _, gates, hs, aux = run_forward(cell, *args)
+    whole = (hs, gates, aux) + run_backward(cell, dhs, args[2], hs, aux, gates)
+    runs = [split_pass(cell, args, dhs, workers) for workers in (1, 2, 3)]
+    for got, want in zip(runs[0], whole):
+        np.testing.assert_allclose(got, want, atol=tol, rtol=tol)
+    for other in runs[1:]:
+        for got, want in zip(other, runs[0]):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

@@ -3,26 +3,21 @@ the weights packed per worker in the layout a kernel reads, how many workers spl
 the fan-out of a kernel call over them. Written once for sampling and beam search.
 
 - :func:`pack`: the network's weights as ``kernels.stack_step`` reads them, worker by worker.
-- :func:`worker_choices`: two workers may split a step's hidden units when each gets at least
-  ``MIN_UNITS`` of them on a core of its own (the rule of every job's threads,
-  :func:`charlm.network.parallel.shares`), the units split evenly, on a POSIX system (a waiting
-  worker calls ``sched_yield``); :class:`Pace` then picks between two and one by their measured
-  speed.
+- :func:`worker_choices`: two workers may split a step's hidden units when
+  :func:`charlm.network.parallel.unit_workers` allows two and the units split evenly;
+  :class:`Pace` then picks between two and one by their measured speed.
 - :class:`Launcher`: runs a kernel call on the workers Pace picks, with the weights for that
   many, and records its speed.
 """
 import functools
-import os
 import time
 
 import numpy as np
 
-from ..kernels.stack_step import (SYNC_STRIDE, RowLayers, RowWeights, TransposedLayers,
-                                  TransposedWeights)
-from ..network.parallel import fan_out, shares
+from ..kernels.barrier import SYNC_STRIDE
+from ..kernels.stack_step import RowLayers, RowWeights, TransposedLayers, TransposedWeights
+from ..network.parallel import fan_out, unit_workers
 
-MIN_UNITS = 64                 # a worker's fewest hidden units: fewer make a step too short to
-                               # pay for the barriers
 
 
 def pack(network, workers, transposed):
@@ -111,7 +106,7 @@ def transpose(layers):
 def worker_choices(hidden):
     """The worker counts that may split the steps of a network of ``hidden`` units (see the
     module docstring): (2, 1) or (1,)."""
-    split = shares(hidden, MIN_UNITS) >= 2 and hidden % 2 == 0 and os.name == "posix"
+    split = unit_workers(hidden) >= 2 and hidden % 2 == 0
     return (2, 1) if split else (1,)
 
 

@@ -21,7 +21,8 @@ hidden units can be split between two workers; several samples (one worker;
 import numpy as np
 from numba import njit
 
-from .stack_step import barrier, output_logits, output_parts, stack_step, step_buffers
+from .barrier import barrier
+from .stack_step import output_logits, output_parts, stack_step, step_buffers
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 

@@ -63,18 +63,16 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from . import cells
+from .barrier import barrier
 from .codes import CELL_CODES
 from .linalg import matmul_nt
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 RNN, GRU, LSTM = CELL_CODES["rnn"], CELL_CODES["gru"], CELL_CODES["lstm"]
-SYNC_STRIDE = 16                    # int64 slots between two workers' counters: one cache line each
-SPINS_BEFORE_YIELD = 2000
 
 
 # ---- the weights' two layouts ------------------------------------------------------------------
@@ -112,61 +110,6 @@ class TransposedWeights(NamedTuple):
     b_y: np.ndarray
 
 
-# ---- synchronisation between the workers --------------------------------------------------------
-# Numba has no atomics; these emit LLVM's atomic load and store, so that a spinning worker re-reads
-# the counter each time and sees the other worker's writes (release/acquire) in order.
-
-@intrinsic
-def _load_acquire(typingctx, array, index):
-    if array.dtype != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        arr = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], arr, [args[1]])
-        return builder.load_atomic(ptr, "acquire", 8)
-    return types.int64(array, types.intp), codegen
-
-
-@intrinsic
-def _store_release(typingctx, array, index, value):
-    if array.dtype != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        arr = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], arr, [args[1]])
-        builder.store_atomic(args[2], ptr, "release", 8)
-        return context.get_dummy_value()
-    return types.void(array, types.intp, types.int64), codegen
-
-
-@intrinsic
-def _yield_cpu(typingctx):
-    # A worker whose partner has been preempted gives its core away instead of spinning through
-    # a whole time slice.
-    def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []),
-                                            "sched_yield")
-        builder.call(fn, [])
-        return context.get_dummy_value()
-    return types.void(), codegen
-
-
-@njit(**KERNEL)
-def barrier(sync, worker, workers, phase):
-    """Wait until every worker has announced ``phase`` in ``sync`` (its counters only increase)."""
-    if workers == 1:
-        return
-    _store_release(sync, worker * SYNC_STRIDE, phase)
-    for other in range(workers):
-        spins = 0
-        while _load_acquire(sync, other * SYNC_STRIDE) < phase:
-            spins += 1
-            if spins > SPINS_BEFORE_YIELD:
-                _yield_cpu()
-
-
 # ---- products --------------------------------------------------------------------------------
 
 @intrinsic
@@ -182,13 +125,14 @@ def _half_to_float(typingctx, bits):
 
 
 def widen(value):
-    """A weight as float32: itself, or a half-precision weight's 16 bits (uint16) widened."""
+    """A weight as a float: itself (float32, float64), or a half-precision weight's 16 bits
+    (uint16) widened to float32."""
     raise NotImplementedError("called from Numba kernels only")
 
 
 @overload(widen, jit_options=dict(error_model="numpy"))
 def _widen(value):
-    if value == types.float32:
+    if value in (types.float32, types.float64):
         return lambda value: value
     if value == types.uint16:
         return lambda value: _half_to_float(value)

@@ -18,6 +18,8 @@ import numpy as np
 from ..errors import UsageError
 from ..kernels.linalg import blas_threads
 
+MIN_UNITS = 64         # the fewest hidden units a worker of a split step gets: fewer make a step too
+                       # short to pay for its barriers
 _sharing = 1           # processes of a data-parallel run that share this one's cores (share_cores)
 _pool = None
 _pool_size = 0
@@ -42,6 +44,13 @@ def shares(n, min_share=1, threads=None):
     least ``min_share`` of them: 1 to ``threads`` (default :func:`cores`)."""
     threads = cores() if threads is None else threads
     return max(1, min(threads, n // min_share))
+
+
+def unit_workers(hidden):
+    """How many workers split the hidden units of a step of one sequence (generation, dynamic
+    evaluation): :func:`shares` with ``MIN_UNITS`` each, on a POSIX system, where a waiting worker
+    gives its core away (``sched_yield``); one elsewhere."""
+    return shares(hidden, MIN_UNITS) if os.name == "posix" else 1
 
 
 def blas_for(threads=1):

@@ -30,6 +30,7 @@ from .celltypes import cell as cell_named
 from ..kernels import dropout as dropout_kernels
 from ..kernels import loss as loss_kernels
 from ..kernels import recurrent
+from ..kernels.barrier import SYNC_STRIDE
 from ..kernels.linalg import matmul
 from . import inputs
 from .parallel import fan_out, shares, split
@@ -87,7 +88,7 @@ class Dropout(NamedTuple):
 
 class _Weights:
     """One layer's weights as the kernels take them, with W_h^T for the forward time loop (None
-    for a :class:`Stack` whose forward reads W_h itself: see ``Stack.blas``). ``name`` is W_h's
+    for a :class:`Stack` whose forward reads W_h itself: see ``Stack.split_units``). ``name`` is W_h's
     name in the parameters; ``mask`` the weight-drop mask applied to it, if any."""
 
     def __init__(self, params, layer, prefix="layers", transposed=True):
@@ -120,6 +121,9 @@ def stack_weights(params, num_layers, prefix="layers", transposed=True):
     return [_Weights(params, layer, prefix, transposed) for layer in range(num_layers)]
 
 
+PRODUCT_PARTS = 2       # row blocks of a products of a Stack with split units (Stack._matmul)
+
+
 class Stack:
     """A stack of recurrent layers on one thread, over b sequences of T steps: its forward pass,
     which returns the top layer's outputs, and its backward pass, which takes the gradient reaching
@@ -130,12 +134,9 @@ class Stack:
     def __init__(self, cell, num_layers, hidden_size, dtype, T, b):
         L, H = num_layers, hidden_size
         self.cell, self.hidden_size = cell, hidden_size
-        # the forward's recurrent products: matmul_nt over W_h^T (training's shards of many
-        # sequences), or BLAS over W_h itself (one sequence whose weights change between calls:
-        # nothing to transpose per call); kernels.recurrent says why both
-        self.blas = False
         self.forward_kernel = cell.kernel(recurrent, "forward")
         self.backward_kernel = cell.kernel(recurrent, "backward")
+        self.workers = 0       # see split_units
         self.gates = np.empty((L, T, b, cell.gates * H), dtype)  # zx, then the activated gates
         self.hs = np.empty((L, T + 1, b, H), dtype)              # h_0 .. h_T
         # the forward kernels' aux: c_0 .. c_T for the LSTM, r * h_{t-1} for the GRU
@@ -160,18 +161,63 @@ class Stack:
             if layer == 0:
                 inputs.gather(w.w_x, x.reshape(-1), gates.reshape(T * b, -1))  # one-hot input(s)
             else:
-                matmul(inp.reshape(T * b, -1), w.w_x, gates.reshape(T * b, -1))
+                self._matmul(inp.reshape(T * b, -1), w.w_x, gates.reshape(T * b, -1))
             hs[0] = state[layer, 0]
             if state.shape[1] == 2:
                 self.aux[layer, 0] = state[layer, 1]
-            self.forward_kernel(gates, w.b, w.w_h if self.blas else w.w_ht, hs, self.aux[layer],
-                                self.blas)
+            if self.workers:
+                self._on_workers(self.forward_split, gates, w.b, w.w_h, hs, self.aux[layer])
+            else:
+                self.forward_kernel(gates, w.b, w.w_ht, hs, self.aux[layer], False)
             inp = hs[1:]
             if masks is not None:
                 if self.dropped is None:
                     self.dropped = np.empty((len(weights),) + inp.shape, inp.dtype)
                 inp = np.multiply(inp, masks[layer], out=self.dropped[layer])
         return inp
+
+    def split_units(self, workers):
+        """Run the time loops with the hidden units split among ``workers`` threads that meet at
+        every step (``kernels.recurrent``'s split kernels; one worker runs them too): for a pass
+        over one sequence, or a few, whose steps are matrix-vector products. The forward then
+        reads W_h as stored, so the weights may change between calls with nothing to transpose
+        (dynamic evaluation). A unit's sums do not depend on the split: any number of workers
+        gives the same bits."""
+        self.workers = workers
+        self.forward_split = self.cell.kernel(recurrent, "forward_split")
+        self.backward_split = self.cell.kernel(recurrent, "backward_split")
+        self._unit_edges = split(self.hidden_size, workers)
+        self._sync = np.zeros(workers * SYNC_STRIDE, np.int64)
+        self._phase = 0        # barriers passed: the workers' counters only increase
+
+    def _matmul(self, a, b, out):
+        """out = a @ b: one BLAS call, or with split units PRODUCT_PARTS calls on row blocks of a
+        and out, on the workers. The blocks are the same whatever the number of workers, so
+        the bits are too."""
+        if not self.workers:
+            matmul(a, b, out)
+            return
+        a = np.ascontiguousarray(a)          # a transposed operand: its row blocks contiguous
+        edges = split(a.shape[0], PRODUCT_PARTS)
+        blocks = [functools.partial(matmul, a[lo:hi], b, out[lo:hi])
+                  for lo, hi in zip(edges[:-1], edges[1:])]
+        if self.workers > 1:
+            fan_out(blocks)
+        else:
+            for block in blocks:
+                block()
+
+    def _product(self, a, b):
+        out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+        self._matmul(a, b, out)
+        return out
+
+    def _on_workers(self, kernel, *args):
+        """kernel(*args, lo, hi, sync, worker, workers, phase) on every worker at once."""
+        edges = self._unit_edges
+        self._phase = fan_out([functools.partial(kernel, *args, edges[k], edges[k + 1], self._sync,
+                                                 k, self.workers, self._phase)
+                               for k in range(self.workers)])[0]
 
     def final_state(self, out):
         """Write the state after the last step into out (L, S, b, H)."""
@@ -193,18 +239,21 @@ class Stack:
             dz = gates if self.dz is None else self.dz
             self.dh_carry[:] = 0.0
             self.dc_carry[:] = 0.0
-            self.backward_kernel(self.dh, w.w_h, hs, self.aux[layer], gates, dz, self.dh_carry,
-                                 self.dc_carry)
+            args = (self.dh, w.w_h, hs, self.aux[layer], gates, dz, self.dh_carry, self.dc_carry)
+            if self.workers:
+                self._on_workers(self.backward_split, *args)
+            else:
+                self.backward_kernel(*args)
             dz = dz.reshape(T * b, -1)
             h_prev = hs[:-1].reshape(T * b, H)
             dw_h = grads[f"{prefix}.{layer}.W_h"]
             if self.cell.reset_gated:
                 # the r and u blocks multiply h_{t-1}, the candidate's block r * h_{t-1}
-                dw_h[:, :2 * H] = product(h_prev.T, np.ascontiguousarray(dz[:, :2 * H]))
-                dw_h[:, 2 * H:] = product(self.aux[layer].reshape(T * b, H).T,
-                                          np.ascontiguousarray(dz[:, 2 * H:]))
+                dw_h[:, :2 * H] = self._product(h_prev.T, np.ascontiguousarray(dz[:, :2 * H]))
+                dw_h[:, 2 * H:] = self._product(self.aux[layer].reshape(T * b, H).T,
+                                                np.ascontiguousarray(dz[:, 2 * H:]))
             else:
-                matmul(h_prev.T, dz, dw_h)
+                self._matmul(h_prev.T, dz, dw_h)
             dz.sum(axis=0, out=grads[f"{prefix}.{layer}.b"])
             dw_x = grads[f"{prefix}.{layer}.W_x"]
             if layer == 0:
@@ -212,8 +261,8 @@ class Stack:
                 inputs.scatter(dw_x, x.reshape(-1), dz)
             else:
                 below = self.dropped[layer - 1] if masks is not None else self.hs[layer - 1, 1:]
-                matmul(below.reshape(T * b, H).T, dz, dw_x)
-                matmul(dz, w.w_x.T, dh)
+                self._matmul(below.reshape(T * b, H).T, dz, dw_x)
+                self._matmul(dz, w.w_x.T, dh)
 
 
 class _Shard:

@@ -18,12 +18,13 @@ that scored it. In lines mode every line is an example of its own, from the zero
 static scoring; a segment is the next lines in file order, at least ``segment`` tokens of them
 (one line at least), scored side by side as one batch and adapted on together.
 
-The pass is training's own (``charlm.network.stack``): one shard of the training network, on the
-calling thread, with its forward reading W_h through BLAS (``Stack.blas``) so that nothing is
-transposed when the weights change between segments. Steps 1 and 2 are that shard's forward and
-backward; step 3 runs on every core, over disjoint ranges of the flat weights. Every product runs
-with one BLAS thread and each weight's update depends on its own entries alone, so a figure does
-not depend on the number of threads.
+The pass is training's own (``charlm.network.stack``): one shard of the training network whose
+time loops split the hidden units among the cores (``Stack.split_units``: two workers meet at a
+barrier every step, each reading half of W_h), and whose products over the whole segment run as
+two row blocks, one per core. Steps 1 and 2 are that shard's forward and backward; step 3 runs on
+every core, over disjoint ranges of the flat weights. No sum depends on the split (each unit's and
+each block's run in one order), and each weight's update depends on its own entries alone, so a
+figure does not depend on the number of threads.
 
 With lr = 0 the weights never move, and the figure is static scoring's sequential one
 (``score_file(exact=True)``), up to float32 rounding in a different order of the same sums
@@ -34,13 +35,15 @@ The model's weights are adapted in place while a text is read and restored when 
 Cost per token, beyond the forward pass: the backward (about twice the forward), and per segment
 one pass over the weights (reading g, ms, w, w_0; writing ms, w). At batch 1 the recurrent
 products are matrix-vector products that read all of W_h from cache or memory at every step
-(4 MiB a layer for a 512-unit LSTM), and that bandwidth bounds the speed.
+(4 MiB a layer for a 512-unit LSTM), twice (forward and backward), and that bandwidth bounds the
+time loops; the weight gradients, products over the segment's T steps, are most of the rest
+(``docs/dynamic-evaluation.md``, Speed).
 """
 import numpy as np
 
 from ..errors import TrainingDiverged, UsageError
 from ..kernels.adapt import dynamic_update
-from ..network.parallel import blas_for, fan_out, shares, split
+from ..network.parallel import blas_for, fan_out, shares, split, unit_workers
 from ..network.stack import stack_weights
 from ..text.vocab import EOS_ID
 from .options import Settings, settings_from  # noqa: F401  (the names callers import from here)
@@ -62,6 +65,7 @@ class Adapter:
         self.grads = self.params.like()
         self.weights = stack_weights(self.params, network.num_layers, transposed=False)
         self.steps = 0
+        self.workers = unit_workers(network.hidden_size)
         self._shards = {}
         n = self.trained.size
         self._ranges = split(n, shares(n, UPDATE_SHARE))
@@ -83,7 +87,7 @@ class Adapter:
             if len(self._shards) >= 4:
                 del self._shards[next(iter(self._shards))]
             shard = self.network.shard_type(self.network, T, b)
-            shard.stack.blas = True
+            shard.stack.split_units(self.workers)
             self._shards[key] = shard
         return self._shards[key]
 
