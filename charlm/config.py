@@ -41,6 +41,9 @@ class Config:
     max_time: float | None = None    # seconds
     val_frac: float = 0.1
     val_max_chars: int = 1_000_000   # validation reads at most this many held-out characters (0: all)
+    val_windows: int = 0             # after training: nanoGPT's windowed figure of the held-out text,
+                                     # windows of this many targets (0: none)
+    val_dynamic: bool = False        # after training: its dynamic-evaluation figure
     eval_every: int | None = None
     patience: int = 5                # stop after this many validations without a new best (0: never)
     checkpoint_every: int | None = None
@@ -76,6 +79,7 @@ class Config:
             (self.max_time is None or self.max_time > 0, "--max-time", "must be > 0"),
             (0.0 <= self.val_frac < 1.0, "--val-frac", "must be in [0, 1)"),
             (self.val_max_chars >= 0, "--val-max-chars", "must be >= 0 (0 validates on all of it)"),
+            (self.val_windows >= 0, "--val-windows", "must be >= 0 (0: no windowed figure)"),
             (self.eval_every is None or self.eval_every >= 1, "--eval-every", "must be >= 1"),
             (0 <= self.patience <= 1_000_000, "--patience", "must be >= 0 (0 never stops early)"),
             (self.checkpoint_every is None or self.checkpoint_every >= 1, "--checkpoint-every", "must be >= 1"),

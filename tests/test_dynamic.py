@@ -52,6 +52,47 @@ def trained(tmp_path_factory):
     return model, held_out
 
 
+# ---- the held-out figures of a training run -------------------------------------------------------
+
+def test_train_reports_the_held_out_text_s_windowed_and_dynamic_figures(tmp_path):
+    """train --val-windows N --val-dynamic gives the figures that score --windows N and
+    score --dynamic give for a file of the held-out text (the last --val-frac of the corpus)."""
+    corpus = " ".join(np.random.default_rng(3).choice(NAMES, 1500)) + "\n"
+    path = write(tmp_path / "corpus.txt", corpus)
+    model = str(tmp_path / "m.npz")
+    done = run_charlm("train", path, "--mode", "stream", "--hidden", 24, "--steps", 40,
+                      "--val-frac", 0.2, "--out", model, "--val-windows", 48, "--val-dynamic",
+                      "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    held_out = write(tmp_path / "val.txt", corpus[int(len(corpus) * 0.8):])
+    windowed = score_json("--model", model, "--file", held_out, "--windows", 48)
+    adapted = score_json("--model", model, "--file", held_out, "--dynamic")
+    assert summary["val_windowed_loss"] == pytest.approx(windowed["windowed_loss"], rel=1e-9)
+    assert summary["val_windows"] == windowed["windows"]
+    assert summary["val_dynamic_loss"] == pytest.approx(-adapted["log_prob"] / adapted["num_tokens"],
+                                                        rel=1e-9)
+    assert summary["val_dynamic"] == adapted["dynamic"]
+    assert summary["best_val_loss"] < summary["val_windowed_loss"]   # windows start cold
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--mode", "lines", "--val-windows", 8], "stream mode"),
+    (["--tokens", "words", "--val-dynamic"], "character model"),
+    (["--bidirectional", "--val-windows", 8], "left-to-right"),
+    (["--val-frac", 0, "--val-dynamic"], "holds none out"),
+    (["--val-windows", 100000], "longer than one window"),
+    (["--val-windows", -1], "must be >= 0"),
+])
+def test_held_out_figures_that_do_not_apply_are_refused_before_training(tmp_path, args, words):
+    path = write(tmp_path / "corpus.txt", "\n".join(NAMES * 4) + "\n")
+    done = run_charlm("train", path, "--hidden", 8, "--steps", 2, "--out", tmp_path / "m.npz",
+                      "--mode", "stream", *args, cwd=tmp_path)     # a later --mode wins
+    assert done.returncode == 2
+    assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists()
+
+
 # ---- dynamic evaluation --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

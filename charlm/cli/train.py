@@ -21,6 +21,7 @@ Examples:
   charlm train input.txt --out run.npz --resume --steps 5000   # continue a run to step 5000
   charlm train corpus.tsv --labels              # LABEL<TAB>TEXT lines, for --label and classify
   charlm train --label poetry=verse.txt --label prose=essay.txt   # each line of a file, its label
+  charlm train input.txt --val-windows 256 --val-dynamic --json   # held-out figures of both protocols
 """
 
 
@@ -56,6 +57,14 @@ def _default(setting):
 @click.option("--max-time", help="Stop within this wall time, validation included: 90s, 10m, 2h.")
 @click.option("--val-frac", type=float, help="Fraction held out for validation; 0 for none.  " + _default("val_frac"))
 @click.option("--val-max-chars", type=int, help="Validate on at most this many held-out characters (the first ones); 0 for all.  " + _default("val_max_chars"))
+@click.option("--val-windows", type=int, metavar="N",
+              help="After training, also score the held-out text on nanoGPT's protocol: 12,800 "
+                   "windows of N targets from a cold start, as score --windows N (about as long "
+                   "as scoring 3.3 million characters; not part of --max-time).  "
+                   + _default("val_windows"))
+@click.option("--val-dynamic", is_flag=True, default=None,
+              help="After training, also score the held-out text with dynamic evaluation, as "
+                   "score --dynamic (not part of --max-time).")
 @click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
               help="lines: one example per line; stream: one long text.  " + _default("mode"))
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  " + _default("min_count"))
@@ -133,6 +142,10 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
     if not speaks:
         raise SystemExit(130 if reason == "interrupted" else 0)
     summary = summarize(trainer, reason)
+    if reason != "interrupted" and not reason.startswith("already "):
+        message = "Scoring the held-out text (--val-windows, --val-dynamic)"
+        with compile_notice(message, delay=0.0, enabled=not (as_json or quiet)):
+            summary.update(trainer.held_out_figures())
     if group is not None:
         summary["distributed"] = trainer.summary()
     if as_json:
@@ -182,6 +195,11 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
              "--patience to change)" if reason == "no improvement" else "")
     console.print(f"[green]Trained {steps} step{'s' * (steps != 1)} in {summary['elapsed']:.0f}s[/]{val}; "
                   f"saved to [bold]{trainer.out}[/].{early}")
+    for key, what in (("val_windowed_loss", "on nanoGPT's windows (--val-windows)"),
+                      ("val_dynamic_loss", "with dynamic evaluation (--val-dynamic)")):
+        if key in summary:
+            console.print(f"Held-out text {what}: {summary[key]:.4f} nats "
+                          f"({summary[key] / math.log(2):.3f} bits/char)")
     if quiet:
         return
     from ..views import curves

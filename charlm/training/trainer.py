@@ -16,7 +16,8 @@ import numpy as np
 
 from ..store import checkpoint as ckpt
 from ..text import corpus as data
-from ..scoring import passes
+from ..scoring import dynamic, passes
+from ..scoring.scorer import windowed_loss
 from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
 from ..config import OPTIMIZER_MOMENTS, Config, format_duration
 from ..errors import CheckpointError, TrainingDiverged, UsageError
@@ -29,7 +30,7 @@ from ..store import outputs
 from . import budget
 from .reporter import Reporter
 from ..store.runstate import DROPOUT_MASKS, Evaluation, RunState
-from ..text.vocab import Vocab
+from ..text.vocab import EOS_ID, Vocab
 from ..text import words
 from ..text import labels
 
@@ -517,6 +518,32 @@ class Trainer:
         rs.history.append(record)
         self.reporter.evaluated(self, record)
 
+    def held_out_figures(self):
+        """The figures of the held-out text that ``val_windows`` and ``val_dynamic`` ask for, of
+        the best weights, as ``charlm score --windows`` and ``--dynamic`` compute them for a file
+        of that text: nanoGPT's windowed loss (12,800 windows, seed 0) and dynamic evaluation's
+        loss with the default settings, nats per character, each with its settings. Run after
+        training, outside its time budget: the windows cost about as much as scoring 3.3 million
+        characters."""
+        c, figures = self.config, {}
+        if not (c.val_windows or c.val_dynamic):
+            return figures
+        weights = self.best if self.best is not None else self.params.flat
+        network = network_for(c, len(self.dataset.vocab), FlatArrays(self.params.shapes,
+                                                                      weights.copy()))
+        if c.val_windows:
+            windowed = windowed_loss(Engine(network), self.dataset.val, c.val_windows)
+            figures["val_windowed_loss"] = windowed.loss
+            figures["val_windows"] = windowed.to_json()
+        if c.val_dynamic:
+            settings = dynamic.Settings()
+            ids = np.concatenate([[EOS_ID], self.dataset.val]).astype(np.int32)
+            with dynamic.Adapter(network, settings) as adapter:
+                log_prob, tokens, _ = dynamic.adapt_sequence(adapter, ids)
+            figures["val_dynamic_loss"] = -log_prob / tokens
+            figures["val_dynamic"] = dict(settings.to_json(), segments=adapter.steps)
+        return figures
+
     # -- checkpoints
 
     def save(self):
@@ -609,9 +636,28 @@ def check_needs(config, dataset):
     threads = cores()
     budget.check_memory(config, V, parameters, threads)
     budget.check_time(config, V, dataset.val_tokens, threads)
+    check_held_out_figures(config, dataset)
 
 
-RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every", "patience")
+def check_held_out_figures(config, dataset):
+    """Refuse, before training, the figures of the held-out text asked for after it
+    (``val_windows``, ``val_dynamic``) where they do not apply: they read a left-to-right
+    character model's held-out stream, and windows need more tokens than a window."""
+    if not (config.val_windows or config.val_dynamic):
+        return
+    asked = "--val-windows" if config.val_windows else "--val-dynamic"
+    if config.mode != "stream" or config.bidirectional or config.tokens != "chars":
+        raise UsageError(f"{asked} scores the held-out text of a left-to-right character model in "
+                         "stream mode; for this model, score a held-out file with charlm score")
+    if not dataset.val_tokens:
+        raise UsageError(f"{asked} scores the held-out text, and --val-frac 0 holds none out")
+    if config.val_windows and config.val_windows >= dataset.val_tokens:
+        raise UsageError(f"--val-windows {config.val_windows} needs a held-out text longer than "
+                         f"one window; it has {dataset.val_tokens:,} characters")
+
+
+RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every", "patience",
+             "val_windows", "val_dynamic")
 
 
 def _resume(out, corpus, options, reporter):
