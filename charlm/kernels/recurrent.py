@@ -240,8 +240,8 @@ def gru_backward(dhs, w_h, hs, rh, gates, dz, dh, dc):
 def pack_units(w, first, G, lo, hi):
     """The columns first + k H + [lo, hi) of W (H, *) for each block k < G, side by side in a
     C-contiguous (H, G n) copy: a worker's units in G consecutive gate blocks from column
-    ``first``. Copied once per call, so that each step's product streams contiguous rows (twice
-    as fast as reading the strided columns in place)."""
+    ``first``. Copied once per call, so that each step's product streams whole contiguous rows
+    rather than G short pieces of each row of W."""
     H = w.shape[0]
     n = hi - lo
     out = np.empty((H, G * n), w.dtype)
@@ -261,7 +261,7 @@ def add_unit_products(h, packed, z):
 
 @njit(**KERNEL)
 def gather_units(rows, b, first, H, lo, hi, z):
-    """z (B, G n) = rows (B, *) + b at this worker's columns (as :func:`add_unit_products`)."""
+    """z (B, G n) = rows (B, *) + b at this worker's columns (those of :func:`pack_units`)."""
     n = hi - lo
     for i in range(z.shape[0]):
         for blk in range(z.shape[1] // n):

@@ -11,7 +11,9 @@ into one shard of sequences per core, each run by its own thread over its own bu
 single-threaded BLAS (the kernels release the GIL), and the shards' gradients are added at the end.
 On two cores this beats letting OpenBLAS split each product: the recurrent products are small
 ((B, H) by (H, G*H), one per step), so its threads spend much of their time handing work over and
-spinning, and the element-wise cell updates between them would run on one core.
+spinning, and the element-wise cell updates between them would run on one core. A pass over one
+sequence (dynamic evaluation) has no batch to split: its stack splits each step's hidden units
+among the cores instead (:meth:`Stack.split_units`).
 
 Shapes: ``x``, ``y`` are (T, B) token ids (time-major; a target of -1 is padding). The recurrent
 state is one array (L, S, B, H): L layers, S = 2 for the LSTM (h, c) and 1 otherwise.
@@ -121,15 +123,16 @@ def stack_weights(params, num_layers, prefix="layers", transposed=True):
     return [_Weights(params, layer, prefix, transposed) for layer in range(num_layers)]
 
 
-PRODUCT_PARTS = 2       # row blocks of a products of a Stack with split units (Stack._matmul)
+PRODUCT_PARTS = 2       # row blocks of each product of a Stack with split units (Stack._matmul)
 
 
 class Stack:
-    """A stack of recurrent layers on one thread, over b sequences of T steps: its forward pass,
-    which returns the top layer's outputs, and its backward pass, which takes the gradient reaching
-    them. What sits on top (a softmax over the vocabulary, or two stacks' outputs side by side) is
-    the caller's. The buffers are kept from batch to batch while (T, b) stays, so that a training
-    step allocates almost nothing."""
+    """A stack of recurrent layers over b sequences of T steps, on one thread (or with its hidden
+    units split among several: :meth:`split_units`): its forward pass, which returns the top
+    layer's outputs, and its backward pass, which takes the gradient reaching them. What sits on
+    top (a softmax over the vocabulary, or two stacks' outputs side by side) is the caller's. The
+    buffers are kept from batch to batch while (T, b) stays, so that a training step allocates
+    almost nothing."""
 
     def __init__(self, cell, num_layers, hidden_size, dtype, T, b):
         L, H = num_layers, hidden_size
@@ -207,11 +210,6 @@ class Stack:
             for block in blocks:
                 block()
 
-    def _product(self, a, b):
-        out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
-        self._matmul(a, b, out)
-        return out
-
     def _on_workers(self, kernel, *args):
         """kernel(*args, lo, hi, sync, worker, workers, phase) on every worker at once."""
         edges = self._unit_edges
@@ -249,9 +247,10 @@ class Stack:
             dw_h = grads[f"{prefix}.{layer}.W_h"]
             if self.cell.reset_gated:
                 # the r and u blocks multiply h_{t-1}, the candidate's block r * h_{t-1}
-                dw_h[:, :2 * H] = self._product(h_prev.T, np.ascontiguousarray(dz[:, :2 * H]))
-                dw_h[:, 2 * H:] = self._product(self.aux[layer].reshape(T * b, H).T,
-                                                np.ascontiguousarray(dz[:, 2 * H:]))
+                dw_h[:, :2 * H] = product(h_prev.T, np.ascontiguousarray(dz[:, :2 * H]),
+                                          self._matmul)
+                dw_h[:, 2 * H:] = product(self.aux[layer].reshape(T * b, H).T,
+                                          np.ascontiguousarray(dz[:, 2 * H:]), self._matmul)
             else:
                 self._matmul(h_prev.T, dz, dw_h)
             dz.sum(axis=0, out=grads[f"{prefix}.{layer}.b"])
@@ -314,10 +313,11 @@ def layer_weights(weights):
             yield from w
 
 
-def product(a, b):
-    """a @ b through :func:`kernels.linalg.matmul` (one BLAS for everything)."""
+def product(a, b, multiply=matmul):
+    """a @ b in a new array, through :func:`kernels.linalg.matmul` (one BLAS for everything) or
+    another ``multiply(a, b, out)``."""
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
-    matmul(a, b, out)
+    multiply(a, b, out)
     return out
 
 
