@@ -41,8 +41,8 @@ class Config:
     max_time: float | None = None    # seconds
     val_frac: float = 0.1
     val_max_chars: int = 1_000_000   # validation reads at most this many held-out characters (0: all)
-    val_windows: int = 0             # after training: nanoGPT's windowed figure of the held-out text,
-                                     # windows of this many targets (0: none)
+    val_windows: int = 0             # after training: nanoGPT's windowed figure of the held-out
+                                     # text, windows of this many targets (0: none)
     val_dynamic: bool = False        # after training: its dynamic-evaluation figure
     eval_every: int | None = None
     patience: int = 5                # stop after this many validations without a new best (0: never)

@@ -2,6 +2,7 @@
 shapes: the sequence pass (forward and backward through time, with the gradient at the initial
 state), the no-grad forward path, the loss, the softmax, the products and the optimizers."""
 import functools
+import threading
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from charlm.network import engine as forward
 from charlm.network.engine import Engine
 from charlm.kernels import activations, linalg, loss, optim
 from charlm.kernels import recurrent as rk
-from charlm.kernels.barrier import SYNC_STRIDE
+from charlm.kernels.barrier import SYNC_STRIDE, barrier, release
 from charlm.network.parallel import fan_out, split
 from charlm.network.stack import FlatArrays, Network, init_parameters, parameter_shapes
 from reference import ReferenceNetwork, layer_step
@@ -171,10 +172,11 @@ def split_pass(cell, args, dhs, workers):
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
 def test_split_kernels_are_the_whole_layer_kernels_and_any_split_gives_the_same_bits(cell, dtype,
                                                                                       tol):
-    """The units of a layer split among 1, 2 or 3 workers (37 units: uneven shares) give the
-    whole-layer kernels' states, gates and gradients, and the same bits whatever the split."""
-    args = cell_inputs(cell, dtype, T=6, B=2, H=37)
-    dhs = np.random.default_rng(1).standard_normal((6, 2, 37)).astype(dtype)
+    """The units of a layer split among 1, 2 or 3 workers (37 units: uneven shares; 5 sequences:
+    the products' blocks of four and the row left over) give the whole-layer kernels' states,
+    gates and gradients, and the same bits whatever the split."""
+    args = cell_inputs(cell, dtype, T=6, B=5, H=37)
+    dhs = np.random.default_rng(1).standard_normal((6, 5, 37)).astype(dtype)
     _, gates, hs, aux = run_forward(cell, *args)
     whole = (hs, gates, aux) + run_backward(cell, dhs, args[2], hs, aux, gates)
     runs = [split_pass(cell, args, dhs, workers) for workers in (1, 2, 3)]
@@ -183,6 +185,35 @@ def test_split_kernels_are_the_whole_layer_kernels_and_any_split_gives_the_same_
     for other in runs[1:]:
         for got, want in zip(other, runs[0]):
             np.testing.assert_array_equal(got, want)
+
+
+def test_workers_run_to_their_end_when_one_fails_before_a_barrier():
+    """A worker that fails never reaches the barrier the others wait at: fan_out's on_failure
+    releases them, and the failure is raised once all have ended."""
+    sync = np.zeros(3 * SYNC_STRIDE, np.int64)
+    passed = []
+
+    def waits(worker):
+        barrier(sync, worker, 3, 1)
+        passed.append(worker)
+
+    def fails():
+        raise MemoryError("a worker's scratch")
+
+    outcome = []
+
+    def run():
+        try:
+            fan_out([functools.partial(waits, 0), functools.partial(waits, 1), fails],
+                    on_failure=functools.partial(release, sync))
+        except MemoryError as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    caller.join(timeout=120)           # the run ends at once when the barrier is released
+    assert not caller.is_alive()
+    assert sorted(passed) == [0, 1] and len(outcome) == 1
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

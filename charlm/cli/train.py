@@ -21,7 +21,7 @@ Examples:
   charlm train input.txt --out run.npz --resume --steps 5000   # continue a run to step 5000
   charlm train corpus.tsv --labels              # LABEL<TAB>TEXT lines, for --label and classify
   charlm train --label poetry=verse.txt --label prose=essay.txt   # each line of a file, its label
-  charlm train input.txt --val-windows 256 --val-dynamic --json   # held-out figures of both protocols
+  charlm train input.txt --val-windows 256 --val-dynamic --json  # held-out text, two more figures
 """
 
 
@@ -59,12 +59,12 @@ def _default(setting):
 @click.option("--val-max-chars", type=int, help="Validate on at most this many held-out characters (the first ones); 0 for all.  " + _default("val_max_chars"))
 @click.option("--val-windows", type=int, metavar="N",
               help="After training, also score the held-out text on nanoGPT's protocol: 12,800 "
-                   "windows of N targets from a cold start, as score --windows N (about as long "
-                   "as scoring 3.3 million characters; not part of --max-time).  "
+                   "windows of N targets from a cold start, as score --windows N (as long as "
+                   "scoring 12,800 x N characters; not part of --max-time); 0 for none.  "
                    + _default("val_windows"))
-@click.option("--val-dynamic", is_flag=True, default=None,
+@click.option("--val-dynamic/--no-val-dynamic", default=None,
               help="After training, also score the held-out text with dynamic evaluation, as "
-                   "score --dynamic (not part of --max-time).")
+                   "score --dynamic (not part of --max-time).  " + _default("val_dynamic"))
 @click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
               help="lines: one example per line; stream: one long text.  " + _default("mode"))
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  " + _default("min_count"))
@@ -142,7 +142,9 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
     if not speaks:
         raise SystemExit(130 if reason == "interrupted" else 0)
     summary = summarize(trainer, reason)
-    if reason != "interrupted" and not reason.startswith("already "):
+    c = trainer.config
+    if (c.val_windows or c.val_dynamic) and reason != "interrupted" and \
+            not reason.startswith("already "):
         message = "Scoring the held-out text (--val-windows, --val-dynamic)"
         with compile_notice(message, delay=0.0, enabled=not (as_json or quiet)):
             summary.update(trainer.held_out_figures())

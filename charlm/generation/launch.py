@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ..kernels.barrier import SYNC_STRIDE
+from ..kernels.barrier import SYNC_STRIDE, release
 from ..kernels.stack_step import RowLayers, RowWeights, TransposedLayers, TransposedWeights
 from ..network.parallel import fan_out, unit_workers
 
@@ -168,6 +168,7 @@ class Launcher:
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
         call = functools.partial(kernel, self.network.cell.code, weights, *args, sync)
         start = time.perf_counter()
-        ran = fan_out([functools.partial(call, k, workers) for k in range(workers)])[0]
+        ran = fan_out([functools.partial(call, k, workers) for k in range(workers)],
+                      on_failure=functools.partial(release, sync))[0]
         self.pace.record(workers, forced + ran, time.perf_counter() - start)
         return ran

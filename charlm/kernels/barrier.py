@@ -4,8 +4,10 @@ workers (``kernels.recurrent``).
 
 Each worker owns a counter in ``sync`` (int64, ``SYNC_STRIDE`` slots apart: one cache line each)
 and announces each barrier it reaches by storing the barrier's number there; the counters only
-increase, so a caller keeps one running count of phases across kernel calls.
+increase, so a caller keeps one running count of phases across kernel calls. If a worker fails,
+:func:`release` lets the others through (``charlm.network.parallel.fan_out``'s ``on_failure``).
 """
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -15,6 +17,7 @@ KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 SYNC_STRIDE = 16                    # int64 slots between two workers' counters: one cache line each
 SPINS_BEFORE_YIELD = 2000
+RELEASED = np.iinfo(np.int64).max    # a count past every barrier
 
 
 # Numba has no atomics; these emit LLVM's atomic load and store, so that a spinning worker re-reads
@@ -69,3 +72,11 @@ def barrier(sync, worker, workers, phase):
             spins += 1
             if spins > SPINS_BEFORE_YIELD:
                 _yield_cpu()
+
+
+def release(sync):
+    """Let every worker through every barrier from now on: what the others do when one of them
+    has failed (and will never reach the next barrier), so that they run to their end rather
+    than wait forever. A worker's later announcements overwrite its own counter only, never a
+    released one of another."""
+    sync[:] = RELEASED

@@ -34,7 +34,8 @@ The no-grad pass runs the same forward kernels and keeps nothing: it hands in a 
 block (its input projection, overwritten) and reads only hs and cs.
 
 All kernels are pure functions over arrays, generic over float32 and float64; each releases the
-GIL, so that two threads can run them on two halves of a batch.
+GIL, so that two threads can run them on two halves of a batch. The split kernels at the end run
+one pass on several threads at once, which meet at barriers (``kernels.barrier``).
 Training memory per layer: T*B*(G*H + 2*H) floats (gates, hs, and cs or r*h), plus T*B*G*H for the
 GRU's dz.
 """
@@ -44,7 +45,7 @@ from numba import njit
 from .activations import tanh
 from .cells import add_to, gru_reset, gru_update, lstm_update, rnn_update
 from .barrier import barrier
-from .linalg import matmul_nt, recurrent_product, row_nt
+from .linalg import matmul_nt, recurrent_product
 from .stack_step import add_row_product
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -123,9 +124,10 @@ def rnn_gradient(g, dhs, dh):
 def lstm_gradient(g, H, c, c_prev, dhs, dh, dc, tc):
     """From h_t = o tanh(c_t), c_t = u c~ + f c_{t-1}:
     dc_t = dh_t o (1 - tanh^2 c_t) + f_{t+1} dc_{t+1};
-    dz_u = dc u(1-u) c~, dz_f = dc f(1-f) c_{t-1}, dz_o = dh tanh(c_t) o(1-o), dz_c~ = dc u (1-c~^2),
-    and dc_{t-1} = dc_t f reaches c_{t-1} directly. g holds the activated gates on entry and dz on
-    exit; dh becomes dh + dhs, dc becomes dc_{t-1}; tc is scratch for tanh(c_t)."""
+    dz_u = dc u(1-u) c~, dz_f = dc f(1-f) c_{t-1}, dz_o = dh tanh(c_t) o(1-o),
+    dz_c~ = dc u (1-c~^2), and dc_{t-1} = dc_t f reaches c_{t-1} directly. g holds the activated
+    gates on entry and dz on exit; dh becomes dh + dhs, dc becomes dc_{t-1}; tc is scratch for
+    tanh(c_t)."""
     one = c.dtype.type(1.0)
     n = dh.shape[0]
     for j in range(n):
@@ -146,9 +148,9 @@ def lstm_gradient(g, H, c, c_prev, dhs, dh, dc, tc):
 
 @njit(**ROW)
 def gru_candidate_gradient(g, d, H, h_prev, dhs, dh):
-    """From h_t = u c~ + (1 - u) h_{t-1}: dz_c~ = dh u (1 - c~^2) and dz_u = dh (c~ - h_{t-1}) u(1-u)
-    into d, the dz row; dh becomes dh (1 - u), the part of dh_{t-1} that passes through the
-    update gate (dh = dhs + the carried dh on entry)."""
+    """From h_t = u c~ + (1 - u) h_{t-1}: dz_c~ = dh u (1 - c~^2) and
+    dz_u = dh (c~ - h_{t-1}) u(1-u) into d, the dz row; dh becomes dh (1 - u), the part of
+    dh_{t-1} that passes through the update gate (dh = dhs + the carried dh on entry)."""
     one = h_prev.dtype.type(1.0)
     for j in range(dh.shape[0]):
         u = g[H + j]
@@ -231,10 +233,11 @@ def gru_backward(dhs, w_h, hs, rh, gates, dz, dh, dc):
 # it returns the new count.
 #
 # Every unit's sums run in the same order whatever the split (each column's product adds W_h's
-# rows four at a time, from the first; each row of dz_t W_h^T is one ``row_nt`` dot product), so
-# one worker and two give the same bits. Each call reads W_h as it is then (dynamic evaluation
-# changes the weights between calls): the forward packs its worker's columns once per call, the
-# backward reads its worker's rows in place.
+# rows four at a time, from the first; each unit of dz_t W_h^T is one ``matmul_nt`` dot product,
+# whose path depends on the sequence's row alone), so one worker and two give the same bits. Each
+# call reads W_h as it is then (dynamic evaluation changes the weights between calls): the forward
+# packs its worker's columns once per call; the backward reads its worker's rows in place (the
+# GRU's copied, a block at a time). The products read each row of W once for all b sequences.
 
 @njit(**KERNEL)
 def pack_units(w, first, G, lo, hi):
@@ -250,13 +253,6 @@ def pack_units(w, first, G, lo, hi):
             col = first + blk * H + lo
             out[k, blk * n:(blk + 1) * n] = w[k, col:col + n]
     return out
-
-
-@njit(**KERNEL)
-def add_unit_products(h, packed, z):
-    """z (B, G n) += h (B, H) @ packed (:func:`pack_units`), row by row."""
-    for i in range(h.shape[0]):
-        add_row_product(h[i], packed, z[i])
 
 
 @njit(**KERNEL)
@@ -289,7 +285,7 @@ def rnn_forward_split(gates, b, w, hs, aux, lo, hi, sync, worker, workers, phase
     packed = pack_units(w, 0, 1, lo, hi)
     for t in range(T):
         gather_units(gates[t], b, 0, H, lo, hi, z)
-        add_unit_products(hs[t], packed, z)
+        add_row_product(hs[t], packed, z)
         for i in range(B):
             rnn_update(z[i], hs[t + 1, i, lo:hi])
             gates[t, i, lo:hi] = hs[t + 1, i, lo:hi]
@@ -306,7 +302,7 @@ def lstm_forward_split(gates, b, w, hs, cs, lo, hi, sync, worker, workers, phase
     packed = pack_units(w, 0, 4, lo, hi)
     for t in range(T):
         gather_units(gates[t], b, 0, H, lo, hi, z)
-        add_unit_products(hs[t], packed, z)
+        add_row_product(hs[t], packed, z)
         for i in range(B):
             lstm_update(z[i], cs[t, i, lo:hi], cs[t + 1, i, lo:hi], hs[t + 1, i, lo:hi])
         scatter_units(z, 0, H, lo, hi, gates[t])
@@ -325,13 +321,13 @@ def gru_forward_split(gates, b, w, hs, rh, lo, hi, sync, worker, workers, phase)
     packed, packed_c = pack_units(w, 0, 2, lo, hi), pack_units(w, 2 * H, 1, lo, hi)
     for t in range(T):
         gather_units(gates[t], b, 0, H, lo, hi, z_ru)
-        add_unit_products(hs[t], packed, z_ru)
+        add_row_product(hs[t], packed, z_ru)
         for i in range(B):
             gru_reset(z_ru[i], hs[t, i, lo:hi], rh[t, i, lo:hi])
         phase += 1
         barrier(sync, worker, workers, phase)            # r * h_{t-1} whole
         gather_units(gates[t], b, 2 * H, H, lo, hi, z_c)
-        add_unit_products(rh[t], packed_c, z_c)
+        add_row_product(rh[t], packed_c, z_c)
         for i in range(B):
             gru_update(z_ru[i, n:], z_c[i], hs[t, i, lo:hi], hs[t + 1, i, lo:hi])
         scatter_units(z_ru, 0, H, lo, hi, gates[t])
@@ -342,18 +338,28 @@ def gru_forward_split(gates, b, w, hs, rh, lo, hi, sync, worker, workers, phase)
 
 
 @njit(**KERNEL)
+def meet_then_carry(dz_t, w_rows, carried, dh, lo, hi, sync, worker, workers, phase):
+    """Once every worker has written its units of dz_t (B, K): this worker's units of
+    dh_{t-1} = dz_t W^T from its rows of W (carried: (B, hi - lo) scratch). Returns the count
+    of barriers passed."""
+    phase += 1
+    barrier(sync, worker, workers, phase)            # dz_t whole
+    matmul_nt(dz_t, w_rows, carried)
+    dh[:, lo:hi] = carried
+    return phase
+
+
+@njit(**KERNEL)
 def rnn_backward_split(dhs, w_h, hs, aux, gates, dz, dh, dc, lo, hi, sync, worker, workers,
                        phase):
     """:func:`rnn_backward` for units [lo, hi): this worker's dz, then its rows of dz_t W_h^T."""
     T, B = gates.shape[0], gates.shape[1]
-    w_rows = w_h[lo:hi]
+    carried = np.empty((B, hi - lo), dh.dtype)
     for t in range(T - 1, -1, -1):
         for i in range(B):
             rnn_gradient(gates[t, i, lo:hi], dhs[t, i, lo:hi], dh[i, lo:hi])
-        phase += 1
-        barrier(sync, worker, workers, phase)            # dz_t whole
-        for i in range(B):
-            row_nt(gates[t, i], w_rows, dh[i, lo:hi])
+        phase = meet_then_carry(gates[t], w_h[lo:hi], carried, dh, lo, hi, sync, worker, workers,
+                                phase)
     return phase
 
 
@@ -363,15 +369,13 @@ def lstm_backward_split(dhs, w_h, hs, cs, gates, dz, dh, dc, lo, hi, sync, worke
     """:func:`lstm_backward` for units [lo, hi): this worker's dz, then its rows of dz_t W_h^T."""
     T, B, H = dhs.shape
     tc = np.empty((B, hi - lo), cs.dtype)
-    w_rows = w_h[lo:hi]
+    carried = np.empty((B, hi - lo), dh.dtype)
     for t in range(T - 1, -1, -1):
         for i in range(B):
             lstm_gradient(gates[t, i, lo:], H, cs[t + 1, i, lo:hi], cs[t, i, lo:hi],
                           dhs[t, i, lo:hi], dh[i, lo:hi], dc[i, lo:hi], tc[i])
-        phase += 1
-        barrier(sync, worker, workers, phase)            # dz_t whole
-        for i in range(B):
-            row_nt(gates[t, i], w_rows, dh[i, lo:hi])
+        phase = meet_then_carry(gates[t], w_h[lo:hi], carried, dh, lo, hi, sync, worker, workers,
+                                phase)
     return phase
 
 
@@ -379,27 +383,28 @@ def lstm_backward_split(dhs, w_h, hs, cs, gates, dz, dh, dc, lo, hi, sync, worke
 def gru_backward_split(dhs, w_h, hs, rh, gates, dz, dh, dc, lo, hi, sync, worker, workers,
                        phase):
     """:func:`gru_backward` for units [lo, hi): dz_c~ and dz_u, then d(r h) for this worker's
-    units, dz_r, then its rows of dz_ru W_h,ru^T."""
+    units, dz_r, then its rows of dz_ru W_h,ru^T. Each worker copies its rows of each block
+    (contiguous for the products) and each whole block of dz_t, once the workers have met."""
     T, B, H = dhs.shape
     n = hi - lo
-    w_c = np.ascontiguousarray(w_h[lo:hi, 2 * H:])    # this worker's rows of each block
+    w_c = np.ascontiguousarray(w_h[lo:hi, 2 * H:])
     w_ru = np.ascontiguousarray(w_h[lo:hi, :2 * H])
-    d_rh = np.empty((B, n), hs.dtype)
-    dh_ru = np.empty((B, n), hs.dtype)
+    dz_c, dz_ru = np.empty((B, H), hs.dtype), np.empty((B, 2 * H), hs.dtype)
+    d_rh, dh_ru = np.empty((B, n), hs.dtype), np.empty((B, n), hs.dtype)
     for t in range(T - 1, -1, -1):
         for i in range(B):
             gru_candidate_gradient(gates[t, i, lo:], dz[t, i, lo:], H, hs[t, i, lo:hi],
                                    dhs[t, i, lo:hi], dh[i, lo:hi])
         phase += 1
         barrier(sync, worker, workers, phase)            # dz_c~ whole
+        dz_c[:] = dz[t, :, 2 * H:]
+        matmul_nt(dz_c, w_c, d_rh)
         for i in range(B):
-            row_nt(dz[t, i, 2 * H:], w_c, d_rh[i])
             gru_reset_gradient(gates[t, i, lo:], dz[t, i, lo:], hs[t, i, lo:hi], d_rh[i],
                                dh[i, lo:hi])
         phase += 1
         barrier(sync, worker, workers, phase)            # dz_r whole
-        for i in range(B):
-            row_nt(dz[t, i, :2 * H], w_ru, dh_ru[i])
-            dh_i = dh[i, lo:hi]
-            dh_i += dh_ru[i]
+        dz_ru[:] = dz[t, :, :2 * H]
+        matmul_nt(dz_ru, w_ru, dh_ru)
+        dh[:, lo:hi] += dh_ru
     return phase

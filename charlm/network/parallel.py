@@ -18,8 +18,9 @@ import numpy as np
 from ..errors import UsageError
 from ..kernels.linalg import blas_threads
 
-MIN_UNITS = 64         # the fewest hidden units a worker of a split step gets: fewer make a step too
-                       # short to pay for its barriers
+MIN_UNITS = 64         # the fewest hidden units a worker of a split step gets: fewer make a step
+                       # too short to pay for its barriers
+MAX_UNIT_WORKERS = 2   # the most: measured with two (more would meet at every step for less work)
 _sharing = 1           # processes of a data-parallel run that share this one's cores (share_cores)
 _pool = None
 _pool_size = 0
@@ -48,9 +49,9 @@ def shares(n, min_share=1, threads=None):
 
 def unit_workers(hidden):
     """How many workers split the hidden units of a step of one sequence (generation, dynamic
-    evaluation): :func:`shares` with ``MIN_UNITS`` each, on a POSIX system, where a waiting worker
-    gives its core away (``sched_yield``); one elsewhere."""
-    return shares(hidden, MIN_UNITS) if os.name == "posix" else 1
+    evaluation): :func:`shares` with ``MIN_UNITS`` each, at most ``MAX_UNIT_WORKERS``, on a POSIX
+    system, where a waiting worker gives its core away (``sched_yield``); one elsewhere."""
+    return shares(hidden, MIN_UNITS, min(cores(), MAX_UNIT_WORKERS)) if os.name == "posix" else 1
 
 
 def blas_for(threads=1):
@@ -71,23 +72,42 @@ def split(n, parts):
     return np.linspace(0, n, parts + 1).round().astype(int)
 
 
-def fan_out(tasks):
+def fan_out(tasks, on_failure=None):
     """Call every task at once, the first in this thread and the others on a shared pool that has
     a thread for each of them (tasks may wait for each other, as sampling's workers do); return
-    their results in order, or re-raise the first failure once all have ended."""
+    their results in order, or re-raise the first failure once all have ended. ``on_failure`` is
+    called as soon as a task fails or this thread is interrupted, before waiting for the others:
+    tasks that wait for each other are released by it (``kernels.barrier.release``)."""
     if len(tasks) == 1:
         return [tasks[0]()]
-    pool = _pool_with(len(tasks) - 1)
+    others = tasks[1:] if on_failure is None else [_calling_on_failure(task, on_failure)
+                                                    for task in tasks[1:]]
+    pool = _pool_with(len(others))
     with blas_for(1):
-        futures = [pool.submit(task) for task in tasks[1:]]
+        futures = []
         try:
+            futures = [pool.submit(task) for task in others]
             first = tasks[0]()
+        except BaseException:
+            if on_failure is not None:
+                on_failure()
+            raise
         finally:
             errors = [f.exception() for f in futures]
     for error in errors:
         if error is not None:
             raise error
     return [first] + [f.result() for f in futures]
+
+
+def _calling_on_failure(task, on_failure):
+    def run():
+        try:
+            return task()
+        except BaseException:
+            on_failure()
+            raise
+    return run
 
 
 def _pool_with(threads):

@@ -32,7 +32,7 @@ from .celltypes import cell as cell_named
 from ..kernels import dropout as dropout_kernels
 from ..kernels import loss as loss_kernels
 from ..kernels import recurrent
-from ..kernels.barrier import SYNC_STRIDE
+from ..kernels.barrier import SYNC_STRIDE, release
 from ..kernels.linalg import matmul
 from . import inputs
 from .parallel import fan_out, shares, split
@@ -90,8 +90,8 @@ class Dropout(NamedTuple):
 
 class _Weights:
     """One layer's weights as the kernels take them, with W_h^T for the forward time loop (None
-    for a :class:`Stack` whose forward reads W_h itself: see ``Stack.split_units``). ``name`` is W_h's
-    name in the parameters; ``mask`` the weight-drop mask applied to it, if any."""
+    for a :class:`Stack` whose forward reads W_h itself: see ``Stack.split_units``). ``name`` is
+    W_h's name in the parameters; ``mask`` the weight-drop mask applied to it, if any."""
 
     def __init__(self, params, layer, prefix="layers", transposed=True):
         self.w_x, self.w_h, self.b = (params[f"{prefix}.{layer}.{k}"] for k in ("W_x", "W_h", "b"))
@@ -211,11 +211,17 @@ class Stack:
                 block()
 
     def _on_workers(self, kernel, *args):
-        """kernel(*args, lo, hi, sync, worker, workers, phase) on every worker at once."""
+        """kernel(*args, lo, hi, sync, worker, workers, phase) on every worker at once. If one
+        fails, the others are let through the barriers; the count starts again after it."""
         edges = self._unit_edges
-        self._phase = fan_out([functools.partial(kernel, *args, edges[k], edges[k + 1], self._sync,
-                                                 k, self.workers, self._phase)
-                               for k in range(self.workers)])[0]
+        tasks = [functools.partial(kernel, *args, edges[k], edges[k + 1], self._sync, k,
+                                   self.workers, self._phase) for k in range(self.workers)]
+        try:
+            self._phase = fan_out(tasks, on_failure=functools.partial(release, self._sync))[0]
+        except BaseException:
+            self._sync[:] = 0          # every worker has ended
+            self._phase = 0
+            raise
 
     def final_state(self, out):
         """Write the state after the last step into out (L, S, b, H)."""

@@ -19,12 +19,13 @@ static scoring; a segment is the next lines in file order, at least ``segment`` 
 (one line at least), scored side by side as one batch and adapted on together.
 
 The pass is training's own (``charlm.network.stack``): one shard of the training network whose
-time loops split the hidden units among the cores (``Stack.split_units``: two workers meet at a
-barrier every step, each reading half of W_h), and whose products over the whole segment run as
-two row blocks, one per core. Steps 1 and 2 are that shard's forward and backward; step 3 runs on
-every core, over disjoint ranges of the flat weights. No sum depends on the split (each unit's and
-each block's run in one order), and each weight's update depends on its own entries alone, so a
-figure does not depend on the number of threads.
+time loops split the hidden units between the cores (``Stack.split_units``: two workers meet at a
+barrier every step, each reading half of W_h), and whose large products over the segment (the
+layers' input products and weight gradients) run as two row blocks, one per core. Steps 1 and 2
+are that shard's forward and backward; step 3 runs on every core, over disjoint ranges of the flat
+weights. No sum depends on the split (each unit's and each block's run in one order), and each
+weight's update depends on its own entries alone, so a figure does not depend on the number of
+threads.
 
 With lr = 0 the weights never move, and the figure is static scoring's sequential one
 (``score_file(exact=True)``), up to float32 rounding in a different order of the same sums

@@ -523,7 +523,7 @@ class Trainer:
         the best weights, as ``charlm score --windows`` and ``--dynamic`` compute them for a file
         of that text: nanoGPT's windowed loss (12,800 windows, seed 0) and dynamic evaluation's
         loss with the default settings, nats per character, each with its settings. Run after
-        training, outside its time budget: the windows cost about as much as scoring 3.3 million
+        training, outside its time budget: the windows cost as much as scoring 12,800 x N
         characters."""
         c, figures = self.config, {}
         if not (c.val_windows or c.val_dynamic):
