@@ -233,7 +233,7 @@ def gru_backward(dhs, w_h, hs, rh, gates, dz, dh, dc):
 # it returns the new count.
 #
 # Every unit's sums run in the same order whatever the split (each column's product adds W_h's
-# rows four at a time, from the first; each unit of dz_t W_h^T is one ``matmul_nt`` dot product,
+# rows in order, from the first; each unit of dz_t W_h^T is one ``matmul_nt`` dot product,
 # whose path depends on the sequence's row alone), so one worker and two give the same bits. Each
 # call reads W_h as it is then (dynamic evaluation changes the weights between calls): the forward
 # packs its worker's columns once per call; the backward reads its worker's rows in place (the
@@ -253,6 +253,23 @@ def pack_units(w, first, G, lo, hi):
             col = first + blk * H + lo
             out[k, blk * n:(blk + 1) * n] = w[k, col:col + n]
     return out
+
+
+@njit(**KERNEL)
+def add_unit_products(h, packed, z):
+    """z (B, G n) += h (B, H) @ packed (:func:`pack_units`). One sequence is generation's
+    one-row product; several add packed's rows one at a time, each read once for all B rows
+    (whose sums stay in cache: B is a segment's few lines)."""
+    B, H = h.shape
+    if B == 1:
+        add_row_product(h[0], packed, z[0])
+        return
+    for k in range(H):
+        w_k = packed[k]
+        for i in range(B):
+            a, z_i = h[i, k], z[i]
+            for j in range(z_i.shape[0]):
+                z_i[j] += a * w_k[j]
 
 
 @njit(**KERNEL)
@@ -285,7 +302,7 @@ def rnn_forward_split(gates, b, w, hs, aux, lo, hi, sync, worker, workers, phase
     packed = pack_units(w, 0, 1, lo, hi)
     for t in range(T):
         gather_units(gates[t], b, 0, H, lo, hi, z)
-        add_row_product(hs[t], packed, z)
+        add_unit_products(hs[t], packed, z)
         for i in range(B):
             rnn_update(z[i], hs[t + 1, i, lo:hi])
             gates[t, i, lo:hi] = hs[t + 1, i, lo:hi]
@@ -302,7 +319,7 @@ def lstm_forward_split(gates, b, w, hs, cs, lo, hi, sync, worker, workers, phase
     packed = pack_units(w, 0, 4, lo, hi)
     for t in range(T):
         gather_units(gates[t], b, 0, H, lo, hi, z)
-        add_row_product(hs[t], packed, z)
+        add_unit_products(hs[t], packed, z)
         for i in range(B):
             lstm_update(z[i], cs[t, i, lo:hi], cs[t + 1, i, lo:hi], hs[t + 1, i, lo:hi])
         scatter_units(z, 0, H, lo, hi, gates[t])
@@ -321,13 +338,13 @@ def gru_forward_split(gates, b, w, hs, rh, lo, hi, sync, worker, workers, phase)
     packed, packed_c = pack_units(w, 0, 2, lo, hi), pack_units(w, 2 * H, 1, lo, hi)
     for t in range(T):
         gather_units(gates[t], b, 0, H, lo, hi, z_ru)
-        add_row_product(hs[t], packed, z_ru)
+        add_unit_products(hs[t], packed, z_ru)
         for i in range(B):
             gru_reset(z_ru[i], hs[t, i, lo:hi], rh[t, i, lo:hi])
         phase += 1
         barrier(sync, worker, workers, phase)            # r * h_{t-1} whole
         gather_units(gates[t], b, 2 * H, H, lo, hi, z_c)
-        add_row_product(rh[t], packed_c, z_c)
+        add_unit_products(rh[t], packed_c, z_c)
         for i in range(B):
             gru_update(z_ru[i, n:], z_c[i], hs[t, i, lo:hi], hs[t + 1, i, lo:hi])
         scatter_units(z_ru, 0, H, lo, hi, gates[t])

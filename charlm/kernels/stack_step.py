@@ -141,27 +141,22 @@ def _widen(value):
 
 @njit(**KERNEL)
 def add_row_product(x, w, z):
-    """z += x @ w for a few rows x (R, K), w (K, N) float32 or half precision (:func:`widen`),
-    z (R, N): sums of K scaled rows of w, taken four at a time so that each row of z is loaded
-    and stored once per four rows of w read, and each row of w is read once for all R rows (the
-    loop over N vectorises). Every sum adds w's rows in the same order, whatever R and N."""
-    R, K = x.shape
+    """z += x @ w for one row x (K,), w (K, N) float32 or half precision (:func:`widen`),
+    z (N,): a sum of K scaled rows of w, taken four at a time so that z is loaded and stored once
+    per four rows of w read (the loop over N vectorises)."""
+    K = x.shape[0]
     N = w.shape[1]
     k4 = K - K % 4
     for i in range(0, k4, 4):
+        a0, a1, a2, a3 = x[i], x[i + 1], x[i + 2], x[i + 3]
         w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
-        for r in range(R):
-            a0, a1, a2, a3 = x[r, i], x[r, i + 1], x[r, i + 2], x[r, i + 3]
-            z_r = z[r]
-            for j in range(N):
-                z_r[j] += ((a0 * widen(w0[j]) + a1 * widen(w1[j]))
-                           + (a2 * widen(w2[j]) + a3 * widen(w3[j])))
+        for j in range(N):
+            z[j] += ((a0 * widen(w0[j]) + a1 * widen(w1[j]))
+                     + (a2 * widen(w2[j]) + a3 * widen(w3[j])))
     for i in range(k4, K):
-        w_i = w[i]
-        for r in range(R):
-            a, z_r = x[r, i], z[r]
-            for j in range(N):
-                z_r[j] += a * widen(w_i[j])
+        a, w_i = x[i], w[i]
+        for j in range(N):
+            z[j] += a * widen(w_i[j])
 
 
 @njit(**KERNEL)
@@ -207,8 +202,8 @@ def row_layer_products(layers, l, worker, h_prev, below, tok, xin, z):
         gather_rows(z, layers.emb[worker], tok, layers.b[worker, 0])
     else:
         set_rows(z, layers.b[worker, l])
-        add_row_product(below[:1], layers.w_x[worker, l - 1], z[:1])
-    add_row_product(h_prev[:1], layers.w_h[worker, l], z[:1])
+        add_row_product(below[0], layers.w_x[worker, l - 1], z[0])
+    add_row_product(h_prev[0], layers.w_h[worker, l], z[0])
 
 
 @njit(**KERNEL)
@@ -250,9 +245,9 @@ def row_output(weights, h_top, logits, worker):
     part when the workers split it."""
     k = worker if weights.w_y.shape[0] > 1 else 0
     width = weights.w_y.shape[2]
-    z = logits[:1, k * width:(k + 1) * width]
-    z[0] = weights.b_y[k * width:(k + 1) * width]
-    add_row_product(h_top[:1], weights.w_y[k], z)
+    z = logits[0, k * width:(k + 1) * width]
+    z[:] = weights.b_y[k * width:(k + 1) * width]
+    add_row_product(h_top[0], weights.w_y[k], z)
 
 
 @njit(**KERNEL)
