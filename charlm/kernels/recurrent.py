@@ -295,37 +295,38 @@ def scatter_units(z, first, H, lo, hi, rows):
 
 
 @njit(**KERNEL)
-def rnn_forward_split(gates, b, w, hs, aux, lo, hi, sync, worker, workers, phase):
-    """:func:`rnn_forward` for units [lo, hi), W_h as stored."""
+def one_product_forward_split(gates, b, w, hs, cs, lo, hi, sync, worker, workers, phase, G):
+    """The split forward of the cells whose step is one product, the rnn's (G = 1) and the
+    LSTM's (G = 4): the product, the cell update, and the activated gates (the rnn's: h) back
+    into gates."""
     T, B, H = gates.shape[0], gates.shape[1], hs.shape[2]
-    z = np.empty((B, hi - lo), gates.dtype)
-    packed = pack_units(w, 0, 1, lo, hi)
+    z = np.empty((B, G * (hi - lo)), gates.dtype)
+    packed = pack_units(w, 0, G, lo, hi)
     for t in range(T):
         gather_units(gates[t], b, 0, H, lo, hi, z)
         add_unit_products(hs[t], packed, z)
         for i in range(B):
-            rnn_update(z[i], hs[t + 1, i, lo:hi])
-            gates[t, i, lo:hi] = hs[t + 1, i, lo:hi]
+            if G == 4:
+                lstm_update(z[i], cs[t, i, lo:hi], cs[t + 1, i, lo:hi], hs[t + 1, i, lo:hi])
+            else:
+                rnn_update(z[i], hs[t + 1, i, lo:hi])
+                z[i] = hs[t + 1, i, lo:hi]
+        scatter_units(z, 0, H, lo, hi, gates[t])
         phase += 1
         barrier(sync, worker, workers, phase)            # h_t whole
     return phase
 
 
 @njit(**KERNEL)
+def rnn_forward_split(gates, b, w, hs, aux, lo, hi, sync, worker, workers, phase):
+    """:func:`rnn_forward` for units [lo, hi), W_h as stored."""
+    return one_product_forward_split(gates, b, w, hs, aux, lo, hi, sync, worker, workers, phase, 1)
+
+
+@njit(**KERNEL)
 def lstm_forward_split(gates, b, w, hs, cs, lo, hi, sync, worker, workers, phase):
     """:func:`lstm_forward` for units [lo, hi), W_h as stored."""
-    T, B, H = gates.shape[0], gates.shape[1], hs.shape[2]
-    z = np.empty((B, 4 * (hi - lo)), gates.dtype)
-    packed = pack_units(w, 0, 4, lo, hi)
-    for t in range(T):
-        gather_units(gates[t], b, 0, H, lo, hi, z)
-        add_unit_products(hs[t], packed, z)
-        for i in range(B):
-            lstm_update(z[i], cs[t, i, lo:hi], cs[t + 1, i, lo:hi], hs[t + 1, i, lo:hi])
-        scatter_units(z, 0, H, lo, hi, gates[t])
-        phase += 1
-        barrier(sync, worker, workers, phase)            # h_t whole
-    return phase
+    return one_product_forward_split(gates, b, w, hs, cs, lo, hi, sync, worker, workers, phase, 4)
 
 
 @njit(**KERNEL)
@@ -355,45 +356,43 @@ def gru_forward_split(gates, b, w, hs, rh, lo, hi, sync, worker, workers, phase)
 
 
 @njit(**KERNEL)
-def meet_then_carry(dz_t, w_rows, carried, dh, lo, hi, sync, worker, workers, phase):
-    """Once every worker has written its units of dz_t (B, K): this worker's units of
-    dh_{t-1} = dz_t W^T from its rows of W (carried: (B, hi - lo) scratch). Returns the count
-    of barriers passed."""
-    phase += 1
-    barrier(sync, worker, workers, phase)            # dz_t whole
-    matmul_nt(dz_t, w_rows, carried)
-    dh[:, lo:hi] = carried
+def one_product_backward_split(dhs, w_h, hs, cs, gates, dz, dh, dc, lo, hi, sync, worker,
+                               workers, phase, G):
+    """The split backward of the rnn (G = 1) and the LSTM (G = 4): this worker's dz_t, then, once
+    every worker has written its own, this worker's units of dh_{t-1} = dz_t W_h^T from its rows
+    of W_h."""
+    T, B, H = dhs.shape
+    tc = np.empty((B, hi - lo), dh.dtype)
+    carried = np.empty((B, hi - lo), dh.dtype)
+    w_rows = w_h[lo:hi]
+    for t in range(T - 1, -1, -1):
+        for i in range(B):
+            if G == 4:
+                lstm_gradient(gates[t, i, lo:], H, cs[t + 1, i, lo:hi], cs[t, i, lo:hi],
+                              dhs[t, i, lo:hi], dh[i, lo:hi], dc[i, lo:hi], tc[i])
+            else:
+                rnn_gradient(gates[t, i, lo:hi], dhs[t, i, lo:hi], dh[i, lo:hi])
+        phase += 1
+        barrier(sync, worker, workers, phase)            # dz_t whole
+        matmul_nt(gates[t], w_rows, carried)
+        dh[:, lo:hi] = carried
     return phase
 
 
 @njit(**KERNEL)
 def rnn_backward_split(dhs, w_h, hs, aux, gates, dz, dh, dc, lo, hi, sync, worker, workers,
                        phase):
-    """:func:`rnn_backward` for units [lo, hi): this worker's dz, then its rows of dz_t W_h^T."""
-    T, B = gates.shape[0], gates.shape[1]
-    carried = np.empty((B, hi - lo), dh.dtype)
-    for t in range(T - 1, -1, -1):
-        for i in range(B):
-            rnn_gradient(gates[t, i, lo:hi], dhs[t, i, lo:hi], dh[i, lo:hi])
-        phase = meet_then_carry(gates[t], w_h[lo:hi], carried, dh, lo, hi, sync, worker, workers,
-                                phase)
-    return phase
+    """:func:`rnn_backward` for units [lo, hi)."""
+    return one_product_backward_split(dhs, w_h, hs, aux, gates, dz, dh, dc, lo, hi, sync, worker,
+                                      workers, phase, 1)
 
 
 @njit(**KERNEL)
 def lstm_backward_split(dhs, w_h, hs, cs, gates, dz, dh, dc, lo, hi, sync, worker, workers,
                         phase):
-    """:func:`lstm_backward` for units [lo, hi): this worker's dz, then its rows of dz_t W_h^T."""
-    T, B, H = dhs.shape
-    tc = np.empty((B, hi - lo), cs.dtype)
-    carried = np.empty((B, hi - lo), dh.dtype)
-    for t in range(T - 1, -1, -1):
-        for i in range(B):
-            lstm_gradient(gates[t, i, lo:], H, cs[t + 1, i, lo:hi], cs[t, i, lo:hi],
-                          dhs[t, i, lo:hi], dh[i, lo:hi], dc[i, lo:hi], tc[i])
-        phase = meet_then_carry(gates[t], w_h[lo:hi], carried, dh, lo, hi, sync, worker, workers,
-                                phase)
-    return phase
+    """:func:`lstm_backward` for units [lo, hi)."""
+    return one_product_backward_split(dhs, w_h, hs, cs, gates, dz, dh, dc, lo, hi, sync, worker,
+                                      workers, phase, 4)
 
 
 @njit(**KERNEL)
