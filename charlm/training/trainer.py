@@ -629,8 +629,9 @@ def new_trainer(corpus=None, out="charlm.npz", resume=False, force=False, encodi
 
 
 def check_needs(config, dataset):
-    """Refuse, before anything large is allocated, a run that needs more memory than there is or
-    a --max-time that cannot fit one step and a validation (:mod:`charlm.training.budget`)."""
+    """Refuse, before anything large is allocated, a run that needs more memory than there is, a
+    --max-time that cannot fit one step and a validation (:mod:`charlm.training.budget`), or
+    held-out figures that do not apply (:func:`check_held_out_figures`)."""
     V = len(dataset.vocab)
     parameters = sum(int(np.prod(shape)) for _, shape in shapes_for(config, V))
     threads = cores()
