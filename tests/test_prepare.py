@@ -238,7 +238,7 @@ WORD_TEXTS = TEXTS + ["don't well-known oâ€™er\n\n  'tis b--c x_y\n", "a-\nb' câ
 @pytest.mark.parametrize("text", WORD_TEXTS)
 @pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 1 << 20])
 def test_prepared_word_numbers_are_the_in_memory_ones(tmp_path, monkeypatch, text, chunk_bytes):
-    from charlm.text.words import WordCorpus
+    from charlm.text.wordcorpus import WordCorpus
     monkeypatch.setattr(prepared, "WORD_CHUNK_BYTES", chunk_bytes)
     path = tmp_path / "corpus.txt"
     path.write_bytes(text.encode("utf-8"))
@@ -314,7 +314,7 @@ def test_held_out_unknown_words_pay_for_their_spelling_from_either_path(tmp_path
 
 
 def test_a_corpus_changed_since_it_was_prepared_is_not_cut_into_words(tmp_path):
-    from charlm.text.words import WordCorpus
+    from charlm.text.wordcorpus import WordCorpus
     path = tmp_path / "c.txt"
     path.write_text("one two\n")
     corpus, _ = prepared.prepare_corpus(str(path))

@@ -41,7 +41,7 @@ def make_word_model(text=TEXT, cell="lstm", hidden=8, layers=1, mode="stream", s
     <EOS>'s output bias."""
     from charlm.network.shapes import shapes_for
     from charlm.text.corpus import Corpus
-    from charlm.text.words import WordCorpus
+    from charlm.text.wordcorpus import WordCorpus
     config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0,
                     tokens="words", vocab_size=10_000, bidirectional=bidirectional, val_frac=0.0)
     vocab, _ = WordCorpus(Corpus(text, "text")).vocab(config)

@@ -109,7 +109,6 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     model = load(model_path)
     model.require_left_to_right("sample from")
     if model.vocab.kind == "words":
-        from ..text.words import name_unknown_prime
         name_unknown_prime(model, prime)
     options = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, stop_at_eos=stop_at_eos, stop=stops, keep_stop=keep_stop)
@@ -165,6 +164,15 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         stream_one(model, seed, options)
     else:
         print_texts([prime + t for t in model.sample(num=num, seed=seed, **options)])
+
+
+def name_unknown_prime(model, prime):
+    """A word model: name on stderr, once, the tokens of the prime read as <UNK>."""
+    unknown = model.vocab.unknown(prime)
+    if unknown:
+        shown = ", ".join(repr(t) for t in unknown[:20]) + (", ..." if len(unknown) > 20 else "")
+        print(f"note: --prime has {len(unknown)} token(s) not in the model's vocabulary, read as "
+              f"<UNK>: {shown}", file=sys.stderr)
 
 
 def unescape(text):

@@ -23,7 +23,7 @@ absolute path). It holds
   distinct tokens in number order. Written by ``charlm prepare --tokens words``, else when a run
   first needs them, in one more pass over the text (``WORD_CHUNK_BYTES`` at a time). Training
   counts its vocabulary on them and reads them through a table to its ids
-  (``charlm.text.words.WordCorpus``). ``word_lines.bin``: the line index in these positions,
+  (``charlm.text.wordcorpus.WordCorpus``). ``word_lines.bin``: the line index in these positions,
   built as ``lines.bin`` is.
 - ``meta.json``: the source's absolute path, size, modification time (ns) and encoding; the
   number of characters and the CRC-32 of the text in UTF-8 (what a checkpoint's corpus check

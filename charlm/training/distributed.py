@@ -55,7 +55,7 @@ from ..text.prepared import open_corpus
 from .reporter import Reporter
 from .trainer import Trainer, build_dataset
 from .trainer import new_trainer
-from ..text import words
+from ..text import wordcorpus
 
 INSTALL = "pip install 'charlm[mpi]'"
 STOP_REASONS = ("interrupted", "steps", "no improvement", "epochs", "time")   # codes 1..5
@@ -204,7 +204,7 @@ def new_rank_trainer(group, corpus=None, out="charlm.npz", resume=False, force=F
     if group.rank == 0:
         dataset = base.dataset
     else:       # the corpus as rank 0 left it: read as its vocabulary's tokens, prepared if large
-        source = words.reopened(open_corpus(corpus, encoding, config.mode), vocab)
+        source = wordcorpus.reopened(open_corpus(corpus, encoding, config.mode), vocab)
         _, dataset = build_dataset(config, source, vocab)
     saved = checkpoint.TrainingState(params, moments, carry, run_state)
     trainer = DistributedTrainer(group, config, dataset, out, params, saved,

@@ -31,7 +31,7 @@ from . import budget
 from .reporter import Reporter
 from ..store.runstate import DROPOUT_MASKS, Evaluation, RunState
 from ..text.vocab import EOS_ID, Vocab
-from ..text import words
+from ..text import wordcorpus
 from ..text import labels
 
 ADAM = dict(beta1=0.9, eps=1e-8)            # beta2 is a setting (Config.beta2)
@@ -225,7 +225,7 @@ def build_dataset(config, corpus, vocab):
         notices.append(f"validation reads the first {val_tokens:,} of the {held_out:,} held-out "
                        "characters (--val-max-chars)")
     config = replace(config, batch_size=B, seq_len=T)
-    return config, words.char_figures(config, corpus, Dataset(vocab, train, val, val_tokens,
+    return config, wordcorpus.char_figures(config, corpus, Dataset(vocab, train, val, val_tokens,
                                                               train_chars, notices))
 
 
@@ -609,7 +609,7 @@ def new_trainer(corpus=None, out="charlm.npz", resume=False, force=False, encodi
         else:
             config = Config(**options).validate()
             config, notices = resolve_config(config, source)
-            config, source, vocab = words.tokenized(config, source, notices, reporter)
+            config, source, vocab = wordcorpus.tokenized(config, source, notices, reporter)
             if len(vocab) == 2:
                 raise UsageError(f"--min-count {config.min_count} leaves no character of the "
                                  "corpus a token of its own: nothing would be learnt; lower it")
@@ -682,7 +682,7 @@ def _resume(out, corpus, options, reporter):
     saved.training.run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     config = replace(saved.config, **given).validate()
-    _, dataset = build_dataset(config, words.reopened(corpus, saved.vocab, reporter),
+    _, dataset = build_dataset(config, wordcorpus.reopened(corpus, saved.vocab, reporter),
                                saved.vocab)
     check_needs(config, dataset)
     trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
