@@ -2,7 +2,7 @@
 every label's posterior (see :mod:`charlm.scoring.classify`)."""
 import click
 
-from .common import MODEL_HELP, compile_notice, consoles, print_json, reports_errors
+from .common import compile_notice, consoles, model_option, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -16,8 +16,7 @@ Examples:
 
 @click.command(epilog=EXAMPLES)
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
-@click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
-              help=MODEL_HELP)
+@model_option()
 @click.option("--file", "file_path", default=None, metavar="PATH",
               help="Classify every non-blank line of PATH (one text per line), with a progress "
                    "bar on a terminal.")

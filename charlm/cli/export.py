@@ -1,7 +1,7 @@
 """``charlm export``: a model as an ONNX or PyTorch file (see :mod:`charlm.export`)."""
 import click
 
-from .common import print_json, reports_errors
+from .common import DEFAULT_MODEL, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -15,7 +15,7 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("model", default="charlm.npz", required=False)
+@click.argument("model", default=DEFAULT_MODEL, required=False)
 @click.option("-o", "--out", default=None, metavar="FILE",
               help="The file to write (an existing one only with --force).  [default: MODEL "
                    "with the format's extension]")

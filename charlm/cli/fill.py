@@ -2,7 +2,7 @@
 :mod:`charlm.scoring.fill`)."""
 import click
 
-from .common import MODEL_HELP, compile_notice, consoles, print_json, reports_errors
+from .common import MODEL_HELP, compile_notice, consoles, model_option, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -18,9 +18,7 @@ Examples:
 
 @click.command(epilog=EXAMPLES)
 @click.argument("texts", nargs=-1, metavar="TEXT...")
-@click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
-              help=MODEL_HELP + " A bidirectional one (train --bidirectional) or a "
-                                "left-to-right one.")
+@model_option(MODEL_HELP + " A bidirectional one (train --bidirectional) or a left-to-right one.")
 @click.option("--blank", default="_", show_default=True, metavar="CHAR",
               help="The character that marks a missing one (for a word model, a run of it marks "
                    "a missing word).")

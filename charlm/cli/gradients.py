@@ -4,7 +4,7 @@ import math
 
 import click
 
-from .common import compile_notice, consoles, print_json, reports_errors
+from .common import DEFAULT_MODEL, compile_notice, consoles, print_json, reports_errors
 from .textinput import read_text, text_options
 
 EXAMPLES = """
@@ -56,7 +56,7 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     _check_sizes(hidden, layers, max_distance)
     _refuse_sizes_without_cells(fresh)
     if not models and not fresh:
-        models = ("charlm.npz",)
+        models = (DEFAULT_MODEL,)
     out, err = consoles()
     if truncated and not as_json:
         err.print(f"[dim]reading the first {len(text):,} characters of {escape(file_path)} "

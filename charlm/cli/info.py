@@ -4,7 +4,7 @@ import math
 import click
 
 from ..config import dropout_text
-from .common import consoles, print_json, reports_errors
+from .common import DEFAULT_MODEL, consoles, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -15,7 +15,7 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("model", default="charlm.npz", required=False)
+@click.argument("model", default=DEFAULT_MODEL, required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
 def info(model, as_json):

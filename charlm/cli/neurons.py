@@ -2,7 +2,7 @@
 :mod:`charlm.views.neurons`)."""
 import click
 
-from .common import MODEL_HELP, compile_notice, consoles, print_json, reports_errors
+from .common import compile_notice, consoles, model_option, print_json, reports_errors
 from .textinput import read_text, text_options
 
 EXAMPLES = """
@@ -17,8 +17,7 @@ Examples:
 
 @click.command(epilog=EXAMPLES)
 @text_options
-@click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
-              help=MODEL_HELP)
+@model_option()
 @click.option("--layer", type=int, metavar="L",
               help="Layer of --unit, from 0 (the input side); without --unit, rank only this "
                    "layer's units.  [default: the top layer; without --unit, every layer]")

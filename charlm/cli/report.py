@@ -1,7 +1,7 @@
 """``charlm report``: one self-contained HTML page about a model (see :mod:`charlm.views.report`)."""
 import click
 
-from .common import MODEL_HELP, consoles, print_json, reports_errors
+from .common import consoles, model_option, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -14,8 +14,7 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES)
-@click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
-              help=MODEL_HELP)
+@model_option()
 @click.option("--text", "text_path", default=None, metavar="FILE",
               help="Text for the surprise map, the neuron browser and the gradient plot (its first "
                    "1,000 characters; lines mode: its lines).  [default: a sample the model draws "

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import MODEL_HELP, compile_notice, print_json, reports_errors
+from .common import compile_notice, model_option, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -29,8 +29,7 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES)
-@click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
-              help=MODEL_HELP)
+@model_option()
 @click.option("--length", type=int, default=None, metavar="N",
               help="Most tokens generated per sample: characters, or for a word model words, "
                    "punctuation marks and runs of whitespace.  [default: 200; 1000 when "

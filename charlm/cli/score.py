@@ -3,7 +3,7 @@ import math
 
 import click
 
-from .common import MODEL_HELP, compile_notice, consoles, print_json, reports_errors
+from .common import compile_notice, consoles, model_option, print_json, reports_errors
 from ..scoring.options import DEFAULT_WINDOWS, Settings
 
 EXAMPLES = """
@@ -27,8 +27,7 @@ SHADES = [(1.0, "black on green3"), (2.0, "black on yellow3"), (4.0, "black on d
 
 @click.command(epilog=EXAMPLES)
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
-@click.option("--model", "model_path", default="charlm.npz", show_default=True, metavar="PATH",
-              help=MODEL_HELP)
+@model_option()
 @click.option("--file", "file_path", default=None, metavar="PATH",
               help="Score a whole file as well (one figure for all of it: bits/char on a test "
                    "set). Read in chunks; lines mode scores each non-blank line as an example.")

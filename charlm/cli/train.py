@@ -10,7 +10,8 @@ import click
 from ..network.celltypes import CELLS
 from ..config import Config, dropout_text
 from ..training.reporter import Reporter
-from .common import compile_notice, consoles, pipe_closed, print_json, reports_errors, silence
+from .common import (DEFAULT_MODEL, compile_notice, consoles, pipe_closed, print_json,
+                     reports_errors, silence)
 
 EXAMPLES = """
 \b
@@ -79,7 +80,7 @@ def _default(setting):
 @click.option("--label", "label_files", multiple=True, metavar="NAME=FILE",
               help="Repeatable, instead of CORPUS: every non-blank line of FILE is an example "
                    "labelled NAME (lines mode; docs/labels.md).")
-@click.option("--out", default="charlm.npz", show_default=True, help="Checkpoint to write.")
+@click.option("--out", default=DEFAULT_MODEL, show_default=True, help="Checkpoint to write.")
 @click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the corpus.")
