@@ -2,17 +2,19 @@
 
 Importing charlm is cheap: Numba and the kernels load only when a model is used.
 """
+from .config import DEFAULT_MODEL
+
 __version__ = "0.1.0"
 
 
-def load(path="charlm.npz"):
+def load(path=DEFAULT_MODEL):
     """Load a trained checkpoint as a :class:`charlm.api.Model` (``.sample()``, ``.score()``,
     ``.fill()``)."""
     from .api import load as _load
     return _load(path)
 
 
-def train(corpus=None, out="charlm.npz", **options):
+def train(corpus=None, out=DEFAULT_MODEL, **options):
     """Train a model on corpus (default: the bundled names), write it to ``out`` and return it as
     a :class:`charlm.api.Model`; options are the fields of :class:`charlm.config.Config` plus
     ``resume``, ``force``, ``encoding`` and ``reporter``

@@ -11,9 +11,9 @@
 """
 from .store import checkpoint
 from .network.bidirectional import network_for
+from .config import DEFAULT_MODEL
 from .errors import UsageError
 
-DEFAULT_MODEL = "charlm.npz"
 
 
 class Model:

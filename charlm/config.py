@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .network.celltypes import CELLS
 from .errors import UsageError
 
+DEFAULT_MODEL = "charlm.npz"     # the checkpoint every command writes and reads unless told
 MODES = ("auto", "stream", "lines")
 TOKENS = ("chars", "words")      # the token kinds: charlm.text.vocab.Vocab, charlm.text.words
 OPTIMIZER_MOMENTS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ()}   # the state of each

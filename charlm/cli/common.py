@@ -12,17 +12,17 @@ import threading
 
 import click
 
+from ..config import DEFAULT_MODEL
 from ..errors import CharlmError
 
 MODEL_HELP = "Checkpoint to use."
-DEFAULT_MODEL = "charlm.npz"
+FILE_WIDTH = 10_000     # a console that is not a terminal lays tables out as wide as they need
 
 
 def model_option(help_text=MODEL_HELP):
     """The ``--model PATH`` option of the commands that read one checkpoint."""
     return click.option("--model", "model_path", default=DEFAULT_MODEL, show_default=True,
                         metavar="PATH", help=help_text)
-FILE_WIDTH = 10_000     # a console that is not a terminal lays tables out as wide as they need
 
 
 def consoles():

@@ -22,7 +22,7 @@ SHOWN_DISTANCES = (1, 10, 50, 100, 200, 500)     # the table's columns, those up
 @text_options
 @click.option("--model", "models", multiple=True, metavar="PATH",
               help="A trained checkpoint; repeat for several.  "
-                   "[default: charlm.npz, without --cell]")
+                   f"[default: {DEFAULT_MODEL}, without --cell]")
 @click.option("--cell", "cells", metavar="C[,C...]",
               help="Freshly initialised cells (rnn, gru, lstm), comma-separated, sized by "
                    "--hidden and --layers, as `charlm train --seed` would start them.")

@@ -21,8 +21,9 @@ Two ways to give a labelled corpus (``charlm train``):
 - ``--label NAME=FILE`` (repeatable): every non-blank line of FILE is an example of NAME.
 
 A labelled corpus is read into memory (it is not prepared on disk) and trains in lines mode. With
-``--tokens words``, :class:`charlm.text.wordcorpus.WordCorpus` cuts its texts into words and passes on
-its ``labels`` and ``line_labels``, what :func:`label_lines` reads beside the lines' spans.
+``--tokens words``, :class:`charlm.text.wordcorpus.WordCorpus` cuts its texts into words and
+passes on its ``labels`` and ``line_labels``, what :func:`label_lines` reads beside the lines'
+spans.
 """
 import zlib
 

@@ -90,7 +90,7 @@ class WordCorpus:
 
     def vocab(self, config):
         """(:class:`WordVocab`, notice) from the training part's counts, and a labelled
-        corpus's label tokens (module docstring)."""
+        corpus's label tokens (the rules: :mod:`charlm.text.words`)."""
         numbers = self.counts(self.training_spans(config))
         seen = np.flatnonzero(numbers[2:]) + 2
         counts = {self.types[k - 2]: int(numbers[k]) for k in seen}

@@ -18,11 +18,11 @@ of its tokens. The text is taken as given (no Unicode normalisation, no case fol
 
 The vocabulary (:class:`WordVocab`) is ``<EOS>``, ``<UNK>``, then the tokens kept, most frequent
 first (ties in code-point order), counted on the training part of the corpus alone
-(:mod:`charlm.text.wordcorpus`): without
-``--vocab-size``, the tokens seen at least twice (or ``--min-count`` times, if higher), at most
-``DEFAULT_MAX_WORDS`` of them; with ``--vocab-size N``, the N most frequent tokens seen at least
-``--min-count`` times. Every other token reads as ``<UNK>``. A labelled corpus's label tokens
-follow (:mod:`charlm.text.labels`); its texts are counted, not its label names.
+(:mod:`charlm.text.wordcorpus`): without ``--vocab-size``, the tokens seen at least twice (or
+``--min-count`` times, if higher), at most ``DEFAULT_MAX_WORDS`` of them; with ``--vocab-size N``,
+the N most frequent tokens seen at least ``--min-count`` times. Every other token reads as
+``<UNK>``. A labelled corpus's label tokens follow (:mod:`charlm.text.labels`); its texts are
+counted, not its label names.
 
 The spelling of an ``<UNK>`` (:class:`Spelling`): so that the probability of a text under a word
 model is the probability of its characters, an ``<UNK>`` also pays for the token it stands for:

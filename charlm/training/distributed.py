@@ -48,6 +48,7 @@ import numpy as np
 
 from ..store import checkpoint
 from ..network import parallel
+from ..config import DEFAULT_MODEL
 from ..errors import CharlmError, TrainingDiverged, UsageError
 from ..network.engine import Engine
 from ..network.stack import Dropout
@@ -185,7 +186,7 @@ class AgreedError(CharlmError):
 
 # ---- the run -------------------------------------------------------------------------------------
 
-def new_rank_trainer(group, corpus=None, out="charlm.npz", resume=False, force=False,
+def new_rank_trainer(group, corpus=None, out=DEFAULT_MODEL, resume=False, force=False,
                      encoding="utf-8", reporter=None, **options):
     """The :class:`DistributedTrainer` of this rank: what ``trainer.new_trainer`` builds on rank 0
     (which alone reads the checkpoint and reports), sent to every rank."""

@@ -19,7 +19,7 @@ from ..text import corpus as data
 from ..scoring import dynamic, passes
 from ..scoring.scorer import windowed_loss
 from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
-from ..config import OPTIMIZER_MOMENTS, Config, format_duration
+from ..config import DEFAULT_MODEL, OPTIMIZER_MOMENTS, Config, format_duration
 from ..errors import CheckpointError, TrainingDiverged, UsageError
 from ..network.engine import Engine
 from ..kernels import optim
@@ -225,8 +225,8 @@ def build_dataset(config, corpus, vocab):
         notices.append(f"validation reads the first {val_tokens:,} of the {held_out:,} held-out "
                        "characters (--val-max-chars)")
     config = replace(config, batch_size=B, seq_len=T)
-    return config, wordcorpus.char_figures(config, corpus, Dataset(vocab, train, val, val_tokens,
-                                                              train_chars, notices))
+    dataset = Dataset(vocab, train, val, val_tokens, train_chars, notices)
+    return config, wordcorpus.char_figures(config, corpus, dataset)
 
 
 # ---- the trainer ----------------------------------------------------------------------------------
@@ -574,7 +574,7 @@ class Trainer:
 
 # ---- the entry point ------------------------------------------------------------------------------
 
-def new_trainer(corpus=None, out="charlm.npz", resume=False, force=False, encoding="utf-8",
+def new_trainer(corpus=None, out=DEFAULT_MODEL, resume=False, force=False, encoding="utf-8",
                 reporter=None, **options):
     """Read the corpus, resolve the config (or restore it with resume) and build the Trainer.
 
