@@ -239,6 +239,20 @@ def test_the_backpropagation_length_left_open_suits_the_model(given, expected):
     assert config.seq_len == expected
 
 
+@pytest.mark.parametrize("chars, minutes, hidden, weight_drop", [
+    (1_115_394, 10, 384, 0.0),      # tiny Shakespeare: 1.2 recurrent weights per character
+    (1_115_394, 30, 512, 0.2),      # 2.1
+    (36_122, 10, 128, 0.2),         # the bundled names' size: 4.0
+])
+def test_weight_drop_left_open_is_on_where_the_model_has_two_weights_a_character(
+        chars, minutes, hidden, weight_drop):
+    from charlm.text.corpus import Corpus
+    from charlm.training.trainer import resolve_config
+    text = ("It was the best of times.\n\nIt was the worst of times.\n" * chars)[:chars]
+    config, _ = resolve_config(Config(max_time=60.0 * minutes), Corpus(text, "prose"))
+    assert (config.hidden_size, config.weight_drop) == (hidden, weight_drop)
+
+
 def test_a_run_whose_dropout_masks_were_drawn_another_way_resumes_with_a_notice(tmp_path,
                                                                               prose_file, tiny):
     from charlm.training.reporter import Reporter
