@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from charlm.config import dropout_text
 from results import save
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
@@ -61,7 +62,8 @@ def main():
 
 def report(summary, info, wall, sample, budget, args, loads):
     c = summary["config"]
-    print(f"\nmodel: {c['cell']} {c['num_layers']}x{c['hidden_size']}, dropout {c['dropout']}, "
+    dropout = dropout_text(c["dropout"], c.get("locked_dropout"), c.get("weight_drop"))
+    print(f"\nmodel: {c['cell']} {c['num_layers']}x{c['hidden_size']}, {dropout}, "
           f"batch {c['batch_size']}x{c['seq_len']}, {c['parameters']:,} parameters")
     print(f"{'time':>8} {'step':>7} {'train':>7} {'val':>7} {'bits/char':>9}")
     for r in info["history"]:
@@ -80,7 +82,7 @@ def report(summary, info, wall, sample, budget, args, loads):
                  "sample (temperature 0.8) |\n| --- | --- | --- | --- | --- | --- |\n"
                  f"| `charlm train {args.corpus.name} --max-time {budget}` | {wall:.0f} s | {best:.4f} | "
                  f"{best / math.log(2):.3f} | {c['cell'].upper()} {c['num_layers']}x{c['hidden_size']}, "
-                 f"dropout {c['dropout']:g}, {summary['steps']:,} steps, stopped by "
+                 f"{dropout}, {summary['steps']:,} steps, stopped by "
                  f"{summary['stopped']} | `{flat}` |\n\nValidation loss against time: {curve}.")
         print("saved", save(f"quality-{budget}", table, loads))
 
