@@ -3,8 +3,7 @@
 Importing charlm is cheap: Numba and the kernels load only when a model is used.
 """
 from .config import DEFAULT_MODEL
-
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (charlm.__version__)
 
 
 def load(path=DEFAULT_MODEL):

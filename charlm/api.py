@@ -73,8 +73,8 @@ class Model:
 
     def score(self, text, per_char=False, dynamic=None, windows=None, label=None,
               **window_options):
-        """Log-probability of text as SPEC.md defines it; ``dynamic=True`` (or a dict of settings)
-        adapts the model as it reads, ``windows=N`` adds nanoGPT's windowed figure
+        """Log-probability of text as docs/model.md defines it; ``dynamic=True`` (or a dict of
+        settings) adapts the model as it reads, ``windows=N`` adds nanoGPT's windowed figure
         (see :func:`charlm.scoring.scorer.score` and docs/dynamic-evaluation.md); ``label``
         gives log P(text | label) for a model trained with labels (docs/labels.md)."""
         from .scoring.scorer import score
@@ -115,12 +115,13 @@ class Model:
         from .scoring.fill import fill
         return fill(self, text, blank=blank, top=top, left_only=left_only)
 
-    def export(self, path, to=None):
+    def export(self, path, to=None, force=False):
         """Write the model to path for another runtime: ``to="onnx"`` (standard RNN/GRU/LSTM
         operators) or ``"torch"`` (a ``.safetensors`` state dict), by default from path's
-        extension; returns the format written (see :mod:`charlm.export` and docs/export.md)."""
+        extension; an existing file only with ``force``. Returns the format written (see
+        :mod:`charlm.export` and docs/export.md)."""
         from .export import export
-        return export(self.checkpoint, path, to, source=self.path)
+        return export(self.checkpoint, path, to, source=self.path, force=force)
 
     def require_left_to_right(self, action):
         """Raise UsageError unless this model reads left to right (sampling and scoring need it)."""

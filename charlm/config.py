@@ -117,6 +117,14 @@ class Config:
 BEFORE_THE_SETTING = {"beta2": 0.999, "weight_decay": 0.0, "weight_drop": 0.0}
 
 
+def default_seq_len(mode, bidirectional=False):
+    """50 steps of backpropagation for a left-to-right model of a stream: twice the updates of 100
+    for the same characters read, which learns more in a time budget (docs/design.md gives
+    the runs; the state still carries across batches). 100 where a chunk is a unit of its own: a
+    line's piece in lines mode, the right context a bidirectional model sees."""
+    return 50 if mode == "stream" and not bidirectional else 100
+
+
 def dropout_text(dropout, locked=False, weight_drop=0.0):
     """A run's dropout in words: "dropout 0.15", "locked" and the weight drop when they are on."""
     text = f"dropout {dropout:g}" + (" locked" if locked else "")

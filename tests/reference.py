@@ -1,4 +1,4 @@
-"""THE reference network of the tests: SPEC.md's "Model" section written out in plain numpy,
+"""THE reference network of the tests: docs/model.md written out in plain numpy,
 float64, one step at a time, sharing nothing with charlm's code (no cell table, no kernels).
 
 Row-vector convention. Gate blocks along the G*H axis of W_x, W_h and b:

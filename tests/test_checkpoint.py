@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -183,6 +184,18 @@ def test_missing_and_folder(tmp_path):
         checkpoint.load(str(tmp_path / "nope.npz"))
     with pytest.raises(CheckpointError, match="is a folder"):
         checkpoint.load(str(tmp_path))
+
+
+def test_a_file_that_cannot_be_opened_is_a_clean_error(tmp_path, monkeypatch):
+    """As root no file mode refuses a read, so the refusal is the operating system's answer
+    put in open's place."""
+    path = write(tmp_path, b"PK\x03\x04")
+
+    def refused(name, mode="r", *args, **kwargs):
+        raise PermissionError(13, "Permission denied", name)
+    monkeypatch.setattr(checkpoint, "open", refused, raising=False)
+    with pytest.raises(CheckpointError, match=re.escape(f"cannot read {path}: Permission denied")):
+        checkpoint.load(path)
 
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,4 +1,4 @@
-"""`charlm export` and `charlm import` (SPEC.md, "Export"), checked by the runtimes themselves.
+"""`charlm export` and `charlm import` (docs/export.md), checked by the runtimes themselves.
 
 For every cell, 1 and 3 layers, stream and lines mode (small random models with random biases,
 tests/tiny_models.py): onnxruntime's log-probabilities along a held-out text, and those of the
@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,18 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import charlm
 from charlm.cli import main
 from charlm.config import Config
+from charlm.errors import UsageError
 from charlm.export import torch_state
 from charlm.network.bidirectional import shapes_for
 from charlm.network.engine import Engine
 from charlm.network.stack import FlatArrays, init_parameters
 from charlm.store import checkpoint
 from charlm.store.checkpoint import Checkpoint
+from charlm.text.labels import tokens as label_tokens
 from charlm.text.vocab import Vocab
 
 from conftest import run_charlm
-from tiny_models import make_model, save_model
+from tiny_models import make_model, make_word_model, save_model
 
 TOLERANCE = 1e-5
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "export.md"
@@ -395,6 +398,47 @@ def test_export_never_replaces_a_file_without_force(tmp_path, small):
     assert target.read_bytes() == b"mine"
     assert invoke("export", small, "-o", target, "--force").exit_code == 0
     assert target.read_bytes() != b"mine"
+
+
+def test_the_python_export_never_replaces_a_file_without_force(tmp_path, small):
+    model = charlm.load(str(small))
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"mine")
+    with pytest.raises(UsageError, match="--force"):
+        model.export(str(target))
+    assert target.read_bytes() == b"mine"
+    before = small.read_bytes()
+    with pytest.raises(UsageError, match="the checkpoint this run reads"):
+        model.export(str(small), to="torch", force=True)
+    assert small.read_bytes() == before
+    assert model.export(str(target), force=True) == "onnx" and target.read_bytes() != b"mine"
+
+
+def test_export_refuses_a_labelled_model(tmp_path):
+    plain = make_model(hidden=4, layers=1)
+    vocab = Vocab(plain.vocab.tokens + label_tokens(["poem", "prose"]))
+    config = replace(plain.config, labels=["poem", "prose"], label_counts=[3, 4])
+    weights = FlatArrays(shapes_for(config, len(vocab)))
+    init_parameters(weights, "lstm", np.random.default_rng(0))
+    checkpoint.save(tmp_path / "labelled.npz", Checkpoint(config, vocab, weights))
+    for target in ("labelled.onnx", "labelled.safetensors"):
+        assert_one_line_error(invoke("export", tmp_path / "labelled.npz", "-o",
+                                     tmp_path / target), 2, "it is labelled")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labelled.npz"]
+
+
+def test_a_word_model_exports_its_token_kind_and_import_refuses_it(tmp_path, small):
+    words = save_model(make_word_model(hidden=4), tmp_path / "words.npz")
+    for model, kind in ((small, "chars"), (words, "words")):
+        target = tmp_path / f"{kind}.safetensors"
+        assert invoke("export", model, "-o", target).exit_code == 0
+        with safetensors.safe_open(target, framework="numpy") as f:
+            meta = json.loads(f.metadata()["charlm"])
+        assert meta["tokens"] == kind
+        assert meta["vocab"] == charlm.load(str(model)).vocab.tokens
+    assert_one_line_error(invoke("import", tmp_path / "words.safetensors", "-o",
+                                 tmp_path / "back.npz"), 4, "a model of words, not characters")
+    assert not (tmp_path / "back.npz").exists() and not leftovers(tmp_path)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, small, monkeypatch):

@@ -270,6 +270,8 @@ def test_one_file_per_label(tmp_path):
     with np.load(tmp_path / "files.npz", allow_pickle=False) as arrays:
         config = json.loads(str(arrays["config"]))
     assert config["labels"] == ["prose", "verse"] and sum(config["label_counts"]) == 72
+    novelty = run_charlm("sample", "--model", "files.npz", "--novelty")
+    assert novelty.returncode == 2 and "trained on --label NAME=FILE files" in novelty.stderr
     again = run_charlm("train", "--steps", 5, "--out", "files.npz", "--resume")
     assert again.returncode == 2 and "labelled corpus" in again.stderr
 

@@ -322,6 +322,8 @@ def test_the_api_matches_too():
     (["--match", "a{20}", "--length", 10], ["within --length 10"]),
     (["--exact"], ["--exact draws from the matches of --match"]),
     (["--match", "ab", "--exact", "--beam", 2], ["--beam does not apply to --exact"]),
+    (["--match", "ab", "--exact", "--top-k", 2], ["--top-k does not apply to --exact"]),
+    (["--match", "ab", "--exact", "--novel"], ["--novel does not apply to --exact"]),
 ])
 def test_bad_patterns_are_one_line_and_exit_2(tmp_path, args, words):
     _, path = _lines_model(tmp_path)

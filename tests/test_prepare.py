@@ -109,6 +109,23 @@ def test_a_changed_corpus_is_stale_and_prepared_again(tmp_path):
     assert prepared.find(str(path))[1]
 
 
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_a_prepared_file_gone_or_emptied_is_named_with_the_fix(tmp_path, damage):
+    path = tmp_path / "c.txt"
+    path.write_text("one two\nthree\n")
+    prepared.prepare_corpus(str(path))
+    corpus, _ = prepared.find(str(path))
+    corpus.word_ids()
+    for name in ("ids.bin", "words.bin"):
+        target = os.path.join(corpus.folder, name)
+        os.remove(target) if damage == "missing" else open(target, "wb").close()
+    corpus, _ = prepared.find(str(path))
+    with pytest.raises(CorpusError, match="does not hold the ids .* --force"):
+        corpus.mapped_ids()
+    with pytest.raises(CorpusError, match="does not hold the word tokens .* --force"):
+        corpus.word_ids()
+
+
 def test_the_line_index_is_built_when_a_run_first_needs_it(tmp_path):
     path = tmp_path / "names.txt"
     path.write_text("Anna\n\nBob\n  \nCarla")

@@ -62,7 +62,8 @@ def hand_model(mode):
 
 
 def by_hand(ids, lines):
-    """SPEC's definition in float64, step by step: h_t = tanh(x W_x + h W_h + b), softmax output."""
+    """docs/model.md's definition in float64, step by step: h_t = tanh(x W_x + h W_h + b),
+    softmax output."""
     w_x = np.array([[0.5, -0.5], [0.0, 0.0], [1.0, 0.25], [-0.75, 1.5]])
     w_h = np.array([[0.5, -1.0], [0.25, 0.75]])
     b = np.array([0.1, -0.2])

@@ -1,7 +1,7 @@
-"""The views (SPEC.md, "Views"): gradient norms through time against finite differences of the
-reference network (tests/reference.py) and against torch.autograd; activations, features and the
-ranking of units; the loss curves; the `neurons` and `gradients` commands, their JSON and their
-one-line errors."""
+"""The views (docs/views-and-report.md): gradient norms through time against finite differences
+of the reference network (tests/reference.py) and against torch.autograd; activations, features
+and the ranking of units; the loss curves; the `neurons` and `gradients` commands, their JSON and
+their one-line errors."""
 import json
 
 import numpy as np
@@ -115,7 +115,7 @@ def test_gradient_norms_match_torch_autograd(cell):
     H, n = ref.H, len(ids)
     h, c = torch.zeros(H, dtype=torch.float64), torch.zeros(H, dtype=torch.float64)
     hs, losses = [], []
-    for t in range(n):     # the top layer in torch: SPEC.md's equations, written here once more
+    for t in range(n):     # the top layer in torch: docs/model.md's equations, once more
         z = zx[t] + h @ w_h + b
         if cell == "rnn":
             h = torch.tanh(z)
@@ -293,6 +293,13 @@ def test_curves_render_with_and_without_a_history():
         curves.render(None)).strip()
     assert "no loss curve" in render_text(curves.render(RunState()))
     assert curves.series(history_run().history)["train_loss"][0] is None
+
+
+def test_a_word_model_s_curves_say_what_each_loss_is_per():
+    chars = render_text(curves.render(history_run(), colour=False))
+    words = render_text(curves.render(history_run(), colour=False, kind="words"))
+    assert "loss (nats/char)" in chars and "nats/token" not in chars
+    assert "loss (training: nats/token; validation: nats/char)" in words
 
 
 def test_info_draws_the_curve(tmp_path):

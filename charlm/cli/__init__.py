@@ -1,7 +1,7 @@
 """The ``charlm`` command: a thin layer over the Python API (see ``charlm.api``)."""
 import click
 
-from .. import __version__
+from ..version import __version__
 from .classify import classify
 from .common import fail, pipe_closed
 from .export import export

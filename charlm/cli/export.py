@@ -1,6 +1,7 @@
 """``charlm export``: a model as an ONNX or PyTorch file (see :mod:`charlm.export`)."""
 import click
 
+from ..export.files import FORMATS
 from .common import DEFAULT_MODEL, print_json, reports_errors
 
 EXAMPLES = """
@@ -19,7 +20,7 @@ Examples:
 @click.option("-o", "--out", default=None, metavar="FILE",
               help="The file to write (an existing one only with --force).  [default: MODEL "
                    "with the format's extension]")
-@click.option("--to", "to", type=click.Choice(["onnx", "torch"]), default=None,
+@click.option("--to", "to", type=click.Choice(list(FORMATS)), default=None,
               help="onnx: standard RNN/GRU/LSTM operators; torch: a .safetensors state dict of "
                    "nn.Embedding + nn.RNN/nn.LSTM + nn.Linear.  [default: from the extension of "
                    "FILE, else onnx]")
@@ -35,21 +36,12 @@ def export(model, out, to, force, as_json):
     exported model's log-probabilities agree with charlm score to 1e-5."""
     import os
 
-    from ..export import FORMATS, export as export_model, format_for
-    from ..export.files import check_writable, require
+    from ..export import export as export_model
     from ..store.checkpoint import load
     if out is None:
         out = os.path.splitext(model)[0] + FORMATS[to or "onnx"]
-    from ..errors import UsageError
-    from ..store.outputs import refuse_inputs
-    check_writable(out)
-    refuse_inputs(out, "-o", [(model, "the checkpoint")])
-    if os.path.exists(out) and not force:
-        raise UsageError(f"-o: {out} exists; pass --force to replace it, or choose another -o")
-    fmt = format_for(out, to)
-    require("onnx" if fmt == "onnx" else "safetensors.numpy", f"charlm export --to {fmt}")
     ckpt = load(model)
-    export_model(ckpt, out, fmt, source=model)
+    fmt = export_model(ckpt, out, to, source=model, force=force)
     size = os.path.getsize(out)
     if as_json:
         print_json({"path": out, "format": fmt, "bytes": size})

@@ -4,6 +4,7 @@ import math
 
 import click
 
+from ..config import Config
 from .common import DEFAULT_MODEL, compile_notice, consoles, print_json, reports_errors
 from .textinput import read_text, text_options
 
@@ -28,8 +29,10 @@ SHOWN_DISTANCES = (1, 10, 50, 100, 200, 500)     # the table's columns, those up
                    "--hidden and --layers, as `charlm train --seed` would start them.")
 @click.option("--hidden", type=int, default=128, show_default=True,
               help="Units per layer of --cell.")
-@click.option("--layers", type=int, default=2, show_default=True, help="Layers of --cell.")
-@click.option("--seed", type=int, default=1337, show_default=True, help="Seed of --cell's weights.")
+@click.option("--layers", type=int, default=Config.num_layers, show_default=True,
+              help="Layers of --cell.")
+@click.option("--seed", type=int, default=Config.seed, show_default=True,
+              help="Seed of --cell's weights.")
 @click.option("--max-distance", type=int, default=100, show_default=True, metavar="K",
               help="Largest distance k, in tokens: characters, or a word model's tokens.")
 @click.option("--json", "as_json", is_flag=True,

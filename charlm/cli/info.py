@@ -112,4 +112,5 @@ def _print_curves(ckpt):
     from ..views import curves
     console, _ = consoles()
     run = ckpt.training.run if ckpt.training else None
-    console.print(curves.render(run, width=min(console.width, 100), colour=console.is_terminal))
+    console.print(curves.render(run, width=min(console.width, 100), colour=console.is_terminal,
+                                kind=ckpt.vocab.kind))

@@ -2,6 +2,8 @@
 (see :mod:`charlm.text.prepared`)."""
 import click
 
+from ..config import MODES, TOKENS
+
 from .common import consoles, print_json, reports_errors
 
 EXAMPLES = """
@@ -19,10 +21,10 @@ Examples:
 @click.argument("corpus", type=click.Path(dir_okay=True))
 @click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
               help="Encoding of the corpus (e.g. latin-1).")
-@click.option("--mode", type=click.Choice(["auto", "stream", "lines"]), default="auto",
+@click.option("--mode", type=click.Choice(list(MODES)), default="auto",
               show_default=True,
               help="lines (or auto, for a text that reads as lines) also indexes its lines.")
-@click.option("--tokens", type=click.Choice(["chars", "words"]), default="chars",
+@click.option("--tokens", type=click.Choice(list(TOKENS)), default="chars",
               show_default=True,
               help="words: also cut the text into word tokens, as train --tokens words reads it "
                    "(docs/words.md); the figures printed are then of the words.")

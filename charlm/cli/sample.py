@@ -115,10 +115,11 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         options["label"] = label
     if match is not None:
         options["match"] = match
-    checked = SamplingOptions.checked(model, num=num, seed=seed, **options)
-    refuse_exact(exact, match, beam, interactive, novel)
+    refuse_exact(exact, interactive, novel)
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
-                        top_k, top_p, length_penalty)
+                        top_k, top_p)
+    checked = SamplingOptions.checked(model, num=num, seed=seed, beam=beam,
+                                      length_penalty=length_penalty, exact=exact, **options)
     if interactive:
         from .warmup import warm_up_forward
         from ..generation.interactive import run_interactive
@@ -139,27 +140,31 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
             warm_up_beam(model.network)
     if beam is not None:
         from ..generation.beam import search
-        results = search(model, SamplingOptions.checked(model, num=num, seed=seed, beam=beam,
-                                                        length_penalty=length_penalty, **options))
+        results = search(model, checked)
         print_beams(model, results, prime, length_penalty, check, as_json)
         return
     if novel:
         print_novel(model, check, num or 1, seed, options, as_json)
         return
-    num = num or 1
     if exact:
         options["exact"] = True
+    print_drawn(model, check, num or 1, seed, options, as_json)
+
+
+def print_drawn(model, check, num, seed, options, as_json):
+    """Draw num samples and print them: as JSON, marked by the corpus check when there is one,
+    else as text (a single sample streams as it is drawn)."""
+    prime = options["prime"]
     if as_json:
         texts = model.sample(num=num, seed=seed, **options)
         data = {"samples": texts}
         if check is not None:
             data["novelty"] = [check.check(t, prime).to_json() for t in texts]
         print_json(data)
-        return
-    if check is not None:
+    elif check is not None:
         texts = model.sample(num=num, seed=seed, **options)
         print_texts([prime + t for t in texts], [check.check(t, prime) for t in texts])
-    elif num == 1 and not exact:
+    elif num == 1 and not options.get("exact"):
         stream_one(model, seed, options)
     else:
         print_texts([prime + t for t in model.sample(num=num, seed=seed, **options)])
@@ -186,22 +191,20 @@ def unescape(text):
         raise UsageError(f"--stop {text!r}: a bad backslash escape ({e.reason})") from None
 
 
-def refuse_exact(exact, match, beam, interactive, novel):
-    """Raise UsageError for --exact without --match or with a way of generating it replaces."""
+def refuse_exact(exact, interactive, novel):
+    """Raise UsageError for --exact with a way of generating that it replaces (the options it
+    does not take are refused by :meth:`charlm.generation.options.SamplingOptions.checked`)."""
     from ..errors import UsageError
     if not exact:
         return
-    if match is None:
-        raise UsageError("--exact draws from the matches of --match: give --match REGEX")
-    for on, option in ((beam is not None, "--beam"), (interactive, "--interactive"),
-                       (novel, "--novel")):
+    for on, option in ((interactive, "--interactive"), (novel, "--novel")):
         if on:
             raise UsageError(f"{option} does not apply to --exact, which draws whole matches "
                              "from their exact probabilities")
 
 
 def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
-                        top_k, top_p, length_penalty):
+                        top_k, top_p):
     """Raise UsageError for options that contradict each other on the command line (the
     options of drawing that --beam refuses are refused by :func:`charlm.generation.sampler.sample`)."""
     from ..errors import UsageError
@@ -218,8 +221,6 @@ def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_pa
         if not sys.stdin.isatty():
             raise UsageError("--interactive needs a terminal: standard input is not one "
                              "(run it in a terminal, without a pipe or redirection)")
-    if length_penalty and beam is None:
-        raise UsageError("--length-penalty ranks the results of --beam: give --beam K")
     if novel and beam is not None:
         raise UsageError("--novel draws samples until enough are new; --beam draws none "
                          "(use --novelty to mark which beam results are in the corpus)")

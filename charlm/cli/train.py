@@ -8,7 +8,7 @@ import time
 import click
 
 from ..network.celltypes import CELLS
-from ..config import Config, dropout_text
+from ..config import MODES, OPTIMIZERS, Config, dropout_text
 from ..training.reporter import Reporter
 from .common import (DEFAULT_MODEL, compile_notice, consoles, pipe_closed, print_json,
                      reports_errors, silence)
@@ -43,7 +43,7 @@ def _default(setting):
                    "before it and after it (it cannot sample or score).")
 @click.option("--seq-len", type=int, help="Time steps of truncated backpropagation.  [default: 50 in stream mode, 100 in lines mode or with --bidirectional]")
 @click.option("--batch-size", type=int, help="Sequences per batch.  " + _default("batch_size"))
-@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help=_default("optimizer"))
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), help=_default("optimizer"))
 @click.option("--lr", type=float, help="Peak learning rate (cosine decay over --max-time, else 3% per epoch).  " + _default("lr"))
 @click.option("--weight-decay", type=float, help="Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  " + _default("weight_decay"))
 @click.option("--beta2", type=float, help="Adam's decay rate of its squared-gradient average.  " + _default("beta2"))
@@ -66,7 +66,7 @@ def _default(setting):
 @click.option("--val-dynamic/--no-val-dynamic", default=None,
               help="After training, also score the held-out text with dynamic evaluation, as "
                    "score --dynamic (not part of --max-time).  " + _default("val_dynamic"))
-@click.option("--mode", type=click.Choice(["auto", "stream", "lines"]),
+@click.option("--mode", type=click.Choice(list(MODES)),
               help="lines: one example per line; stream: one long text.  " + _default("mode"))
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  " + _default("min_count"))
 @click.option("--tokens", type=str, help="chars: a character model; words: words, punctuation marks and runs of whitespace (docs/words.md).  " + _default("tokens"))
@@ -207,7 +207,7 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
         return
     from ..views import curves
     console.print(curves.render(trainer.run_state, width=min(console.width, 100),
-                                colour=console.is_terminal))
+                                colour=console.is_terminal, kind=trainer.dataset.vocab.kind))
     if trainer.config.bidirectional:
         what, example = (("words", "The ___ sat") if trainer.config.tokens == "words" else
                          ("characters", "Th_ c_t"))

@@ -1,5 +1,5 @@
 """Export and import: a charlm model as a file that other runtimes read, and back
-(SPEC.md, "Export").
+(docs/export.md).
 
 - ``gates``: the gate layouts of charlm, ONNX and PyTorch, and the conversions between them; the
   input projection of layer 0 as an embedding table and an operator's input weights.
@@ -18,11 +18,14 @@ agreement with charlm's own forward pass is held by ``tests/test_export.py`` wit
 from .files import FORMATS, format_for
 
 
-def export(ckpt, path, to=None, source=None):
+def export(ckpt, path, to=None, source=None, force=False):
     """Write the checkpoint ``ckpt`` (a :class:`charlm.store.checkpoint.Checkpoint`) to ``path``
-    as ``to`` (``"onnx"`` or ``"torch"``; from the extension when None). Returns the format written.
-    ``source`` names the model in error messages."""
-    from .files import write_atomically
+    as ``to`` (``"onnx"`` or ``"torch"``; from the extension when None), atomically; an existing
+    file only with ``force``. Returns the format written. ``source``, the checkpoint's path,
+    names the model in error messages and may not be ``path``."""
+    from ..store.outputs import write_atomically
+    from .files import claim_output
+    claim_output(path, force, [(source, "the checkpoint")])
     fmt = format_for(path, to)
     if fmt == "onnx":
         from .onnx_graph import onnx_bytes
@@ -30,7 +33,7 @@ def export(ckpt, path, to=None, source=None):
     else:
         from .torch_state import safetensors_bytes
         data = safetensors_bytes(ckpt, source)
-    write_atomically(path, data)
+    write_atomically(path, lambda f: f.write(data))
     return fmt
 
 
@@ -41,17 +44,13 @@ def import_checkpoint(path, vocab=None, mode=None, out=None, force=False):
     also written there as a charlm checkpoint (an existing file only with ``force``)."""
     import os
 
-    from ..errors import UsageError
     from ..store import checkpoint
-    from .files import check_writable, read_vocab
+    from .files import claim_output, read_vocab
     from .torch_state import checkpoint_from_state, read_state
     if out is not None:
-        check_writable(out)
-        from ..store.outputs import refuse_inputs
-        refuse_inputs(out, "-o", [(path, "the file"), (vocab if isinstance(vocab, str) else None,
-                                                        "the --vocab file")])
-        if os.path.exists(out) and not force:
-            raise UsageError(f"{out} exists; give another -o, or --force to replace it")
+        vocab_file = vocab if isinstance(vocab, (str, os.PathLike)) else None
+        claim_output(out, force, [(path, "the file"), (vocab_file, "the --vocab file")],
+                     example="model.npz")
     if isinstance(vocab, (str, os.PathLike)):
         vocab = read_vocab(vocab)
     arrays, metadata = read_state(path)

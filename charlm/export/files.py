@@ -7,7 +7,9 @@ import json
 import os
 
 from ..errors import CharlmError, UsageError
+from ..store.outputs import check_writable, refuse_inputs
 from ..text.vocab import EOS, EOS_ID, UNK, UNK_ID
+from ..version import __version__
 
 FORMATS = {"onnx": ".onnx", "torch": ".safetensors"}   # format -> its file extension
 EXTRAS = {"onnx": "onnx", "safetensors": "torch"}      # optional package -> charlm's extra
@@ -31,12 +33,12 @@ def description(ckpt):
     """The JSON text stored as the metadata property ``charlm`` of an exported file: what a client
     needs to encode text, start and stop a sample, and rebuild the network."""
     c = ckpt.config
-    from .. import __version__
     return json.dumps({
         "vocab": ckpt.vocab.tokens,                 # token strings, index = token id
         "mode": c.mode,                             # "stream" or "lines"
         "special_tokens": {EOS: EOS_ID, UNK: UNK_ID},
         "first_input": EOS_ID,                      # every text is read after <EOS>
+        "tokens": c.tokens,                         # "chars", or "words" (docs/words.md)
         "cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
         "charlm_version": __version__,
     }, ensure_ascii=False)
@@ -70,17 +72,12 @@ def require(package, purpose):
                           f"pip install 'charlm[{extra}]'") from None
 
 
-def check_writable(path):
-    """Refuse, before any work, an output path that cannot be written: a folder, a device or
-    other special file, a missing or unwritable folder (``charlm.store.outputs``)."""
-    from ..store.outputs import check_writable as check
-    check(path, "-o", "model.onnx")
-
-
-def write_atomically(path, data):
-    """Write bytes to path atomically (``charlm.store.outputs.write_atomically``), after the checks
-    of :func:`check_writable`."""
-    from ..store.outputs import write_atomically as write
-    check_writable(path)
-    write(path, lambda f: f.write(data))
-
+def claim_output(path, force, inputs=(), example="model.onnx"):
+    """Refuse, before any work, an output path that cannot be written (a folder, a device or other
+    special file, a missing or unwritable folder), that is one of the files read (``inputs``:
+    (path or None, what it is) pairs), or that exists when ``force`` is false
+    (``charlm.store.outputs``); ``example`` is the file name suggested for a folder."""
+    check_writable(path, "-o", example)
+    refuse_inputs(path, "-o", inputs)
+    if os.path.exists(path) and not force:
+        raise UsageError(f"-o: {path} exists; pass --force to replace it, or choose another -o")

@@ -19,8 +19,8 @@ Layer 0's input weights become an embedding table E and the operator's W (see
 """
 import numpy as np
 
-from .. import __version__
 from ..errors import UsageError
+from ..version import __version__
 from . import gates
 from .files import description, require
 
@@ -62,26 +62,10 @@ def build(ckpt, source=None):
     nodes.append(helper.make_node("Gather", ["embedding", "tokens_tb"], ["x_0"], axis=0))
     constant("squeeze_axes", np.array([1], np.int64))
     constant("state_axis", np.array([0], np.int64))
+    state_names = ["h", "c"] if lstm else ["h"]
     for l, (w_x, w_h, b) in enumerate(layers):
         w = w0 if l == 0 else gates.to_layout(w_x, layout, H).T           # (G*H, D)
-        constant(f"W_{l}", w[None])
-        constant(f"R_{l}", gates.to_layout(w_h, layout, H).T[None])       # (1, G*H, H)
-        bias = gates.to_layout(b, layout, H)
-        constant(f"B_{l}", np.concatenate([bias, np.zeros_like(bias)])[None])   # (1, 2*G*H)
-        constant(f"start_{l}", np.array([l], np.int64))
-        constant(f"end_{l}", np.array([l + 1], np.int64))
-        states = ["h", "c"] if lstm else ["h"]
-        for s in states:        # this layer's slice (1, B, H) of the stacked state
-            nodes.append(helper.make_node("Slice", [s, f"start_{l}", f"end_{l}", "state_axis"],
-                                          [f"{s}_{l}"]))
-        attributes = {"hidden_size": H}
-        if c.cell == "gru":
-            attributes["linear_before_reset"] = 0      # the reset gate before the product
-        nodes.append(helper.make_node(
-            OPERATORS[c.cell],
-            [f"x_{l}", f"W_{l}", f"R_{l}", f"B_{l}", ""] + [f"{s}_{l}" for s in states],
-            [f"y_{l}"] + [f"{s}_out_{l}" for s in states], **attributes))
-        nodes.append(helper.make_node("Squeeze", [f"y_{l}", "squeeze_axes"], [f"x_{l + 1}"]))
+        nodes += _recurrent_layer(helper, constant, l, w, w_h, b, c.cell, H, state_names)
     constant("out_W", w_y)
     constant("out_b", b_y)
     nodes += [
@@ -90,7 +74,6 @@ def build(ckpt, source=None):
         helper.make_node("LogSoftmax", ["logits"], ["log_probs_tb"], axis=-1),
         helper.make_node("Transpose", ["log_probs_tb"], ["log_probs"], perm=[1, 0, 2]),
     ]
-    state_names = ["h", "c"] if lstm else ["h"]
     for s in state_names:
         nodes.append(helper.make_node("Concat", [f"{s}_out_{l}" for l in range(L)], [f"{s}_out"],
                                       axis=0))
@@ -113,3 +96,26 @@ def build(ckpt, source=None):
                               ir_version=IR_VERSION)
     helper.set_model_props(model, {"charlm": description(ckpt)})
     return model
+
+
+def _recurrent_layer(helper, constant, l, w, w_h, b, cell, H, states):
+    """The nodes of layer l: its slices of the stacked states, its recurrent operator on x_l (its
+    input weights ``w`` (G*H, D) already in ONNX's layout), and its output squeezed to x_{l+1}."""
+    layout = gates.ONNX[cell]
+    constant(f"W_{l}", w[None])
+    constant(f"R_{l}", gates.to_layout(w_h, layout, H).T[None])       # (1, G*H, H)
+    bias = gates.to_layout(b, layout, H)
+    constant(f"B_{l}", np.concatenate([bias, np.zeros_like(bias)])[None])   # (1, 2*G*H)
+    constant(f"start_{l}", np.array([l], np.int64))
+    constant(f"end_{l}", np.array([l + 1], np.int64))
+    nodes = [helper.make_node("Slice", [s, f"start_{l}", f"end_{l}", "state_axis"], [f"{s}_{l}"])
+             for s in states]         # this layer's slice (1, B, H) of the stacked state
+    attributes = {"hidden_size": H}
+    if cell == "gru":
+        attributes["linear_before_reset"] = 0      # the reset gate before the product
+    nodes.append(helper.make_node(
+        OPERATORS[cell],
+        [f"x_{l}", f"W_{l}", f"R_{l}", f"B_{l}", ""] + [f"{s}_{l}" for s in states],
+        [f"y_{l}"] + [f"{s}_out_{l}" for s in states], **attributes))
+    nodes.append(helper.make_node("Squeeze", [f"y_{l}", "squeeze_axes"], [f"x_{l + 1}"]))
+    return nodes

@@ -29,7 +29,7 @@ import re
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, default_seq_len
 from ..errors import CheckpointError, UsageError
 from ..network.stack import FlatArrays, parameter_shapes
 from ..store.checkpoint import Checkpoint
@@ -102,6 +102,19 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
     id order) and mode, when given, override the file's metadata; a bad one is a UsageError, a
     bad file a CheckpointError."""
     meta = _charlm_metadata(metadata, path)
+    if meta.get("tokens", "chars") != "chars":
+        raise CheckpointError(f"{path} holds a model of {meta['tokens']}, not characters; charlm "
+                              "import reads character models (load the .npz it was exported from)")
+    cell, state = _checked_state(arrays, path)
+    V, H = state["out.weight"].shape
+    L = sum(1 for key in state if key.startswith("rnn.weight_hh_l"))
+    config, voc = _config_and_vocab(meta, path, cell, V, H, L, vocab, mode)
+    return Checkpoint(config, voc, _folded_weights(state, cell, V, H, L))
+
+
+def _checked_state(arrays, path):
+    """(cell name, {key: float32 array}) of a state dict, every key and shape checked against
+    an nn.Embedding (optional) + nn.RNN/nn.LSTM + nn.Linear(H, V) module."""
     keys = set(arrays)
     for key in sorted(keys):
         if key.endswith("_reverse") or "_reverse." in key:
@@ -121,16 +134,14 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
     if G not in CELLS_BY_GATES:
         raise CheckpointError(f"{path}: 'rnn.weight_hh_l0' has {G} gate blocks of {H}; nn.RNN "
                               "has 1, nn.LSTM 4")
-    cell = CELLS_BY_GATES[G]
     L = 0
     while f"rnn.weight_hh_l{L}" in keys or f"rnn.weight_ih_l{L}" in keys:
         L += 1
-    out_w = _array(arrays, "out.weight", path, ndim=2)
-    V = out_w.shape[0]
-    embed = arrays.get("embed.weight")
-    E = V if embed is None else _array(arrays, "embed.weight", path, shape=(V, None)).shape[1]
+    V = _array(arrays, "out.weight", path, ndim=2).shape[0]
+    embedded = "embed.weight" in keys
+    E = _array(arrays, "embed.weight", path, shape=(V, None)).shape[1] if embedded else V
     expected = {"out.weight": (V, H), "out.bias": (V,)}
-    if embed is not None:
+    if embedded:
         expected["embed.weight"] = (V, E)
     for l in range(L):
         expected.update({f"rnn.weight_ih_l{l}": (G * H, E if l == 0 else H),
@@ -142,7 +153,12 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
                               f"nn.Linear(H, V) state dict has: {', '.join(unexpected[:4])} "
                               "(see docs/export.md for the names)")
     state = {name: _array(arrays, name, path, shape=shape) for name, shape in expected.items()}
+    return CELLS_BY_GATES[G], state
 
+
+def _config_and_vocab(meta, path, cell, V, H, L, vocab, mode):
+    """(Config, Vocab) of the imported model: the vocabulary and mode from the arguments, else
+    from the metadata; the training settings are charlm's defaults (the file records none)."""
     tokens = vocab if vocab is not None else meta.get("vocab")
     if tokens is None:
         raise UsageError(f"{path} holds no vocabulary in its metadata: give one with --vocab FILE "
@@ -155,22 +171,27 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
         raise bad(f"{where} is not a charlm vocabulary ({e})") from None
     if len(voc) != V:
         raise bad(f"{where} has {len(voc)} tokens, the weights of {path} have {V} "
-                  f"(out.weight is {out_w.shape})")
+                  f"(out.weight is {(V, H)})")
     mode = mode or meta.get("mode") or "stream"
     if mode not in ("stream", "lines"):
         raise bad(f"{where} gives the mode {mode!r}; charlm's are stream and lines")
-    # The training settings are charlm's defaults: the file records none of its own.
     config = Config(cell=cell, hidden_size=H, num_layers=L, mode=mode, dropout=0.0,
-                    seq_len=50 if mode == "stream" else 100)
+                    weight_drop=0.0, seq_len=default_seq_len(mode))
     try:
         config.validate()
     except UsageError:
         raise CheckpointError(f"{path} holds {L} layers of {H} units; charlm holds 1 to 16 layers "
                               "of 1 to 8192") from None
+    return config, voc
 
+
+def _folded_weights(state, cell, V, H, L):
+    """charlm's weights of a checked state dict: the embedding folded into layer 0's input
+    weights, the two biases added, the gate blocks in charlm's order."""
     layout = gates.TORCH[cell]
     weights = FlatArrays(parameter_shapes(cell, V, H, L))
-    table = state["embed.weight"] if embed is not None else np.eye(V, dtype=np.float32)
+    table = state.get("embed.weight")
+    table = np.eye(V, dtype=np.float32) if table is None else table
     for l in range(L):
         w_ih = state[f"rnn.weight_ih_l{l}"]
         w_x = gates.fold(table, w_ih) if l == 0 else w_ih.T
@@ -182,7 +203,7 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
         weights[f"layers.{l}.b"][...] = gates.from_layout(bias, layout, H)
     weights["out.W"][...] = state["out.weight"].T
     weights["out.b"][...] = state["out.bias"]
-    return Checkpoint(config, voc, weights)
+    return weights
 
 
 def _charlm_metadata(metadata, path):

@@ -146,6 +146,9 @@ def training_corpus(model):
     run = stored_run(model)
     if run is None or run.corpus is None:
         raise UsageError(f"{where} does not record its training corpus: give --corpus PATH")
+    if run.corpus_path is None and model.config.labels:     # --label NAME=FILE: several files
+        raise UsageError(f"{where} was trained on --label NAME=FILE files, not one corpus: give "
+                         "--corpus PATH")
     if run.corpus_path is None:       # the bundled names, or a checkpoint from before the path
         found = read_corpus(None)
         if fingerprint(found.text) != run.corpus:

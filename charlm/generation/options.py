@@ -44,14 +44,19 @@ class SamplingOptions:
     @classmethod
     def checked(cls, model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0,
                 prime="", stop_at_eos=None, seed=None, stop=None, keep_stop=False, beam=None,
-                length_penalty=0.0, label=None, match=None):
+                length_penalty=0.0, label=None, match=None, exact=False):
         """The options for ``model`` (a :class:`charlm.api.Model`), or UsageError naming the
         first one out of range, a prime the model cannot read, a stop string it never writes,
-        an option of drawing given to a beam search, a label the model does not know, or a
-        pattern (``match``, a regular expression) it cannot follow
+        an option of drawing given to a beam search or to ``exact`` draws, a label the model
+        does not know, or a pattern (``match``, a regular expression) it cannot follow
         (:func:`charlm.generation.pattern.for_model`)."""
         from ..text.labels import label_row
         row = label_row(model, label)
+        if exact:
+            refuse_for_exact(match, [(beam is not None, "--beam"),
+                                     (temperature != 1.0, "--temperature"),
+                                     (top_k != 0, "--top-k"), (top_p != 1.0, "--top-p"),
+                                     (bool(stop), "--stop"), (row != 0, "--label")])
         if beam is None:
             if length_penalty != 0.0:
                 raise UsageError("--length-penalty ranks the results of --beam: give --beam K")
@@ -79,6 +84,17 @@ class SamplingOptions:
                    stop_at_eos=bool(stop_at_eos), seed=seed, stops=stops,
                    keep_stop=bool(keep_stop), beam=beam, length_penalty=float(length_penalty),
                    label_row=int(row), match=pattern)
+
+
+def refuse_for_exact(match, given):
+    """Raise UsageError for exact draws (``--exact``) without a pattern, or with one of the
+    options in ``given`` ((whether it is given, its name) pairs), which they do not take."""
+    if match is None:
+        raise UsageError("--exact draws from the matches of --match: give --match REGEX")
+    for on, option in given:
+        if on:
+            raise UsageError(f"{option} does not apply to --exact, which draws from the model's "
+                             "own probabilities of the whole matches")
 
 
 def integer(x):

@@ -564,8 +564,6 @@ def exact_distribution(model, options, limit=EXACT_LIMIT):
     as ``charlm score`` scores it). Raises UsageError when there are more than ``limit``."""
     from ..scoring.scorer import score
     pattern = options.match
-    if pattern is None:
-        raise UsageError("--exact draws from the matches of --match: give --match REGEX")
     if model.config.mode != "lines":
         raise UsageError("--exact needs a lines-mode model: a match is a whole line, which "
                          "ends at <EOS>")
@@ -579,15 +577,8 @@ def exact_distribution(model, options, limit=EXACT_LIMIT):
 
 
 def sample_exact(model, options, limit=EXACT_LIMIT):
-    """``options.num`` texts drawn from the exact conditional of :func:`exact_distribution`,
-    refusing the options it does not take."""
-    given = [(options.beam is not None, "--beam"), (options.temperature != 1.0, "--temperature"),
-             (options.top_k != 0, "--top-k"), (options.top_p != 1.0, "--top-p"),
-             (bool(options.stops), "--stop"), (options.label_row != 0, "--label")]
-    for on, option in given:
-        if on:
-            raise UsageError(f"{option} does not apply to --exact, which draws from the model's "
-                             "own probabilities of the whole matches")
+    """``options.num`` texts drawn from the exact conditional of :func:`exact_distribution`
+    (``options`` checked for exact draws: :meth:`SamplingOptions.checked` with ``exact``)."""
     texts, p = exact_distribution(model, options, limit)
     picks = np.random.default_rng(options.seed).choice(len(texts), size=options.num, p=p)
     return [texts[k] for k in picks]

@@ -79,7 +79,7 @@ def sample(model, num=None, length=None, temperature=1.0, top_k=0, top_p=1.0, pr
                                       stop_at_eos=stop_at_eos, seed=seed, stop=stop,
                                       keep_stop=keep_stop, beam=beam,
                                       length_penalty=length_penalty, label=label,
-                                      match=match)
+                                      match=match, exact=exact)
     if exact:
         from .pattern import sample_exact
         return sample_exact(model, options)

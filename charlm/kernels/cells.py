@@ -1,4 +1,4 @@
-"""Each cell's element-wise update, written once (SPEC.md, "Model"), and inlined by Numba into the
+"""Each cell's element-wise update, written once (docs/model.md), and inlined by Numba into the
 sequence pass (``kernels.recurrent``) and the sampling kernels that call it. Its derivative is
 written once too, in the backward kernels of ``kernels.recurrent``; a change to a cell's equations
 touches this module, those kernels, the report page's sampler (``views/report_assets/report.js``)

@@ -2,11 +2,11 @@
 to the weights' pre-activation gradients and to the initial state. Training, the no-grad pass
 (``charlm.network.engine``) and the gradients view all run these kernels.
 
-Row-vector convention, as in SPEC.md. For one layer, the input projection ``zx_t = x_t W_x`` is
-computed outside for all steps at once (one large matrix product, or a row gather for one-hot
-input); the time loop here does only what cannot be batched over time: the recurrent product
-``h_{t-1} W_h`` and the element-wise cell update of ``kernels.cells``, where the cells' equations
-and gate blocks are written (their derivatives are the backward kernels below).
+Row-vector convention, as in docs/model.md. For one layer, the input projection
+``zx_t = x_t W_x`` is computed outside for all steps at once (one large matrix product, or a row
+gather for one-hot input); the time loop here does only what cannot be batched over time: the
+recurrent product ``h_{t-1} W_h`` and the element-wise cell update of ``kernels.cells``, where the
+cells' equations and gate blocks are written (their derivatives are the backward kernels below).
 
 Shapes: T steps, B sequences, H hidden units.
 - ``gates`` (T, B, G*H) holds zx on entry to a forward pass and the activated gates on exit: the

@@ -2,7 +2,7 @@
 (``kernels.draw``) and beam search (``kernels.beam_steps``) both advance their rows with
 :func:`stack_step` and read the output layer with :func:`output_logits` (Numba).
 
-Per step, for R rows side by side (row-vector convention, gate blocks as in SPEC.md):
+Per step, for R rows side by side (row-vector convention, gate blocks as in docs/model.md):
 
     layer 0:   z = W_x[token] + b + h_{t-1} W_h            (a row gather: the input is one-hot)
     layer l:   z = h^{l-1}_t W_x + b + h^l_{t-1} W_h

@@ -1,5 +1,5 @@
 """The cell table: one record for each recurrent cell, holding everything that differs between the
-vanilla RNN, the GRU and the LSTM (SPEC.md, "Model"). No other module branches on a cell's name:
+vanilla RNN, the GRU and the LSTM (docs/model.md). No other module branches on a cell's name:
 the rest of charlm reads these records.
 
 The kernels that implement a cell follow one naming rule, ``<name>_<role>`` in a kernel module, and

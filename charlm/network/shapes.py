@@ -1,4 +1,4 @@
-"""The weights of a network: their names and shapes in checkpoint order (SPEC.md, "Checkpoint"),
+"""The weights of a network: their names and shapes in checkpoint order (docs/checkpoint-format.md),
 and :class:`FlatArrays`, the named views into one flat buffer that hold them.
 
 What the checkpoint reader needs to lay out a file's arrays, without the networks and their

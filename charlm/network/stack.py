@@ -39,6 +39,12 @@ from .parallel import fan_out, shares, split
 from .shapes import FlatArrays, parameter_shapes  # noqa: F401  (the names callers import from here)
 
 
+def init_for_seed(params, cell, seed):
+    """Initialise in place as ``charlm train --seed seed`` does, from the seed's own stream of
+    the initial weights (the data's streams are other entries of the seed: charlm.text.corpus)."""
+    init_parameters(params, cell, np.random.default_rng([seed, 1]))
+
+
 def init_parameters(params, cell, rng):
     """Initialise in place.
 

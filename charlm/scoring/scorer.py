@@ -1,7 +1,7 @@
 """Scoring: the log-probability of a text under a model, and the same figures for a whole file.
 
-The definition (SPEC.md, "Log-probability of a text"): from the zero state, with ``<EOS>`` as the
-first input,
+The definition (docs/model.md, "The probability of a text"): from the zero state, with ``<EOS>``
+as the first input,
 
     log P(c_1 .. c_n) = sum_t log p(c_t | <EOS>, c_1 .. c_{t-1})  [+ log p(<EOS> | <EOS>, c_1 .. c_n)]
 

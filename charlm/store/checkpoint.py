@@ -1,4 +1,4 @@
-"""Checkpoint I/O: the only place that reads or writes ``.npz`` files (SPEC.md, "Checkpoint").
+"""Checkpoint I/O: the only place that reads or writes ``.npz`` files (docs/checkpoint-format.md).
 
 Besides the keys of the spec, a checkpoint written during training holds the latest training state
 for ``--resume`` under ``state.*``:
@@ -81,7 +81,11 @@ def load(path, with_training_state=False):
         raise CheckpointError(f"no checkpoint at {path} (train one with `charlm train CORPUS --out {path}`)")
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
-    if not _is_zip(path):
+    try:
+        is_zip = _is_zip(path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    if not is_zip:
         raise CheckpointError(f"{path} is not a charlm checkpoint (not an .npz file), or it is truncated")
     try:
         with np.load(path, allow_pickle=False) as npz:

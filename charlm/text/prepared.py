@@ -142,11 +142,19 @@ class PreparedCorpus:
     def mapped_ids(self):
         """The file's ids (<EOS> first), as :class:`MappedIds`."""
         if self._mapped is None:
-            self._mapped = MappedIds(self.ids_path, np.dtype(self.meta["dtype"]))
-            if len(self._mapped.array) != self.chars + 1:
-                raise CorpusError(f"{self.ids_path} does not hold the ids its meta.json describes; "
-                                  f"run charlm prepare {self.name} --force")
+            try:
+                mapped = MappedIds(self.ids_path, np.dtype(self.meta["dtype"]))
+            except (OSError, ValueError):        # missing, unreadable, or empty (no mapping)
+                raise self._damaged(self.ids_path, "ids") from None
+            if len(mapped.array) != self.chars + 1:
+                raise self._damaged(self.ids_path, "ids")
+            self._mapped = mapped
         return self._mapped
+
+    def _damaged(self, path, what):
+        """The error for a file of the folder that is missing or does not match meta.json."""
+        return CorpusError(f"{path} does not hold the {what} its meta.json describes; run charlm "
+                           f"prepare {self.name} --force")
 
     def ids(self, vocab):
         """<EOS> and the text's token ids in vocab, as :class:`TokenIds`."""
@@ -183,12 +191,15 @@ class PreparedCorpus:
                     _write_meta(self.folder, self.meta)
         if self._words is None:
             entry = self.meta["words"]
-            with open(os.path.join(self.folder, "words.json"), encoding="utf-8") as f:
-                types = json.load(f)
-            mapped = MappedIds(os.path.join(self.folder, "words.bin"), np.dtype(entry["dtype"]))
+            try:
+                with open(os.path.join(self.folder, "words.json"), encoding="utf-8") as f:
+                    types = json.load(f)
+                mapped = MappedIds(os.path.join(self.folder, "words.bin"),
+                                   np.dtype(entry["dtype"]))
+            except (OSError, ValueError):
+                raise self._damaged(self.folder, "word tokens") from None
             if len(mapped.array) != entry["tokens"] + 1 or len(types) != entry["types"]:
-                raise CorpusError(f"{self.folder} does not hold the word tokens its meta.json "
-                                  f"describes; run charlm prepare {self.name} --force")
+                raise self._damaged(self.folder, "word tokens")
             self._words = types, mapped
         return self._words
 

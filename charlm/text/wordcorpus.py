@@ -85,8 +85,8 @@ class WordCorpus:
             spans = self.line_spans()
             train, _ = data.split_line_indices(len(spans), config.val_frac, config.seed)
             return spans[train]
-        n_train = int((len(self.numbers) - 1) * (1.0 - config.val_frac))
-        return np.array([[1, n_train]], np.int64)
+        train, _ = data.split_stream_ids(self.numbers, config.val_frac)
+        return np.array([[1, len(train) - 1]], np.int64)
 
     def vocab(self, config):
         """(:class:`WordVocab`, notice) from the training part's counts, and a labelled

@@ -37,8 +37,7 @@ from ..network.celltypes import cell as cell_named
 
 FLOAT_BYTES = 4
 # Twice the best single-precision matrix product measured per core (about 100 GFLOP/s of the
-# 195 GFLOP/s two Zen 4 cores give; /work/shared/PERF_FACTS.md, "The roof"): a bound, not an
-# estimate.
+# 195 GFLOP/s two Zen 4 cores give: docs/results.md, the roof): a bound, not an estimate.
 PEAK_FLOPS_PER_CORE = 200e9
 
 

@@ -19,11 +19,11 @@ from ..text import corpus as data
 from ..scoring import dynamic, passes
 from ..scoring.scorer import windowed_loss
 from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
-from ..config import DEFAULT_MODEL, OPTIMIZER_MOMENTS, Config, format_duration
+from ..config import DEFAULT_MODEL, OPTIMIZER_MOMENTS, Config, default_seq_len, format_duration
 from ..errors import CheckpointError, TrainingDiverged, UsageError
 from ..network.engine import Engine
 from ..kernels import optim
-from ..network.stack import Dropout, FlatArrays, init_parameters
+from ..network.stack import Dropout, FlatArrays, init_for_seed
 from ..text.prepared import open_corpus
 from ..network.parallel import cores
 from ..store import outputs
@@ -66,7 +66,7 @@ def resolve_config(config, corpus):
     if config.weight_drop is None:
         config = replace(config, weight_drop=_auto_weight_drop(chars, config.hidden_size))
     if config.seq_len is None:
-        config = replace(config, seq_len=_auto_seq_len(config))
+        config = replace(config, seq_len=default_seq_len(config.mode, config.bidirectional))
     return config, notices
 
 
@@ -114,14 +114,6 @@ def _auto_weight_drop(chars, hidden):
     4; tiny Shakespeare's thirty-minute model: 2.1), none where it has fewer (tiny Shakespeare's
     ten-minute model: 1.2); docs/design.md gives the runs."""
     return 0.2 if _params_per_char(chars, hidden) >= WEIGHT_DROP_FROM else 0.0
-
-
-def _auto_seq_len(config):
-    """50 steps of backpropagation for a left-to-right model of a stream: twice the updates of 100
-    for the same characters read, which learns more in a time budget (docs/design.md gives
-    the runs; the state still carries across batches). 100 where a chunk is a unit of its own: a
-    line's piece in lines mode, the right context a bidirectional model sees."""
-    return 50 if config.mode == "stream" and not config.bidirectional else 100
 
 
 # ---- the learning-rate schedule and the optimizers ---------------------------------------------
@@ -244,7 +236,7 @@ class Trainer:
         V = len(dataset.vocab)
         self.params = FlatArrays(shapes_for(config, V))
         if params is None:
-            init_parameters(self.params, config.cell, np.random.default_rng([config.seed, 1]))
+            init_for_seed(self.params, config.cell, config.seed)
         else:
             self.params.flat[:] = params
         self.grads = self.params.like()
@@ -392,7 +384,7 @@ class Trainer:
             self.release()
 
     def release(self):
-        """Let another run write ``out`` (the lock taken by :func:`prepare`)."""
+        """Let another run write ``out`` (the lock taken by :func:`new_trainer`)."""
         if self.lock is not None:
             self.lock.release()
             self.lock = None

@@ -27,9 +27,17 @@ def clipping_summary(clipped_steps, steps):
     return f"gradient clipped on {clipped_steps:,} of {steps:,} steps{share}"
 
 
-def render(run_state, width=80, height=16, colour=True):
+def loss_label(kind):
+    """What the loss axis measures: a word model ("words") trains on nats per token and is
+    validated in nats per character (docs/words.md)."""
+    return ("loss (nats/char)" if kind == "chars"
+            else "loss (training: nats/token; validation: nats/char)")
+
+
+def render(run_state, width=80, height=16, colour=True, kind="chars"):
     """A rich renderable: the loss curves of the run, titled with the clipping count, or a line
-    saying why there is no curve. ``run_state`` is a RunState (or None: no training state)."""
+    saying why there is no curve. ``run_state`` is a RunState (or None: no training state);
+    ``kind`` the model's tokens ("chars" or "words")."""
     from rich.console import Group
     from rich.text import Text
 
@@ -45,7 +53,7 @@ def render(run_state, width=80, height=16, colour=True):
                           [step for step, _ in trained], [loss for _, loss in trained]))
     best = min(range(len(history)), key=lambda i: history[i].val_loss)
     header = Text.assemble(
-        ("loss (nats/char) ", "bold"), "by step (time) · ",
+        (loss_label(kind) + " ", "bold"), "by step (time) · ",
         (clipping_summary(run_state.clipped_steps, run_state.step),
          "bold yellow" if run_state.clipped_steps else "bold"))
     val = s["val_loss"][best]

@@ -1,5 +1,5 @@
 """Gradients through time: how much the loss at one step depends on the top layer's output k steps
-earlier, for k = 0..K, averaged over a text (SPEC.md, "Views"). The vanishing gradient made
+earlier, for k = 0..K, averaged over a text (docs/views-and-report.md). The vanishing gradient made
 visible: a plain RNN's curve falls off with k far faster than a gated cell's, once trained.
 
 Definition. The text c_1..c_n is read as inputs x_1 = <EOS>, x_{s+1} = c_s; h_s is the top layer's
@@ -31,7 +31,7 @@ from ..kernels import recurrent
 from ..network.engine import Engine, softmax
 from ..network.parallel import fan_out, shares, split
 from ..network.shapes import FlatArrays, parameter_shapes
-from ..network.stack import Network, init_parameters, product
+from ..network.stack import Network, init_for_seed, product
 from ..text.vocab import EOS_ID
 
 MIN_SHARE = 64      # fewest rows worth a thread of their own in a step back
@@ -48,7 +48,7 @@ def float64_copy(network):
 def fresh_network(cell, vocab_size, hidden_size, num_layers, seed):
     """A network as ``charlm train --seed seed`` initialises it, before its first step."""
     params = FlatArrays(parameter_shapes(cell, vocab_size, hidden_size, num_layers))
-    init_parameters(params, cell, np.random.default_rng([seed, 1]))
+    init_for_seed(params, cell, seed)
     return Network(cell, vocab_size, hidden_size, num_layers, params)
 
 

@@ -1,4 +1,5 @@
-"""The report page: one self-contained HTML file about a model (``charlm report``, SPEC.md "Views").
+"""The report page: one self-contained HTML file about a model (``charlm report``,
+docs/views-and-report.md).
 
 Sections: the model card, the training curves, samples at a few temperatures, the surprise map of
 a text, the neuron browser, the gradient-distance plot and a sampler that runs in the page. A
@@ -259,8 +260,7 @@ def curves(run, kind="chars"):
     minutes = s["elapsed"][-1] >= 180
     times = [t / 60 if minutes else t for t in s["elapsed"]]
 
-    y_label = ("loss (nats/char)" if kind == "chars"
-               else "loss (training: nats/token; validation: nats/char)")
+    y_label = loss_curves.loss_label(kind)
 
     def plot(xs, x_label):
         return svg.line_plot([("training", xs, s["train_loss"]), ("validation", xs, s["val_loss"])],

@@ -1,5 +1,5 @@
-"""How the views read a text: as one sequence of token ids, from <EOS>, as SPEC.md's "Views"
-defines. A token is a character, or a word model's token (``charlm.text.words.split``). A
+"""How the views read a text (docs/views-and-report.md): as one sequence of token ids, from
+<EOS>. A token is a character, or a word model's token (``charlm.text.words.split``). A
 lines-mode model never read a newline in training (each line was an example ending in <EOS>), so
 for it a newline is read as <EOS>, its own end of a line; the state carries on."""
 from ..text.vocab import EOS_ID, require_unicode

@@ -3,7 +3,7 @@
 // JavaScript) and the neuron browser. Everything it reads is the JSON in #charlm-data. A token is
 // a character, or a word model's token (model.tokens, "chars" or "words"; model.noun names it).
 //
-// The forward pass follows SPEC.md "Model" (row-vector convention, gate blocks along the G*H axis
+// The forward pass follows docs/model.md (row-vector convention, gate blocks along the G*H axis
 // of W_x, W_h and b), in float64 arithmetic over the stored weights:
 //   rnn   h = tanh(x W_x + h W_h + b)
 //   gru   [r, u] = sigmoid(x W_x + h W_h + b) on their blocks,
