@@ -4,7 +4,7 @@ Both sides train the same model on tiny Shakespeare (read from ../shared/data, n
 repo): a 2-layer LSTM or GRU over the characters, a linear output layer, cross-entropy, Adam at
 lr 2e-3, gradients clipped to global norm 5, batch 50, sequence 50, the recurrent state carried
 (detached) from batch to batch. charlm feeds one-hot characters (layer 0's input product is a row
-gather); PyTorch an ``nn.Embedding(V, H)``, as docs/model.md and the benchmark's issue set them.
+gather, docs/model.md); PyTorch an ``nn.Embedding(V, H)``, as the benchmark's issue set it.
 
     PYTHONPATH=. python benchmarks/bench_train.py [--configs lstm-128,gru-256] [--seconds 20]
         [--rounds 3] [--save] [--no-torch]

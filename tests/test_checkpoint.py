@@ -184,6 +184,9 @@ def test_missing_and_folder(tmp_path):
         checkpoint.load(str(tmp_path / "nope.npz"))
     with pytest.raises(CheckpointError, match="is a folder"):
         checkpoint.load(str(tmp_path))
+    os.mkfifo(tmp_path / "pipe.npz")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        checkpoint.load(str(tmp_path / "pipe.npz"))
 
 
 def test_a_file_that_cannot_be_opened_is_a_clean_error(tmp_path, monkeypatch):

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,6 @@ from charlm.network.engine import Engine
 from charlm.network.stack import FlatArrays, init_parameters
 from charlm.store import checkpoint
 from charlm.store.checkpoint import Checkpoint
-from charlm.text.labels import tokens as label_tokens
 from charlm.text.vocab import Vocab
 
 from conftest import run_charlm
@@ -412,19 +410,6 @@ def test_the_python_export_never_replaces_a_file_without_force(tmp_path, small):
         model.export(str(small), to="torch", force=True)
     assert small.read_bytes() == before
     assert model.export(str(target), force=True) == "onnx" and target.read_bytes() != b"mine"
-
-
-def test_export_refuses_a_labelled_model(tmp_path):
-    plain = make_model(hidden=4, layers=1)
-    vocab = Vocab(plain.vocab.tokens + label_tokens(["poem", "prose"]))
-    config = replace(plain.config, labels=["poem", "prose"], label_counts=[3, 4])
-    weights = FlatArrays(shapes_for(config, len(vocab)))
-    init_parameters(weights, "lstm", np.random.default_rng(0))
-    checkpoint.save(tmp_path / "labelled.npz", Checkpoint(config, vocab, weights))
-    for target in ("labelled.onnx", "labelled.safetensors"):
-        assert_one_line_error(invoke("export", tmp_path / "labelled.npz", "-o",
-                                     tmp_path / target), 2, "it is labelled")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["labelled.npz"]
 
 
 def test_a_word_model_exports_its_token_kind_and_import_refuses_it(tmp_path, small):

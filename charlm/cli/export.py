@@ -37,11 +37,13 @@ def export(model, out, to, force, as_json):
     import os
 
     from ..export import export as export_model
+    from ..export.files import claim_export
     from ..store.checkpoint import load
     if out is None:
         out = os.path.splitext(model)[0] + FORMATS[to or "onnx"]
+    fmt = claim_export(out, to, force, model)       # before the checkpoint is read
     ckpt = load(model)
-    fmt = export_model(ckpt, out, to, source=model, force=force)
+    export_model(ckpt, out, fmt, source=model, force=force)
     size = os.path.getsize(out)
     if as_json:
         print_json({"path": out, "format": fmt, "bytes": size})

@@ -103,7 +103,7 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     from ..api import load
     from ..generation.beam import warm_up as warm_up_beam
     from .warmup import warm_up_sampling
-    from ..generation.options import SamplingOptions
+    from ..generation.options import SamplingOptions, refuse_for_exact
     stops = [unescape(s) for s in stop] or None
     model = load(model_path)
     model.require_left_to_right("sample from")
@@ -115,7 +115,8 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
         options["label"] = label
     if match is not None:
         options["match"] = match
-    refuse_exact(exact, interactive, novel)
+    if exact:
+        refuse_for_exact(match, [(interactive, "--interactive"), (novel, "--novel")])
     refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p)
     checked = SamplingOptions.checked(model, num=num, seed=seed, beam=beam,
@@ -191,22 +192,11 @@ def unescape(text):
         raise UsageError(f"--stop {text!r}: a bad backslash escape ({e.reason})") from None
 
 
-def refuse_exact(exact, interactive, novel):
-    """Raise UsageError for --exact with a way of generating that it replaces (the options it
-    does not take are refused by :meth:`charlm.generation.options.SamplingOptions.checked`)."""
-    from ..errors import UsageError
-    if not exact:
-        return
-    for on, option in ((interactive, "--interactive"), (novel, "--novel")):
-        if on:
-            raise UsageError(f"{option} does not apply to --exact, which draws whole matches "
-                             "from their exact probabilities")
-
-
 def refuse_combinations(beam, num, stops, interactive, novel, as_json, corpus_path, novelty,
                         top_k, top_p):
-    """Raise UsageError for options that contradict each other on the command line (the
-    options of drawing that --beam refuses are refused by :func:`charlm.generation.sampler.sample`)."""
+    """Raise UsageError for options that contradict each other on the command line (those that
+    --beam and --exact refuse are refused by
+    :meth:`charlm.generation.options.SamplingOptions.checked`)."""
     from ..errors import UsageError
     if interactive:
         given = [name for name, on in (("--beam", beam is not None), ("--num", num is not None),

@@ -7,7 +7,8 @@
   ``onnx`` package's helpers.
 - ``torch_state``: the state dict of stock ``nn.Embedding`` + ``nn.RNN``/``nn.LSTM`` + ``nn.Linear``
   as a ``.safetensors`` file, and the reverse (a state dict to a charlm checkpoint).
-- ``files``: the format a path asks for, the optional packages, atomic writes.
+- ``files``: the format a path asks for, the description in a file's metadata, the optional
+  packages, and the checks of an output path (:func:`files.claim_export`).
 
 What these modules may import: numpy, charlm's store (the one checkpoint reader and writer), its
 config, vocabulary and cell table, and its errors; the optional packages ``onnx`` and
@@ -24,9 +25,8 @@ def export(ckpt, path, to=None, source=None, force=False):
     file only with ``force``. Returns the format written. ``source``, the checkpoint's path,
     names the model in error messages and may not be ``path``."""
     from ..store.outputs import write_atomically
-    from .files import claim_output
-    claim_output(path, force, [(source, "the checkpoint")])
-    fmt = format_for(path, to)
+    from .files import claim_export
+    fmt = claim_export(path, to, force, source)
     if fmt == "onnx":
         from .onnx_graph import onnx_bytes
         data = onnx_bytes(ckpt, source)

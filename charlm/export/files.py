@@ -1,7 +1,6 @@
 """Files of the export formats: which format a path asks for, the description each file carries in
-its metadata, the optional packages that read and write them, and atomic writes (a temporary file
-in the same folder, flushed, then renamed), so that a failure at any moment leaves the previous
-file or none, never a torn one."""
+its metadata, the optional packages that read and write them, and the checks of an output path
+made before any work (the writes themselves are atomic: ``charlm.store.outputs``)."""
 import importlib
 import json
 import os
@@ -12,6 +11,7 @@ from ..text.vocab import EOS, EOS_ID, UNK, UNK_ID
 from ..version import __version__
 
 FORMATS = {"onnx": ".onnx", "torch": ".safetensors"}   # format -> its file extension
+WRITERS = {"onnx": "onnx", "torch": "safetensors.numpy"}   # format -> the package that writes it
 EXTRAS = {"onnx": "onnx", "safetensors": "torch"}      # optional package -> charlm's extra
 
 
@@ -70,6 +70,16 @@ def require(package, purpose):
         extra = EXTRAS[package.split(".")[0]]
         raise CharlmError(f"{purpose} needs the {package.split('.')[0]} package: "
                           f"pip install 'charlm[{extra}]'") from None
+
+
+def claim_export(path, to, force, source):
+    """The format to export to at path (:func:`format_for`), once the path is claimed
+    (:func:`claim_output`, the checkpoint ``source`` being the input) and the package that writes
+    the format is found (:func:`require`)."""
+    claim_output(path, force, [(source, "the checkpoint")])
+    fmt = format_for(path, to)
+    require(WRITERS[fmt], f"charlm export --to {fmt}")
+    return fmt
 
 
 def claim_output(path, force, inputs=(), example="model.onnx"):

@@ -93,10 +93,6 @@ def plain_stack(ckpt, source, fmt):
         raise UsageError(f"cannot export {name} to {fmt}: it is bidirectional (it predicts each "
                          "character from the text on both sides, so it has no next-token "
                          "probabilities for a runtime to compute); export a left-to-right model")
-    if config.labels:
-        raise UsageError(f"cannot export {name} to {fmt}: it is labelled, and the standard "
-                         "recurrent operators have no input for the label it reads at every step; "
-                         "export a model trained without labels")
     names = [n for n, _ in parameter_shapes(config.cell, len(ckpt.vocab), config.hidden_size,
                                             config.num_layers)]
     extra = sorted(set(n for n, _ in weights.shapes) - set(names))

@@ -81,6 +81,8 @@ def load(path, with_training_state=False):
         raise CheckpointError(f"no checkpoint at {path} (train one with `charlm train CORPUS --out {path}`)")
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if not os.path.isfile(path):        # a pipe or a device: reading it could wait for ever
+        raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
     try:
         is_zip = _is_zip(path)
     except OSError as e:

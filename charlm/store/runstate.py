@@ -44,7 +44,7 @@ class RunState:
     corpus_path: str | None = None      # its absolute path (None: the bundled names), for the
                                         # novelty check of `charlm sample`
     corpus_encoding: str = "utf-8"      # the --encoding it was read with
-    dropout_masks: str = DROPOUT_MASKS  # how the run draws them (charlm.network.stack.Network.dropout_masks)
+    dropout_masks: str = DROPOUT_MASKS  # how the run draws them (stack.Network.dropout_masks)
 
     @property
     def validated(self):

@@ -223,7 +223,10 @@ class PreparedCorpus:
         rows = entry(self.meta)["line_index"]
         if rows == 0:
             return np.zeros((0, 2), np.int64)
-        return np.memmap(path, np.int64, "r", shape=(rows, 2))
+        try:
+            return np.memmap(path, np.int64, "r", shape=(rows, 2))
+        except (OSError, ValueError):        # missing, unreadable, or shorter than meta.json says
+            raise self._damaged(path, "line index") from None
 
 
 # ---- finding a prepared copy ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ model is the probability of its characters, an ``<UNK>`` also pays for the token
     P(w | <UNK>) = s (1 - s)^(n - 1) prod_i p(c_i),    w = c_1 .. c_n
 
 a character unigram ``p`` of the training text (add-one counts over its characters, plus one count
-for all other characters, shared evenly among the other code points of the 0x110000) and a length that stops
+for all the characters it lacks, shared evenly among those code points) and a length that stops
 after each character with probability ``s`` = the out-of-vocabulary tokens of the training text
 divided by their characters (of all its tokens when every one is in the vocabulary). The
 checkpoint keeps it under ``words.chars`` (the characters, 1-d str), ``words.char_log_probs``

@@ -15,8 +15,8 @@ process would make with the same global batch:
   gradient buffer, and every rank then holds the same bits, so the same clipping and optimizer
   step keep the weights identical without sending them again;
 - validation shares its columns among all the ranks' threads exactly as one process with that
-  many threads shares them (``charlm.network.engine.Engine``) and sums the results (each column comes from one
-  rank, the others add zeros), so every rank gets the same validation loss;
+  many threads shares them (``charlm.network.engine.Engine``) and sums the results (each column
+  comes from one rank, the others add zeros), so every rank gets the same validation loss;
 - what depends on a clock (the time budget, the learning rate of a timed run, when to validate)
   is decided from rank 0's clock and agreed each step, with any rank's stop request (Ctrl-C,
   SIGTERM, SIGUSR1), in one tiny all-reduce: all ranks stop together, at the same step;
