@@ -483,6 +483,17 @@ def test_blas_threads_restores_the_setting():
     assert get() == before
 
 
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_fanned_out_tasks_run_blas_on_one_thread_even_alone(tasks):
+    # a share's products must round alike wherever it runs: alone, beside others, or as a rank
+    if linalg._blas_thread_functions() is None:
+        pytest.skip("Numba's BLAS is not an OpenBLAS reachable here")
+    get, _ = linalg._blas_thread_functions()
+    with linalg.blas_threads(2):
+        assert fan_out([get] * tasks) == [1] * tasks
+        assert get() == 2
+
+
 @pytest.mark.parametrize("n,min_share,threads,expected",
                          [(0, 1, 4, 1), (3, 1, 4, 3), (100, 1, 4, 4), (40, 16, 4, 2), (15, 16, 4, 1),
                           (64, 16, 4, 4), (1000, 64, 2, 2)])

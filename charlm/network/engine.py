@@ -196,9 +196,6 @@ class Engine:
             state[:, :, columns] = part_state
             out[index] = part_out
 
-        if count == 1 and self.group is None:
-            run(self.forwards[0], slice(0, B), x, y)
-            return
         if mine:
             fan_out([lambda f=f, k=k: run(f, slice(edges[k], edges[k + 1]), x, y)
                      for f, k in zip(self.forwards, mine)])

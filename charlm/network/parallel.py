@@ -5,8 +5,8 @@ workers, the gradients view's rows).
 The rules: a job gets :func:`cores` threads, fewer when it has too little work to share
 (:func:`shares`: at least ``min_share`` items a thread), and one thread when there is nothing to
 share. The kernels release the GIL, so threads run them in parallel. While they do, each runs BLAS
-single-threaded: the tasks already fill the cores, and BLAS's own threads would contend with them;
-work that runs alone on its thread and calls small products holds BLAS to the threads the job has
+single-threaded, a lone task too: the tasks already fill the cores, BLAS's own threads would
+contend with them, and a share gives the same bits however it is run (:func:`fan_out`); work that runs alone on its thread and calls small products holds BLAS to the threads the job has
 (:func:`blas_for`).
 """
 import os
@@ -77,23 +77,31 @@ def fan_out(tasks, on_failure=None):
     a thread for each of them (tasks may wait for each other, as sampling's workers do); return
     their results in order, or re-raise the first failure once all have ended. ``on_failure`` is
     called as soon as a task fails or this thread is interrupted, before waiting for the others:
-    tasks that wait for each other are released by it (``kernels.barrier.release``)."""
-    if len(tasks) == 1:
-        return [tasks[0]()]
+    tasks that wait for each other are released by it (``kernels.barrier.release``).
+
+    Every task runs BLAS on one thread, a lone task too: how many BLAS threads share a product
+    can change how its sums round, and a share must give the same bits whether it runs beside
+    others, alone, or in another process (one MPI rank of a data-parallel run)."""
+    with blas_for(1):
+        if len(tasks) == 1:
+            return [tasks[0]()]
+        return _fanned_out(tasks, on_failure)
+
+
+def _fanned_out(tasks, on_failure):
     others = tasks[1:] if on_failure is None else [_calling_on_failure(task, on_failure)
                                                     for task in tasks[1:]]
     pool = _pool_with(len(others))
-    with blas_for(1):
-        futures = []
-        try:
-            futures = [pool.submit(task) for task in others]
-            first = tasks[0]()
-        except BaseException:
-            if on_failure is not None:
-                on_failure()
-            raise
-        finally:
-            errors = [f.exception() for f in futures]
+    futures = []
+    try:
+        futures = [pool.submit(task) for task in others]
+        first = tasks[0]()
+    except BaseException:
+        if on_failure is not None:
+            on_failure()
+        raise
+    finally:
+        errors = [f.exception() for f in futures]
     for error in errors:
         if error is not None:
             raise error
