@@ -2,6 +2,8 @@
 shapes: the sequence pass (forward and backward through time, with the gradient at the initial
 state), the no-grad forward path, the loss, the softmax, the products and the optimizers."""
 import functools
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -492,6 +494,15 @@ def test_fanned_out_tasks_run_blas_on_one_thread_even_alone(tasks):
     with linalg.blas_threads(2):
         assert fan_out([get] * tasks) == [1] * tasks
         assert get() == 2
+
+
+def test_a_fanned_out_task_may_fan_out_again():
+    # the second task runs on a pool thread while the caller holds the BLAS setting: its own
+    # fan_out must not wait for that hold (a deadlock, so it runs in a process that can be ended)
+    code = ("from charlm.network.parallel import fan_out; "
+            "print(fan_out([lambda: 1, lambda: fan_out([lambda: 2])[0]]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[1, 2]", done.stderr
 
 
 @pytest.mark.parametrize("n,min_share,threads,expected",
