@@ -135,6 +135,15 @@ def test_the_line_index_is_built_when_a_run_first_needs_it(tmp_path):
     assert prepared.find(str(path))[0].meta["line_index"] == 3
 
 
+def test_preparing_again_in_lines_mode_indexes_a_copy_prepared_as_a_stream(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("Anna\n\nBob\n  \nCarla")
+    prepared.prepare_corpus(str(path), mode="stream")
+    corpus, built = prepared.prepare_corpus(str(path), mode="lines")
+    assert not built and corpus.meta["line_index"] == 3
+    assert os.path.exists(os.path.join(corpus.folder, "lines.bin"))
+
+
 def test_an_unwritable_place_beside_the_corpus_falls_back_to_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = tmp_path / "c.txt"

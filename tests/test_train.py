@@ -29,6 +29,9 @@ def test_tiny_corpus_is_overfit_to_near_zero_loss(tmp_path):
     x, y, state = trainer.dataset.train.batch(0, 0)[0] + (None,)
     logp = Engine(trainer.network).log_probs(x, y, trainer.network.zero_state(x.shape[1]))
     assert -logp[y >= 0].mean() < 0.05       # from ln(11) = 2.4 at the start
+    # nothing held out, so no validation: the training loss is the mean over the whole run
+    assert trainer.run_state.history == []
+    assert 0.05 < trainer.run_state.train_loss < math.log(11)
 
 
 def test_training_loss_falls_on_the_bundled_corpus(tmp_path):

@@ -228,7 +228,7 @@ def test_an_unknown_token_kind_is_refused_in_one_line(trained, tmp_path):
 # ---- refused -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("options, pattern", [
-    (["--tokens", "bytes"], "--tokens must be one of chars, words"),
+    (["--tokens", "bytes"], "'bytes' is not one of 'chars', 'words'"),
     (["--tokens", "words", "--vocab-size", "0"], "--vocab-size must be >= 1"),
     (["--vocab-size", "10"], "--vocab-size applies to a word model"),
 ])

@@ -8,7 +8,7 @@ import time
 import click
 
 from ..network.celltypes import CELLS
-from ..config import MODES, OPTIMIZERS, Config, dropout_text
+from ..config import MODES, OPTIMIZERS, TOKENS, Config, dropout_text
 from ..training.reporter import Reporter
 from .common import (DEFAULT_MODEL, compile_notice, consoles, pipe_closed, print_json,
                      reports_errors, silence)
@@ -69,7 +69,7 @@ def _default(setting):
 @click.option("--mode", type=click.Choice(list(MODES)),
               help="lines: one example per line; stream: one long text.  " + _default("mode"))
 @click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  " + _default("min_count"))
-@click.option("--tokens", type=str, help="chars: a character model; words: words, punctuation marks and runs of whitespace (docs/words.md).  " + _default("tokens"))
+@click.option("--tokens", type=click.Choice(list(TOKENS)), help="chars: a character model; words: words, punctuation marks and runs of whitespace (docs/words.md).  " + _default("tokens"))
 @click.option("--vocab-size", type=int, help="--tokens words: keep the N most frequent tokens, the rest read as <UNK>.  [default: those seen at least twice, at most 10,000]")
 @click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")
 @click.option("--patience", type=int, help="Stop after this many validations in a row without a new best; 0 never stops early.  " + _default("patience"))

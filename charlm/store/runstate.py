@@ -36,6 +36,7 @@ class RunState:
     best_val_loss: float | None = None
     best_step: int | None = None
     train_loss: float | None = None     # mean training loss over the last validation interval
+                                        # (without held-out text: over the run, since it started)
     loss_sum: float = 0.0               # running sum and count of the current interval
     loss_count: int = 0
     eval_seconds: float | None = None   # the latest validation's duration
@@ -49,6 +50,12 @@ class RunState:
     @property
     def validated(self):
         return bool(self.history)
+
+    def close_interval(self):
+        """End the current interval of training losses: their mean becomes ``train_loss``."""
+        if self.loss_count:
+            self.train_loss = self.loss_sum / self.loss_count
+        self.loss_sum, self.loss_count = 0.0, 0
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self))

@@ -320,6 +320,8 @@ def prepare_corpus(path, encoding="utf-8", mode="auto", force=False, progress=No
     if not force:
         current, _ = find(path, encoding)
         if current is not None:
+            if _reads_as_lines(current, mode):
+                current.line_spans()        # a copy prepared in stream mode has no line index yet
             return current, False
     existed = {f: os.path.isdir(f) for f in folders(path)}
     folder = _writable_folder(path)
@@ -338,9 +340,13 @@ def prepare_words(corpus, mode="auto", progress=None):
     Returns whether it wrote the word copy."""
     built = not corpus.has_words
     corpus.word_ids(progress)
-    if mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines"):
+    if _reads_as_lines(corpus, mode):
         corpus.word_line_spans()
     return built
+
+
+def _reads_as_lines(corpus, mode):
+    return mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines")
 
 
 def _remove(path):
@@ -368,7 +374,7 @@ def _prepare_locked(path, encoding, mode, force, progress, text_file, folder):
             raise
         meta.update(format=FORMAT, version=VERSION, source=source, line_index=None)
         corpus = PreparedCorpus(folder, meta)
-        if mode == "lines" or (mode == "auto" and corpus.detect_mode()[0] == "lines"):
+        if _reads_as_lines(corpus, mode):
             meta["line_index"] = _write_line_index(corpus.mapped_ids().array, meta["chars"],
                                                    corpus.newline_count(),
                                                    os.path.join(folder, "lines.bin"))

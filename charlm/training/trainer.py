@@ -374,6 +374,8 @@ class Trainer:
             if self.stop_reason != "interrupted" and self.dataset.val_tokens and \
                     (not history or history[-1].step != self.run_state.step):
                 self._evaluate()
+            elif not self.dataset.val_tokens:
+                self.run_state.close_interval()     # nothing held out: the interval is the run
             self.save()
             self.reporter.finish(self)
             return self.stop_reason
@@ -499,9 +501,7 @@ class Trainer:
         val = self.evaluate()
         rs.eval_seconds = time.perf_counter() - started
         self.last_validation = (self.progress(), self.elapsed)
-        if rs.loss_count:
-            rs.train_loss = rs.loss_sum / rs.loss_count
-        rs.loss_sum, rs.loss_count = 0.0, 0
+        rs.close_interval()
         improved = rs.best_val_loss is None or val < rs.best_val_loss
         if improved:
             rs.best_val_loss, rs.best_step = val, rs.step
