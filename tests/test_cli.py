@@ -60,6 +60,7 @@ def test_train_json_summary_and_info(tmp_path, names_file):
     assert summary["best_val_bpc"] == pytest.approx(summary["best_val_loss"] / 0.6931471805599453)
     info = json.loads(invoke("info", out, "--json").stdout)
     assert info["config"]["hidden_size"] == 16 and info["steps"] == 12
+    assert 0 < info["epochs"] == summary["epochs"]          # passes made, a part of one counted
     assert [r["step"] for r in info["history"]] == [6, 12]
     shown = invoke("info", out)
     assert shown.exit_code == 0 and "validation history" in shown.stdout

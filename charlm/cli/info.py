@@ -36,7 +36,7 @@ def describe(ckpt, path):
     return {
         "model": path, "config": _config(ckpt.config), "parameters": int(ckpt.weights.flat.size),
         "tokens": ckpt.vocab.kind, "vocab_size": len(ckpt.vocab), "vocab": ckpt.vocab.tokens,
-        "steps": run.step if run else None, "epochs": run.epoch if run else None,
+        "steps": run.step if run else None, "epochs": round(run.epochs_done, 3) if run else None,
         "train_seconds": run.elapsed if run else None,
         "validated": run.validated if run else None,
         "best_val_loss": best, "best_val_bpc": best / math.log(2) if best is not None else None,

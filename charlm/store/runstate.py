@@ -30,6 +30,8 @@ class RunState:
     epoch: int = 0                      # the data position: epoch, batch index in the epoch,
     index: int = 0                      # and chunk of a lines-mode batch of long lines
     chunk: int = 0
+    epochs_done: float = 0.0            # passes over the training text, the current one's part
+                                        # included (as of the last save)
     elapsed: float = 0.0                # seconds of training, earlier runs of a resumed one included
     chars_seen: int = 0                 # training targets read
     history: list = field(default_factory=list)     # [Evaluation]
@@ -72,7 +74,7 @@ class RunState:
             state.dropout_masks = "one generator"
         for name in ("step", "epoch", "index", "chunk", "chars_seen", "loss_count", "clipped_steps"):
             _check(_count(getattr(state, name)), name)
-        for name in ("elapsed", "loss_sum"):
+        for name in ("elapsed", "loss_sum", "epochs_done"):
             _check(_number(getattr(state, name)), name)
         for name in ("best_val_loss", "train_loss", "eval_seconds"):
             _check(getattr(state, name) is None or _number(getattr(state, name)), name)

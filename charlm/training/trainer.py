@@ -544,6 +544,7 @@ class Trainer:
         best = FlatArrays(self.params.shapes, self.best if self.best is not None else self.params.flat)
         state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry, self.run_state)
         self.run_state.elapsed = self.elapsed
+        self.run_state.epochs_done = self.epochs_done
         started = time.perf_counter()
         ckpt.save(self.out, ckpt.Checkpoint(self.config, self.dataset.vocab, best, state))
         self.save_seconds = time.perf_counter() - started
