@@ -212,7 +212,8 @@ def test_resume_with_its_target_reached_leaves_the_file_untouched(names_file, tr
 @pytest.mark.parametrize("target,words", [("/proc/x.npz", ["cannot write"]),
                                           ("/no/such/folder/x", ["there is no folder"]),
                                           ("FIFO", ["not a regular file"]),
-                                          (".", ["is a folder"])])
+                                          (".", ["is a folder"]),
+                                          ("", ["is empty", "such as"])])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(
         tmp_path, names_file, model_file, command, target, words):
     args = [str(names_file) if a == "CORPUS" else str(model_file) if a == "MODEL" else a
@@ -384,6 +385,18 @@ def test_utf16_and_utf32_are_named_with_the_encoding_to_pass(tmp_path, encoding,
     trained = run_charlm("train", corpus, "--encoding", hint, "--out", tmp_path / "m.npz",
                          "--hidden", 8, "--steps", 2, "--quiet")
     assert trained.returncode == 0, trained.stderr
+
+
+@pytest.mark.parametrize("encoding,written,words", [
+    ("utf-16", "utf-16-le", "--encoding utf-16-le"),            # no byte-order mark
+    ("punycode", "utf-8", "Invalid extended code point '\\n'")])  # a reason that holds a newline
+def test_a_codec_that_refuses_the_text_outright_is_one_line(tmp_path, encoding, written, words):
+    corpus = tmp_path / "names.txt"
+    corpus.write_bytes(("\n".join(NAMES * 3) + "\n").encode(written))
+    result = run_charlm("train", corpus, "--encoding", encoding, "--out", tmp_path / "m.npz",
+                        "--steps", 1)
+    one_line_error(result, 3, words)
+    assert not (tmp_path / "m.npz").exists()
 
 
 @settings(max_examples=60, deadline=None)

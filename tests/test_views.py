@@ -426,6 +426,11 @@ def test_gradients_bad_inputs(model_file, tmp_path):
     assert_one_line_error(invoke("gradients", "\udcff", "--cell", "rnn"), 2, "surrogate")
     assert_one_line_error(invoke("gradients", "Anna", "--model", model_file, "--hidden", 64), 2,
                           "--hidden applies to the freshly initialised networks of --cell")
+    # the --cell networks take train's rules for the options that shape them
+    assert_one_line_error(invoke("gradients", "Anna", "--cell", "rnn", "--seed", -1), 2,
+                          "--seed must be between 0 and 2^63 - 1")
+    assert_one_line_error(invoke("gradients", "Anna", "--cell", "rnn", "--layers", 17), 2,
+                          "--layers must be between 1 and 16")
     vocab = Vocab.from_text(TEXT)
     config = Config(cell="lstm", hidden_size=8, num_layers=1, mode="stream", dropout=0.0,
                     bidirectional=True)

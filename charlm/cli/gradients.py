@@ -56,7 +56,7 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     text, truncated = read_text(text, file_path, chars, encoding)
     require_unicode(text)
     fresh = _cells(cells)
-    _check_sizes(hidden, layers, max_distance)
+    _check_sizes(hidden, layers, seed, max_distance)
     _refuse_sizes_without_cells(fresh)
     if not models and not fresh:
         models = (DEFAULT_MODEL,)
@@ -91,12 +91,10 @@ def _cells(cells):
     return names
 
 
-def _check_sizes(hidden, layers, max_distance):
+def _check_sizes(hidden, layers, seed, max_distance):
     from ..errors import UsageError
-    if not 1 <= hidden <= 4096:
-        raise UsageError("--hidden must be between 1 and 4096")
-    if not 1 <= layers <= 16:
-        raise UsageError("--layers must be between 1 and 16")
+    # the --cell networks start as `charlm train` would start them: its rules for these options
+    Config(hidden_size=hidden, num_layers=layers, seed=seed).validate()
     if not 0 <= max_distance <= 100_000:
         raise UsageError("--max-distance must be between 0 and 100000")
 

@@ -28,6 +28,8 @@ from ..errors import OutputInUse, UsageError
 def check_writable(path, option, example="charlm.npz"):
     """Raise UsageError in one line unless a file can be written at path (``option`` names the
     path in the message; ``example`` is the file name suggested when path is a folder)."""
+    if not path:
+        raise UsageError(f"{option} is empty: give a file name such as {example}")
     if os.path.isdir(path):
         raise UsageError(f"{option}: cannot write {path}: it is a folder; give a file name such "
                          f"as {os.path.join(path, example)}")
@@ -153,7 +155,9 @@ class OutputLock:
             os.close(fd)
         os.ftruncate(fd, 0)
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n{command}\n".encode())
+        # the command's bytes as given: an argument need not be valid UTF-8
+        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n{command}\n".encode(
+            errors="surrogateescape"))
         self.fd = fd
         return self
 

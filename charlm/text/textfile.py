@@ -80,12 +80,16 @@ class TextFile:
         pending = len(decoder.getstate()[0])
         try:
             return decoder.decode(data, final)
-        except UnicodeDecodeError as e:
-            offset = self.bytes_read - pending + e.start
+        except UnicodeError as e:
             hint = wide_encoding(data) if self.bytes_read == 0 else None
             if hint is not None:        # e.g. UTF-16 without one ASCII character: no NUL byte
                 raise CorpusError(f"{self.path} looks like {hint[0]} text ({hint[1]}), not "
                                   f"{self.codec.name}: pass --encoding {hint[2]}") from None
+            if not isinstance(e, UnicodeDecodeError):   # the codec's own refusal of the text
+                why = str(e).encode("unicode_escape").decode("ascii")     # on one line
+                raise CorpusError(f"{self.path} cannot be read as {self.codec.name}: {why}; "
+                                  "read another encoding with e.g. --encoding latin-1") from None
+            offset = self.bytes_read - pending + e.start
             raise CorpusError(f"{self.path} is not valid {self.codec.name}: byte "
                               f"0x{e.object[e.start]:02x} at offset {offset} ({e.reason}); read "
                               "another encoding with e.g. --encoding latin-1") from None
