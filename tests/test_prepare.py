@@ -83,7 +83,7 @@ def test_invalid_utf8_names_its_byte_offset(tmp_path, chunk_bytes):
     path.write_bytes("héllo\n".encode("utf-8") + b"ab\xffcd")
     with pytest.raises(CorpusError, match=r"byte 0xff at offset 9\b"):
         prepared.prepare_corpus(str(path), chunk_bytes=chunk_bytes)
-    assert prepared.find(str(path)) == (None, False)
+    assert prepared.find(str(path)) == (None, None)
 
 
 def test_a_text_of_white_space_is_refused(tmp_path):
@@ -101,12 +101,24 @@ def test_a_changed_corpus_is_stale_and_prepared_again(tmp_path):
     again, built = prepared.prepare_corpus(str(path))
     assert not built and again.folder == first.folder
     path.write_text("one\ntwo\nthree\n")
-    assert prepared.find(str(path)) == (None, True)
-    assert prepared.find(str(path), "latin-1") == (None, True)
+    assert prepared.find(str(path)) == (None, "it changed since it was prepared")
+    assert prepared.find(str(path), "latin-1") == (None, "it changed since it was prepared")
     rebuilt, built = prepared.prepare_corpus(str(path))
     assert built and rebuilt.chars == len("one\ntwo\nthree\n")
+    assert prepared.find(str(path), "latin-1") == (None, "it was prepared read as utf-8")
     os.utime(path, ns=(1, 1))               # the same size, another modification time
-    assert prepared.find(str(path))[1]
+    assert prepared.find(str(path))[1] == "it changed since it was prepared"
+
+
+def test_a_copy_that_another_encoding_cannot_read_stays_whole(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("café au lait\n".encode("latin-1") * 20)
+    first, _ = prepared.prepare_corpus(str(path), encoding="latin-1")
+    files = sorted(os.listdir(first.folder))
+    with pytest.raises(CorpusError, match="not valid utf-8"):
+        prepared.prepare_corpus(str(path))
+    assert sorted(os.listdir(first.folder)) == files
+    assert prepared.find(str(path), "latin-1")[0].meta == first.meta
 
 
 @pytest.mark.parametrize("damage", ["missing", "empty"])

@@ -242,16 +242,19 @@ def folders(path):
 
 def find(path, encoding="utf-8"):
     """(current, stale): the current prepared copy of the corpus at path read in encoding (a
-    :class:`PreparedCorpus`, or None) and whether there is an out-of-date one."""
+    :class:`PreparedCorpus`, or None), and why a copy there is not current (or None)."""
     source = _source(path, encoding)
-    stale = False
+    stale = None
     for folder in folders(path):
         meta = _read_meta(folder)
         if meta is None:
             continue
         if meta["source"] == source:
-            return PreparedCorpus(folder, meta), False
-        stale = True
+            return PreparedCorpus(folder, meta), None
+        was = meta["source"]
+        stale = (f"it was prepared read as {was['encoding']}"
+                 if dict(was, encoding=source["encoding"]) == source else
+                 "it changed since it was prepared")
     return None, stale
 
 
@@ -364,14 +367,16 @@ def _prepare_locked(path, encoding, mode, force, progress, text_file, folder):
             return current, False
         started = time.perf_counter()
         source = _source(path, encoding)
-        for name in ("meta.json", "lines.bin") + WORD_FILES:
+        ids_path = os.path.join(folder, "ids.bin")
+        try:
+            meta = _build(text_file, ids_path + ".tmp", progress)
+        except BaseException:       # the copy there was (for another encoding, say) stays whole
+            _remove(ids_path + ".tmp")
+            raise
+        for name in ("meta.json", "lines.bin") + WORD_FILES:     # meta.json first: not current
             if os.path.exists(os.path.join(folder, name)):
                 os.remove(os.path.join(folder, name))
-        try:
-            meta = _build(text_file, os.path.join(folder, "ids.bin"), progress)
-        except BaseException:
-            _remove(os.path.join(folder, "ids.bin.tmp"))
-            raise
+        os.replace(ids_path + ".tmp", ids_path)
         meta.update(format=FORMAT, version=VERSION, source=source, line_index=None)
         corpus = PreparedCorpus(folder, meta)
         if _reads_as_lines(corpus, mode):
@@ -383,14 +388,13 @@ def _prepare_locked(path, encoding, mode, force, progress, text_file, folder):
     return corpus, True
 
 
-def _build(text_file, ids_path, progress):
-    """Write ids.bin from the text; returns the meta entries that describe it."""
+def _build(text_file, tmp, progress):
+    """Write the text's ids to the file tmp; returns the meta entries that describe them."""
     ids_of = np.zeros(UNICODE, np.int32)
     codes, counts = np.zeros(UNICODE + 2, np.int64), np.zeros(UNICODE + 2, np.int64)
     known = np.array([2], np.int64)
     scan = np.zeros(kernels.SCAN_SIZE, np.int64)
     crc = chars = 0
-    tmp = ids_path + ".tmp"
     with _IdsWriter(tmp) as writer:
         for text in text_file.chunks():
             encoded = np.frombuffer(text.encode("utf-8"), np.uint8)
@@ -408,9 +412,7 @@ def _build(text_file, ids_path, progress):
                 progress(text_file.bytes_read, text_file.size)
     symbols = [chr(c) for c in codes[2:known[0]]]
     if all(ch.isspace() for ch in symbols):
-        os.remove(tmp)
         raise CorpusError(f"{text_file.path} is empty: there is nothing to learn from")
-    os.replace(tmp, ids_path)
     # the lines of the text once its trailing newlines are dropped (as data.detect_mode splits it)
     newlines, pending = int(scan[kernels.NEWLINES]), int(scan[kernels.PENDING])
     blank = int(scan[kernels.BLANK]) + 1 - int(scan[kernels.HAS_TEXT])
@@ -553,7 +555,7 @@ def open_corpus(path, encoding="utf-8", mode="auto", reporter=None):
     if size <= LARGE_BYTES and not stale:
         return data.read_corpus(path, encoding)
     if reporter is not None:
-        why = "it changed since it was prepared" if stale else f"it is over {LARGE_BYTES >> 20} MB"
+        why = stale or f"it is over {LARGE_BYTES >> 20} MB"
         reporter.notice(f"preparing {path} ({size / 1e6:,.0f} MB) once, as charlm prepare does "
                         f"({why}): training then reads its token ids from disk, and later runs "
                         "reuse them")
