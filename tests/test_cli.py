@@ -64,6 +64,7 @@ def test_train_json_summary_and_info(tmp_path, names_file):
     assert [r["step"] for r in info["history"]] == [6, 12]
     shown = invoke("info", out)
     assert shown.exit_code == 0 and "validation history" in shown.stdout
+    assert "<UNK> and A" in shown.stdout        # names: no space, newline or tab in the vocabulary
 
 
 def test_help_has_examples_on_every_command():

@@ -452,6 +452,19 @@ def test_gradients_bad_inputs(model_file, tmp_path):
                                  "--chars", 100_001), 2, "--chars must be between 1 and 100,000")
 
 
+def test_a_lines_model_reads_a_newline_as_its_end_of_line_not_as_unknown(tmp_path):
+    vocab = Vocab.from_text("Anna Bob Carla")
+    params = FlatArrays(parameter_shapes("lstm", len(vocab), 8, 1))
+    init_parameters(params, "lstm", np.random.default_rng(0))
+    config = Config(cell="lstm", hidden_size=8, num_layers=1, mode="lines", dropout=0.0)
+    path = save(tmp_path / "lines.npz", Model(Checkpoint(config, vocab, params)))
+    for command in ("neurons", "gradients"):
+        known = invoke(command, "Anna\nBob", "--model", path)
+        assert known.exit_code == 0 and "<UNK>" not in known.stderr, known.stderr
+        unknown = invoke(command, "Anna\nBoz", "--model", path)
+        assert "1 character(s)" in unknown.stderr and "'z'" in unknown.stderr, unknown.stderr
+
+
 def test_help_has_examples():
     for command in ("neurons", "gradients"):
         result = invoke(command, "--help")

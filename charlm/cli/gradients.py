@@ -136,8 +136,8 @@ def _model_curve(path, model, text, max_distance, err):
     from rich.markup import escape
 
     from ..views.gradients import distance_norms
-    from ..views.text import text_ids
-    unknown = model.vocab.unknown(text)
+    from ..views.text import text_ids, unknown_tokens
+    unknown = unknown_tokens(model, text)
     if unknown:
         err.print(f"[yellow]warning:[/] {len(unknown)} {model.vocab.noun}(s) not in "
                   f"{escape(path)}'s "

@@ -82,7 +82,10 @@ def _print(report):
         table.add_row("vocabulary", f"{report['vocab_size']:,} tokens (words, punctuation, "
                                     f"whitespace): <EOS> <UNK>, most frequent first: {shown} ...")
     else:
-        table.add_row("vocabulary", f"{report['vocab_size']} tokens: <EOS> <UNK> space/newline and {chars}")
+        spaces = {" ": "space", "\n": "newline", "\t": "tab"}
+        named = " ".join(name for ch, name in spaces.items() if ch in report["vocab"])
+        table.add_row("vocabulary", f"{report['vocab_size']} tokens: <EOS> <UNK> "
+                                    f"{named + ' ' if named else ''}and {chars}")
     table.add_row("resumable", "yes (--resume)" if report["resumable"] else "no (weights only)")
     if report["labels"]:
         table.add_row("labels", ", ".join(f"{r['label']} ({r['count']:,})" for r in report["labels"])

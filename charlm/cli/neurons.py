@@ -109,7 +109,8 @@ def _warn(err, model, text, truncated_file):
     if truncated_file is not None:
         err.print(f"[dim]reading the first {len(text):,} characters of {escape(truncated_file)} "
                   "(--chars)[/]")
-    unknown = model.vocab.unknown(text)
+    from ..views.text import unknown_tokens
+    unknown = unknown_tokens(model, text)
     if unknown:
         err.print(f"[yellow]warning:[/] {len(unknown)} {model.vocab.noun}(s) not in the model's "
                   f"vocabulary, read as <UNK>: {escape(', '.join(map(repr, unknown[:20])))}")

@@ -12,3 +12,9 @@ def text_ids(model, text):
     if model.config.mode == "lines":
         ids[[t == "\n" for t in model.vocab.split(text)]] = EOS_ID
     return ids
+
+
+def unknown_tokens(model, text):
+    """The distinct tokens of text that :func:`text_ids` reads as <UNK>."""
+    unknown = model.vocab.unknown(text)
+    return [t for t in unknown if t != "\n"] if model.config.mode == "lines" else unknown
