@@ -342,6 +342,13 @@ def test_command_bad_inputs(tmp_path):
     assert_one_line_error(invoke("--model", path, "--per-char", "--file", tmp_path / "empty.txt"),
                           2, "--per-char")
     assert_one_line_error(invoke("--model", tmp_path / "none.npz", "Anna"), 4, "no checkpoint")
+    # options that would change nothing here
+    for option, value, applies in [("--encoding", "latin-1", "--file PATH"), ("--seed", 5,
+                                   "--windows N"), ("--num-windows", 5, "--windows N")]:
+        assert_one_line_error(invoke("--model", path, "Anna", option, value), 2,
+                              f"{option} applies to {applies}")
+    assert_one_line_error(invoke("--model", path, "Anna", "--exact"), 2,
+                          "--exact applies to --file PATH")
 
 
 def test_python_dash_m_charlm_score(tmp_path):

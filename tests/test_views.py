@@ -426,6 +426,7 @@ def test_gradients_bad_inputs(model_file, tmp_path):
     assert_one_line_error(invoke("gradients", "\udcff", "--cell", "rnn"), 2, "surrogate")
     assert_one_line_error(invoke("gradients", "Anna", "--model", model_file, "--hidden", 64), 2,
                           "--hidden applies to the freshly initialised networks of --cell")
+    assert_one_line_error(invoke("gradients", "Anna", "--cell", ","), 2, "names no cell")
     # the --cell networks take train's rules for the options that shape them
     assert_one_line_error(invoke("gradients", "Anna", "--cell", "rnn", "--seed", -1), 2,
                           "--seed must be between 0 and 2^63 - 1")

@@ -25,6 +25,19 @@ def model_option(help_text=MODEL_HELP):
                         metavar="PATH", help=help_text)
 
 
+def refuse_given(names, applies):
+    """Raise UsageError if an option among ``names`` (their parameter names) was given on the
+    command line where it would change nothing: it applies only to ``applies``."""
+    from click.core import ParameterSource
+
+    from ..errors import UsageError
+    context = click.get_current_context()
+    for name in names:
+        if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            option = next(p.opts[0] for p in context.command.params if p.name == name)
+            raise UsageError(f"{option} applies to {applies}")
+
+
 def consoles():
     """(stdout, stderr) rich consoles; imported lazily because rich costs start-up time. A
     console whose stream is not a terminal never wraps a line and strips trailing spaces."""

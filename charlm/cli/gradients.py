@@ -5,7 +5,8 @@ import math
 import click
 
 from ..config import Config
-from .common import DEFAULT_MODEL, compile_notice, consoles, print_json, reports_errors
+from .common import (DEFAULT_MODEL, compile_notice, consoles, print_json, refuse_given,
+                     reports_errors)
 from .textinput import read_text, text_options
 
 EXAMPLES = """
@@ -57,7 +58,8 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     require_unicode(text)
     fresh = _cells(cells)
     _check_sizes(hidden, layers, seed, max_distance)
-    _refuse_sizes_without_cells(fresh)
+    if not fresh:     # a --model has its own size and weights
+        refuse_given(["hidden", "layers", "seed"], "the freshly initialised networks of --cell")
     if not models and not fresh:
         models = (DEFAULT_MODEL,)
     out, err = consoles()
@@ -84,7 +86,9 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
 def _cells(cells):
     from ..network.celltypes import CELLS
     from ..errors import UsageError
-    names = [c.strip() for c in cells.split(",") if c.strip()] if cells else []
+    names = [c.strip() for c in cells.split(",") if c.strip()] if cells is not None else []
+    if cells is not None and not names:
+        raise UsageError(f"--cell {cells!r} names no cell: give e.g. --cell rnn,gru,lstm")
     for name in names:
         if name not in CELLS:
             raise UsageError(f"--cell: no cell {name!r}; choose from {', '.join(sorted(CELLS))}")
@@ -97,20 +101,6 @@ def _check_sizes(hidden, layers, seed, max_distance):
     Config(hidden_size=hidden, num_layers=layers, seed=seed).validate()
     if not 0 <= max_distance <= 100_000:
         raise UsageError("--max-distance must be between 0 and 100000")
-
-
-def _refuse_sizes_without_cells(fresh):
-    """--hidden, --layers and --seed shape the --cell networks: given without one, they would
-    change nothing."""
-    from click.core import ParameterSource
-
-    from ..errors import UsageError
-    ctx = click.get_current_context()
-    given = [name for name in ("hidden", "layers", "seed")
-             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
-    if given and not fresh:
-        raise UsageError(f"--{given[0]} applies to the freshly initialised networks of --cell "
-                         "(a --model has its own size and weights): give --cell")
 
 
 def _load(path):

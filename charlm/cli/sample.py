@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import compile_notice, model_option, print_json, reports_errors
+from .common import compile_notice, model_option, print_json, refuse_given, reports_errors
 
 EXAMPLES = """
 \b
@@ -105,6 +105,8 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     from .warmup import warm_up_sampling
     from ..generation.options import SamplingOptions, refuse_for_exact
     stops = [unescape(s) for s in stop] or None
+    if stops is None:
+        refuse_given(["keep_stop"], "--stop TEXT")
     model = load(model_path)
     model.require_left_to_right("sample from")
     if model.vocab.kind == "words":

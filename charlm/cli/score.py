@@ -3,7 +3,8 @@ import math
 
 import click
 
-from .common import compile_notice, consoles, model_option, print_json, reports_errors
+from .common import (compile_notice, consoles, model_option, print_json, refuse_given,
+                     reports_errors)
 from ..scoring.options import DEFAULT_WINDOWS, Settings
 
 EXAMPLES = """
@@ -86,6 +87,10 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
                          "(see charlm score --help)")
     if per_char and not texts:
         raise UsageError("--per-char applies to TEXT arguments, not to --file")
+    if file_path is None:
+        refuse_given(["encoding", "exact"], "--file PATH")
+    if windows is None:
+        refuse_given(["num_windows", "seed"], "--windows N")
     adapting = _dynamic_settings(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
     if dynamic and (windows is not None or exact):
         raise UsageError(f"--dynamic and {'--windows' if windows is not None else '--exact'} "
