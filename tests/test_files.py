@@ -134,6 +134,18 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path, names_file):
     assert not (tmp_path / "m.npz.lock").exists()
 
 
+def test_import_does_not_write_a_checkpoint_that_a_run_holds(tmp_path, model_file):
+    from charlm.store.outputs import OutputLock
+    exported = tmp_path / "m.safetensors"
+    assert run_charlm("export", model_file, "-o", exported).returncode == 0
+    target = tmp_path / "t.npz"
+    with OutputLock(str(target)):                # as a training run holds its --out
+        result = run_charlm("import", exported, "-o", target, "--force")
+    one_line_error(result, 6, "being written by another charlm run")
+    assert not target.exists()
+    assert run_charlm("import", exported, "-o", target).returncode == 0
+
+
 # ---- 4: a time budget too small for one step ----------------------------------------------------
 
 @pytest.fixture

@@ -42,21 +42,25 @@ def import_checkpoint(path, vocab=None, mode=None, out=None, force=False):
     the ``.safetensors`` file at ``path``; ``vocab`` (a list of tokens in id order, or the path of
     a JSON file holding one) and ``mode`` override what the file's metadata says. With ``out``,
     also written there as a charlm checkpoint (an existing file only with ``force``)."""
+    import contextlib
     import os
 
     from ..store import checkpoint
+    from ..store.outputs import OutputLock
     from .files import claim_output, read_vocab
     from .torch_state import checkpoint_from_state, read_state
+    vocab_file = vocab if isinstance(vocab, (str, os.PathLike)) else None
     if out is not None:
-        vocab_file = vocab if isinstance(vocab, (str, os.PathLike)) else None
         claim_output(out, force, [(path, "the file"), (vocab_file, "the --vocab file")],
                      example="model.npz")
-    if isinstance(vocab, (str, os.PathLike)):
-        vocab = read_vocab(vocab)
-    arrays, metadata = read_state(path)
-    ckpt = checkpoint_from_state(arrays, metadata, path, vocab=vocab, mode=mode)
-    if out is not None:
-        checkpoint.save(out, ckpt)
+    if vocab_file is not None:
+        vocab = read_vocab(vocab_file)
+    # one writer per checkpoint: none while a run trains into it
+    with OutputLock(os.fspath(out), "-o") if out is not None else contextlib.nullcontext():
+        arrays, metadata = read_state(path)
+        ckpt = checkpoint_from_state(arrays, metadata, path, vocab=vocab, mode=mode)
+        if out is not None:
+            checkpoint.save(out, ckpt)
     return ckpt
 
 

@@ -16,15 +16,19 @@ EXTRAS = {"onnx": "onnx", "safetensors": "torch"}      # optional package -> cha
 
 
 def format_for(path, to=None):
-    """The format to write at path: ``to`` when given, else the one its extension names."""
+    """The format to write at path: ``to`` when given, else the one its extension names. A
+    name whose extension is another format's is refused: that file would mislead its readers."""
+    ext = os.path.splitext(str(path))[1].lower()
+    named = next((fmt for fmt, known in FORMATS.items() if ext == known), None)
     if to is not None:
         if to not in FORMATS:
             raise UsageError(f"--to must be one of {', '.join(FORMATS)}, not {to!r}")
+        if named not in (None, to):
+            raise UsageError(f"--to {to} writes {FORMATS[to]}, but {path} ends in {ext}: end "
+                             f"the name in {FORMATS[to]}, or leave --to out")
         return to
-    ext = os.path.splitext(str(path))[1].lower()
-    for fmt, known in FORMATS.items():
-        if ext == known:
-            return fmt
+    if named is not None:
+        return named
     raise UsageError(f"cannot tell the format from the name {path}: end it in .onnx or "
                      ".safetensors, or give --to onnx|torch")
 
