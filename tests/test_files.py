@@ -225,7 +225,8 @@ def test_resume_with_its_target_reached_leaves_the_file_untouched(names_file, tr
                                           ("/no/such/folder/x", ["there is no folder"]),
                                           ("FIFO", ["not a regular file"]),
                                           (".", ["is a folder"]),
-                                          ("", ["is empty", "such as"])])
+                                          ("", ["is empty", "such as"]),
+                                          ("new/", ["names a folder"])])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(
         tmp_path, names_file, model_file, command, target, words):
     args = [str(names_file) if a == "CORPUS" else str(model_file) if a == "MODEL" else a

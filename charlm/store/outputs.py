@@ -30,6 +30,9 @@ def check_writable(path, option, example="charlm.npz"):
     path in the message; ``example`` is the file name suggested when path is a folder)."""
     if not path:
         raise UsageError(f"{option} is empty: give a file name such as {example}")
+    if path.endswith(os.sep) and not os.path.isdir(path):
+        raise UsageError(f"{option} {path} names a folder, and there is none: give a file name "
+                         f"such as {os.path.join(path, example)}")
     if os.path.isdir(path):
         raise UsageError(f"{option}: cannot write {path}: it is a folder; give a file name such "
                          f"as {os.path.join(path, example)}")
