@@ -23,6 +23,27 @@ class CorpusError(CharlmError):
     exit_code = 3
 
 
+class NotInEncoding(CorpusError):
+    """A file whose bytes are not text in ``encoding``: ``problem`` says where, ``likely`` is the
+    encoding it looks like (None: unknown). The message advises the ``--encoding`` to pass."""
+
+    def __init__(self, problem, encoding, likely=None):
+        super().__init__(problem, encoding, likely)     # all of them, so that it pickles
+        self.problem, self.encoding, self.likely = problem, encoding, likely
+
+    def __str__(self):
+        if self.likely is not None:
+            return f"{self.problem}: pass --encoding {self.likely}"
+        return f"{self.problem}; read another encoding with e.g. --encoding latin-1"
+
+    def for_one_encoding(self, reader):
+        """The same error for ``reader``, which has no ``--encoding`` option: the file has to
+        be converted."""
+        source = self.likely or "ENCODING"
+        return CorpusError(f"{self.problem}; {reader} reads {self.encoding} only: convert the "
+                           f"file first, e.g. iconv -f {source} -t {self.encoding}")
+
+
 class CheckpointError(CharlmError):
     """A checkpoint that cannot be read, written or trusted."""
 

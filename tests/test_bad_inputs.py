@@ -89,7 +89,7 @@ TEXT_INPUTS = {
     "invalid UTF-8": (writes("latin1.txt", "café au lait\n".encode("latin-1") * 20), {2, 3},
                       ["utf-8", "offset"]),
     "UTF-16 with a BOM": (writes("utf16.txt", TEXT.encode("utf-16")), {3},
-                          ["--encoding utf-16"]),
+                          ["utf-16"]),       # as --encoding utf-16, or iconv -f utf-16
     "a device": (lambda folder: "/dev/null", {2, 3}, []),
 }
 

@@ -364,6 +364,7 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
 @pytest.mark.parametrize("args, pattern", [
     (["--to", "keras"], "--to"),
     (["-o", "model.bin"], "cannot tell the format"),
+    (["--to", "onnx", "-o", "model.safetensors"], "--to onnx writes .onnx, but model.safetensors"),
     (["-o", "no/such/folder/m.onnx"], "there is no folder"),
     (["-o", "."], "it is a folder"),
 ])
@@ -484,6 +485,25 @@ def test_import_refuses_a_gru_and_a_file_that_is_not_safetensors(tmp_path, expor
     (tmp_path / "m.onnx").write_bytes(b"\x08\x08")
     assert_one_line_error(invoke("import", tmp_path / "m.onnx"), 4, "is an ONNX file")
     assert not any(p.suffix == ".npz" for p in tmp_path.iterdir() if p.name != "small.npz")
+
+
+def test_import_gives_the_float32_hint_for_a_bfloat16_state_dict_only(tmp_path, small,
+                                                                       exported):
+    from safetensors.torch import load_file, save_file
+    half = tmp_path / "half.safetensors"
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(exported).items()}, half)
+    assert_one_line_error(invoke("import", half, "-o", tmp_path / "m.npz"), 4,
+                          "holds bfloat16 tensors ('embed.weight'), which charlm cannot read: "
+                          "convert the state dict to float32 first")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(exported.read_bytes()[:-5])
+    (tmp_path / "notes.txt").write_text("hello")
+    for path in (small, cut, tmp_path / "notes.txt"):
+        result = invoke("import", path, "-o", tmp_path / "m.npz")
+        assert_one_line_error(result, 4, f"{path} is not a readable .safetensors file (")
+        said = result.stderr.partition(str(path))[2]     # the folder's name holds "float32"
+        assert "bfloat16" not in said and "float32" not in said
+    assert not (tmp_path / "m.npz").exists() and not leftovers(tmp_path)
 
 
 def test_import_refuses_a_vocabulary_that_does_not_fit(tmp_path, exported):

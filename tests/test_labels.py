@@ -320,6 +320,29 @@ def test_bad_uses_of_labels_are_refused_in_one_line(trained, unlabelled, tmp_pat
     assert not (tmp_path / "x.npz").exists()
 
 
+def test_classify_refuses_eval_beside_other_texts_in_one_line(trained, tmp_path):
+    (tmp_path / "plain.txt").write_text("abc\n", encoding="utf-8")
+    for others, named in ((["--file", "plain.txt"], "without --file"),
+                          (["abc"], "without TEXT arguments"),
+                          (["abc", "--file", "plain.txt"], "without --file or TEXT arguments")):
+        result = run_charlm("classify", *others, "--eval", trained["held"], "--model",
+                            trained["model"])
+        assert result.returncode == 2, (others, result.stderr)
+        assert "--eval" in result.stderr and named in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+@pytest.mark.parametrize("content, as_json", [("", ["--json"]), (" \n\t\n\n", [])])
+def test_classify_refuses_an_empty_or_blank_file_as_score_does(trained, tmp_path, content,
+                                                               as_json):
+    (tmp_path / "empty.txt").write_text(content, encoding="utf-8")
+    result = run_charlm("classify", "abc", "--file", "empty.txt", *as_json, "--model",
+                        trained["model"])
+    assert result.returncode == 3, result.stderr
+    assert "empty.txt is empty" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
 # ---- a word model of a labelled corpus (--labels --tokens words) ------------------------------
 
 TOPICS = {"food": "apple bread cheese soup rice bean cake milk",

@@ -152,6 +152,21 @@ def test_a_missing_corpus_is_one_line_and_exit_3(trained, tmp_path):
     assert "none.txt" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("encoding, problem, convert", [
+    ("latin-1", "is not valid utf-8: byte 0xeb", "iconv -f ENCODING -t utf-8"),
+    ("utf-16", "looks like UTF-16 text", "iconv -f utf-16 -t utf-8")])
+def test_a_corpus_not_in_utf8_asks_for_a_conversion_not_an_option(tmp_path, encoding, problem,
+                                                                  convert):
+    """sample has no --encoding: the error must not advise one."""
+    model = save_model(make_model(mode="lines"), tmp_path / "m.npz")
+    corpus = tmp_path / "names.txt"
+    corpus.write_text("Zo\u00eb\nRen\u00e9e\n", encoding=encoding)
+    result = run_charlm("sample", "--model", model, "--corpus", corpus)
+    assert result.returncode == 3 and result.stderr.count("\n") == 1, result.stderr
+    assert problem in result.stderr and f"convert the file first, e.g. {convert}" in result.stderr
+    assert "--encoding" not in result.stderr and result.stdout == ""
+
+
 def test_stream_mode_reports_the_longest_shared_substring(tmp_path):
     model = make_model("gru", hidden=16, mode="stream")
     text = model.sample(length=100, seed=1)[0]

@@ -34,7 +34,7 @@ def classify(texts, model_path, file_path, eval_path, encoding, as_json):
     Bayes' rule from P(text | label), which the model gives, and the labels' training counts as
     the prior. Needs a model trained with --labels or --label NAME=FILE (docs/labels.md)."""
     from ..api import load
-    from ..errors import UsageError
+    from ..errors import CorpusError, UsageError
     from ..scoring import classify as classifier
     from ..text.labels import require_labels
     from ..text.textfile import read_text
@@ -42,21 +42,29 @@ def classify(texts, model_path, file_path, eval_path, encoding, as_json):
     if not texts and file_path is None and eval_path is None:
         raise UsageError("nothing to classify: give TEXT arguments, --file PATH or --eval PATH "
                          "(see charlm classify --help)")
+    if eval_path is not None and (texts or file_path is not None):
+        # --eval's table has a true label in every row: texts without one cannot share it
+        others = " or ".join(name for name, given in (("--file", file_path is not None),
+                                                      ("TEXT arguments", bool(texts))) if given)
+        raise UsageError(f"--eval classifies the LABEL<TAB>TEXT lines of its file: give it "
+                         f"without {others}")
     model = load(model_path)
     model.require_left_to_right("classify with")
     require_labels(model, "classify")
     all_texts = list(texts)
     if file_path is not None:
-        all_texts += [line for line in read_text(file_path, encoding).split("\n") if line.strip()]
+        lines = [line for line in read_text(file_path, encoding).split("\n") if line.strip()]
+        if not lines:       # as score --file refuses a file with nothing to score
+            raise CorpusError(f"{file_path} is empty: there is nothing to classify")
+        all_texts += lines
     out, err = consoles()
     with compile_notice():
         warm_up_forward(model.network)
     with _bar(err, file_path is not None or eval_path is not None) as progress:
-        results = classifier.classify(model, all_texts, progress) if all_texts else []
-        figures = None
         if eval_path is not None:
-            evaluated, figures = classifier.evaluate(model, eval_path, encoding, progress)
-            results += evaluated
+            results, figures = classifier.evaluate(model, eval_path, encoding, progress)
+        else:
+            results, figures = classifier.classify(model, all_texts, progress), None
     if as_json:
         data = {"results": [r.to_json() for r in results]}
         if figures is not None:

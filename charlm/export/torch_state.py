@@ -41,6 +41,7 @@ GRU_REASON = ("PyTorch's nn.GRU applies its reset gate after the recurrent produ
               "(r * (W_hn h + b_hn)), charlm's GRU before it (W_h (r * h)), so no nn.GRU "
               "computes charlm's GRU")
 CELLS_BY_GATES = {1: "rnn", 4: "lstm"}
+NUMPY_FLOATS = ("F16", "F32", "F64")     # safetensors' names of the floats numpy has
 
 
 # ---- export -------------------------------------------------------------------------------------
@@ -89,12 +90,24 @@ def read_state(path):
     try:
         with safetensors.safe_open(path, framework="numpy") as f:
             metadata = f.metadata() or {}
+            dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}
+        _refuse_floats_numpy_lacks(dtypes, path)
         arrays = st.load_file(path)
     except (safetensors.SafetensorError, OSError, ValueError, TypeError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is not a readable .safetensors file ({reason}); a "
-                              "bfloat16 state dict needs converting to float32 first") from None
+        raise CheckpointError(f"{path} is not a readable .safetensors file ({reason})") from None
     return arrays, metadata
+
+
+def _refuse_floats_numpy_lacks(dtypes, path):
+    """CheckpointError for tensors of a float type numpy has no dtype for (bfloat16, float8),
+    given {name: safetensors dtype}: numpy could not even load them to say so."""
+    for name, dtype in sorted(dtypes.items()):
+        if dtype.startswith(("F", "BF")) and dtype not in NUMPY_FLOATS:
+            kind = "bfloat16" if dtype == "BF16" else dtype
+            raise CheckpointError(f"{path} holds {kind} tensors ('{name}'), which charlm cannot "
+                                  "read: convert the state dict to float32 first (in PyTorch, "
+                                  "v.float() for each tensor v)")
 
 
 def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..store import checkpoint
 from ..text.corpus import Corpus, fingerprint, read_corpus
-from ..errors import UsageError
+from ..errors import NotInEncoding, UsageError
 
 MIN_DRAWS = 1000           # --novel: draws allowed before giving up, at least this many ...
 DRAWS_PER_SAMPLE = 100     # ... and this many per sample asked for
@@ -128,7 +128,10 @@ def reference(model, corpus=None, encoding="utf-8"):
     """The :class:`Reference` to check ``model``'s samples against: the file ``corpus``, or
     without one the model's training corpus (:func:`training_corpus`)."""
     if corpus is not None:
-        found = read_corpus(corpus, encoding)
+        try:
+            found = read_corpus(corpus, encoding)
+        except NotInEncoding as e:      # sample has no --encoding to pass
+            raise e.for_one_encoding("the novelty check (--corpus)") from None
     else:
         found = training_corpus(model)
         if model.config.labels:         # LABEL<TAB>TEXT lines: samples copy the texts alone

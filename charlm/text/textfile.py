@@ -10,11 +10,14 @@ with the file. Whoever reads it (training, ``score --file``) gets the same text:
   in another encoding is refused with the ``--encoding`` to pass;
 - a leading byte-order mark is dropped, and ``\\r\\n`` and ``\\r`` become ``\\n``;
 - a byte that cannot be decoded is reported with its offset in the file, wherever the chunks fall.
+
+Text that is not valid in its encoding raises ``charlm.errors.NotInEncoding``, whose message advises
+``--encoding``; a reader that has no such option (the novelty check's corpus) rewords it.
 """
 import codecs
 import os
 
-from ..errors import CorpusError, UsageError
+from ..errors import CorpusError, NotInEncoding, UsageError
 
 CHUNK_BYTES = 1 << 20
 NUL_IS_TEXT = ("utf-16", "utf-32")    # codec names (as codecs.lookup spells them) of these families
@@ -69,8 +72,8 @@ class TextFile:
         if nul >= 0:
             hint = wide_encoding(data) if self.bytes_read == 0 else None
             if hint is not None:
-                raise CorpusError(f"{self.path} looks like {hint[0]} text ({hint[1]}), not "
-                                  f"{self.codec.name}: pass --encoding {hint[2]}")
+                raise NotInEncoding(f"{self.path} looks like {hint[0]} text ({hint[1]}), not "
+                                    f"{self.codec.name}", self.codec.name, hint[2])
             raise CorpusError(f"{self.path} looks like a binary file (NUL byte at offset "
                               f"{self.bytes_read + nul}), not text")
 
@@ -83,16 +86,16 @@ class TextFile:
         except UnicodeError as e:
             hint = wide_encoding(data) if self.bytes_read == 0 else None
             if hint is not None:        # e.g. UTF-16 without one ASCII character: no NUL byte
-                raise CorpusError(f"{self.path} looks like {hint[0]} text ({hint[1]}), not "
-                                  f"{self.codec.name}: pass --encoding {hint[2]}") from None
+                raise NotInEncoding(f"{self.path} looks like {hint[0]} text ({hint[1]}), not "
+                                    f"{self.codec.name}", self.codec.name, hint[2]) from None
             if not isinstance(e, UnicodeDecodeError):   # the codec's own refusal of the text
                 why = str(e).encode("unicode_escape").decode("ascii")     # on one line
-                raise CorpusError(f"{self.path} cannot be read as {self.codec.name}: {why}; "
-                                  "read another encoding with e.g. --encoding latin-1") from None
+                raise NotInEncoding(f"{self.path} cannot be read as {self.codec.name}: {why}",
+                                    self.codec.name) from None
             offset = self.bytes_read - pending + e.start
-            raise CorpusError(f"{self.path} is not valid {self.codec.name}: byte "
-                              f"0x{e.object[e.start]:02x} at offset {offset} ({e.reason}); read "
-                              "another encoding with e.g. --encoding latin-1") from None
+            raise NotInEncoding(f"{self.path} is not valid {self.codec.name}: byte "
+                                f"0x{e.object[e.start]:02x} at offset {offset} ({e.reason})",
+                                self.codec.name) from None
 
 
 # byte-order marks, longest first: UTF-32's little-endian mark begins with UTF-16's
