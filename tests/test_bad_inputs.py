@@ -89,7 +89,7 @@ TEXT_INPUTS = {
     "invalid UTF-8": (writes("latin1.txt", "café au lait\n".encode("latin-1") * 20), {2, 3},
                       ["utf-8", "offset"]),
     "UTF-16 with a BOM": (writes("utf16.txt", TEXT.encode("utf-16")), {3},
-                          ["utf-16"]),       # as --encoding utf-16, or iconv -f utf-16
+                          ["--encoding utf-16"]),
     "a device": (lambda folder: "/dev/null", {2, 3}, []),
 }
 
@@ -196,6 +196,8 @@ def command_line(kind, path_name, bad, folder):
     paths, inputs = KINDS[kind]
     make, codes, words = inputs[bad]
     args = paths[path_name]
+    if path_name == "sample --corpus":      # no --encoding to pass: a conversion instead
+        words = [w.replace("--encoding ", "iconv -f ") for w in words]
     if path_name == "train --resume --out":
         codes = codes | {2}     # also an output: a path that cannot be one is a usage error
         if bad == "a device":

@@ -330,6 +330,8 @@ def test_classify_refuses_eval_beside_other_texts_in_one_line(trained, tmp_path)
         assert result.returncode == 2, (others, result.stderr)
         assert "--eval" in result.stderr and named in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+    result = run_charlm("classify", "abc", "--encoding", "latin-1", "--model", trained["model"])
+    assert result.returncode == 2 and "--encoding applies to --file PATH" in result.stderr
 
 
 @pytest.mark.parametrize("content, as_json", [("", ["--json"]), (" \n\t\n\n", [])])

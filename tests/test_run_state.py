@@ -84,5 +84,6 @@ def test_run_state_json_round_trip_and_bad_entries():
         except ValueError:
             continue
         raise AssertionError(f"{bad} was accepted")
-    legacy = RunState.from_json(json.dumps({"step": 3, "rng": {"state": 1}}))
+    legacy = RunState.from_json(json.dumps({"step": 3, "epoch": 2, "rng": {"state": 1}}))
     assert legacy.step == 3 and legacy.dropout_masks == "one generator"
+    assert legacy.epochs_done == 2.0            # written before the part of a pass was kept

@@ -440,7 +440,7 @@ def test_command_json_gives_the_text_after_the_prime(model_file):
     (["--temperature", "-1"], "--temperature"), (["--top-p", "0"], "--top-p"),
     (["--top-k", "-2"], "--top-k"), (["--num", "0"], "--num"), (["--length", "-5"], "--length"),
     (["--prime", "ü"], "'ü'"), (["--seed", "-1"], "--seed"),
-    (["--keep-stop"], "--keep-stop applies to --stop TEXT"),
+    (["--keep-stop"], "--keep-stop applies to --stop STR"),
 ])
 def test_command_bad_options_end_with_one_line(model_file, args, pattern):
     result = invoke("--model", model_file, "--prime", "the", *args)

@@ -2,7 +2,8 @@
 every label's posterior (see :mod:`charlm.scoring.classify`)."""
 import click
 
-from .common import compile_notice, consoles, model_option, print_json, reports_errors
+from .common import (compile_notice, consoles, model_option, print_json, refuse_given,
+                     reports_errors)
 
 EXAMPLES = """
 \b
@@ -48,6 +49,8 @@ def classify(texts, model_path, file_path, eval_path, encoding, as_json):
                                                       ("TEXT arguments", bool(texts))) if given)
         raise UsageError(f"--eval classifies the LABEL<TAB>TEXT lines of its file: give it "
                          f"without {others}")
+    if file_path is None and eval_path is None:
+        refuse_given(["encoding"], "--file PATH and --eval PATH")
     model = load(model_path)
     model.require_left_to_right("classify with")
     require_labels(model, "classify")

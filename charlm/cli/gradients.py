@@ -57,9 +57,9 @@ def gradients(text, file_path, chars, encoding, models, cells, hidden, layers, s
     text, truncated = read_text(text, file_path, chars, encoding)
     require_unicode(text)
     fresh = _cells(cells)
-    _check_sizes(hidden, layers, seed, max_distance)
     if not fresh:     # a --model has its own size and weights
         refuse_given(["hidden", "layers", "seed"], "the freshly initialised networks of --cell")
+    _check_sizes(hidden, layers, seed, max_distance)
     if not models and not fresh:
         models = (DEFAULT_MODEL,)
     out, err = consoles()

@@ -106,7 +106,7 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     from ..generation.options import SamplingOptions, refuse_for_exact
     stops = [unescape(s) for s in stop] or None
     if stops is None:
-        refuse_given(["keep_stop"], "--stop TEXT")
+        refuse_given(["keep_stop"], "--stop STR")
     model = load(model_path)
     model.require_left_to_right("sample from")
     if model.vocab.kind == "words":

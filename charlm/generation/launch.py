@@ -168,7 +168,10 @@ class Launcher:
         sync = np.zeros(workers * SYNC_STRIDE, np.int64)
         call = functools.partial(kernel, self.network.cell.code, weights, *args, sync)
         start = time.perf_counter()
-        ran = fan_out([functools.partial(call, k, workers) for k in range(workers)],
-                      on_failure=functools.partial(release, sync))[0]
+        if workers == 1:        # no BLAS in these kernels, so no BLAS setting to take
+            ran = call(0, 1)
+        else:
+            ran = fan_out([functools.partial(call, k, workers) for k in range(workers)],
+                          on_failure=functools.partial(release, sync))[0]
         self.pace.record(workers, forced + ran, time.perf_counter() - start)
         return ran

@@ -161,8 +161,11 @@ def training_corpus(model):
     if not os.path.isfile(run.corpus_path):
         raise UsageError(f"the training corpus of {where}, {run.corpus_path}, is gone: give "
                          "--corpus PATH")
-    found = read_corpus(run.corpus_path, run.corpus_encoding)
-    if fingerprint(found.text) != run.corpus:
+    try:
+        found = read_corpus(run.corpus_path, run.corpus_encoding)
+    except NotInEncoding:       # it read in this encoding once, so it has changed
+        found = None
+    if found is None or fingerprint(found.text) != run.corpus:
         raise UsageError(f"{run.corpus_path} has changed since {where} was trained on it: give "
                          "--corpus PATH")
     return found

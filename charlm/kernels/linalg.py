@@ -168,11 +168,6 @@ def blas_threads(n):
         yield
         return
     get, set_ = functions
-    if get() == n:
-        # already so, as in a task that parallel.fan_out runs while its caller holds the setting:
-        # taking the lock here would wait for that caller, which waits for this task
-        yield
-        return
     with _blas_lock:
         previous = get()
         set_(n)

@@ -6,9 +6,11 @@ The rules: a job gets :func:`cores` threads, fewer when it has too little work t
 (:func:`shares`: at least ``min_share`` items a thread), and one thread when there is nothing to
 share. The kernels release the GIL, so threads run them in parallel. While they do, each runs BLAS
 single-threaded, a lone task too: the tasks already fill the cores, BLAS's own threads would
-contend with them, and a share gives the same bits however it is run (:func:`fan_out`); work that runs alone on its thread and calls small products holds BLAS to the threads the job has
+contend with them, and a share gives the same bits however it is run (:func:`fan_out`). Work
+that runs alone on its thread and calls small products holds BLAS to the threads the job has
 (:func:`blas_for`).
 """
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ from ..kernels.linalg import blas_threads
 MIN_UNITS = 64         # the fewest hidden units a worker of a split step gets: fewer make a step
                        # too short to pay for its barriers
 MAX_UNIT_WORKERS = 2   # the most: measured with two (more would meet at every step for less work)
+POOL_PREFIX = "charlm"  # the names of fan_out's pool threads
 _sharing = 1           # processes of a data-parallel run that share this one's cores (share_cores)
 _pool = None
 _pool_size = 0
@@ -82,7 +85,10 @@ def fan_out(tasks, on_failure=None):
     Every task runs BLAS on one thread, a lone task too: how many BLAS threads share a product
     can change how its sums round, and a share must give the same bits whether it runs beside
     others, alone, or in another process (one MPI rank of a data-parallel run)."""
-    with blas_for(1):
+    # a task on a pool thread runs while its caller holds BLAS at one thread: taking the setting
+    # again there would wait for that caller, which waits for the task
+    on_pool = threading.current_thread().name.startswith(POOL_PREFIX)
+    with contextlib.nullcontext() if on_pool else blas_for(1):
         if len(tasks) == 1:
             return [tasks[0]()]
         return _fanned_out(tasks, on_failure)
@@ -124,6 +130,6 @@ def _pool_with(threads):
         if _pool_size < threads:
             if _pool is not None:
                 _pool.shutdown(wait=False)     # its threads end once their tasks have
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="charlm")
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix=POOL_PREFIX)
             _pool_size = threads
         return _pool

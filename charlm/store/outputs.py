@@ -28,6 +28,7 @@ from ..errors import OutputInUse, UsageError
 def check_writable(path, option, example="charlm.npz"):
     """Raise UsageError in one line unless a file can be written at path (``option`` names the
     path in the message; ``example`` is the file name suggested when path is a folder)."""
+    path = os.fspath(path)
     if not path:
         raise UsageError(f"{option} is empty: give a file name such as {example}")
     if path.endswith(os.sep) and not os.path.isdir(path):

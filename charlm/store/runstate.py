@@ -72,6 +72,8 @@ class RunState:
         state = cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
         if "dropout_masks" not in data:
             state.dropout_masks = "one generator"
+        if "epochs_done" not in data:       # written before it was kept: its whole passes
+            state.epochs_done = float(state.epoch)
         for name in ("step", "epoch", "index", "chunk", "chars_seen", "loss_count", "clipped_steps"):
             _check(_count(getattr(state, name)), name)
         for name in ("elapsed", "loss_sum", "epochs_done"):
