@@ -67,6 +67,19 @@ def test_train_json_summary_and_info(tmp_path, names_file):
     assert "<UNK> and A" in shown.stdout        # names: no space, newline or tab in the vocabulary
 
 
+def test_cold_starts_are_recorded_and_shown(tmp_path, prose_file):
+    out = tmp_path / "m.npz"
+    result = invoke("train", prose_file, "--out", out, "--hidden", 16, "--steps", 4,
+                    "--cold-starts", 0.25, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["cold_starts"] == 0.25
+    assert json.loads(invoke("info", out, "--json").stdout)["config"]["cold_starts"] == 0.25
+    assert "cold starts 0.25" in invoke("info", out).stdout
+    lines = invoke("train", prose_file, "--out", tmp_path / "l.npz", "--mode", "lines",
+                   "--cold-starts", 0.25, "--steps", 2)
+    assert lines.exit_code == 2 and "in lines mode every line" in lines.stderr
+
+
 def test_help_has_examples_on_every_command():
     for command in ([], ["train"], ["sample"], ["score"], ["info"]):
         result = invoke(*command, "--help")

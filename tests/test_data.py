@@ -167,6 +167,24 @@ def test_stream_offsets_change_with_the_epoch_and_not_between_calls():
     assert len(set(offsets)) > 1 and all(0 <= o < 50 for o in offsets)
 
 
+def test_cold_starts_zero_a_seeded_share_of_the_carried_streams():
+    state = np.ones((2, 2, 40, 3), np.float32)             # (layers, states, streams, units)
+    ids = np.arange(20_000, dtype=np.int32)
+    assert StreamBatches(ids, 40, 10, seed=0).restarted(state, 0, 5) is state
+    batches = StreamBatches(ids, 40, 10, seed=0, cold_starts=0.25)
+    restarted = [batches.restarted(state, epoch=0, index=k) for k in range(1, 41)]
+    cold = np.array([r[0, 0, :, 0] == 0 for r in restarted])          # (batches, streams)
+    for r, c in zip(restarted, cold):
+        assert np.all(r[:, :, c] == 0) and np.all(r[:, :, ~c] == 1)    # whole streams, all layers
+    assert np.all(state == 1)                                          # the carried state is kept
+    assert 0.2 < cold.mean() < 0.3 and len({c.tobytes() for c in cold}) > 30
+    again = StreamBatches(ids, 40, 10, seed=0, cold_starts=0.25).restarted(state, 0, 7)
+    assert np.array_equal(again, restarted[6])                          # drawn from seed and index
+    other = StreamBatches(ids, 40, 10, seed=1, cold_starts=0.25).restarted(state, 0, 7)
+    assert not np.array_equal(other, again)
+    assert np.all(StreamBatches(ids, 40, 10, 0, cold_starts=1.0).restarted(state, 3, 2) == 0)
+
+
 def test_lines_are_padded_examples_with_eos_at_both_ends():
     chunks = pad_lines([np.array([5, 6, 7]), np.array([8])], seq_len=3)
     x = np.concatenate([c[0] for c in chunks])

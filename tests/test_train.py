@@ -71,6 +71,21 @@ def test_resume_continues_bit_for_bit(tmp_path, request, tiny, mode, corpus):
     assert np.array_equal(saved[0].training.params, saved[1].training.params)
 
 
+def test_cold_starts_change_the_run_and_resume_bit_for_bit(tmp_path, prose_file, names_file,
+                                                          tiny):
+    options = dict(steps=30, eval_every=15, cold_starts=0.5, **tiny)
+    whole = run(prose_file, tmp_path / "whole.npz", **options)
+    plain = run(prose_file, tmp_path / "plain.npz", **dict(options, cold_starts=0.0))
+    assert not np.array_equal(whole.params.flat, plain.params.flat)
+    run(prose_file, tmp_path / "half.npz", **dict(options, steps=15))
+    resumed = new_trainer(str(prose_file), str(tmp_path / "half.npz"), resume=True, steps=30)
+    resumed.run()
+    assert resumed.config.cold_starts == 0.5
+    assert np.array_equal(whole.params.flat, resumed.params.flat)
+    with pytest.raises(UsageError, match="--cold-starts .* lines mode"):
+        run(names_file, tmp_path / "lines.npz", **dict(options, mode="lines"))
+
+
 @pytest.mark.parametrize("val_frac", [0.1, 0.4])     # one segment, and several with burn-in
 def test_stream_validation_loss_is_the_score_of_the_validation_text(tmp_path, prose_file, tiny,
                                                                      val_frac):

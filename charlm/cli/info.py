@@ -64,8 +64,10 @@ def _print(report):
     table.add_row("model", f"[bold]{c['cell']}[/] {c['num_layers']}x{c['hidden_size']}"
                            f"{' bidirectional' if c.get('bidirectional') else ''}, "
                            f"{report['parameters']:,} parameters, {c['mode']} mode")
-    table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} lr {c['lr']:g}, "
-                              f"{dropout_text(c['dropout'], c.get('locked_dropout'), c.get('weight_drop'))}, clip {c['clip']:g}, seed {c['seed']}")
+    dropout = dropout_text(c['dropout'], c.get('locked_dropout'), c.get('weight_drop'),
+                           c.get('cold_starts'))
+    table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} "
+                              f"lr {c['lr']:g}, {dropout}, clip {c['clip']:g}, seed {c['seed']}")
     if report["steps"] is not None:
         clipped = report["clipped_steps"]
         table.add_row("progress", f"{report['steps']:,} steps, {report['train_seconds'] or 0:.0f}s of training, "

@@ -8,7 +8,7 @@ import time
 import click
 
 from ..network.celltypes import CELLS
-from ..config import MODES, OPTIMIZERS, TOKENS, Config, dropout_text
+from ..config import COLD_STARTS, MODES, OPTIMIZERS, TOKENS, Config, dropout_text
 from ..training.reporter import Reporter
 from .common import (DEFAULT_MODEL, compile_notice, consoles, pipe_closed, print_json,
                      reports_errors, silence)
@@ -52,6 +52,11 @@ def _default(setting):
               help="One --dropout mask per sequence for all its steps, instead of a new mask at "
                    "every step.  " + _default("locked_dropout"))
 @click.option("--weight-drop", type=float, help="DropConnect on the recurrent weights: each step drops this share of them, in [0, 1).  [default: 0.2 for a model large for its corpus, else 0]")
+@click.option("--cold-starts", type=float,
+              help="Stream mode: the share of the training streams that restart from the zero "
+                   "state at each batch, so the model also learns to read from a cold start (as "
+                   "--windows and short texts are scored), in [0, 1].  "
+                   f"[default: {COLD_STARTS:g} in stream mode]")
 @click.option("--clip", type=float, help="Clip gradients to this global norm; 0 turns it off.  " + _default("clip"))
 @click.option("--steps", type=int, help="Stop after this many optimizer steps in total (resumed ones included).")
 @click.option("--epochs", type=float, help="Stop after this many passes over the training data.")
@@ -175,7 +180,8 @@ def summarize(trainer, reason):
         "config": {"cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
                    "bidirectional": c.bidirectional, "mode": c.mode, "dropout": c.dropout,
                    "locked_dropout": c.locked_dropout, "weight_drop": c.weight_drop,
-                   "batch_size": c.batch_size, "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
+                   "cold_starts": c.cold_starts, "batch_size": c.batch_size, "seq_len": c.seq_len,
+                   "parameters": int(trainer.params.flat.size)},
     }
 
 
@@ -289,11 +295,12 @@ class LogReporter(NoticeReporter):
     @guarded
     def start(self, trainer):
         c = trainer.config
+        dropout = dropout_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts)
         self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}"
                            f"{' bidirectional' if c.bidirectional else ''}, "
                            f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
                            f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
-                           f"{dropout_text(c.dropout, c.locked_dropout, c.weight_drop)} -> {trainer.out}")
+                           f"{dropout} -> {trainer.out}")
         self.trainer = trainer
         self.smoothed = None
         self.steps_at_start = trainer.run_state.step

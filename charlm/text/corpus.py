@@ -173,10 +173,16 @@ class Lines:
 
 
 class StreamBatches:
-    """Stream-mode batches of one epoch, addressed by index so that a run can resume anywhere."""
+    """Stream-mode batches of one epoch, addressed by index so that a run can resume anywhere.
 
-    def __init__(self, ids, batch_size, seq_len, seed):
+    Each of the B streams carries its recurrent state from batch to batch; ``cold_starts`` is the
+    share of them that restart from the zero state at each batch after the first (drawn from
+    seed, epoch and index), so that the model also learns to read from a cold start, as it must
+    when it scores a short text or nanoGPT's windows."""
+
+    def __init__(self, ids, batch_size, seq_len, seed, cold_starts=0.0):
         self.ids, self.B, self.T, self.seed = ids, batch_size, seq_len, seed
+        self.cold_starts = cold_starts
         self.stream_len = (len(ids) - 1) // batch_size
 
     def __len__(self):
@@ -198,6 +204,20 @@ class StreamBatches:
             # input, so that sampling from <EOS> starts like text instead of mid-word
             x[0] = EOS_ID
         return x, y
+
+    def restarted(self, state, epoch, index):
+        """The state carried into batch ``index``, with the streams that restart there zeroed
+        (a copy, or state itself when none restarts). State is (layers, 2, B, H)-like: streams on
+        axis 2."""
+        if not self.cold_starts:
+            return state
+        draw = np.random.default_rng([self.seed, epoch, index, 0xC01D]).random(self.B)
+        cold = draw < self.cold_starts
+        if not cold.any():
+            return state
+        state = state.copy()
+        state[:, :, cold] = 0.0
+        return state
 
 
 class LineBatches:

@@ -19,7 +19,8 @@ from ..text import corpus as data
 from ..scoring import dynamic, passes
 from ..scoring.scorer import windowed_loss
 from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
-from ..config import DEFAULT_MODEL, OPTIMIZER_MOMENTS, Config, default_seq_len, format_duration
+from ..config import (COLD_STARTS, DEFAULT_MODEL, OPTIMIZER_MOMENTS, Config, default_seq_len,
+                      format_duration)
 from ..errors import CheckpointError, TrainingDiverged, UsageError
 from ..network.engine import Engine
 from ..kernels import optim
@@ -67,6 +68,8 @@ def resolve_config(config, corpus):
         config = replace(config, weight_drop=_auto_weight_drop(chars, config.hidden_size))
     if config.seq_len is None:
         config = replace(config, seq_len=default_seq_len(config.mode, config.bidirectional))
+    if config.cold_starts is None:
+        config = replace(config, cold_starts=COLD_STARTS if config.mode == "stream" else 0.0)
     return config, notices
 
 
@@ -207,7 +210,7 @@ def build_dataset(config, corpus, vocab):
     else:
         train_ids, val_ids = data.split_stream_ids(ids, config.val_frac)
         B, T, notice = data.fit_batch_shape("stream", len(train_ids), config.batch_size, config.seq_len)
-        train = data.StreamBatches(train_ids, B, T, config.seed)
+        train = data.StreamBatches(train_ids, B, T, config.seed, config.cold_starts)
         val = np.asarray(val_ids[:cap], np.int32)
         held_out, val_tokens = len(val_ids), len(val)
         train_chars = len(train_ids) - 1
@@ -421,6 +424,8 @@ class Trainer:
         if isinstance(train, data.StreamBatches):
             x, y = train.batch(rs.epoch, rs.index)
             state = self.carry if rs.index > 0 else None
+            if state is not None and state.shape[2] == x.shape[1]:
+                state = train.restarted(state, rs.epoch, rs.index)
             advance = True
         else:
             chunks = train.batch(rs.epoch, rs.index)
@@ -631,6 +636,9 @@ def check_needs(config, dataset):
     budget.check_memory(config, V, parameters, threads)
     budget.check_time(config, V, dataset.val_tokens, threads)
     check_held_out_figures(config, dataset)
+    if config.cold_starts and config.mode != "stream":
+        raise UsageError("--cold-starts restarts streams of a stream-mode run; in lines mode every "
+                         "line already starts from the zero state")
 
 
 def check_held_out_figures(config, dataset):
