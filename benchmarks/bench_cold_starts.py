@@ -8,8 +8,10 @@ held-out tenth on charlm's stateful protocol and on nanoGPT's windows.
 Each run is ``charlm train tinyshakespeare.txt --max-time 10h --epochs 6.2 --hidden 384 --dropout
 0.15 --cold-starts P --seed S --json``: the model and regularisation the ten-minute default picks,
 its cosine schedule over 6.2 passes of the text instead of ten minutes (the far --max-time only
-switches the cosine on), so that runs compare at the same steps whatever the machine's speed and a
-rerun gives the same figures. Runs go two at a time, each on one core (``CHARLM_THREADS=1``).
+switches the cosine on), so that runs compare at the same steps whatever the machine's speed. A
+rerun takes the same steps to the same losses; the validations that pick its best checkpoint come
+when the time allows, so it may keep a checkpoint a few steps apart. Runs go two at a time, each
+on one core (``CHARLM_THREADS=1``).
 Each best checkpoint is then scored on ``val.txt``, the last 10% of the corpus (what training held
 out), with ``charlm score --file val.txt --json`` and with ``--windows 256`` (12,800 windows).
 

@@ -182,6 +182,7 @@ def test_cold_starts_zero_a_seeded_share_of_the_carried_streams():
     assert np.array_equal(again, restarted[6])                          # drawn from seed and index
     other = StreamBatches(ids, 40, 10, seed=1, cold_starts=0.25).restarted(state, 0, 7)
     assert not np.array_equal(other, again)
+    assert not np.array_equal(batches.restarted(state, epoch=1, index=7), again)   # and epoch
     assert np.all(StreamBatches(ids, 40, 10, 0, cold_starts=1.0).restarted(state, 3, 2) == 0)
 
 

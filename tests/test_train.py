@@ -233,10 +233,11 @@ def test_adamw_is_decay_then_the_adam_step():
 
 def test_a_checkpoint_from_before_a_setting_resumes_as_its_run_did():
     import json
-    old = {k: v for k, v in json.loads(Config(weight_decay=0.3, beta2=0.9).to_json()).items()
-           if k not in ("weight_decay", "beta2")}
+    given = Config(weight_decay=0.3, beta2=0.9, cold_starts=0.5)
+    old = {k: v for k, v in json.loads(given.to_json()).items()
+           if k not in ("weight_decay", "beta2", "cold_starts")}
     restored = Config.from_json(json.dumps(old))
-    assert (restored.weight_decay, restored.beta2) == (0.0, 0.999)
+    assert (restored.weight_decay, restored.beta2, restored.cold_starts) == (0.0, 0.999, 0.0)
 
 
 @pytest.mark.parametrize("option, value", [("weight_decay", -0.1), ("weight_decay", 300.0),
@@ -255,6 +256,17 @@ def test_the_backpropagation_length_left_open_suits_the_model(given, expected):
     corpus = Corpus("It was the best of times.\n\nIt was the worst of times.\n" * 50, "prose")
     config, _ = resolve_config(Config(**given), corpus)
     assert config.seq_len == expected
+
+
+@pytest.mark.parametrize("given, expected", [
+    (dict(), 0.1), (dict(mode="lines"), 0.0), (dict(bidirectional=True), 0.1),
+    (dict(cold_starts=0.3), 0.3), (dict(cold_starts=0.0), 0.0)])
+def test_cold_starts_left_open_are_on_in_stream_mode_only(given, expected):
+    from charlm.text.corpus import Corpus
+    from charlm.training.trainer import resolve_config
+    corpus = Corpus("It was the best of times.\n\nIt was the worst of times.\n" * 50, "prose")
+    config, _ = resolve_config(Config(**given), corpus)
+    assert config.cold_starts == expected
 
 
 @pytest.mark.parametrize("chars, minutes, hidden, weight_drop", [

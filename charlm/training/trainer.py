@@ -424,7 +424,7 @@ class Trainer:
         if isinstance(train, data.StreamBatches):
             x, y = train.batch(rs.epoch, rs.index)
             state = self.carry if rs.index > 0 else None
-            if state is not None and state.shape[2] == x.shape[1]:
+            if state is not None and state.shape[2] == x.shape[1]:    # else refused below
                 state = train.restarted(state, rs.epoch, rs.index)
             advance = True
         else:
