@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from charlm.config import dropout_text
+from charlm.config import recipe_text
 from results import save
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
@@ -62,8 +62,9 @@ def main():
 
 def report(summary, info, wall, sample, budget, args, loads):
     c = summary["config"]
-    dropout = dropout_text(c["dropout"], c.get("locked_dropout"), c.get("weight_drop"))
-    print(f"\nmodel: {c['cell']} {c['num_layers']}x{c['hidden_size']}, {dropout}, "
+    recipe = recipe_text(c["dropout"], c.get("locked_dropout"), c.get("weight_drop"),
+                         c.get("cold_starts"), c.get("ema_decay"))
+    print(f"\nmodel: {c['cell']} {c['num_layers']}x{c['hidden_size']}, {recipe}, "
           f"batch {c['batch_size']}x{c['seq_len']}, {c['parameters']:,} parameters")
     print(f"{'time':>8} {'step':>7} {'train':>7} {'val':>7} {'bits/char':>9}")
     for r in info["history"]:
@@ -82,7 +83,7 @@ def report(summary, info, wall, sample, budget, args, loads):
                  "sample (temperature 0.8) |\n| --- | --- | --- | --- | --- | --- |\n"
                  f"| `charlm train {args.corpus.name} --max-time {budget}` | {wall:.0f} s | {best:.4f} | "
                  f"{best / math.log(2):.3f} | {c['cell'].upper()} {c['num_layers']}x{c['hidden_size']}, "
-                 f"{dropout}, {summary['steps']:,} steps, stopped by "
+                 f"{recipe}, {summary['steps']:,} steps, stopped by "
                  f"{summary['stopped']} | `{flat}` |\n\nValidation loss against time: {curve}.")
         print("saved", save(f"quality-{budget}", table, loads))
 

@@ -136,7 +136,7 @@ def charlm_side(cell, hidden, args):
     init_parameters(params, cell, np.random.default_rng(0))
     grads = params.like()
     net = Network(cell, V, hidden, LAYERS, params)
-    optimizer = Optimizer(Config(), params.flat.size, decayed=params.matrices())
+    optimizer = Optimizer(Config(), params.flat, decayed=params.matrices())
     state = [None, 0]
 
     def step(i, restart):

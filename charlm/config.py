@@ -12,6 +12,10 @@ MODES = ("auto", "stream", "lines")
 TOKENS = ("chars", "words")      # the token kinds: charlm.text.vocab.Vocab, charlm.text.words
 OPTIMIZER_MOMENTS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ()}   # the state of each
 OPTIMIZERS = tuple(OPTIMIZER_MOMENTS)
+# Training keeps an exponential moving average of the weights with this decay per step, and
+# validates and saves the average: it holds what the last few hundred steps learnt without the
+# noise of the last one (docs/design.md gives the runs).
+EMA_DECAY = 0.995
 # Stream mode: the share of the streams restarted from the zero state at each batch. Carried state
 # alone leaves a model unpractised at reading from a cold start, as nanoGPT's windows and a short
 # text are read; docs/design.md gives the runs.
@@ -39,6 +43,7 @@ class Config:
     optimizer: str = "adam"
     lr: float = 5e-3
     lr_min_frac: float = 0.02        # the cosine schedule decays to lr * lr_min_frac
+    ema_decay: float = EMA_DECAY     # the average of the weights that validation reads (0: none)
     beta2: float = 0.99              # Adam's decay of the squared-gradient average
     weight_decay: float = 0.1        # decoupled (AdamW): weight matrices shrink by lr * weight_decay a step
     warmup_steps: int = 0            # steps of linear warm-up (none by default: docs/design.md)
@@ -80,6 +85,7 @@ class Config:
             (0.0 < self.lr < 10.0, "--lr", "must be in (0, 10)"),
             (0.0 <= self.lr_min_frac <= 1.0, "lr_min_frac", "must be in [0, 1]"),
             (0.0 < self.beta2 < 1.0, "--beta2", "must be in (0, 1)"),
+            (0.0 <= self.ema_decay < 1.0, "--ema-decay", "must be in [0, 1) (0: no average)"),
             (0.0 <= self.weight_decay and self.lr * self.weight_decay < 1.0, "--weight-decay",
              "must be >= 0, and below 1 / --lr"),
             (self.clip >= 0.0, "--clip", "must be >= 0 (0 turns clipping off)"),
@@ -122,7 +128,14 @@ class Config:
 
 
 # What a run did before each of these settings existed: a checkpoint without the key resumes so.
-BEFORE_THE_SETTING = {"beta2": 0.999, "weight_decay": 0.0, "weight_drop": 0.0, "cold_starts": 0.0}
+BEFORE_THE_SETTING = {"beta2": 0.999, "weight_decay": 0.0, "weight_drop": 0.0, "cold_starts": 0.0,
+                      "ema_decay": 0.0}
+
+
+def optimizer_moments(config):
+    """The names of the arrays, each the size of the weights, that a run's optimizer keeps and a
+    checkpoint saves for --resume: its optimizer's moments and, with --ema-decay, the average."""
+    return OPTIMIZER_MOMENTS[config.optimizer] + (("average",) if config.ema_decay else ())
 
 
 def default_seq_len(mode, bidirectional=False):
@@ -133,12 +146,13 @@ def default_seq_len(mode, bidirectional=False):
     return 50 if mode == "stream" and not bidirectional else 100
 
 
-def dropout_text(dropout, locked=False, weight_drop=0.0, cold_starts=0.0):
-    """A run's dropout in words: "dropout 0.15", "locked", the weight drop and the cold starts
-    when they are on."""
+def recipe_text(dropout, locked=False, weight_drop=0.0, cold_starts=0.0, ema_decay=0.0):
+    """A run's regularisers and averaging in words: "dropout 0.15", "locked", the weight drop, the
+    cold starts and the average of the weights when they are on."""
     text = f"dropout {dropout:g}" + (" locked" if locked else "")
     text += f", weight drop {weight_drop:g}" if weight_drop else ""
-    return text + (f", cold starts {cold_starts:g}" if cold_starts else "")
+    text += f", cold starts {cold_starts:g}" if cold_starts else ""
+    return text + (f", weights averaged (EMA {ema_decay:g})" if ema_decay else "")
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)

@@ -31,8 +31,10 @@ def make_checkpoint(cell="gru", hidden=6, layers=2, with_state=True, mode="lines
         n = weights.flat.size
         S = 2 if cell == "lstm" else 1
         carry = carry or (layers, S, 4 if mode == "lines" else config.batch_size, hidden)
-        state = TrainingState(weights.flat + 1, {"m": np.ones(n, np.float32), "v": np.zeros(n, np.float32)},
-                              np.zeros(carry, np.float32), RunState(step=7))
+        moments = {"m": np.ones(n, np.float32), "v": np.zeros(n, np.float32),
+                   "average": weights.flat + 2}
+        state = TrainingState(weights.flat + 1, moments, np.zeros(carry, np.float32),
+                              RunState(step=7))
     return Checkpoint(config, vocab, weights, state)
 
 
@@ -59,10 +61,22 @@ def test_round_trip(tmp_path, cell):
     assert loaded.vocab.tokens == original.vocab.tokens
     assert np.array_equal(loaded.weights.flat, original.weights.flat)
     assert np.array_equal(loaded.training.params, original.training.params)
-    assert set(loaded.training.moments) == {"m", "v"}
+    assert set(loaded.training.moments) == {"m", "v", "average"}
+    assert np.array_equal(loaded.training.moments["average"], original.weights.flat + 2)
     assert loaded.training.run == RunState(step=7)
     assert loaded.training.carry.shape == original.training.carry.shape
     assert os.listdir(tmp_path) == ["m.npz"]             # no temporary file left behind
+
+
+def test_an_optimizer_state_without_the_average_its_config_names_is_refused(tmp_path):
+    original = make_checkpoint()
+    del original.training.moments["average"]
+    path = str(tmp_path / "m.npz")
+    checkpoint.save(path, original)
+    assert checkpoint.load(path).config.ema_decay == 0.995     # the weights alone still load
+    with pytest.raises(CheckpointError, match=r"optimizer state \(m, v\) does not match .* "
+                                              r"--ema-decay 0.995"):
+        checkpoint.load(path, with_training_state=True)
 
 
 def test_layout_is_readable_with_numpy_alone(tmp_path):

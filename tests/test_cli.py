@@ -80,6 +80,21 @@ def test_cold_starts_are_recorded_and_shown(tmp_path, prose_file):
     assert lines.exit_code == 2 and "in lines mode every line" in lines.stderr
 
 
+def test_the_average_of_the_weights_is_recorded_and_shown(tmp_path, prose_file):
+    out = tmp_path / "m.npz"
+    result = invoke("train", prose_file, "--out", out, "--hidden", 16, "--steps", 4, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["ema_decay"] == 0.995
+    assert "weights averaged (EMA 0.995)" in invoke("info", out).stdout
+    plain = invoke("train", prose_file, "--out", tmp_path / "p.npz", "--hidden", 16, "--steps", 4,
+                   "--ema-decay", 0, "--json")
+    assert json.loads(plain.stdout)["config"]["ema_decay"] == 0
+    assert "averaged" not in invoke("info", tmp_path / "p.npz").stdout
+    refused = invoke("train", prose_file, "--out", tmp_path / "r.npz", "--ema-decay", 1)
+    assert refused.exit_code == 2 and "--ema-decay must be in [0, 1)" in refused.stderr
+    assert not (tmp_path / "r.npz").exists()
+
+
 def test_help_has_examples_on_every_command():
     for command in ([], ["train"], ["sample"], ["score"], ["info"]):
         result = invoke(*command, "--help")

@@ -62,7 +62,8 @@ def test_resume_continues_bit_for_bit(tmp_path, request, tiny, mode, corpus):
     resumed.run()
     assert whole.config.mode == mode
     assert np.array_equal(whole.params.flat, resumed.params.flat)
-    for name in ("m", "v"):
+    assert sorted(whole.optimizer.moments) == ["average", "m", "v"]
+    for name in whole.optimizer.moments:
         assert np.array_equal(whole.optimizer.moments[name], resumed.optimizer.moments[name])
     # the same validation losses where both validated (the stopped run also validated at step 20)
     val = [{r.step: r.val_loss for r in t.run_state.history} for t in (whole, resumed)]
@@ -84,6 +85,30 @@ def test_cold_starts_change_the_run_and_resume_bit_for_bit(tmp_path, prose_file,
     assert np.array_equal(whole.params.flat, resumed.params.flat)
     with pytest.raises(UsageError, match="--cold-starts .* lines mode"):
         run(names_file, tmp_path / "lines.npz", **dict(options, mode="lines"))
+
+
+def test_validation_reads_the_average_of_the_weights_and_the_checkpoint_keeps_it(tmp_path,
+                                                                                prose_file, tiny):
+    trainer = run(prose_file, tmp_path / "m.npz", steps=30, eval_every=30, **tiny)
+    average, latest = trainer.optimizer.moments["average"], trainer.params.flat.copy()
+    assert not np.array_equal(average, latest)
+    saved = checkpoint.load(str(tmp_path / "m.npz"), True)
+    assert np.array_equal(saved.weights.flat, average)   # one validation, at the end: the best
+    assert np.array_equal(saved.training.params, latest)
+    assert np.array_equal(saved.training.moments["average"], average)
+    latest_loss = trainer.evaluate()
+    trainer.params.flat[:] = average
+    assert trainer.evaluate() == trainer.run_state.best_val_loss != latest_loss
+
+
+def test_without_an_average_the_checkpoint_keeps_the_latest_weights(tmp_path, prose_file, tiny):
+    trainer = run(prose_file, tmp_path / "m.npz", steps=20, val_frac=0.0, ema_decay=0.0, **tiny)
+    saved = checkpoint.load(str(tmp_path / "m.npz"), True)
+    assert sorted(saved.training.moments) == ["m", "v"]
+    assert np.array_equal(saved.weights.flat, trainer.params.flat)
+    averaged = run(prose_file, tmp_path / "a.npz", steps=20, val_frac=0.0, **tiny)
+    saved = checkpoint.load(str(tmp_path / "a.npz"), True)     # no validation: the latest average
+    assert np.array_equal(saved.weights.flat, averaged.optimizer.moments["average"])
 
 
 @pytest.mark.parametrize("val_frac", [0.1, 0.4])     # one segment, and several with burn-in
@@ -208,7 +233,7 @@ def test_weight_decay_shrinks_the_matrices_and_leaves_the_biases():
     params.flat[:] = np.random.default_rng(0).standard_normal(params.flat.size)
     before = params.flat.copy()
     config = Config(weight_decay=0.5, optimizer="sgd")
-    optimizer = charlm.training.trainer.Optimizer(config, params.flat.size, decayed=params.matrices())
+    optimizer = charlm.training.trainer.Optimizer(config, params.flat, decayed=params.matrices())
     optimizer.step(params.flat, np.zeros_like(params.flat), lr=0.1, scale=1.0, t=1)
     after = FlatArrays(params.shapes, params.flat)
     original = FlatArrays(params.shapes, before)
@@ -217,13 +242,25 @@ def test_weight_decay_shrinks_the_matrices_and_leaves_the_biases():
         np.testing.assert_array_equal(after[name], expected, err_msg=name)
 
 
+def test_the_average_follows_every_step_with_a_decay_warmed_up_from_the_first():
+    rng = np.random.default_rng(4)
+    p = rng.standard_normal(40).astype(np.float32)
+    optimizer = charlm.training.trainer.Optimizer(Config(optimizer="sgd", ema_decay=0.7), p)
+    expected = p.astype(np.float64)
+    for t in range(1, 41):     # the decay is (1 + t) / (10 + t) up to t = 20, then 0.7
+        optimizer.step(p, rng.standard_normal(40).astype(np.float32), 0.1, 1.0, t)
+        decay = min(0.7, (1 + t) / (10 + t))
+        expected = decay * expected + (1 - decay) * p
+    np.testing.assert_allclose(optimizer.moments["average"], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_adamw_is_decay_then_the_adam_step():
     from charlm.kernels import optim
     rng = np.random.default_rng(3)
     p = rng.standard_normal(50).astype(np.float32)
     g = rng.standard_normal(50).astype(np.float32)
     config = Config(weight_decay=0.1, beta2=0.99)
-    optimizer = charlm.training.trainer.Optimizer(config, p.size, decayed=[p])
+    optimizer = charlm.training.trainer.Optimizer(config, p, decayed=[p])
     expected, m, v = p * np.float32(1 - 0.01 * 0.1), np.zeros_like(p), np.zeros_like(p)
     optim.adam_update(expected, g, m, v, 0.01, 1.0, 0.9, 0.99, 1e-8, 1)
     optimizer.step(p, g, 0.01, 1.0, 1)
@@ -233,15 +270,17 @@ def test_adamw_is_decay_then_the_adam_step():
 
 def test_a_checkpoint_from_before_a_setting_resumes_as_its_run_did():
     import json
-    given = Config(weight_decay=0.3, beta2=0.9, cold_starts=0.5)
+    given = Config(weight_decay=0.3, beta2=0.9, cold_starts=0.5, ema_decay=0.9)
     old = {k: v for k, v in json.loads(given.to_json()).items()
-           if k not in ("weight_decay", "beta2", "cold_starts")}
+           if k not in ("weight_decay", "beta2", "cold_starts", "ema_decay")}
     restored = Config.from_json(json.dumps(old))
-    assert (restored.weight_decay, restored.beta2, restored.cold_starts) == (0.0, 0.999, 0.0)
+    assert (restored.weight_decay, restored.beta2, restored.cold_starts, restored.ema_decay) == \
+        (0.0, 0.999, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("option, value", [("weight_decay", -0.1), ("weight_decay", 300.0),
-                                           ("beta2", 1.0), ("beta2", 0.0)])
+                                           ("beta2", 1.0), ("beta2", 0.0), ("ema_decay", 1.0),
+                                           ("ema_decay", -0.1)])
 def test_optimizer_settings_out_of_range_are_refused(option, value):
     with pytest.raises(UsageError, match="--" + option.replace("_", "-")):
         Config(**{option: value}).validate()

@@ -13,7 +13,7 @@ from charlm.api import Model
 from charlm.network.bidirectional import parameter_shapes as bidirectional_shapes
 from charlm.store.checkpoint import Checkpoint, TrainingState
 from charlm.cli import main
-from charlm.config import Config
+from charlm.config import Config, optimizer_moments
 from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
 from charlm.store.runstate import Evaluation, RunState
 from charlm.views import curves
@@ -31,7 +31,7 @@ def make_model(cell="lstm", hidden=8, layers=2, text=TEXT, seed=0, run=None):
     params = FlatArrays(parameter_shapes(cell, len(vocab), hidden, layers))
     init_parameters(params, cell, np.random.default_rng(seed))
     config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode="stream", dropout=0.0)
-    moments = {name: np.zeros_like(params.flat) for name in ("m", "v")}      # Adam's
+    moments = {name: np.zeros_like(params.flat) for name in optimizer_moments(config)}
     training = TrainingState(params.flat.copy(), moments, run=run) if run is not None else None
     return Model(Checkpoint(config, vocab, params, training))
 

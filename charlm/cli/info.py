@@ -3,7 +3,7 @@ import math
 
 import click
 
-from ..config import dropout_text
+from ..config import recipe_text
 from .common import DEFAULT_MODEL, consoles, print_json, reports_errors
 
 EXAMPLES = """
@@ -64,16 +64,17 @@ def _print(report):
     table.add_row("model", f"[bold]{c['cell']}[/] {c['num_layers']}x{c['hidden_size']}"
                            f"{' bidirectional' if c.get('bidirectional') else ''}, "
                            f"{report['parameters']:,} parameters, {c['mode']} mode")
-    dropout = dropout_text(c['dropout'], c.get('locked_dropout'), c.get('weight_drop'),
-                           c.get('cold_starts'))
+    recipe = recipe_text(c['dropout'], c.get('locked_dropout'), c.get('weight_drop'),
+                          c.get('cold_starts'), c.get('ema_decay'))
     table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} "
-                              f"lr {c['lr']:g}, {dropout}, clip {c['clip']:g}, seed {c['seed']}")
+                              f"lr {c['lr']:g}, {recipe}, clip {c['clip']:g}, seed {c['seed']}")
     if report["steps"] is not None:
         clipped = report["clipped_steps"]
         table.add_row("progress", f"{report['steps']:,} steps, {report['train_seconds'] or 0:.0f}s of training, "
                                   f"gradient clipped on {clipped:,} of them")
     if report["validated"] is False:
-        table.add_row("best val", "[yellow]no validation ran yet[/]: the weights are the latest ones")
+        latest = "the latest average" if c.get("ema_decay") else "the latest ones"
+        table.add_row("best val", f"[yellow]no validation ran yet[/]: the weights are {latest}")
     if report["best_val_loss"] is not None:
         table.add_row("best val", f"{report['best_val_loss']:.4f} nats/char "
                                   f"({report['best_val_bpc']:.3f} bits/char) at step {report['best_step']}")

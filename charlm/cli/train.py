@@ -8,7 +8,7 @@ import time
 import click
 
 from ..network.celltypes import CELLS
-from ..config import COLD_STARTS, MODES, OPTIMIZERS, TOKENS, Config, dropout_text
+from ..config import COLD_STARTS, MODES, OPTIMIZERS, TOKENS, Config, recipe_text
 from ..training.reporter import Reporter
 from .common import (DEFAULT_MODEL, compile_notice, consoles, pipe_closed, print_json,
                      reports_errors, silence)
@@ -47,6 +47,10 @@ def _default(setting):
 @click.option("--lr", type=float, help="Peak learning rate (cosine decay over --max-time, else 3% per epoch).  " + _default("lr"))
 @click.option("--weight-decay", type=float, help="Decoupled weight decay of the weight matrices (AdamW), per unit of learning rate.  " + _default("weight_decay"))
 @click.option("--beta2", type=float, help="Adam's decay rate of its squared-gradient average.  " + _default("beta2"))
+@click.option("--ema-decay", type=float,
+              help="Keep a moving average of the weights, this much of it kept at each step, in "
+                   "[0, 1): validation reads it and --out keeps it; 0 for none.  "
+                   + _default("ema_decay"))
 @click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
 @click.option("--locked-dropout/--no-locked-dropout", default=None,
               help="One --dropout mask per sequence for all its steps, instead of a new mask at "
@@ -180,8 +184,8 @@ def summarize(trainer, reason):
         "config": {"cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
                    "bidirectional": c.bidirectional, "mode": c.mode, "dropout": c.dropout,
                    "locked_dropout": c.locked_dropout, "weight_drop": c.weight_drop,
-                   "cold_starts": c.cold_starts, "batch_size": c.batch_size, "seq_len": c.seq_len,
-                   "parameters": int(trainer.params.flat.size)},
+                   "cold_starts": c.cold_starts, "ema_decay": c.ema_decay,
+                   "batch_size": c.batch_size, "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
     }
 
 
@@ -295,12 +299,13 @@ class LogReporter(NoticeReporter):
     @guarded
     def start(self, trainer):
         c = trainer.config
-        dropout = dropout_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts)
+        recipe = recipe_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts,
+                              c.ema_decay)
         self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}"
                            f"{' bidirectional' if c.bidirectional else ''}, "
                            f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
                            f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
-                           f"{dropout} -> {trainer.out}")
+                           f"{recipe} -> {trainer.out}")
         self.trainer = trainer
         self.smoothed = None
         self.steps_at_start = trainer.run_state.step

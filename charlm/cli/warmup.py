@@ -39,7 +39,8 @@ def warm_up_training(cell, optimizer="adam", dtype=np.float32):
     grads = net.params.like()
     net.loss_and_gradients(x, y, net.zero_state(B), grads, Dropout(0.1))
     squared_norm(grads.flat)
-    Optimizer(Config(optimizer=optimizer), grads.flat.size).step(net.params.flat, grads.flat, 1e-3, 1.0, 1)
+    weights = net.params.flat
+    Optimizer(Config(optimizer=optimizer), weights).step(weights, grads.flat, 1e-3, 1.0, 1)
     warm_up_forward(net)
 
 

@@ -53,3 +53,11 @@ def adam_update(p, g, m, v, lr, scale, beta1, beta2, eps, t):
         m[i] = b1 * m[i] + one_minus_b1 * gi
         v[i] = b2 * v[i] + one_minus_b2 * gi * gi
         p[i] -= step * m[i] / (np.sqrt(v[i]) + e)
+
+
+@njit(**KERNEL)
+def average_update(average, p, decay):
+    """average = decay average + (1 - decay) p: an exponential moving average of the weights."""
+    d = average.dtype.type(1.0 - decay)
+    for i in range(p.size):
+        average[i] += d * (p[i] - average[i])

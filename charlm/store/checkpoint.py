@@ -5,7 +5,8 @@ for ``--resume`` under ``state.*``:
 
 - ``state.params``: the latest weights, one flat float32 array (in the order of
   ``network.shapes.shapes_for``);
-- ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size;
+- ``state.opt.<name>``: the optimizer's moments, flat arrays of the same size, and with
+  ``--ema-decay`` ``state.opt.average``, the moving average of the weights;
 - ``state.carry``: the recurrent state carried between batches, (L, S, B, H), stream mode;
 - ``state.json``: the run state (``charlm.store.runstate.RunState``): step, data position, elapsed time,
   the validation history and more.
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import OPTIMIZER_MOMENTS, Config
+from ..config import Config, optimizer_moments
 from ..errors import CheckpointError, UsageError
 from ..network.celltypes import cell as cell_named
 from ..network.shapes import FlatArrays, shapes_for
@@ -167,11 +168,12 @@ def _training_state(path, arrays, config, size):
     except ValueError as e:
         raise CheckpointError(f"{path} has an unreadable training state ({e})") from None
     params = _weight(arrays, "state.params", (size,), path)
-    names = OPTIMIZER_MOMENTS[config.optimizer]
+    names = optimizer_moments(config)
     found = sorted(key[len("state.opt."):] for key in arrays if key.startswith("state.opt."))
     if found != sorted(names):
         raise CheckpointError(f"{path}: the optimizer state ({', '.join(found) or 'none'}) does not "
-                              f"match its optimizer {config.optimizer}")
+                              f"match its optimizer {config.optimizer} and --ema-decay "
+                              f"{config.ema_decay:g}")
     moments = {name: _weight(arrays, f"state.opt.{name}", (size,), path).astype(np.float32)
                for name in names}
     carry = arrays.get("state.carry")

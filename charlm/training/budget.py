@@ -6,11 +6,12 @@ traceback, the kernel's OOM killer, or a run that trains nothing.
 
 Memory, in bytes (float32: 4 bytes a number). P weights, V tokens, L layers of H units, G gate
 blocks (1 rnn, 3 gru, 4 lstm), a batch of B sequences of T steps split over S threads, M
-optimizer moments (Adam 2, RMSprop 1, SGD 0), D stacks (2 for a bidirectional model, else 1)::
+optimizer moments (Adam 2, RMSprop 1, SGD 0, and one for --ema-decay's average), D stacks (2 for
+a bidirectional model, else 1)::
 
     weights      4 P (3 + M + (S - 1))
                  the weights, their gradient and the best weights so far; the optimizer's
-                 moments; one more gradient buffer for each thread after the first
+                 moments and the average; one more gradient buffer for each thread after the first
     activations  4 T B D (L (G H + 4 H) + G H + H) + 4 T B 2 V
                  per layer (``network.stack.Stack``): the gates (G H), the outputs h (H), the
                  LSTM's cell states or the GRU's r*h (H), the outputs after dropout (H) and the
@@ -31,7 +32,7 @@ import math
 import os
 import resource
 
-from ..config import OPTIMIZER_MOMENTS
+from ..config import optimizer_moments
 from ..errors import UsageError
 from ..network.celltypes import cell as cell_named
 
@@ -46,7 +47,7 @@ def training_bytes(config, vocab_size, parameters, threads):
     """(total, weights, activations): the bytes a training run allocates (module docstring)."""
     G = cell_named(config.cell).gates
     H, L, V = config.hidden_size, config.num_layers, vocab_size
-    M = len(OPTIMIZER_MOMENTS[config.optimizer])
+    M = len(optimizer_moments(config))
     D = 2 if config.bidirectional else 1
     T, B = config.seq_len, config.batch_size
     weights = FLOAT_BYTES * parameters * (3 + M + max(threads, 1) - 1)

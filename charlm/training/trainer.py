@@ -5,6 +5,7 @@ lines and the stream offsets of each epoch (functions of (seed, epoch)), and the
 (functions of (seed, step, batch column)). Resuming from a checkpoint therefore continues bit for
 bit.
 """
+import contextlib
 import math
 import os
 import signal
@@ -19,7 +20,7 @@ from ..text import corpus as data
 from ..scoring import dynamic, passes
 from ..scoring.scorer import windowed_loss
 from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
-from ..config import (COLD_STARTS, DEFAULT_MODEL, OPTIMIZER_MOMENTS, Config, default_seq_len,
+from ..config import (COLD_STARTS, DEFAULT_MODEL, Config, default_seq_len, optimizer_moments,
                       format_duration)
 from ..errors import CheckpointError, TrainingDiverged, UsageError
 from ..network.engine import Engine
@@ -143,16 +144,24 @@ def learning_rate(config, step, epochs_done, time_fraction=None):
 
 
 class Optimizer:
-    """Adam, RMSprop or SGD over the flat parameter buffer; ``moments`` is its whole state.
+    """Adam, RMSprop or SGD over the flat parameter buffer, and the moving average of the weights
+    with --ema-decay; ``moments`` is its whole state.
 
     Weight decay is decoupled from the gradient, as in AdamW (Loshchilov & Hutter): each matrix in
-    ``decayed`` shrinks by lr * weight_decay before the step; biases are left alone."""
+    ``decayed`` shrinks by lr * weight_decay before the step; biases are left alone.
 
-    def __init__(self, config, size, moments=None, decayed=()):
+    The average starts as the initial weights and follows each step with the decay
+    min(ema_decay, (1 + t) / (10 + t)) at step t, so that it forgets the initial weights within
+    the first steps of a run (the same warm-up as TensorFlow's ExponentialMovingAverage)."""
+
+    def __init__(self, config, params, moments=None, decayed=()):
         self.name, self.beta2, self.weight_decay = config.optimizer, config.beta2, config.weight_decay
+        self.ema_decay = config.ema_decay
         self.decayed = list(decayed)
-        self.moments = moments if moments else {k: np.zeros(size, np.float32)
-                                                 for k in OPTIMIZER_MOMENTS[self.name]}
+        self.moments = moments if moments else {k: np.zeros(params.size, np.float32)
+                                                 for k in optimizer_moments(config)}
+        if "average" in self.moments and not moments:
+            self.moments["average"][:] = params
 
     def step(self, params, grads, lr, scale, t):
         if self.weight_decay > 0.0:
@@ -166,6 +175,13 @@ class Optimizer:
                                  RMSPROP["eps"])
         else:
             optim.sgd_update(params, grads, lr, scale)
+        if self.ema_decay:
+            optim.average_update(self.moments["average"], params,
+                                 min(self.ema_decay, (1.0 + t) / (10.0 + t)))
+
+    def weights_in_use(self, params):
+        """The weights that validation reads and the checkpoint keeps: the average, if any."""
+        return self.moments.get("average", params)
 
 
 # ---- the data of a run --------------------------------------------------------------------------
@@ -245,7 +261,7 @@ class Trainer:
         self.grads = self.params.like()
         self.network = network_for(config, V, self.params)
         self.engine = Engine(self.network)
-        self.optimizer = Optimizer(config, self.params.flat.size, saved.moments if saved else None,
+        self.optimizer = Optimizer(config, self.params.flat, saved.moments if saved else None,
                                    self.params.matrices())
         self.run_state = saved.run if saved else RunState(corpus=corpus_id)
         self.best = None            # the best weights so far; None until a validation has run
@@ -503,17 +519,33 @@ class Trainer:
     def _evaluate(self):
         rs = self.run_state
         started = time.perf_counter()
-        val = self.evaluate()
+        weights = self.optimizer.weights_in_use(self.params.flat)
+        with self._reading(weights):
+            val = self.evaluate()
         rs.eval_seconds = time.perf_counter() - started
         self.last_validation = (self.progress(), self.elapsed)
         rs.close_interval()
         improved = rs.best_val_loss is None or val < rs.best_val_loss
         if improved:
             rs.best_val_loss, rs.best_step = val, rs.step
-            self.best = self.params.flat.copy()
+            self.best = weights.copy()
         record = Evaluation(rs.step, round(self.elapsed, 3), rs.train_loss, val, improved)
         rs.history.append(record)
         self.reporter.evaluated(self, record)
+
+    @contextlib.contextmanager
+    def _reading(self, weights):
+        """Let the network read ``weights`` (the average of --ema-decay) in place of the latest
+        ones for the duration, and put the latest back."""
+        if weights is self.params.flat:
+            yield
+            return
+        latest = self.params.flat.copy()
+        self.params.flat[:] = weights
+        try:
+            yield
+        finally:
+            self.params.flat[:] = latest
 
     def held_out_figures(self):
         """The figures of the held-out text that ``val_windows`` and ``val_dynamic`` ask for, of
@@ -525,7 +557,7 @@ class Trainer:
         c, figures = self.config, {}
         if not (c.val_windows or c.val_dynamic):
             return figures
-        weights = self.best if self.best is not None else self.params.flat
+        weights = self._weights_to_keep()
         network = network_for(c, len(self.dataset.vocab), FlatArrays(self.params.shapes,
                                                                       weights.copy()))
         if c.val_windows:
@@ -544,15 +576,22 @@ class Trainer:
     # -- checkpoints
 
     def save(self):
-        """The best weights (the latest until a validation has run, or without validation) and
-        the latest state."""
-        best = FlatArrays(self.params.shapes, self.best if self.best is not None else self.params.flat)
-        state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry, self.run_state)
+        """The weights to keep (:meth:`_weights_to_keep`) and the latest state."""
+        best = FlatArrays(self.params.shapes, self._weights_to_keep())
+        state = ckpt.TrainingState(self.params.flat, self.optimizer.moments, self.carry,
+                                   self.run_state)
         self.run_state.elapsed = self.elapsed
         self.run_state.epochs_done = self.epochs_done
         started = time.perf_counter()
         ckpt.save(self.out, ckpt.Checkpoint(self.config, self.dataset.vocab, best, state))
         self.save_seconds = time.perf_counter() - started
+
+    def _weights_to_keep(self):
+        """The best weights by validation, or until a validation has run (or without one) the
+        weights in use: the latest, or their average with --ema-decay."""
+        if self.best is not None:
+            return self.best
+        return self.optimizer.weights_in_use(self.params.flat)
 
     def _catch_interrupts(self):
         """First Ctrl-C: finish the current step, save, stop. A second one stops at once."""

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..store import checkpoint
 from ..api import Model
-from ..config import dropout_text
+from ..config import recipe_text
 from ..errors import CorpusError, UsageError
 from ..network.engine import Engine
 from ..network.stack import FlatArrays, Network
@@ -220,14 +220,15 @@ def card(model, ckpt):
     """The model card: what the network is, what it reads and how it was trained."""
     c = model.config
     run = ckpt.training.run if ckpt.training else None
-    dropout = dropout_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts)
+    recipe = recipe_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts,
+                          c.ema_decay)
     rows = [("cell", f"{c.cell.upper()}, {c.num_layers} layer{'s' * (c.num_layers > 1)} of "
                      f"{c.hidden_size} units"),
             ("parameters", f"{model.num_parameters:,}"),
             ("mode", c.mode + (" (every line an example of its own)" if c.mode == "lines"
                                else " (one long text, state carried)")),
             ("training", f"batch {c.batch_size}x{c.seq_len}, {c.optimizer} lr {c.lr:g}, "
-                         f"{dropout}, clip {c.clip:g}, seed {c.seed}")]
+                         f"{recipe}, clip {c.clip:g}, seed {c.seed}")]
     if run is not None:
         rows.append(("progress", f"{run.step:,} steps, {run.epoch} epochs, "
                                  f"{run.elapsed:,.0f} s of training, "
