@@ -82,7 +82,7 @@ def main():
 
     runs = {(p, s): folder / f"cold{p:g}-seed{s}" for p, s in pairs}
     run_two_at_a_time([(charlm("train", args.corpus, "--max-time", "10h", "--epochs", args.epochs,
-                               *MODEL, "--cold-starts", p, "--seed", s,
+                               *MODEL, "--cold-starts", p, "--ema-decay", 0, "--seed", s,
                                "--out", f"{name}.npz", "--json"), Path(f"{name}.json"))
                        for (p, s), name in runs.items()])
     loads.append(os.getloadavg()[0])
@@ -98,8 +98,9 @@ def main():
             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for (p, s), name in runs.items():
         summary = json.loads(Path(f"{name}.json").read_text())
-        if (summary["config"]["cold_starts"], summary["config"]["hidden_size"]) != (p, 384):
-            sys.exit(f"{name}.json is not a run of --cold-starts {p:g}: remove it")
+        c = summary["config"]
+        if (c["cold_starts"], c["hidden_size"], c.get("ema_decay", 0)) != (p, 384, 0):
+            sys.exit(f"{name}.json is not a run of --cold-starts {p:g} --ema-decay 0: remove it")
         stateful = json.loads(Path(f"{name}.stateful.json").read_text())["results"][0]
         windows = json.loads(Path(f"{name}.windows.json").read_text())["results"][0]
         rows.append(f"| {p:g} | {s} | {summary['steps']:,} ({summary['best_step']:,}) "

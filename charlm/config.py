@@ -12,8 +12,8 @@ MODES = ("auto", "stream", "lines")
 TOKENS = ("chars", "words")      # the token kinds: charlm.text.vocab.Vocab, charlm.text.words
 OPTIMIZER_MOMENTS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ()}   # the state of each
 OPTIMIZERS = tuple(OPTIMIZER_MOMENTS)
-# Training keeps an exponential moving average of the weights with this decay per step, and
-# validates and saves the average: it holds what the last few hundred steps learnt without the
+# A run with a validation split keeps an exponential moving average of the weights with this decay
+# per step, and validates and keeps the average: it holds what the last steps learnt without the
 # noise of the last one (docs/design.md gives the runs).
 EMA_DECAY = 0.995
 # Stream mode: the share of the streams restarted from the zero state at each batch. Carried state
@@ -43,7 +43,7 @@ class Config:
     optimizer: str = "adam"
     lr: float = 5e-3
     lr_min_frac: float = 0.02        # the cosine schedule decays to lr * lr_min_frac
-    ema_decay: float = EMA_DECAY     # the average of the weights that validation reads (0: none)
+    ema_decay: float | None = None   # the average of the weights that validation reads (0: none)
     beta2: float = 0.99              # Adam's decay of the squared-gradient average
     weight_decay: float = 0.1        # decoupled (AdamW): weight matrices shrink by lr * weight_decay a step
     warmup_steps: int = 0            # steps of linear warm-up (none by default: docs/design.md)
@@ -85,7 +85,8 @@ class Config:
             (0.0 < self.lr < 10.0, "--lr", "must be in (0, 10)"),
             (0.0 <= self.lr_min_frac <= 1.0, "lr_min_frac", "must be in [0, 1]"),
             (0.0 < self.beta2 < 1.0, "--beta2", "must be in (0, 1)"),
-            (0.0 <= self.ema_decay < 1.0, "--ema-decay", "must be in [0, 1) (0: no average)"),
+            (self.ema_decay is None or 0.0 <= self.ema_decay < 1.0, "--ema-decay",
+             "must be in [0, 1) (0: no average)"),
             (0.0 <= self.weight_decay and self.lr * self.weight_decay < 1.0, "--weight-decay",
              "must be >= 0, and below 1 / --lr"),
             (self.clip >= 0.0, "--clip", "must be >= 0 (0 turns clipping off)"),

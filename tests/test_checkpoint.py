@@ -22,7 +22,8 @@ from conftest import run_charlm
 def make_checkpoint(cell="gru", hidden=6, layers=2, with_state=True, mode="lines", carry=None):
     """A small checkpoint (batch size 50); ``carry`` replaces the carried state's shape
     (L, S, 4, H) in lines mode, (L, S, 50, H) in stream mode."""
-    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0)
+    config = Config(cell=cell, hidden_size=hidden, num_layers=layers, mode=mode, dropout=0.0,
+                    ema_decay=0.995)
     vocab = Vocab.from_text("hello world\n")
     weights = FlatArrays(parameter_shapes(cell, len(vocab), hidden, layers))
     init_parameters(weights, cell, np.random.default_rng(0))

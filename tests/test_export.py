@@ -328,6 +328,8 @@ def test_a_pytorch_model_trained_elsewhere_imports_and_agrees(tmp_path):
     assert np.abs(got - expected).max() <= TOLERANCE
     sample = run_charlm("sample", "--model", tmp_path / "gpu.npz", "--num", "2", "--seed", "1")
     assert sample.returncode == 0, sample.stderr
+    config = json.loads(run_charlm("info", tmp_path / "gpu.npz", "--json").stdout)["config"]
+    assert (config["weight_drop"], config["cold_starts"], config["ema_decay"]) == (0, 0, 0)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -101,14 +101,17 @@ def test_validation_reads_the_average_of_the_weights_and_the_checkpoint_keeps_it
     assert trainer.evaluate() == trainer.run_state.best_val_loss != latest_loss
 
 
-def test_without_an_average_the_checkpoint_keeps_the_latest_weights(tmp_path, prose_file, tiny):
-    trainer = run(prose_file, tmp_path / "m.npz", steps=20, val_frac=0.0, ema_decay=0.0, **tiny)
+def test_without_a_validation_split_there_is_no_average_and_the_latest_weights_are_kept(
+        tmp_path, prose_file, tiny):
+    trainer = run(prose_file, tmp_path / "m.npz", steps=20, val_frac=0.0, **tiny)
+    assert trainer.config.ema_decay == 0.0
     saved = checkpoint.load(str(tmp_path / "m.npz"), True)
     assert sorted(saved.training.moments) == ["m", "v"]
     assert np.array_equal(saved.weights.flat, trainer.params.flat)
-    averaged = run(prose_file, tmp_path / "a.npz", steps=20, val_frac=0.0, **tiny)
-    saved = checkpoint.load(str(tmp_path / "a.npz"), True)     # no validation: the latest average
-    assert np.array_equal(saved.weights.flat, averaged.optimizer.moments["average"])
+    assert run(prose_file, tmp_path / "v.npz", steps=2, **tiny).config.ema_decay == 0.995
+    with pytest.raises(UsageError, match="--ema-decay .* --val-frac 0"):
+        run(prose_file, tmp_path / "r.npz", steps=2, val_frac=0.0, ema_decay=0.9, **tiny)
+    assert not (tmp_path / "r.npz").exists()
 
 
 @pytest.mark.parametrize("val_frac", [0.1, 0.4])     # one segment, and several with burn-in

@@ -65,7 +65,7 @@ def _print(report):
                            f"{' bidirectional' if c.get('bidirectional') else ''}, "
                            f"{report['parameters']:,} parameters, {c['mode']} mode")
     recipe = recipe_text(c['dropout'], c.get('locked_dropout'), c.get('weight_drop'),
-                          c.get('cold_starts'), c.get('ema_decay'))
+                         c.get('cold_starts'), c.get('ema_decay'))
     table.add_row("training", f"batch {c['batch_size']}x{c['seq_len']}, {c['optimizer']} "
                               f"lr {c['lr']:g}, {recipe}, clip {c['clip']:g}, seed {c['seed']}")
     if report["steps"] is not None:
@@ -73,8 +73,7 @@ def _print(report):
         table.add_row("progress", f"{report['steps']:,} steps, {report['train_seconds'] or 0:.0f}s of training, "
                                   f"gradient clipped on {clipped:,} of them")
     if report["validated"] is False:
-        latest = "the latest average" if c.get("ema_decay") else "the latest ones"
-        table.add_row("best val", f"[yellow]no validation ran yet[/]: the weights are {latest}")
+        table.add_row("best val", "[yellow]no validation ran yet[/]: the weights are the latest ones")
     if report["best_val_loss"] is not None:
         table.add_row("best val", f"{report['best_val_loss']:.4f} nats/char "
                                   f"({report['best_val_bpc']:.3f} bits/char) at step {report['best_step']}")

@@ -8,7 +8,7 @@ import time
 import click
 
 from ..network.celltypes import CELLS
-from ..config import COLD_STARTS, MODES, OPTIMIZERS, TOKENS, Config, recipe_text
+from ..config import COLD_STARTS, EMA_DECAY, MODES, OPTIMIZERS, TOKENS, Config, recipe_text
 from ..training.reporter import Reporter
 from .common import (DEFAULT_MODEL, compile_notice, consoles, pipe_closed, print_json,
                      reports_errors, silence)
@@ -49,8 +49,8 @@ def _default(setting):
 @click.option("--beta2", type=float, help="Adam's decay rate of its squared-gradient average.  " + _default("beta2"))
 @click.option("--ema-decay", type=float,
               help="Keep a moving average of the weights, this much of it kept at each step, in "
-                   "[0, 1): validation reads it and --out keeps it; 0 for none.  "
-                   + _default("ema_decay"))
+                   "[0, 1): validation reads it, and --out keeps the best; 0 for none.  "
+                   f"[default: {EMA_DECAY:g} with a validation split, else 0]")
 @click.option("--dropout", type=float, help="Dropout between layers, in [0, 1).  [default: sized to the corpus]")
 @click.option("--locked-dropout/--no-locked-dropout", default=None,
               help="One --dropout mask per sequence for all its steps, instead of a new mask at "
@@ -300,7 +300,7 @@ class LogReporter(NoticeReporter):
     def start(self, trainer):
         c = trainer.config
         recipe = recipe_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts,
-                              c.ema_decay)
+                             c.ema_decay)
         self.console.print(f"[bold]charlm[/] {c.cell} {c.num_layers}x{c.hidden_size}"
                            f"{' bidirectional' if c.bidirectional else ''}, "
                            f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "

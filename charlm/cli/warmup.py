@@ -8,7 +8,7 @@ compile time).
 """
 import numpy as np
 
-from ..config import Config
+from ..config import EMA_DECAY, Config
 from ..network.engine import Engine
 from ..kernels.optim import squared_norm
 from ..network.stack import Dropout, FlatArrays, Network, init_parameters, parameter_shapes
@@ -40,7 +40,8 @@ def warm_up_training(cell, optimizer="adam", dtype=np.float32):
     net.loss_and_gradients(x, y, net.zero_state(B), grads, Dropout(0.1))
     squared_norm(grads.flat)
     weights = net.params.flat
-    Optimizer(Config(optimizer=optimizer), weights).step(weights, grads.flat, 1e-3, 1.0, 1)
+    Optimizer(Config(optimizer=optimizer, ema_decay=EMA_DECAY), weights).step(
+        weights, grads.flat, 1e-3, 1.0, 1)
     warm_up_forward(net)
 
 

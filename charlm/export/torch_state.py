@@ -189,7 +189,7 @@ def _config_and_vocab(meta, path, cell, V, H, L, vocab, mode):
     if mode not in ("stream", "lines"):
         raise bad(f"{where} gives the mode {mode!r}; charlm's are stream and lines")
     config = Config(cell=cell, hidden_size=H, num_layers=L, mode=mode, dropout=0.0,
-                    weight_drop=0.0, cold_starts=0.0, seq_len=default_seq_len(mode))
+                    weight_drop=0.0, cold_starts=0.0, ema_decay=0.0, seq_len=default_seq_len(mode))
     try:
         config.validate()
     except UsageError:

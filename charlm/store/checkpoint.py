@@ -173,7 +173,7 @@ def _training_state(path, arrays, config, size):
     if found != sorted(names):
         raise CheckpointError(f"{path}: the optimizer state ({', '.join(found) or 'none'}) does not "
                               f"match its optimizer {config.optimizer} and --ema-decay "
-                              f"{config.ema_decay:g}")
+                              f"{config.ema_decay or 0:g}")
     moments = {name: _weight(arrays, f"state.opt.{name}", (size,), path).astype(np.float32)
                for name in names}
     carry = arrays.get("state.carry")

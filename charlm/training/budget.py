@@ -9,9 +9,11 @@ blocks (1 rnn, 3 gru, 4 lstm), a batch of B sequences of T steps split over S th
 optimizer moments (Adam 2, RMSprop 1, SGD 0, and one for --ema-decay's average), D stacks (2 for
 a bidirectional model, else 1)::
 
-    weights      4 P (3 + M + (S - 1))
+    weights      4 P (3 + M + A + (S - 1))
                  the weights, their gradient and the best weights so far; the optimizer's
-                 moments and the average; one more gradient buffer for each thread after the first
+                 moments and the average; with the average (A = 1), the latest weights set
+                 aside while validation reads it; one more gradient buffer for each thread
+                 after the first
     activations  4 T B D (L (G H + 4 H) + G H + H) + 4 T B 2 V
                  per layer (``network.stack.Stack``): the gates (G H), the outputs h (H), the
                  LSTM's cell states or the GRU's r*h (H), the outputs after dropout (H) and the
@@ -50,7 +52,8 @@ def training_bytes(config, vocab_size, parameters, threads):
     M = len(optimizer_moments(config))
     D = 2 if config.bidirectional else 1
     T, B = config.seq_len, config.batch_size
-    weights = FLOAT_BYTES * parameters * (3 + M + max(threads, 1) - 1)
+    A = 1 if config.ema_decay else 0
+    weights = FLOAT_BYTES * parameters * (3 + M + A + max(threads, 1) - 1)
     activations = FLOAT_BYTES * T * B * (D * (L * (G * H + 4 * H) + G * H + H) + 2 * V)
     return weights + activations, weights, activations
 

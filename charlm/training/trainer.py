@@ -20,8 +20,8 @@ from ..text import corpus as data
 from ..scoring import dynamic, passes
 from ..scoring.scorer import windowed_loss
 from ..network.bidirectional import held_out_log_prob, network_for, shapes_for
-from ..config import (COLD_STARTS, DEFAULT_MODEL, Config, default_seq_len, optimizer_moments,
-                      format_duration)
+from ..config import (COLD_STARTS, DEFAULT_MODEL, EMA_DECAY, Config, default_seq_len,
+                      format_duration, optimizer_moments)
 from ..errors import CheckpointError, TrainingDiverged, UsageError
 from ..network.engine import Engine
 from ..kernels import optim
@@ -71,6 +71,8 @@ def resolve_config(config, corpus):
         config = replace(config, seq_len=default_seq_len(config.mode, config.bidirectional))
     if config.cold_starts is None:
         config = replace(config, cold_starts=COLD_STARTS if config.mode == "stream" else 0.0)
+    if config.ema_decay is None:
+        config = replace(config, ema_decay=EMA_DECAY if config.val_frac > 0 else 0.0)
     return config, notices
 
 
@@ -150,18 +152,21 @@ class Optimizer:
     Weight decay is decoupled from the gradient, as in AdamW (Loshchilov & Hutter): each matrix in
     ``decayed`` shrinks by lr * weight_decay before the step; biases are left alone.
 
-    The average starts as the initial weights and follows each step with the decay
-    min(ema_decay, (1 + t) / (10 + t)) at step t, so that it forgets the initial weights within
-    the first steps of a run (the same warm-up as TensorFlow's ExponentialMovingAverage)."""
+    The average starts as the initial weights and follows step t with the decay
+    min(ema_decay, (1 + t) / (10 + t)): until that reaches ema_decay (at step 1,790 for 0.995) it
+    weighs about the last ninth of the steps so far, so that the initial weights fade as fast as
+    the run moves away from them (TensorFlow's ExponentialMovingAverage warms up the same way)."""
 
     def __init__(self, config, params, moments=None, decayed=()):
         self.name, self.beta2, self.weight_decay = config.optimizer, config.beta2, config.weight_decay
         self.ema_decay = config.ema_decay
         self.decayed = list(decayed)
-        self.moments = moments if moments else {k: np.zeros(params.size, np.float32)
-                                                 for k in optimizer_moments(config)}
-        if "average" in self.moments and not moments:
-            self.moments["average"][:] = params
+        if moments:
+            self.moments = moments
+        else:
+            self.moments = {k: np.zeros(params.size, np.float32) for k in optimizer_moments(config)}
+            if self.ema_decay:
+                self.moments["average"][:] = params
 
     def step(self, params, grads, lr, scale, t):
         if self.weight_decay > 0.0:
@@ -180,7 +185,7 @@ class Optimizer:
                                  min(self.ema_decay, (1.0 + t) / (10.0 + t)))
 
     def weights_in_use(self, params):
-        """The weights that validation reads and the checkpoint keeps: the average, if any."""
+        """The weights that validation reads, and keeps as the best: the average, if any."""
         return self.moments.get("average", params)
 
 
@@ -587,11 +592,9 @@ class Trainer:
         self.save_seconds = time.perf_counter() - started
 
     def _weights_to_keep(self):
-        """The best weights by validation, or until a validation has run (or without one) the
-        weights in use: the latest, or their average with --ema-decay."""
-        if self.best is not None:
-            return self.best
-        return self.optimizer.weights_in_use(self.params.flat)
+        """The best weights by validation, or until a validation has run (or without a
+        validation split) the latest weights, as the spec's checkpoint says."""
+        return self.best if self.best is not None else self.params.flat
 
     def _catch_interrupts(self):
         """First Ctrl-C: finish the current step, save, stop. A second one stops at once."""
@@ -678,6 +681,9 @@ def check_needs(config, dataset):
     if config.cold_starts and config.mode != "stream":
         raise UsageError("--cold-starts restarts streams of a stream-mode run; in lines mode every "
                          "line already starts from the zero state")
+    if config.ema_decay and not config.val_frac:
+        raise UsageError("--ema-decay averages the weights that validation reads; with --val-frac "
+                         "0 nothing is validated and the latest weights are kept: drop one of them")
 
 
 def check_held_out_figures(config, dataset):

@@ -221,7 +221,7 @@ def card(model, ckpt):
     c = model.config
     run = ckpt.training.run if ckpt.training else None
     recipe = recipe_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts,
-                          c.ema_decay)
+                         c.ema_decay)
     rows = [("cell", f"{c.cell.upper()}, {c.num_layers} layer{'s' * (c.num_layers > 1)} of "
                      f"{c.hidden_size} units"),
             ("parameters", f"{model.num_parameters:,}"),
