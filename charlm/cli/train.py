@@ -185,7 +185,8 @@ def summarize(trainer, reason):
                    "bidirectional": c.bidirectional, "mode": c.mode, "dropout": c.dropout,
                    "locked_dropout": c.locked_dropout, "weight_drop": c.weight_drop,
                    "cold_starts": c.cold_starts, "ema_decay": c.ema_decay,
-                   "batch_size": c.batch_size, "seq_len": c.seq_len, "parameters": int(trainer.params.flat.size)},
+                   "batch_size": c.batch_size, "seq_len": c.seq_len,
+                   "parameters": int(trainer.params.flat.size)},
     }
 
 
