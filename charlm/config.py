@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import re
+import typing
 from dataclasses import dataclass
 
 from .network.celltypes import CELLS
@@ -121,11 +122,32 @@ class Config:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("config is not a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)}
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key in types and not _json_fits(value, types[key]):
+                kinds = " or ".join(JSON_KINDS[t] for t in typing.get_args(types[key]) or
+                                    (types[key],))
+                raise ValueError(f"its {key} is {value!r}, where {kinds} belongs")
+        names = set(types)
         if data.get("tokens", "chars") not in TOKENS:     # none: a character model
             raise ValueError(f"its tokens are {data['tokens']!r}, a kind this charlm does not "
                              f"read (it reads {', '.join(TOKENS)})")
         return cls(**{**BEFORE_THE_SETTING, **{k: v for k, v in data.items() if k in names}})
+
+
+JSON_KINDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+              list: "a list", type(None): "null"}
+
+
+def _json_fits(value, annotation):
+    """Whether a JSON value can stand for a field of this type: a whole number for an int, any
+    number for a float (never true or false), a string for a str."""
+    allowed = typing.get_args(annotation) or (annotation,)
+    if value is None or isinstance(value, bool):
+        return type(value) in allowed
+    if isinstance(value, int) and float in allowed:
+        return True
+    return isinstance(value, tuple(t for t in allowed if t is not type(None)))
 
 
 # What a run did before each of these settings existed: a checkpoint without the key resumes so.

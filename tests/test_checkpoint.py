@@ -128,6 +128,9 @@ def rewrite(tmp_path, saved_bytes, change):
     (lambda a: a.pop("format"), "not a charlm checkpoint"),
     (lambda a: a.update(config=np.array("{not json")), "unreadable config"),
     (lambda a: a.update(config=np.array('{"cell": "transformer", "hidden_size": 6}')), "unreadable config"),
+    (lambda a: a.update(config=np.array(a["config"].item().replace('"num_layers": 2',
+                                                                     '"num_layers": 1.5'))),
+     "its num_layers is 1.5, where a whole number belongs"),
     (lambda a: a.update(vocab=np.array(["a", "b"])), "invalid vocabulary"),
     (lambda a: a.pop("out.W"), "missing the weight 'out.W'"),
     (lambda a: a.update({"layers.1.W_h": np.zeros((6, 17), np.float32)}), "has shape"),
@@ -274,3 +277,17 @@ def test_an_error_while_writing_leaves_no_temporary_file(tmp_path, monkeypatch):
         checkpoint.save(str(path), make_checkpoint("lstm"))
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_a_zip_member_that_is_not_an_array_is_no_entry(tmp_path, saved_bytes):
+    """np.load hands back a member that is not an .npy array as bytes: no entry of a checkpoint."""
+    import zipfile
+    path = tmp_path / "m.npz"
+    with zipfile.ZipFile(io.BytesIO(saved_bytes)) as source, zipfile.ZipFile(path, "w") as copy:
+        for item in source.infolist():
+            if item.filename == "format.npy":
+                copy.writestr("format", b"charlm")
+            else:
+                copy.writestr(item.filename, source.read(item.filename))
+    with pytest.raises(CheckpointError, match="no valid 'format' entry"):
+        checkpoint.load(str(path))

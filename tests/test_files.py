@@ -453,3 +453,15 @@ def test_at_most_one_lock_holder_at_any_time(tmp_path_factory, moves):
     for lock in locks:
         lock.release()
     assert not os.path.exists(path + ".lock")
+
+
+def test_a_path_with_brackets_is_printed_as_it_is(tmp_path, names_file):
+    """Paths are text, not rich markup: "[v2]" would otherwise vanish from the message, and
+    "[/x]" would be a markup error."""
+    (tmp_path / "a[").mkdir()
+    out = tmp_path / "a[" / "x][v2].npz"            # written out: .../a[/x][v2].npz
+    result = run_charlm("train", names_file, "--out", out, "--hidden", 8, "--steps", 2,
+                        "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert f"saved to {out}." in result.stdout.replace("\n", "")
+    assert out.exists()

@@ -352,3 +352,11 @@ def test_a_run_whose_dropout_masks_were_drawn_another_way_resumes_with_a_notice(
 def test_a_min_count_that_leaves_no_character_is_refused(tmp_path, names_file):
     with pytest.raises(UsageError, match="--min-count 1000000 leaves no character"):
         new_trainer(str(names_file), str(tmp_path / "m.npz"), min_count=1_000_000)
+
+
+def test_a_min_count_that_leaves_only_labels_is_refused(tmp_path):
+    """A labelled corpus's vocabulary holds its labels too: they are no characters to learn."""
+    corpus = tmp_path / "c.tsv"
+    corpus.write_text("a\thello\nb\tworld\n" * 20, encoding="utf-8")
+    with pytest.raises(UsageError, match="--min-count 1000000 leaves no character"):
+        new_trainer(str(corpus), str(tmp_path / "m.npz"), labelled=True, min_count=1_000_000)

@@ -72,11 +72,13 @@ def prepare(corpus, encoding, mode, tokens, force, as_json):
             if tokens == "words" else
             f"{summary['tokens']:,} characters, {summary['vocab_size']} tokens")
     what += f" ({summary['dtype']}), {summary['mode']} mode"
+    from rich.markup import escape
+    folder = escape(corpus_ids.folder)
     if built:
-        out.print(f"[green]Prepared {corpus}[/]: {what}, in {seconds:.1f}s "
-                  f"({summary['mb_per_sec']:,} MB/s) -> [bold]{corpus_ids.folder}[/]")
+        out.print(f"[green]Prepared {escape(corpus)}[/]: {what}, in {seconds:.1f}s "
+                  f"({summary['mb_per_sec']:,} MB/s) -> [bold]{folder}[/]")
     else:
-        out.print(f"{corpus} is already prepared: {what} in [bold]{corpus_ids.folder}[/] "
+        out.print(f"{escape(corpus)} is already prepared: {what} in [bold]{folder}[/] "
                   "(--force to prepare it again)")
 
 

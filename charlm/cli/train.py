@@ -191,13 +191,13 @@ def summarize(trainer, reason):
 
 
 def _report_end(trainer, summary, reason, corpus, console, quiet):
+    from rich.markup import escape
     if reason.startswith("already "):
-        console.print(_nothing_to_do(trainer, reason[len("already "):]))
+        console.print(_nothing_to_do(trainer, reason[len("already "):]), markup=False)
         return
     if reason == "interrupted":
         again = shlex.join(["charlm", "train", *([corpus] if corpus else []), "--out",
                             trainer.out, "--resume"])       # quoted: it is pasted into a shell
-        from rich.markup import escape
         console.print(f"[yellow]Stopped at step {trainer.run_state.step}; saved to "
                       f"{escape(trainer.out)}.[/] Continue with: [bold]{escape(again)}[/]")
         return
@@ -208,7 +208,7 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
     early = (f" (stopped early: no new best in {trainer.config.patience} validations; "
              "--patience to change)" if reason == "no improvement" else "")
     console.print(f"[green]Trained {steps} step{'s' * (steps != 1)} in {summary['elapsed']:.0f}s[/]{val}; "
-                  f"saved to [bold]{trainer.out}[/].{early}")
+                  f"saved to [bold]{escape(trainer.out)}[/].{early}")
     for key, what in (("val_windowed_loss", "on nanoGPT's windows (--val-windows)"),
                       ("val_dynamic_loss", "with dynamic evaluation (--val-dynamic)")):
         if key in summary:
@@ -223,7 +223,7 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
         what, example = (("words", "The ___ sat") if trainer.config.tokens == "words" else
                          ("characters", "Th_ c_t"))
         console.print(f'[dim]Fill in missing {what} with:[/] charlm fill "{example}" --model '
-                      f'{trainer.out}')
+                      f'{escape(shlex.quote(trainer.out))}')
         return
     from ..api import load
     model = load(trainer.out)
@@ -290,7 +290,8 @@ class NoticeReporter(Reporter):
 
     @guarded
     def notice(self, message):
-        self.console.print(f"[dim]{message}[/]")
+        from rich.markup import escape
+        self.console.print(f"[dim]{escape(message)}[/]")
 
 
 class LogReporter(NoticeReporter):
@@ -299,6 +300,7 @@ class LogReporter(NoticeReporter):
 
     @guarded
     def start(self, trainer):
+        from rich.markup import escape
         c = trainer.config
         recipe = recipe_text(c.dropout, c.locked_dropout, c.weight_drop, c.cold_starts,
                              c.ema_decay)
@@ -306,7 +308,7 @@ class LogReporter(NoticeReporter):
                            f"{' bidirectional' if c.bidirectional else ''}, "
                            f"{trainer.params.flat.size:,} parameters, {c.mode} mode, "
                            f"{len(trainer.dataset.vocab)} tokens, batch {c.batch_size}x{c.seq_len}, "
-                           f"{recipe} -> {trainer.out}")
+                           f"{recipe} -> {escape(trainer.out)}")
         self.trainer = trainer
         self.smoothed = None
         self.steps_at_start = trainer.run_state.step

@@ -92,7 +92,8 @@ def load(path, with_training_state=False):
         raise CheckpointError(f"{path} is not a charlm checkpoint (not an .npz file), or it is truncated")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            # a member that is not an .npy array comes back as bytes: no entry of a checkpoint
+            arrays = {name: a for name in npz.files if isinstance(a := npz[name], np.ndarray)}
     except ValueError as e:
         if "allow_pickle" in str(e):
             raise CheckpointError(f"{path} holds pickled objects; charlm never unpickles, refusing it") from None

@@ -650,7 +650,7 @@ def new_trainer(corpus=None, out=DEFAULT_MODEL, resume=False, force=False, encod
             config = Config(**options).validate()
             config, notices = resolve_config(config, source)
             config, source, vocab = wordcorpus.tokenized(config, source, notices, reporter)
-            if len(vocab) == 2:
+            if not vocab.fillers().any():     # only <EOS>, <UNK> and any labels are left
                 raise UsageError(f"--min-count {config.min_count} leaves no character of the "
                                  "corpus a token of its own: nothing would be learnt; lower it")
             config, dataset = build_dataset(config, source, vocab)
