@@ -297,6 +297,9 @@ def test_bad_uses_of_labels_are_refused_in_one_line(trained, unlabelled, tmp_pat
     cases = [
         (["sample", "--label", "poetry", "--model", model], "it knows low, mid, top"),
         (["score", "abc", "--label", "poetry", "--model", model], "no such label"),
+        # refused before any model is read: this one does not exist
+        (["score", "--file", "x.txt", "--label", "low", "--model", "missing.npz"],
+         "--label applies to TEXT arguments"),
         (["sample", "--label", "low", "--model", unlabelled], "trained without labels"),
         (["score", "abc", "--label", "low", "--model", unlabelled], "trained without labels"),
         (["classify", "abc", "--model", unlabelled], "trained without labels"),

@@ -28,7 +28,8 @@ Examples:
               help="Encoding of --file and --eval.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"results": [{"text", "label", "posterior": {label: p}}]}, with '
-                   '--eval also "true" in each result and "accuracy", "confusion", "majority".')
+                   '--eval also "true" in each result and "examples", "accuracy", "confusion", '
+                   '"majority".')
 @reports_errors
 def classify(texts, model_path, file_path, eval_path, encoding, as_json):
     """The most probable label of each TEXT, and the posterior P(label | text) of every label: by

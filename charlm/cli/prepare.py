@@ -30,8 +30,8 @@ Examples:
                    "(docs/words.md); the figures printed are then of the words.")
 @click.option("--force", is_flag=True, help="Prepare again even if the prepared copy is current.")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"tokens", "vocab_size", "path", "dtype", "mode", "built", "seconds", '
-                   '"mb_per_sec"}; with --tokens words, "distinct_tokens" too.')
+              help='Print {"tokens", "vocab_size", "path", "dtype", "mode", "lines", "built", '
+                   '"seconds", "mb_per_sec"}; with --tokens words, "distinct_tokens" too.')
 @reports_errors
 def prepare(corpus, encoding, mode, tokens, force, as_json):
     """Read CORPUS once, in chunks, and write its token ids as a memory-mappable file with a small

@@ -93,7 +93,8 @@ Examples:
                    "the model's probability of the text given that it matches.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"samples": [...]}, the text generated after the prime; with --beam '
-                   'also "log_probs" and "ended", with a corpus check "novelty".')
+                   'also "log_probs" and "ended" (and "scores" with --length-penalty), with a '
+                   'corpus check "novelty", with --novel "drawn" (the samples drawn).')
 @reports_errors
 def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop_at_eos, beam,
            length_penalty, stop, keep_stop, interactive, corpus_path, novelty, novel, label,

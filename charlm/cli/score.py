@@ -43,7 +43,7 @@ SHADES = [(1.0, "black on green3"), (2.0, "black on yellow3"), (4.0, "black on d
 @click.option("--exact", is_flag=True,
               help="Stream-mode --file: one sequential pass, exactly the definition (slow). "
                    "By default the file is scored in parallel segments, each warmed up on the "
-                   "characters before it.")
+                   "characters before it. A lines-mode model's lines are always scored exactly.")
 @click.option("--dynamic", is_flag=True,
               help="--file: dynamic evaluation: score the file in segments, each with the weights "
                    "as they are, then take a gradient step on it (docs/dynamic-evaluation.md).")
@@ -87,6 +87,8 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
                          "(see charlm score --help)")
     if per_char and not texts:
         raise UsageError("--per-char applies to TEXT arguments, not to --file")
+    if label is not None and file_path is not None:
+        raise UsageError("--label applies to TEXT arguments, not to --file")
     if file_path is None:
         refuse_given(["encoding", "exact"], "--file PATH")
     if windows is None:
@@ -107,8 +109,6 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
             warm_up(model.network)
     if label is not None:
         from ..scoring.classify import score_given
-        if file_path is not None:
-            raise UsageError("--label applies to TEXT arguments, not to --file")
         results = score_given(model, list(texts), label, per_char)
     else:
         results = scorer.score(model, list(texts), per_char=per_char) if texts else []

@@ -77,7 +77,7 @@ def _default(setting):
                    "score --dynamic (not part of --max-time).  " + _default("val_dynamic"))
 @click.option("--mode", type=click.Choice(list(MODES)),
               help="lines: one example per line; stream: one long text.  " + _default("mode"))
-@click.option("--min-count", type=int, help="Characters seen fewer times become <UNK>.  " + _default("min_count"))
+@click.option("--min-count", type=int, help="Characters (word tokens, with --tokens words) seen fewer times become <UNK>.  " + _default("min_count"))
 @click.option("--tokens", type=click.Choice(list(TOKENS)), help="chars: a character model; words: words, punctuation marks and runs of whitespace (docs/words.md).  " + _default("tokens"))
 @click.option("--vocab-size", type=int, help="--tokens words: keep the N most frequent tokens, the rest read as <UNK>.  [default: those seen at least twice, at most 10,000]")
 @click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")
@@ -228,10 +228,12 @@ def _report_end(trainer, summary, reason, corpus, console, quiet):
     from ..api import load
     model = load(trainer.out)
     lines = model.config.mode == "lines"
-    samples = model.sample(num=5 if lines else 1, length=None if lines else 300, temperature=0.8)
     if model.config.labels:      # one sample of each label (the first few), its label before it
         samples = [f"[{name}] " + model.sample(label=name, temperature=0.8)[0]
                    for name in model.config.labels[:8]]
+    else:
+        samples = model.sample(num=5 if lines else 1, length=None if lines else 300,
+                               temperature=0.8)
     console.print("[dim]Samples (charlm sample for more):[/]")
     for text in samples:
         console.print("  " + text.replace("\n", "\n  "), markup=False)

@@ -6,8 +6,8 @@
   the corpus; it is in the corpus when the whole sample is. The corpus is indexed by a suffix
   array built with numpy by prefix doubling: the suffixes are sorted by their first w characters
   packed into one int64 key (w = 62 // bits per character: 8 for tiny Shakespeare), then by
-  pairs of ranks, doubling the sorted length each round until every rank is distinct (1.0 to 1.2 s
-  for the 1.1 MB of tiny Shakespeare, measured on a loaded two-core machine). A query extends a running best: at each position i of the
+  pairs of ranks, doubling the sorted length each round until every rank is distinct (its time
+  for tiny Shakespeare: docs/sampling.md). A query extends a running best: at each position i of the
   sample, while s[i : i + best + 1] occurs in the corpus (a binary search of the suffix array),
   best grows by one, so a sample of m characters costs at most m + best searches.
 
@@ -181,7 +181,7 @@ def stored_run(model):
 
 def novel_samples(model, check, num, prime="", seed=None, **options):
     """Draw samples (``options`` as :func:`charlm.generation.sampler.sample` takes them) until ``num``
-    distinct new ones are found or MIN_DRAWS / DRAWS_PER_SAMPLE draws are spent; returns
+    distinct new ones are found or max(MIN_DRAWS, DRAWS_PER_SAMPLE * num) draws are spent; returns
     (the new samples, their Novelty, the number of samples drawn). ``check`` is a Reference."""
     cap = max(MIN_DRAWS, DRAWS_PER_SAMPLE * num)
     seeds = np.random.default_rng(seed)

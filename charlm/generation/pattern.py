@@ -35,11 +35,10 @@ has been stable for many releases.
 Why no automaton library: interegular 0.3.3 and greenery 4.2.3 were both tried. Both read
 regular expressions their own way (``[]a]``, ``\\w`` beyond ASCII, ``.`` and the newline,
 anchors, flags), so only Python's reading can be trusted to mean what ``re.fullmatch`` means;
-and both build automata of nested repeats too slowly to use: interegular looks up each new
-state in a list (quadratic in the states of every intermediate automaton) and took over a minute
-on a pattern of the property tests whose automaton has 27 states, and greenery did not finish
-another within a minute. The construction here takes milliseconds on the same patterns, adds no
-dependency, and its result is held to ``re.fullmatch`` by the property tests.
+and both build automata of nested repeats too slowly to use (docs/patterns.md gives the times):
+interegular looks up each new state in a list, quadratic in the states of every intermediate
+automaton. The construction here adds no dependency, and its result is held to ``re.fullmatch``
+by the property tests.
 """
 import functools
 import re
@@ -562,6 +561,7 @@ def exact_distribution(model, options, limit=EXACT_LIMIT):
     most ``options.length`` characters after the prime, each with P(text | prime, text matches)
     = P(prime text <EOS>) / the sum over the matches (lines mode: each is a whole line, scored
     as ``charlm score`` scores it). Raises UsageError when there are more than ``limit``."""
+    from ..network.engine import softmax
     from ..scoring.scorer import score
     pattern = options.match
     if model.config.mode != "lines":
@@ -572,8 +572,7 @@ def exact_distribution(model, options, limit=EXACT_LIMIT):
     if not texts:
         raise UsageError(f"{OPTION} {pattern.regex!r} has no match to draw")
     log_p = np.array([s.log_prob for s in score(model, [options.prime + t for t in texts])])
-    p = np.exp(log_p - log_p.max())
-    return texts, p / p.sum()
+    return texts, softmax(log_p)
 
 
 def sample_exact(model, options, limit=EXACT_LIMIT):

@@ -12,7 +12,7 @@ Each weight's update reads and writes only its own entries, so a buffer split in
 threads gives the same bits whatever the split. With lr = 0 the weights stay exactly w0.
 
 The threads hand in slices rather than a range of indices: a loop from 0 lets Numba drop its
-negative-index check and LLVM vectorise the square roots and divisions (three times faster).
+negative-index check and LLVM vectorise the square roots and divisions.
 """
 import numpy as np
 from numba import njit

@@ -155,8 +155,8 @@ _blas_lock = threading.RLock()   # the setting is process-wide: one block at a t
 
 @functools.lru_cache(maxsize=None)
 def _blas_thread_functions():
-    """Looked up on first use: importing SciPy costs about 0.2 s of start-up, which commands
-    that never call BLAS (batch-1 sampling) should not pay."""
+    """Looked up on first use: importing SciPy costs start-up time, which commands that never
+    call BLAS (batch-1 sampling) should not pay."""
     return _openblas_thread_functions()
 
 

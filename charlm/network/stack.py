@@ -51,8 +51,8 @@ def init_parameters(params, cell, rng):
     Recurrent blocks orthogonal; input and output weights uniform with variance 1/fan-in, except
     layer 0's rows (one per character: an embedding folded into the gates), which get variance 1,
     like the pre-activations of an embedding-fed layer: with variance 1/H there, the characters'
-    rows start too alike, and Adam takes hundreds of steps to tell them apart (after 500 steps on
-    tiny Shakespeare a 2x128 LSTM's training loss is 2.07 with 1/H, 1.73 with 1). Biases zero except the gate that decides what to keep: the LSTM forget
+    rows start too alike, and Adam takes hundreds of steps to tell them apart (docs/design.md,
+    Initialisation). Biases zero except the gate that decides what to keep: the LSTM forget
     gate starts at +1 and the GRU update gate at -1, so that both start by carrying their state
     forward (Jozefowicz et al. 2015): the cell table (``charlm.network.celltypes``) says which."""
     dtype = params.flat.dtype

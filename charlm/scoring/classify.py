@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UsageError
-from ..network.engine import Engine
+from ..network.engine import Engine, softmax
 from ..text import labels as text_labels
 from ..text.vocab import require_unicode
 from . import scorer
@@ -89,10 +89,7 @@ def classify(model, texts, progress=None):
     _checked(texts)
     names = model.config.labels
     loglik, _ = log_likelihoods(model, texts, progress)
-    joint = loglik + log_prior(model.config)
-    joint -= joint.max(axis=1, keepdims=True)
-    post = np.exp(joint)
-    post /= post.sum(axis=1, keepdims=True)
+    post = softmax(loglik + log_prior(model.config))     # Bayes' rule over the labels
     results = [Classification(t, names[int(np.argmax(p))], dict(zip(names, p.tolist())),
                               dict(zip(names, ll.tolist())))
                for t, p, ll in zip(texts, post, loglik)]

@@ -96,8 +96,8 @@ def fill(model, text, blank="_", top=3, left_only=False):
                          lines=model.config.mode == "lines")
     # One column at a time, the products are tiny (a few rows by H): the thread runs them alone,
     # and BLAS's own threads would only hand them over and spin, which makes left-context fills
-    # about ten times slower on two cores (``benchmarks/bench_fill.py`` reports blanks filled per
-    # second). Rescoring's many columns fan out over the cores, one BLAS thread each.
+    # much slower (``benchmarks/bench_fill.py`` reports blanks filled per second). Rescoring's
+    # many columns fan out over the cores, one BLAS thread each.
     with blas_for(1):
         results = [_fill_one(model.vocab, method, t, blank, top) for t in texts]
     return results[0] if isinstance(text, str) else results

@@ -25,10 +25,8 @@ decides which pass a text or a file takes):
   to warm its state, and their log-probabilities are not counted (the segment before counts them).
   The first segment starts exactly as the definition says. A character-level model forgets what it
   read a few hundred characters ago, so the result is close to the exact value, and the gap
-  shrinks quickly as the burn-in grows: with ``BURN_IN`` = 128
-  (``charlm.network.engine``, shared with the bidirectional model's validation) it is about 1e-6
-  bits/char for a 2x128 LSTM on tiny Shakespeare with segments of 1024 characters (the shortest
-  used), for about 6% more work on a 1 MB file, less on larger ones.
+  shrinks quickly as the burn-in grows (``BURN_IN`` = 128, ``charlm.network.engine``, shared with
+  the bidirectional model's validation; docs/scoring-and-fill.md gives the gap measured).
   ``benchmarks/bench_score.py --exact`` measures the gap for any checkpoint; ``tests/test_score.py``
   holds the segments to the exact value for a model without memory, where any burn-in is exact.
 

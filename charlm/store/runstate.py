@@ -16,7 +16,8 @@ DROPOUT_MASKS = "splitmix64 per step and column"
 @dataclass
 class Evaluation:
     """One validation: its step, the wall time of the run then, the mean training loss since the
-    previous one and the validation loss (nats per token); ``best`` if it was the best so far."""
+    previous one and the validation loss (nats per token; per character for a word model);
+    ``best`` if it was the best so far."""
     step: int
     elapsed: float
     train_loss: float | None

@@ -32,8 +32,9 @@ BUNDLED = "names.txt"
 def fingerprint(text):
     """What a checkpoint keeps to recognise a corpus (``RunState.corpus``): its length in
     characters and the CRC-32 of its UTF-8 bytes. A prepared corpus (``charlm.text.prepared``)
-    records the same two figures when it is prepared."""
-    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8"))}
+    records the same two figures when it is prepared. A lone surrogate (which no UTF-8 file
+    holds, but a text built in Python may) is encoded as it stands rather than refused."""
+    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8", "surrogatepass"))}
 
 
 @dataclass

@@ -25,12 +25,11 @@ A labelled corpus is read into memory (it is not prepared on disk) and trains in
 passes on its ``labels`` and ``line_labels``, what :func:`label_lines` reads beside the lines'
 spans.
 """
-import zlib
 
 import numpy as np
 
 from ..errors import CorpusError, UsageError
-from .corpus import Corpus, LineBatches
+from .corpus import Corpus, LineBatches, fingerprint
 from .corpus import read_corpus as read_plain
 from .textfile import read_text
 from .vocab import LABEL_PREFIX, Vocab
@@ -166,8 +165,7 @@ class LabelledCorpus(Corpus):
         self.labels = sorted({label for label, _ in examples})
         index = {label: k for k, label in enumerate(self.labels)}
         self.line_labels = np.array([index[label] for label, _ in examples], np.int64)
-        self._fingerprint = {"chars": len(source_text),
-                             "crc32": zlib.crc32(source_text.encode("utf-8", "surrogatepass"))}
+        self._fingerprint = fingerprint(source_text)
 
     def detect_mode(self):
         return "lines", "a labelled corpus: one example per line"

@@ -39,9 +39,8 @@ from ..errors import UsageError
 from ..network.celltypes import cell as cell_named
 
 FLOAT_BYTES = 4
-# Twice the best single-precision matrix product measured per core: one 2048^3 sgemm on both cores
-# runs at 175 to 199 GFLOP/s (docs/results.md, the roof of the training-speed table). A bound,
-# not an estimate.
+# Twice the best single-precision matrix product measured per core (the roof of docs/results.md's
+# training-speed table, a 2048^3 sgemm on both cores). A bound, not an estimate.
 PEAK_FLOPS_PER_CORE = 200e9
 
 

@@ -502,7 +502,8 @@ class Trainer:
         return loss, tokens
 
     def evaluate(self):
-        """Mean validation loss in nats per token (no dropout), or None without a validation set:
+        """Mean validation loss in nats per token (per character for a word model, each <UNK>
+        paying for its spelling), with no dropout, or None without a validation set:
         the loss of the held-out text read in order from <EOS> (stream mode), or of the held-out
         lines, each an example of its own (lines mode), as `charlm score --file` computes them;
         for a bidirectional model, the cloze loss per character of the same text."""
