@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import charlm
-from charlm.text.corpus import read_corpus, split_lines
+from charlm.text.corpus import read_corpus, split_line_indices
 from results import save
 
 DEFAULT_SHAKESPEARE = (Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -60,9 +60,12 @@ def train(corpus, out, minutes, bidirectional):
 def held_out_texts(corpus, snippet):
     """The texts training held out: the validation lines (names), or the last 10% of the file in
     snippets (Shakespeare)."""
-    text = read_corpus(corpus).text
-    if corpus is None:
-        return split_lines(text, VAL_FRAC, SEED)[1]
+    read = read_corpus(corpus)
+    text = read.text
+    if corpus is None:          # the lines training holds out: rows of spans into <EOS> + text
+        spans = read.line_spans()
+        _, val = split_line_indices(len(spans), VAL_FRAC, SEED)
+        return [text[start - 1:start - 1 + length] for start, length in spans[val]]
     val = text[int(len(text) * (1 - VAL_FRAC)):]
     return [val[k:k + snippet] for k in range(0, len(val), snippet)]
 

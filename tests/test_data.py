@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from charlm.cli import main
 from charlm.text.corpus import (LineBatches, StreamBatches, fit_batch_shape, pad_lines, read_corpus,
-    split_lines, split_stream)
+    split_line_indices, split_stream_ids)
 from charlm.errors import CorpusError, UsageError
 from charlm.text.textfile import TextFile, read_text
 from charlm.text.vocab import EOS_ID, UNK_ID, Vocab
@@ -139,7 +139,7 @@ def test_any_text_reads_back_in_any_chunks(tmp_path, text, chunk_bytes):
 
 def test_stream_split_matches_nanogpt_on_tiny_shakespeare_sizes():
     ids = np.arange(1_115_394, dtype=np.int32) % 60 + 2
-    train, val = split_stream(ids, 0.1)
+    train, val = split_stream_ids(np.concatenate([[EOS_ID], ids]).astype(np.int32), 0.1)
     assert len(train) - 1 == 1_003_854 and len(val) == 111_540     # predicted tokens
     assert train[0] == EOS_ID
     assert np.array_equal(np.concatenate([train[1:], val]), ids)
@@ -204,12 +204,12 @@ def test_line_batches_visit_every_line_once_per_epoch():
 
 
 def test_line_split_is_seeded_and_disjoint():
-    text = "\n".join(f"name{i}" for i in range(100))
-    train, val = split_lines(text, 0.1, seed=4)
-    assert len(val) == 10 and not set(train) & set(val)
-    assert split_lines(text, 0.1, seed=4) == (train, val)
-    assert split_lines(text, 0.1, seed=5)[1] != val
-    assert split_lines(text, 0.0, seed=4) == (text.split("\n"), [])
+    train, val = split_line_indices(100, 0.1, seed=4)
+    assert len(val) == 10 and not set(train) & set(val) and len(train) + len(val) == 100
+    assert all(np.array_equal(a, b) for a, b in zip(split_line_indices(100, 0.1, 4), (train, val)))
+    assert not np.array_equal(split_line_indices(100, 0.1, 5)[1], val)
+    assert np.array_equal(split_line_indices(100, 0.0, 4)[0], np.arange(100))
+    assert split_line_indices(2, 0.01, 4)[1].size == 1       # one at least, not all
 
 
 @pytest.mark.parametrize("chars,B,T", [(30, 50, 100), (500, 50, 100), (3, 50, 100)])

@@ -127,10 +127,10 @@ def test_enumerated_matches_are_every_match(regex, length):
     assert set(found) == {t for t in TEXTS if len(t) <= length and re.fullmatch(regex, t)}
 
 
-def test_shortest_is_a_shortest_match():
+def test_distance_counts_the_characters_of_a_shortest_match():
     pattern = Pattern("K[a-c]{2,4}a|bb", VOCAB.__class__.from_text("Kabc"))
-    assert pattern.shortest() == "bb"
-    assert pattern.distance[0] == 2
+    assert pattern.distance[0] == 2                         # "bb"
+    assert pattern.distance[pattern.table[0][pattern.vocab.tokens.index("K")]] == 3   # "aaa"
 
 
 # ---- what Python's re means, not what the automaton library reads -------------------------------

@@ -60,10 +60,6 @@ SUPPORTED = "literals, classes, '.', '|', groups, '?', '*', '+' and '{m,n}'"
 OPTION = "--match"
 
 
-def _name(op):
-    return str(op)
-
-
 # ---- reading the pattern -------------------------------------------------------------------------
 
 def parse(regex):
@@ -85,7 +81,7 @@ def parse(regex):
 
 def unsupported(op, av):
     """The name of what node (op, av) does that the automaton cannot, or None."""
-    name = _name(op)
+    name = str(op)
     if name == "GROUPREF":
         return "a backreference (\\1, (?P=name))"
     if name == "GROUPREF_EXISTS":
@@ -120,16 +116,16 @@ class Reader:
         self.cache = {}
 
     def atom(self, op, av, flags):
-        key = (_name(op), repr(av), flags)
+        key = (str(op), repr(av), flags)
         if key not in self.cache:
             state = sre_parse.State()
             state.flags = flags
             try:
                 compiled = sre_compile.compile(sre_parse.SubPattern(state, [(op, av)]), flags)
             except (re.error, TypeError, ValueError):
-                refuse(self.regex, f"an element ({_name(op).lower()}) it cannot read")
+                refuse(self.regex, f"an element ({str(op).lower()}) it cannot read")
             self.cache[key] = frozenset(ch for ch in self.chars if compiled.fullmatch(ch))
-            if not self.cache[key] and _name(op) == "LITERAL":
+            if not self.cache[key] and str(op) == "LITERAL":
                 self.missing.append(chr(av))
         return ("set", self.cache[key])
 
@@ -139,10 +135,10 @@ class Reader:
         items = list(items)
         parts = []
         for i, (op, av) in enumerate(items):
-            first = start and all(_name(o) == "AT" for o, _ in items[:i])
-            last = end and all(_name(o) == "AT" for o, _ in items[i + 1:])
-            if _name(op) == "AT":
-                code = _name(av)
+            first = start and all(str(o) == "AT" for o, _ in items[:i])
+            last = end and all(str(o) == "AT" for o, _ in items[i + 1:])
+            if str(op) == "AT":
+                code = str(av)
                 if code in ("AT_BEGINNING", "AT_BEGINNING_STRING") and first:
                     continue
                 if code in ("AT_END", "AT_END_STRING") and last:
@@ -154,7 +150,7 @@ class Reader:
         return ("cat", parts)
 
     def node(self, op, av, flags, start, end):
-        name = _name(op)
+        name = str(op)
         what = unsupported(op, av)
         if what:
             refuse(self.regex, what)
@@ -325,17 +321,6 @@ class Pattern:
         if self.accepting[state] and (eos_ends or not ok.any()):
             ok[EOS_ID] = True
         return ok
-
-    def shortest(self, state=0):
-        """A shortest text that leads from ``state`` to an accepting state."""
-        out = []
-        while not self.accepting[state]:
-            nxt = self.table[state]
-            v = next(v for v in range(len(nxt)) if nxt[v] >= 0
-                     and self.distance[nxt[v]] == self.distance[state] - 1)
-            out.append(self.vocab.tokens[v])
-            state = int(nxt[v])
-        return "".join(out)
 
     def matches_up_to(self, length, limit, state=0, prefix=""):
         """Every full match of at most ``length`` characters from ``state`` (prefix + each

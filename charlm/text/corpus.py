@@ -114,13 +114,6 @@ def mode_for_lines(count, any_blank, chars):
     return "lines", f"{count:,} short lines without blank lines (one example per line)"
 
 
-def split_lines(text, val_frac, seed):
-    """The non-empty lines, split into (train, val) by a seeded random choice of val_frac of them."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    train, val = split_line_indices(len(lines), val_frac, seed)
-    return [lines[i] for i in train], [lines[i] for i in val]
-
-
 def split_line_indices(n, val_frac, seed):
     """(train, val) ascending indices of n lines: val is a seeded random choice of val_frac of
     them (at least one and not all, where there are two or more)."""
@@ -133,16 +126,11 @@ def split_line_indices(n, val_frac, seed):
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-def split_stream(ids, val_frac):
-    """(train, val) token ids: val is the last val_frac of the text, cut where nanoGPT cuts
-    (1,003,854 / 111,540 characters of tiny Shakespeare). Train starts with <EOS>, its first
-    input; val is the held-out text alone (validation scores it as a text of its own)."""
-    return split_stream_ids(np.concatenate([[EOS_ID], ids]).astype(np.int32), val_frac)
-
-
 def split_stream_ids(full, val_frac):
-    """:func:`split_stream` of full = <EOS> and the text's ids (an array, or a prepared corpus's
-    ``TokenIds``): views of it, nothing copied."""
+    """(train, val) views of full = <EOS> and the text's token ids (an array, or a prepared
+    corpus's ``TokenIds``), nothing copied: val is the last val_frac of the text, cut where nanoGPT
+    cuts (1,003,854 / 111,540 characters of tiny Shakespeare). Train starts with <EOS>, its first
+    input; val is the held-out text alone (validation scores it as a text of its own)."""
     n_train = int((len(full) - 1) * (1.0 - val_frac))
     return full[:n_train + 1], full[n_train + 1:]
 
