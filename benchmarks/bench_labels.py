@@ -143,8 +143,9 @@ class InitialStateBatches:
         return chunks
 
 
-def first_input_log_prob(engine, lines):
-    """Validation of LabelledLines read after their label's token."""
+def first_input_log_prob(engine, lines, label_rows=None):
+    """Validation of LabelledLines read after their label's token (``label_rows``: the trainer
+    passes the lines' own)."""
     log_prob = 0.0
     for start in range(0, len(lines), COLUMNS):
         part = list(range(start, min(len(lines), start + COLUMNS)))
@@ -160,12 +161,12 @@ def train_initial_state(train_path, out, options):
     from charlm.training.trainer import new_trainer
     trainer = new_trainer(str(train_path), str(out), force=True, labelled=True, **options)
     trainer.dataset.train = InitialStateBatches(trainer.dataset.train)
-    saved = passes.labelled_lines_log_prob
-    passes.labelled_lines_log_prob = first_input_log_prob
+    saved = passes.lines_log_prob
+    passes.lines_log_prob = first_input_log_prob
     try:
         trainer.run()
     finally:
-        passes.labelled_lines_log_prob = saved
+        passes.lines_log_prob = saved
     return charlm.load(str(out))
 
 

@@ -17,6 +17,7 @@ from charlm.config import Config
 from charlm.text.corpus import pad_lines
 from charlm.errors import CheckpointError
 from charlm.network.stack import Dropout, FlatArrays, init_parameters
+from charlm.network.shapes import bidirectional_shapes
 from charlm.training.trainer import new_trainer
 from charlm.text.vocab import EOS_ID, Vocab
 
@@ -25,7 +26,7 @@ V, H, L = 7, 5, 2
 
 def random_network(cell, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    params = FlatArrays(bidirectional.parameter_shapes(cell, V, H, L), dtype=dtype)
+    params = FlatArrays(bidirectional_shapes(cell, V, H, L), dtype=dtype)
     init_parameters(params, cell, rng)
     params.flat += (0.1 * rng.standard_normal(params.flat.size)).astype(dtype)   # biases too
     return BidirectionalNetwork(cell, V, H, L, params)

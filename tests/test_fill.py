@@ -9,11 +9,11 @@ from reference import ReferenceNetwork, cloze_log_probs
 from tiny_models import make_word_model
 
 import charlm
-from charlm.network import bidirectional
 from charlm.store import checkpoint
 from charlm.config import Config
 from charlm.errors import UsageError
 from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
+from charlm.network.shapes import bidirectional_shapes
 from charlm.scoring import fill
 from charlm.text.vocab import UNK_ID, Vocab
 
@@ -24,7 +24,7 @@ H, L = 8, 2
 def random_model(folder, name, bidirectional_model, mode, cell="lstm", seed=0):
     """A saved model of random weights (float32, as checkpoints hold them) over CHARS."""
     vocab = Vocab(["<EOS>", "<UNK>"] + sorted(CHARS))
-    shapes = (bidirectional.parameter_shapes if bidirectional_model else parameter_shapes)(
+    shapes = (bidirectional_shapes if bidirectional_model else parameter_shapes)(
         cell, len(vocab), H, L)
     weights = FlatArrays(shapes)
     rng = np.random.default_rng(seed)

@@ -158,7 +158,7 @@ def test_scores_given_a_label_agree_with_the_reference_network(trained_model):
     validation's helper and the training pass against those scores."""
     from charlm.network.engine import Engine
     from charlm.scoring.classify import score_given
-    from charlm.scoring.passes import labelled_lines_log_prob
+    from charlm.scoring.passes import lines_log_prob
     from charlm.text.labels import LabelledLines, label_rows, labelled_ids
     from reference import ReferenceNetwork
     model, texts = trained_model, ["abcfed", "ghij", "qq", "amz"]
@@ -179,7 +179,7 @@ def test_scores_given_a_label_agree_with_the_reference_network(trained_model):
                 log_probs[np.arange(len(y)), y].tolist(), abs=1e-5)
             assert c.log_likelihood[label] == pytest.approx(result.log_prob, abs=1e-4)
         lines = LabelledLines([model.vocab.encode(t) for t in texts], [row] * len(texts))
-        log_prob, tokens = labelled_lines_log_prob(Engine(model.network), lines)
+        log_prob, tokens = lines_log_prob(Engine(model.network), lines, lines.rows)
         assert log_prob == pytest.approx(sum(r.log_prob for r in scores), abs=1e-4)
         assert tokens == sum(r.num_tokens for r in scores)
         ids = model.vocab.encode(texts[0])

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from charlm.store import checkpoint
 from charlm.api import Model
-from charlm.network.bidirectional import parameter_shapes as bidirectional_shapes
+from charlm.network.shapes import bidirectional_shapes
 from charlm.store.checkpoint import Checkpoint, TrainingState
 from charlm.cli import main
 from charlm.config import Config, optimizer_moments

@@ -29,7 +29,6 @@ from .engine import BURN_IN, Engine, log_softmax
 from ..kernels import loss as loss_kernels
 from ..kernels.linalg import matmul
 from .shapes import BACKWARD, shapes_for  # noqa: F401  (the names callers import from here)
-from .shapes import bidirectional_shapes as parameter_shapes
 from .stack import Dropout, Network, Stack, stack_weights
 from ..text.vocab import EOS_ID
 # Validation: time steps x columns per forward call. Each call returns every layer's states,
@@ -124,9 +123,9 @@ class _Shard:
 
 
 class BidirectionalNetwork(Network):
-    """The training pass of the cloze model, over a :class:`charlm.network.stack.FlatArrays` with the
-    names of :func:`parameter_shapes`. Batches, threads, dropout and the carried state (the
-    forward stack's) are :class:`charlm.network.stack.Network`'s."""
+    """The training pass of the cloze model, over a :class:`charlm.network.stack.FlatArrays` with
+    the names of :func:`charlm.network.shapes.bidirectional_shapes`. Batches, threads, dropout and
+    the carried state (the forward stack's) are :class:`charlm.network.stack.Network`'s."""
 
     shard_type = _Shard
 

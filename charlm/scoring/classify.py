@@ -22,7 +22,8 @@ from ..network.engine import Engine, softmax
 from ..text import labels as text_labels
 from ..text.vocab import require_unicode
 from . import scorer
-from .passes import COLUMNS, pad_examples
+from . import passes
+from .passes import COLUMNS
 
 
 @dataclass
@@ -61,20 +62,19 @@ def log_likelihoods(model, texts, progress=None):
     config = model.config
     rows = text_labels.label_rows(model.vocab, config.labels)
     K = len(rows)
-    engine = Engine(model.network)
     ids = [model.vocab.encode(t) for t in texts]
     out = np.zeros((len(texts), K), np.float64)
-    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))   # similar lengths together
-    per_batch = max(1, COLUMNS // K)
-    for start in range(0, len(order), per_batch):
-        chosen = order[start:start + per_batch]
-        x, y = pad_examples([ids[i] for i in chosen for _ in range(K)], lines=True)
-        x = text_labels.labelled_ids(x, np.tile(rows, len(chosen)), model.network.vocab_size)
-        # column (text j, label k) is j * K + k
-        logp = engine.log_probs(x, y, engine.zero_state(x.shape[1]))
-        out[chosen] = logp.sum(axis=0).reshape(len(chosen), K)
+    # example j * K + k is text j read with label k: K copies of a text are of equal length, so
+    # they stay together, and batches of a multiple of K examples hold whole texts
+    examples = [text_ids for text_ids in ids for _ in range(K)]
+    batches = passes.example_log_probs(Engine(model.network), examples, True,
+                                       np.tile(rows, len(texts)), max(1, COLUMNS // K) * K)
+    done = 0
+    for chosen, logp in batches:
+        out[np.asarray(chosen[::K]) // K] = logp.sum(axis=0).reshape(-1, K)
+        done += len(chosen) // K
         if progress is not None:
-            progress(min(start + per_batch, len(order)), len(order))
+            progress(done, len(texts))
     if model.vocab.kind == "words":     # the <UNK>s' spellings, the same under every label
         out -= np.array([model.vocab.costs(t)[2] for t in texts])[:, None]
     return out, np.array([len(i) + 1 for i in ids], np.int64)

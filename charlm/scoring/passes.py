@@ -4,11 +4,11 @@ and :class:`Score`, the record of one text's or one file's figures.
 
 :mod:`charlm.scoring.scorer` says what they compute and why (the definition, lines and stream
 mode, segments and their burn-in); :mod:`charlm.scoring.words` scores a word model with them, and
-training reports its validation figures with :func:`lines_log_prob`, :func:`stream_log_prob` and
-:func:`labelled_lines_log_prob`.
+training reports its validation figures with :func:`lines_log_prob` and :func:`stream_log_prob`.
 
 - lines: every line is an example of its own, ``<EOS>`` before and after; lines are sorted by
-  length and scored in batches of ``COLUMNS``, padded with target -1 (:func:`pad_examples`).
+  length and scored in batches of ``COLUMNS``, padded with target -1 (:func:`pad_examples`,
+  :func:`example_log_probs`: the one batched pass of texts, lines and labelled examples).
 - stream: the ids ``<EOS> c_1 c_2 ..`` cut into segments of S tokens, side by side as columns;
   each column but the first reads the W tokens before its segment to warm its state and does not
   count them (:func:`score_rest`). With W = 0 and one column the state is carried from segment to
@@ -43,7 +43,7 @@ class Score:
     file: str | None = None
     burn_in: int | None = None       # stream-mode file scored by segments: the burn-in length
     dynamic: dict | None = None      # dynamic evaluation: its settings and segments
-    windowed: "Windowed | None" = None   # nanoGPT's protocol (charlm.scoring.scorer.Windowed)
+    windowed: object = None          # nanoGPT's protocol: a charlm.scoring.scorer.Windowed
 
     @property
     def log2_prob(self):
@@ -108,55 +108,60 @@ def pad_examples(ids_list, lines):
     return x, y
 
 
+def example_log_probs(engine, examples, lines, label_rows=None, columns=COLUMNS):
+    """Score examples (token id arrays), each from the zero state as :func:`pad_examples` lays it
+    out, in batches of at most ``columns`` of similar length; with ``label_rows`` (a label token
+    id per example, 0 for none) each reads its label at every step. Yields (the examples'
+    indices, their (T, B) log p(y | x) columns in that order). A stable sort: examples of equal
+    length keep their order, so equal-length runs stay together."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]))
+    for start in range(0, len(order), columns):
+        chosen = order[start:start + columns]
+        x, y = pad_examples([examples[i] for i in chosen], lines)
+        if label_rows is not None:
+            x = labelled_ids(x, np.asarray(label_rows)[chosen], engine.network.vocab_size)
+        yield chosen, engine.log_probs(x, y, engine.zero_state(len(chosen)))
+
+
 # ---- lines ---------------------------------------------------------------------------------------
 
-def lines_log_prob(engine, lines_ids):
+def lines_log_prob(engine, lines_ids, label_rows=None):
     """(log-probability in nats, predicted tokens) of lines given as token ids, each an example of
-    its own (``<EOS>`` before and after), scored in batches of COLUMNS lines of similar length.
-    Training reports this for its validation lines."""
-    ordered = sorted(lines_ids, key=len)
-    log_prob = 0.0
-    for start in range(0, len(ordered), COLUMNS):
-        x, y = pad_examples(ordered[start:start + COLUMNS], lines=True)
-        log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
-    return log_prob, sum(len(ids) + 1 for ids in ordered)
+    its own (``<EOS>`` before and after); with ``label_rows``, each read with its label. Training
+    reports this for its validation lines."""
+    log_prob = sum(float(logp.sum())
+                   for _, logp in example_log_probs(engine, lines_ids, True, label_rows))
+    return log_prob, sum(len(ids) + 1 for ids in lines_ids)
 
 
-def labelled_lines_log_prob(engine, lines):
-    """(log-probability in nats, predicted tokens) of :class:`charlm.text.labels.LabelledLines`,
-    each line read with its label (as :func:`lines_log_prob` reads lines without). Training
-    reports this for a labelled model's validation lines."""
-    order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
-    log_prob = 0.0
-    for start in range(0, len(order), COLUMNS):
-        chosen = order[start:start + COLUMNS]
-        x, y = pad_examples([lines[i] for i in chosen], lines=True)
-        x = labelled_ids(x, lines.rows[chosen], engine.network.vocab_size)
-        log_prob += float(engine.log_probs(x, y, engine.zero_state(x.shape[1])).sum())
-    return log_prob, sum(len(ids) + 1 for ids in lines)
-
-
-def score_lines(model, reader, progress):
-    """The :class:`Tally` of a lines-mode file (reader: a :class:`charlm.text.textfile.TextFile`):
-    every non-blank line is one example; lines are buffered, sorted by length and scored in
-    batches of COLUMNS. ``progress(done, total)`` is called with bytes read after each buffer."""
-    tally = Tally(model.vocab)
-    engine = Engine(model.network)
-    lines, chars, partial = [], 0, ""
+def file_lines(reader, progress=None):
+    """The non-blank lines of a file (reader: a :class:`charlm.text.textfile.TextFile`), in order:
+    lines mode's examples. ``progress(done, total)`` is called with the bytes read after each
+    chunk."""
+    partial = ""
     for text in reader.chunks():
         parts = (partial + text).split("\n")
         partial = parts.pop()
-        for line in parts:
-            if line.strip():
-                lines.append(line)
-                chars += len(line)
+        yield from (line for line in parts if line.strip())
+        if progress is not None:
+            progress(reader.bytes_read, reader.size)
+    if partial.strip():
+        yield partial
+
+
+def score_lines(model, reader, progress):
+    """The :class:`Tally` of a lines-mode file: every non-blank line is one example; lines are
+    buffered, sorted by length and scored in batches of COLUMNS. ``progress(done, total)`` is
+    called with the bytes read."""
+    tally = Tally(model.vocab)
+    engine = Engine(model.network)
+    lines, chars = [], 0
+    for line in file_lines(reader, progress):
+        lines.append(line)
+        chars += len(line)
         if chars >= LINE_BUFFER:
             _score_line_buffer(engine, lines, tally)
             lines, chars = [], 0
-            if progress is not None:
-                progress(reader.bytes_read, reader.size)
-    if partial.strip():
-        lines.append(partial)
     if lines:
         _score_line_buffer(engine, lines, tally)
     return tally

@@ -50,7 +50,6 @@ from ..errors import CorpusError, UsageError
 from ..network.engine import Engine
 from ..text.textfile import TextFile
 from ..text.vocab import EOS, EOS_ID, require_unicode
-from ..text.labels import labelled_ids
 from . import passes, words
 from .options import DEFAULT_WINDOWS, check_windows, settings_from
 from .passes import LN2, Score, Tally, pad_examples
@@ -151,18 +150,12 @@ def score_texts(model, texts, per_char, label_row=0):
     if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
         return words.score(model, texts, per_char, label_row=label_row)
     lines = model.config.mode == "lines"
-    engine = Engine(model.network)
     results = [None] * len(texts)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # similar lengths together
-    for start in range(0, len(order), passes.COLUMNS):
-        chosen = order[start:start + passes.COLUMNS]
-        ids = [model.vocab.encode(texts[i]) for i in chosen]
-        x, y = pad_examples(ids, lines)
-        if label_row:
-            x = labelled_ids(x, np.full(len(chosen), label_row), model.network.vocab_size)
-        logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
+    ids = [model.vocab.encode(text) for text in texts]
+    rows = np.full(len(texts), label_row) if label_row else None
+    for chosen, logp in passes.example_log_probs(Engine(model.network), ids, lines, rows):
         for col, i in enumerate(chosen):
-            n = len(ids[col]) + lines
+            n = len(ids[i]) + lines
             terms = logp[:n, col]
             chars = list(texts[i]) + [EOS] * lines
             results[i] = Score(texts[i], float(terms.sum()), n, model.vocab.unknown(texts[i]),
@@ -222,7 +215,7 @@ def _score_file_dynamic(model, reader, settings, progress):
     with Adapter(model.network, settings) as adapter:
         if model.config.mode == "lines":
             def lines():
-                for line in _file_lines(reader, progress):
+                for line in passes.file_lines(reader, progress):
                     yield tally.encode(line)
             tally.log_prob, tally.tokens = adapt_lines(
                 adapter, lines(), lambda batch: pad_examples(batch, lines=True))
@@ -241,15 +234,3 @@ def _score_file_dynamic(model, reader, settings, progress):
                  burn_in=0 if model.config.mode == "stream" else None,
                  dynamic=dict(settings.to_json(), segments=steps))
 
-
-def _file_lines(reader, progress):
-    """The non-blank lines of a file, in order (lines mode's examples)."""
-    partial = ""
-    for text in reader.chunks():
-        parts = (partial + text).split("\n")
-        partial = parts.pop()
-        yield from (line for line in parts if line.strip())
-        if progress is not None:
-            progress(reader.bytes_read, reader.size)
-    if partial.strip():
-        yield partial

@@ -26,7 +26,6 @@ import numpy as np
 
 from ..errors import CorpusError
 from ..network.engine import Engine
-from ..text.labels import labelled_ids
 from ..text.textfile import read_text
 from ..text.vocab import EOS, EOS_ID, UNK_ID
 from . import passes
@@ -67,34 +66,30 @@ def score(model, texts, per_char=False, settings=None, label_row=0):
     depend on the label."""
     lines = model.config.mode == "lines"
     vocab = model.vocab
-    engine = Engine(model.network)
-    results = [None] * len(texts)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in range(0, len(order), passes.COLUMNS):
-        chosen = order[start:start + passes.COLUMNS]
-        ids = [vocab.encode(texts[i]) for i in chosen]
+    ids = [vocab.encode(text) for text in texts]
+    static = [None] * len(texts)        # each text's token log-probabilities, without spellings
+    if settings is None:
+        rows = np.full(len(texts), label_row) if label_row else None
+        for chosen, logp in passes.example_log_probs(Engine(model.network), ids, lines, rows):
+            for col, i in enumerate(chosen):
+                static[i] = logp[:len(ids[i]) + lines, col].astype(np.float64)
+    results = []
+    for text, text_ids, logp in zip(texts, ids, static):
+        tokens = vocab.split(text) + [EOS] * lines
+        spelt = np.array([vocab.spelling.log_prob(t) if v == UNK_ID else 0.0
+                          for t, v in zip(tokens, text_ids)] + [0.0] * lines)
         if settings is None:
-            x, y = passes.pad_examples(ids, lines)
-            if label_row:
-                x = labelled_ids(x, np.full(len(chosen), label_row), model.network.vocab_size)
-            logp = engine.log_probs(x, y, engine.zero_state(len(chosen)))
-        for col, i in enumerate(chosen):
-            n = len(ids[col]) + lines
-            tokens = vocab.split(texts[i]) + [EOS] * lines
-            spelt = np.array([vocab.spelling.log_prob(t) if v == UNK_ID else 0.0
-                              for t, v in zip(tokens, ids[col])] + [0.0] * lines)
-            if settings is None:
-                terms, dynamic = logp[:n, col].astype(np.float64) + spelt, None
-                log_prob = float(terms.sum())
-            else:
-                read = np.concatenate([[EOS_ID], ids[col]] + [[EOS_ID]] * lines)
-                log_prob, _, dynamic = _adapted(model, settings, sequence=read)
-                log_prob += float(spelt.sum())
-            results[i] = WordScore(texts[i], log_prob, n, vocab.unknown(texts[i]),
-                                   list(zip(tokens, terms.tolist())) if per_char else None,
-                                   dynamic=dynamic, num_chars=len(texts[i]) + lines,
-                                   unknown_tokens=int((ids[col] == UNK_ID).sum()),
-                                   spelling_nats=0.0 - float(spelt.sum()))
+            terms, dynamic = logp + spelt, None
+            log_prob = float(terms.sum())
+        else:
+            read = np.concatenate([[EOS_ID], text_ids] + [[EOS_ID]] * lines)
+            log_prob, _, dynamic = _adapted(model, settings, sequence=read)
+            log_prob += float(spelt.sum())
+        results.append(WordScore(text, log_prob, len(text_ids) + lines, vocab.unknown(text),
+                                 list(zip(tokens, terms.tolist())) if per_char else None,
+                                 dynamic=dynamic, num_chars=len(text) + lines,
+                                 unknown_tokens=int((text_ids == UNK_ID).sum()),
+                                 spelling_nats=0.0 - float(spelt.sum())))
     return results
 
 

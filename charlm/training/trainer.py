@@ -514,10 +514,9 @@ class Trainer:
             log_prob, count = held_out_log_prob(self.network, c.mode, self.dataset.val, c.seq_len)
         elif c.mode == "stream":
             log_prob, count = passes.stream_log_prob(self.engine, self.dataset.val)
-        elif c.labels:
-            log_prob, count = passes.labelled_lines_log_prob(self.engine, self.dataset.val)
-        else:
-            log_prob, count = passes.lines_log_prob(self.engine, self.dataset.val)
+        else:       # a labelled model reads each line with its label
+            rows = self.dataset.val.rows if c.labels else None
+            log_prob, count = passes.lines_log_prob(self.engine, self.dataset.val, rows)
         if self.dataset.val_chars:      # a word model: per character, <UNK>s spelt out
             return (-log_prob + self.dataset.val_unk_nats) / self.dataset.val_chars
         return -log_prob / count
