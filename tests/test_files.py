@@ -134,6 +134,28 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path, names_file):
     assert not (tmp_path / "m.npz.lock").exists()
 
 
+@pytest.mark.parametrize("kind", ["a file of the user's", "a symbolic link", "the corpus"])
+def test_a_file_at_the_lock_path_that_is_no_lock_is_left_alone(tmp_path, names_file, kind):
+    """OUT.lock is written and removed only when it is charlm's: a user's file there, a link to
+    one, or the very corpus the run would read is refused before anything is written."""
+    lock = tmp_path / "m.npz.lock"
+    if kind == "a symbolic link":
+        lock.symlink_to(names_file)
+    elif kind == "the corpus":
+        lock.write_bytes(names_file.read_bytes())
+    else:
+        lock.write_text("my notes\n")
+    target = lock.resolve()
+    before = target.read_bytes()
+    corpus = lock if kind == "the corpus" else names_file
+    result = run_charlm("train", corpus, "--out", tmp_path / "m.npz", "--steps", 2,
+                        "--hidden", 8)
+    assert result.returncode == 2, result.stderr
+    assert "m.npz.lock" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert lock.is_symlink() == (kind == "a symbolic link")
+    assert target.read_bytes() == before and not (tmp_path / "m.npz").exists()
+
+
 def test_import_does_not_write_a_checkpoint_that_a_run_holds(tmp_path, model_file):
     from charlm.store.outputs import OutputLock
     exported = tmp_path / "m.safetensors"

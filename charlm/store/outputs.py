@@ -128,7 +128,9 @@ class OutputLock:
 
     The lock file is removed on release; a run that is killed leaves it, unlocked. Acquiring
     checks that the file it locked is still the one at the lock's path, since its holder may
-    remove it between this process's open and flock."""
+    remove it between this process's open and flock. A file at that path that is not a lock
+    (a symbolic link, not a regular file, or text that is not a holder's record) is the user's:
+    it is refused before anything is written to it."""
 
     def __init__(self, path, option="--out"):
         self.path, self.option = path, option
@@ -137,11 +139,13 @@ class OutputLock:
 
     def acquire(self):
         while True:
-            try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:     # O_NOFOLLOW: a symbolic link there is never followed to write elsewhere
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
             except OSError as e:
-                raise UsageError(f"{self.option}: cannot create the lock file {self.lock_path}: "
-                                 f"{e.strerror or e}") from None
+                what = ("is a symbolic link, not a charlm lock file" if os.path.islink(self.lock_path)
+                        else f"cannot be created: {e.strerror or e}")
+                raise UsageError(f"{self.option}: {self.lock_path} {what}; remove it or choose "
+                                 f"another {self.option}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -157,6 +161,11 @@ class OutputLock:
             if current is not None and os.path.samestat(os.fstat(fd), current):
                 break
             os.close(fd)
+        if not _holds_a_lock_record(fd):
+            os.close(fd)
+            raise UsageError(f"{self.option}: {self.lock_path} exists and is not a charlm lock "
+                             "file (charlm never writes over it): move it away or choose another "
+                             f"{self.option}")
         os.ftruncate(fd, 0)
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
         # the command's bytes as given: an argument need not be valid UTF-8
@@ -168,8 +177,9 @@ class OutputLock:
     def release(self):
         if self.fd is None:
             return
-        try:
-            os.unlink(self.lock_path)
+        try:            # only the file this run locked: never one put there since
+            if os.path.samestat(os.fstat(self.fd), os.lstat(self.lock_path)):
+                os.unlink(self.lock_path)
         except OSError:
             pass
         os.close(self.fd)
@@ -187,6 +197,16 @@ class OutputLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+def _holds_a_lock_record(fd):
+    """Whether the file open at fd is a lock file: a regular file, empty (its holder is starting)
+    or beginning with a holder's process id, as :meth:`OutputLock.acquire` writes it."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return False
+    os.lseek(fd, 0, os.SEEK_SET)
+    start = os.read(fd, 64)
+    return not start or start.split(b"\n", 1)[0].strip().isdigit()
 
 
 def _read_holder(fd):
