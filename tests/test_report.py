@@ -26,7 +26,7 @@ from charlm.config import Config
 from charlm.network.stack import FlatArrays, init_parameters, parameter_shapes
 from charlm.views import report, svg
 from charlm.text.vocab import Vocab
-from conftest import NAMES, run_charlm
+from conftest import NAMES, charlm_command, run_charlm
 
 TEXT = 'Anna said: "the cat (and the dog) sat on a mat."\nBob ran to its bed; <b>&amp;</b>\n'
 SECTIONS = ("card", "curves", "samples", "surprise", "neurons", "gradients", "sampler")
@@ -167,6 +167,16 @@ def test_command_writes_the_page_and_reports_it(models, tmp_path):
     assert facts["bytes"] == out.stat().st_size and facts["weights"] == "float16"
     assert facts["bound"] > report.ARITHMETIC_BOUND and "sample" in facts["text_source"]
     assert "charlm report" in out.read_text(encoding="utf-8")
+
+
+def test_a_file_name_that_is_not_utf8_reaches_the_page_escaped(models, tmp_path):
+    odd = os.path.join(os.fsencode(tmp_path), b"\xff.npz")
+    shutil.copy(models["names"], odd)
+    out = tmp_path / "page.html"
+    done = subprocess.run(charlm_command() + [b"report", b"--model", odd, b"-o", bytes(out)],
+                          capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert "\\udcff.npz" in out.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("args, code, pattern", [

@@ -43,7 +43,7 @@ def report(model_path, text_path, encoding, out, force, precision, seed, as_json
 
     from ..errors import UsageError
     from ..store import outputs
-    from ..views.report import build, write
+    from ..views.report import build, write, written_by_charlm
     # refused before the work, not after it
     outputs.check_writable(out, "-o", "report.html")
     outputs.refuse_inputs(out, "-o", [(model_path, "the checkpoint"),
@@ -66,16 +66,3 @@ def report(model_path, text_path, encoding, out, force, precision, seed, as_json
         return
     click.echo(f"Wrote {out} ({size / 1e6:.1f} MB, weights in {page.precision}: the page's "
                f"probabilities within {page.bound:.1e} of charlm score). Open it in a browser.")
-
-
-GENERATOR = b'<meta name="generator" content="charlm report">'
-
-
-def written_by_charlm(path):
-    """Whether the file at path is a page that charlm report wrote (its head names charlm as its
-    generator, in the first few kilobytes)."""
-    try:
-        with open(path, "rb") as f:
-            return GENERATOR in f.read(4096)
-    except OSError:
-        return False

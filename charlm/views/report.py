@@ -125,7 +125,8 @@ def write(path, html):
     """Write the page atomically, with the mode of the page it replaces or 0666 less the umask
     (``charlm.store.outputs.write_atomically``)."""
     from ..store.outputs import write_atomically
-    write_atomically(path, lambda f: f.write(html.encode("utf-8")))
+    # a file name that is not UTF-8 reaches the page as surrogates: shown as \udcff escapes
+    write_atomically(path, lambda f: f.write(html.encode("utf-8", "backslashreplace")))
 
 
 # ---- the text ------------------------------------------------------------------------------------
@@ -410,10 +411,25 @@ def json_for_script(data):
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+# The page's head names its generator: a file holding this is a page charlm wrote, which
+# `charlm report -o` may replace without --force.
+GENERATOR = '<meta name="generator" content="charlm report">'
+
+
+def written_by_charlm(path):
+    """Whether the file at path is a page that charlm report wrote (its head names charlm as its
+    generator, in the first few kilobytes)."""
+    try:
+        with open(path, "rb") as f:
+            return GENERATOR.encode() in f.read(4096)
+    except OSError:
+        return False
+
+
 def _page(sections, data):
     script = _asset("report.js")
     if "</script" in script.lower():
         raise ValueError("report.js must not contain '</script'")
     page = string.Template(_asset("page.html"))
-    return page.substitute(sections, css=_asset("report.css"), script=script,
+    return page.substitute(sections, generator=GENERATOR, css=_asset("report.css"), script=script,
                            data=json_for_script(data))
