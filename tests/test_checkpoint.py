@@ -136,6 +136,15 @@ def rewrite(tmp_path, saved_bytes, change):
     (lambda a: a.update({"layers.1.W_h": np.zeros((6, 17), np.float32)}), "has shape"),
     (lambda a: a["out.b"].__setitem__(0, np.nan), "NaN"),
     (lambda a: a.update({"state.json": np.array("[1, 2]")}), "unreadable training state"),
+    (lambda a: a.update(config=np.array(a["config"].item().replace('"dropout": 0.0',
+                                                                     '"dropout": null'))),
+     "unreadable config"),
+    (lambda a: a.update({"state.json": np.array(json.dumps(
+        {**json.loads(a["state.json"].item()), "best_val_loss": 1.5, "best_step": None}))}),
+     "'best_step' has an invalid value"),
+    (lambda a: a.update({"state.json": np.array(json.dumps(
+        {**json.loads(a["state.json"].item()), "train_loss": -0.5}))}),
+     "'train_loss' has an invalid value"),
 ])
 def test_bad_contents_are_refused_with_a_reason(tmp_path, saved_bytes, change, message):
     path = rewrite(tmp_path, saved_bytes, change)

@@ -179,3 +179,20 @@ def test_stream_mode_reports_the_longest_shared_substring(tmp_path):
     assert data["novelty"] == [{"in_corpus": False, "longest_shared":
                                 brute_longest_shared(text, "xx" + text[10:40] + "xx")}]
     assert data["novelty"][0]["longest_shared"] >= 30
+
+
+def test_novel_draws_for_a_large_num_ask_no_more_than_one_call_allows():
+    """--novel --num N draws twice the samples still wanted, in calls that each stay within
+    --num's limit, however large N is."""
+    from types import SimpleNamespace
+
+    from charlm.generation.options import MAX_NUM
+    asked = []
+
+    def sample(num, prime, seed, **options):
+        asked.append(num)
+        return [f"{seed}-{k}" for k in range(num)]
+
+    check = SimpleNamespace(check=lambda text, prime: SimpleNamespace(new=True))
+    found, _, drawn = novel_samples(SimpleNamespace(sample=sample), check, MAX_NUM // 2 + 1)
+    assert len(found) == MAX_NUM // 2 + 1 and max(asked) <= MAX_NUM and drawn == sum(asked)

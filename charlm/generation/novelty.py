@@ -24,6 +24,7 @@ import numpy as np
 from ..store import checkpoint
 from ..text.corpus import Corpus, fingerprint, read_corpus
 from ..errors import NotInEncoding, UsageError
+from .options import MAX_NUM
 
 MIN_DRAWS = 1000           # --novel: draws allowed before giving up, at least this many ...
 DRAWS_PER_SAMPLE = 100     # ... and this many per sample asked for
@@ -185,14 +186,15 @@ def novel_samples(model, check, num, prime="", seed=None, **options):
     (the new samples, their Novelty, the number of samples drawn). ``check`` is a Reference."""
     cap = max(MIN_DRAWS, DRAWS_PER_SAMPLE * num)
     seeds = np.random.default_rng(seed)
-    found, checks, drawn = [], [], 0
+    found, checks, drawn, seen = [], [], 0, set()
     while len(found) < num and drawn < cap:
-        batch = min(cap - drawn, max(8, 2 * (num - len(found))))
+        batch = min(cap - drawn, max(8, 2 * (num - len(found))), MAX_NUM)   # one call's most
         texts = model.sample(num=batch, prime=prime, seed=int(seeds.integers(2**63)), **options)
         drawn += batch
         for text in texts:
             result = check.check(text, prime)
-            if result.new and text not in found and len(found) < num:
+            if result.new and text not in seen and len(found) < num:
                 found.append(text)
+                seen.add(text)
                 checks.append(result)
     return found, checks, drawn

@@ -127,7 +127,8 @@ def _parse(path, arrays, with_training_state):
         raise CheckpointError(f"{path} has an invalid format version {version}")
     try:
         config = Config.from_json(_scalar(arrays, "config", "U", path)).validate()
-        if config.hidden_size is None or config.mode not in ("stream", "lines"):
+        if (config.hidden_size is None or config.dropout is None
+                or config.mode not in ("stream", "lines")):
             raise ValueError("config is not resolved")
     except (ValueError, TypeError, UsageError) as e:
         raise CheckpointError(f"{path} has an unreadable config ({e})") from None

@@ -79,9 +79,10 @@ class RunState:
             _check(_count(getattr(state, name)), name)
         for name in ("elapsed", "loss_sum", "epochs_done"):
             _check(_number(getattr(state, name)), name)
-        for name in ("best_val_loss", "train_loss", "eval_seconds"):
-            _check(getattr(state, name) is None or _number(getattr(state, name)), name)
+        for name in ("best_val_loss", "train_loss", "eval_seconds"):     # none is negative
+            _check(getattr(state, name) is None or _number(getattr(state, name), 0), name)
         _check(state.best_step is None or _count(state.best_step), "best_step")
+        _check((state.best_step is None) == (state.best_val_loss is None), "best_step")
         _check(state.corpus is None or (isinstance(state.corpus, dict) and all(
             _count(state.corpus[k]) for k in ("chars", "crc32") if k in state.corpus)), "corpus")
         _check(state.corpus_path is None or isinstance(state.corpus_path, str), "corpus_path")
@@ -94,7 +95,7 @@ class RunState:
             raise ValueError("history: a record with unexpected fields") from None
         for r in state.history:
             _check(_count(r.step) and _number(r.elapsed) and isinstance(r.best, bool)
-                   and (r.train_loss is None or _number(r.train_loss)) and _number(r.val_loss),
+                   and (r.train_loss is None or _number(r.train_loss, 0)) and _number(r.val_loss, 0),
                    "history")
         return state
 
@@ -103,8 +104,9 @@ def _count(x):
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
-def _number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def _number(x, least=-math.inf):
+    return (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            and x >= least)
 
 
 def _check(ok, name):

@@ -93,8 +93,9 @@ def _legend(names, right):
 
 def ticks(lo, hi, count=6):
     """Round tick values (steps of 1, 2 or 5 times a power of ten) that cover [lo, hi]."""
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
+    if hi <= lo:        # one value: a range around it, wide enough to tell apart at its size
+        pad = max(0.5, abs(lo) * 0.05)
+        lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / count
     power = 10.0 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
