@@ -392,12 +392,19 @@ def tables(regex, tokens):
 
 def minimal(table, accepting, distance):
     """The minimal automaton of (table, accepting, distance), by Moore's partition refinement:
-    states start apart by acceptance and are split while two of a block go, on some token, to
-    different blocks (or one nowhere); the blocks are the states of the result, numbered in the
-    order of their first state, so the start stays 0. The subset construction's automaton
-    recognises the same texts but can have many more states."""
-    block = accepting.astype(np.int64)
-    count = len(np.unique(block))
+    states start apart by acceptance and by the lengths of their shortest and longest matches,
+    and are split while two of a block go, on some token, to different blocks (or one nowhere);
+    the blocks are the states of the result, numbered in the order of their first state, so the
+    start stays 0. The subset construction's automaton recognises the same texts but can have
+    many more states.
+
+    Two states that accept the same texts have the same shortest and longest one, so starting
+    apart by them never separates such states; it spares a round per state along a chain
+    (``a{3000}``, ``.{0,2000}``), where acceptance alone splits one state off the chain a round."""
+    signature = np.column_stack([accepting, distance, longest_paths(table, accepting)])
+    _, block = np.unique(signature, axis=0, return_inverse=True)
+    block = block.reshape(-1)
+    count = block.max() + 1
     while True:
         nxt = np.where(table >= 0, block[np.maximum(table, 0)], -1)
         _, block = np.unique(np.column_stack([block, nxt]), axis=0, return_inverse=True)
@@ -413,6 +420,32 @@ def minimal(table, accepting, distance):
     reps = first[order]
     small = np.where(table[reps] >= 0, rank[block[np.maximum(table[reps], 0)]], -1)
     return small.astype(np.int32), accepting[reps], distance[reps]
+
+
+def longest_paths(table, accepting):
+    """(n,) int64: the most transitions from each state of ``table`` (every state reaching an
+    accepting one) to an accepting one, or -1 where a path can go round a loop (no most). States
+    are settled from the end (Kahn's order on the graph's edges): a state is settled once every
+    state it moves to is; the states never settled are those that reach a loop."""
+    n = len(table)
+    s, v = np.nonzero(table >= 0)
+    pairs = np.unique(np.column_stack([s, table[s, v]]), axis=0)     # one edge per (from, to)
+    waiting = np.bincount(pairs[:, 0], minlength=n)                  # successors not settled
+    by_target = pairs[np.argsort(pairs[:, 1], kind="stable")]
+    starts = np.searchsorted(by_target[:, 1], np.arange(n + 1))
+    most = np.where(accepting, 0, -1).astype(np.int64)
+    settled = np.zeros(n, np.bool_)
+    queue = deque(np.flatnonzero(waiting == 0).tolist())
+    while queue:
+        t = queue.popleft()
+        settled[t] = True
+        for s in by_target[starts[t]:starts[t + 1], 0].tolist():
+            most[s] = max(most[s], most[t] + 1)
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                queue.append(s)
+    most[~settled] = -1
+    return most
 
 
 def distances(n, edges, accepting):
