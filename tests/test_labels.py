@@ -204,6 +204,12 @@ def test_novelty_checks_samples_against_the_texts_without_their_labels(trained):
     known = labelled_lines(TRAIN_LINES, 1)[0][1]
     model = charlm.load(str(trained["model"]))
     assert [n.in_corpus for n in model.novelty([known, "abcabcabcabc"])] == [True, False]
+    # the training file named as --corpus is read as the labelled corpus it is
+    named = model.novelty([known, "abcabcabcabc"], corpus=str(trained["corpus"]))
+    assert [n.in_corpus for n in named] == [True, False]
+    plain = trained["folder"] / "texts.txt"            # a file of texts is read as it is
+    plain.write_text(known + "\n", encoding="utf-8")
+    assert [n.in_corpus for n in model.novelty([known], corpus=str(plain))] == [True]
     marked = json.loads(ok(run_charlm("sample", "--label", "low", "--num", 3, "--novelty",
                                       "--json", "--model", trained["model"])).stdout)
     assert len(marked["novelty"]) == 3

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..store import checkpoint
 from ..text.corpus import Corpus, fingerprint, read_corpus
-from ..errors import NotInEncoding, UsageError
+from ..errors import CorpusError, NotInEncoding, UsageError
 from .options import MAX_NUM
 
 MIN_DRAWS = 1000           # --novel: draws allowed before giving up, at least this many ...
@@ -135,11 +135,23 @@ def reference(model, corpus=None, encoding="utf-8"):
             raise e.for_one_encoding("the novelty check (--corpus)") from None
     else:
         found = training_corpus(model)
-        if model.config.labels:         # LABEL<TAB>TEXT lines: samples copy the texts alone
-            from ..text.labels import parse
-            found = Corpus("\n".join(text for _, text in parse(found.text, found.name)),
-                           found.name)
+    if model.config.labels:
+        found = texts_of_labelled_lines(found, model.config.labels)
     return Reference(found.text, model.config.mode, found.name)
+
+
+def texts_of_labelled_lines(found, labels):
+    """A labelled model's samples copy texts, never their labels: the texts of found's lines when
+    every line is LABEL<TAB>TEXT of one of ``labels`` (a labelled corpus, as the model's own),
+    else found as it is (a file of texts, as one of --label NAME=FILE)."""
+    from ..text.labels import parse
+    try:
+        pairs = parse(found.text, found.name)
+    except CorpusError:
+        return found
+    if any(label not in labels for label, _ in pairs):
+        return found
+    return Corpus("\n".join(text for _, text in pairs), found.name)
 
 
 def training_corpus(model):
