@@ -368,3 +368,21 @@ def test_a_file_cut_by_chars_is_read_to_its_last_whole_token(trained, tmp_path):
         assert "not in" not in done.stderr          # "sa", cut from "sat", is no <UNK>
     cut = charlm_json("neurons", "--file", held, "--chars", 10, "--model", model, "--json")
     assert "".join(cut["tokens"]) == "The cat "
+
+
+def test_beam_search_follows_the_drawing_rule_so_results_read_back_as_found(trained, tmp_path):
+    """A model pushed to put a word right after a word: beam search may not, as drawing may not,
+    so every result reads back through score as the tokens the search chose, with its log P."""
+    import charlm
+    from charlm.store import checkpoint
+    _, _, model, _ = trained
+    saved = checkpoint.load(str(model))
+    vocab = charlm.load(str(model)).vocab
+    is_word = np.array([t[:1].isalnum() for t in vocab.tokens])
+    saved.weights["out.b"][...] = np.where(is_word, 8.0, 0.0)    # words far above anything else
+    pushed = tmp_path / "pushed.npz"
+    checkpoint.save(str(pushed), saved)
+    beams = charlm_json("sample", "--model", pushed, "--beam", 3, "--length", 6, "--json")
+    for text, log_p in zip(beams["samples"], beams["log_probs"]):
+        assert len(words.split(text)) == 6, text
+        assert charlm.load(str(pushed)).score(text).log_prob == pytest.approx(log_p, abs=1e-4)

@@ -58,7 +58,7 @@ from numba import njit
 
 from .linalg import matmul_nt
 from .loss import log_softmax_row
-from .draw import match_choices
+from .draw import match_choices, row_after
 from .stack_step import stack_step, step_buffers
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -185,15 +185,15 @@ def beam_steps(cell, weights, state, search, back, forced, steps, length, allowe
             continue
         t = cnt[STEPS]
         step_log_probs(weights, h[cnt[TICKS] % 2, L - 1, :R], logits[:R], lp[:R])
-        drawable = allowed[0] if cnt[TICKS] == 1 else allowed[1]     # tick 1: the first, no prime
-
-        count = rank_candidates(cand, fin, cnt[FINISHED], lp, logp, tail, live, t, drawable,
-                                stops, stop_lengths, mask, alpha, match, where, length - t,
-                                rowmask)
+        first = cnt[TICKS] == 1         # the first token, without a prime: allowed[0]
+        count = rank_candidates(cand, fin, cnt[FINISHED], lp, logp, tail, live, t, allowed,
+                                first, tok, stops, stop_lengths, mask, alpha, match, where,
+                                length - t, rowmask)
         # the greedy row's choice, before the rows are renumbered
         g_row = alias if alias >= 0 else live
         g_best, g_kind = -1, LIVE
         if greedy_live:
+            drawable = allowed[0] if first else allowed[row_after(allowed, tok[g_row])]
             g_allowed = row_choices(match, where[K], length - t, drawable, rowmask)
             g_best, g_kind = greedy_choice(lp[g_row], g_allowed, tail[K], t, stops, stop_lengths,
                                            mask)
@@ -285,12 +285,13 @@ def step_log_probs(weights, h_top, logits, lp):
 
 
 @njit(**KERNEL)
-def rank_candidates(cand, fin, nfin, lp, logp, tail, live, t, drawable, stops, stop_lengths,
-                    mask, alpha, match, where, remaining, rowmask):
+def rank_candidates(cand, fin, nfin, lp, logp, tail, live, t, allowed, first, tok, stops,
+                    stop_lengths, mask, alpha, match, where, remaining, rowmask):
     """Fill cand (K, FIELDS) with the K best candidates of step t, best first: the nfin finished
     hypotheses fin kept, then every extension of the live rows 0..live-1 (log P logp[j], log p
-    lp[j]) by a drawable token (and one the pattern allows from where[j] with ``remaining``
-    steps left: :func:`row_choices`); an extension by <EOS> or that completes a stop sequence
+    lp[j]) by a token drawable after its last one tok[j] (``kernels.draw.row_after``; the first
+    token's row when ``first``), and one the pattern allows from where[j] with ``remaining``
+    steps left (:func:`row_choices`); an extension by <EOS> or that completes a stop sequence
     after tail[j] is of kind EOS or STOP (:func:`stop_matches`). mask (V,) is scratch, all
     False; rowmask (V,) scratch. Returns how many it holds."""
     K = cand.shape[0]
@@ -300,6 +301,7 @@ def rank_candidates(cand, fin, nfin, lp, logp, tail, live, t, drawable, stops, s
         count = offer(cand, count, fin[f, SCORE], fin[f, LOG_P], KEPT, 0, 0, 0.0,
                       fin[f, LENGTH], f)
     for j in range(live):
+        drawable = allowed[0] if first else allowed[row_after(allowed, tok[j])]
         ok = row_choices(match, where[j], remaining, drawable, rowmask)
         mark_stops(tail[j], t, stops, stop_lengths, mask, True)
         for v in range(V):
