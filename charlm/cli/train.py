@@ -77,7 +77,9 @@ def _default(setting):
                    "score --dynamic (not part of --max-time).  " + _default("val_dynamic"))
 @click.option("--mode", type=click.Choice(list(MODES)),
               help="lines: one example per line; stream: one long text.  " + _default("mode"))
-@click.option("--min-count", type=int, help="Characters (word tokens, with --tokens words) seen fewer times become <UNK>.  " + _default("min_count"))
+@click.option("--min-count", type=int,
+              help="Characters (word tokens, with --tokens words) seen fewer times become <UNK>.  "
+                   + _default("min_count"))
 @click.option("--tokens", type=click.Choice(list(TOKENS)), help="chars: a character model; words: words, punctuation marks and runs of whitespace (docs/words.md).  " + _default("tokens"))
 @click.option("--vocab-size", type=int, help="--tokens words: keep the N most frequent tokens, the rest read as <UNK>.  [default: those seen at least twice, at most 10,000]")
 @click.option("--eval-every", type=int, help="Steps between validations.  [default: at every 5% of the budget, at most 10% of the time]")

@@ -142,7 +142,8 @@ class OutputLock:
             try:     # O_NOFOLLOW: a symbolic link there is never followed to write elsewhere
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
             except OSError as e:
-                what = ("is a symbolic link, not a charlm lock file" if os.path.islink(self.lock_path)
+                what = ("is a symbolic link, not a charlm lock file"
+                        if os.path.islink(self.lock_path)
                         else f"cannot be created: {e.strerror or e}")
                 raise UsageError(f"{self.option}: {self.lock_path} {what}; remove it or choose "
                                  f"another {self.option}") from None

@@ -95,7 +95,8 @@ class RunState:
             raise ValueError("history: a record with unexpected fields") from None
         for r in state.history:
             _check(_count(r.step) and _number(r.elapsed) and isinstance(r.best, bool)
-                   and (r.train_loss is None or _number(r.train_loss, 0)) and _number(r.val_loss, 0),
+                   and (r.train_loss is None or _number(r.train_loss, 0))
+                   and _number(r.val_loss, 0),
                    "history")
         return state
 
