@@ -68,7 +68,12 @@ class Config:
     label_counts: list | None = None  # training examples of each label: the classifier's prior
 
     def validate(self):
-        """Raise UsageError, naming the option, for any value out of range."""
+        """Raise UsageError, naming the option, for any value out of range, or naming the
+        setting for a value of the wrong type (what a checkpoint could not be read back with)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _json_fits(value, f.type):
+                raise UsageError(f"{f.name} is {value!r}, where {_kinds(f.type)} belongs")
         checks = [
             (self.cell in CELLS, "--cell", f"must be one of {', '.join(CELLS)}"),
             (self.mode in MODES, "--mode", f"must be one of {', '.join(MODES)}"),
@@ -125,9 +130,7 @@ class Config:
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         for key, value in data.items():
             if key in types and not _json_fits(value, types[key]):
-                kinds = " or ".join(JSON_KINDS[t] for t in typing.get_args(types[key]) or
-                                    (types[key],))
-                raise ValueError(f"its {key} is {value!r}, where {kinds} belongs")
+                raise ValueError(f"its {key} is {value!r}, where {_kinds(types[key])} belongs")
         names = set(types)
         if data.get("tokens", "chars") not in TOKENS:     # none: a character model
             raise ValueError(f"its tokens are {data['tokens']!r}, a kind this charlm does not "
@@ -137,6 +140,10 @@ class Config:
 
 JSON_KINDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
               list: "a list", type(None): "null"}
+
+
+def _kinds(annotation):
+    return " or ".join(JSON_KINDS[t] for t in typing.get_args(annotation) or (annotation,))
 
 
 def _json_fits(value, annotation):

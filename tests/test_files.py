@@ -156,6 +156,19 @@ def test_a_file_at_the_lock_path_that_is_no_lock_is_left_alone(tmp_path, names_f
     assert target.read_bytes() == before and not (tmp_path / "m.npz").exists()
 
 
+def test_a_lock_taken_over_is_a_lock_the_next_run_can_take_over(tmp_path):
+    """A stale lock (its holder killed) is rewritten from its start, so when this holder dies in
+    turn its record is again one a later run recognises."""
+    from charlm.store.outputs import OutputLock
+    lock_path = tmp_path / "m.npz.lock"
+    lock_path.write_text("4242\nsomehost\ncharlm train old.txt --out m.npz --seed 1\n")
+    for _ in range(2):
+        lock = OutputLock(str(tmp_path / "m.npz")).acquire()
+        assert lock_path.read_bytes().split(b"\n")[0] == str(os.getpid()).encode()
+        os.close(lock.fd)           # as a killed run: the lock let go, its file left behind
+        lock.fd = None
+
+
 def test_import_does_not_write_a_checkpoint_that_a_run_holds(tmp_path, model_file):
     from charlm.store.outputs import OutputLock
     exported = tmp_path / "m.safetensors"

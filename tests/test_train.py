@@ -354,6 +354,23 @@ def test_a_min_count_that_leaves_no_character_is_refused(tmp_path, names_file):
         new_trainer(str(names_file), str(tmp_path / "m.npz"), min_count=1_000_000)
 
 
+def test_a_word_vocabulary_of_spaces_alone_is_still_trained(tmp_path):
+    """--vocab-size 1 keeps one token besides <EOS> and <UNK> (here a run of spaces): something
+    to learn, so not refused as a --min-count that leaves nothing."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat\n" * 50, encoding="utf-8")
+    trainer = new_trainer(str(corpus), str(tmp_path / "m.npz"), tokens="words", vocab_size=1,
+                          steps=1, hidden_size=8)
+    assert len(trainer.dataset.vocab) == 3
+
+
+def test_a_setting_of_the_wrong_type_is_refused_before_training(tmp_path, names_file):
+    """A value the checkpoint could not be read back with (steps=100.0) is refused at once."""
+    with pytest.raises(UsageError, match="steps is 100.0, where a whole number or null belongs"):
+        new_trainer(str(names_file), str(tmp_path / "m.npz"), steps=100.0)
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_a_min_count_that_leaves_only_labels_is_refused(tmp_path):
     """A labelled corpus's vocabulary holds its labels too: they are no characters to learn."""
     corpus = tmp_path / "c.tsv"

@@ -168,6 +168,7 @@ class OutputLock:
                              "file (charlm never writes over it): move it away or choose another "
                              f"{self.option}")
         os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)        # the check above read from the start: write there
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
         # the command's bytes as given: an argument need not be valid UTF-8
         os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n{command}\n".encode(

@@ -32,7 +32,7 @@ from ..store import outputs
 from . import budget
 from .reporter import Reporter
 from ..store.runstate import DROPOUT_MASKS, Evaluation, RunState
-from ..text.vocab import EOS_ID, Vocab
+from ..text.vocab import EOS_ID, Vocab, is_label
 from ..text import wordcorpus
 from ..text import labels
 
@@ -650,7 +650,7 @@ def new_trainer(corpus=None, out=DEFAULT_MODEL, resume=False, force=False, encod
             config = Config(**options).validate()
             config, notices = resolve_config(config, source)
             config, source, vocab = wordcorpus.tokenized(config, source, notices, reporter)
-            if not vocab.fillers().any():     # only <EOS>, <UNK> and any labels are left
+            if all(is_label(t) for t in vocab.tokens[2:]):   # only <EOS>, <UNK> and labels
                 raise UsageError(f"--min-count {config.min_count} leaves no character of the "
                                  "corpus a token of its own: nothing would be learnt; lower it")
             config, dataset = build_dataset(config, source, vocab)
