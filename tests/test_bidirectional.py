@@ -233,7 +233,7 @@ def test_a_checkpoint_without_the_field_is_left_to_right():
 
 def test_weights_of_another_layout_are_refused(tmp_path):
     """A left-to-right checkpoint whose config claims bidirectional lacks the backward stack."""
-    config = Config(cell="rnn", hidden_size=4, num_layers=1, mode="lines")
+    config = Config(cell="rnn", hidden_size=4, num_layers=1, mode="lines", dropout=0.0)
     vocab = Vocab(["<EOS>", "<UNK>", "a"])
     weights = FlatArrays(model.parameter_shapes("rnn", 3, 4, 1))
     checkpoint.save(tmp_path / "m.npz", checkpoint.Checkpoint(config, vocab, weights))
