@@ -130,7 +130,7 @@ def rewrite(tmp_path, saved_bytes, change):
     (lambda a: a.update(config=np.array('{"cell": "transformer", "hidden_size": 6}')), "unreadable config"),
     (lambda a: a.update(config=np.array(a["config"].item().replace('"num_layers": 2',
                                                                      '"num_layers": 1.5'))),
-     "its num_layers is 1.5, where a whole number belongs"),
+     "num_layers is 1.5, where a whole number belongs"),
     (lambda a: a.update(vocab=np.array(["a", "b"])), "invalid vocabulary"),
     (lambda a: a.pop("out.W"), "missing the weight 'out.W'"),
     (lambda a: a.update({"layers.1.W_h": np.zeros((6, 17), np.float32)}), "has shape"),

@@ -7,8 +7,8 @@
   array built with numpy by prefix doubling: the suffixes are sorted by their first w characters
   packed into one int64 key (w = 62 // bits per character: 8 for tiny Shakespeare), then by
   pairs of ranks, doubling the sorted length each round until every rank is distinct (its time
-  for tiny Shakespeare: docs/sampling.md). A query extends a running best: at each position i of the
-  sample, while s[i : i + best + 1] occurs in the corpus (a binary search of the suffix array),
+  for tiny Shakespeare: docs/sampling.md). A query extends a running best: at each position i of
+  the sample, while s[i : i + best + 1] occurs in the corpus (a binary search of the suffix array),
   best grows by one, so a sample of m characters costs at most m + best searches.
 
 The corpus is read through :func:`charlm.text.corpus.read_corpus`, like training's. A checkpoint written
@@ -194,8 +194,9 @@ def stored_run(model):
 
 def novel_samples(model, check, num, prime="", seed=None, **options):
     """Draw samples (``options`` as :func:`charlm.generation.sampler.sample` takes them) until ``num``
-    distinct new ones are found or max(MIN_DRAWS, DRAWS_PER_SAMPLE * num) draws are spent; returns
-    (the new samples, their Novelty, the number of samples drawn). ``check`` is a Reference."""
+    distinct new ones are found or max(MIN_DRAWS, DRAWS_PER_SAMPLE * num) draws are spent;
+    returns (the new samples, their Novelty, the number of samples drawn). ``check`` is a
+    Reference."""
     cap = max(MIN_DRAWS, DRAWS_PER_SAMPLE * num)
     seeds = np.random.default_rng(seed)
     found, checks, drawn, seen = [], [], 0, set()

@@ -23,7 +23,6 @@ from ..text import labels as text_labels
 from ..text.vocab import require_unicode
 from . import scorer
 from . import passes
-from .passes import COLUMNS
 
 
 @dataclass
@@ -68,7 +67,7 @@ def log_likelihoods(model, texts, progress=None):
     # they stay together, and batches of a multiple of K examples hold whole texts
     examples = [text_ids for text_ids in ids for _ in range(K)]
     batches = passes.example_log_probs(Engine(model.network), examples, True,
-                                       np.tile(rows, len(texts)), max(1, COLUMNS // K) * K)
+                                       np.tile(rows, len(texts)), max(1, passes.COLUMNS // K) * K)
     done = 0
     for chosen, logp in batches:
         out[np.asarray(chosen[::K]) // K] = logp.sum(axis=0).reshape(-1, K)
