@@ -374,15 +374,41 @@ def test_beam_search_follows_the_drawing_rule_so_results_read_back_as_found(trai
     """A model pushed to put a word right after a word: beam search may not, as drawing may not,
     so every result reads back through score as the tokens the search chose, with its log P."""
     import charlm
-    from charlm.store import checkpoint
-    _, _, model, _ = trained
-    saved = checkpoint.load(str(model))
-    vocab = charlm.load(str(model)).vocab
-    is_word = np.array([t[:1].isalnum() for t in vocab.tokens])
-    saved.weights["out.b"][...] = np.where(is_word, 8.0, 0.0)    # words far above anything else
-    pushed = tmp_path / "pushed.npz"
-    checkpoint.save(str(pushed), saved)
+    pushed = words_pushed(trained[2], tmp_path)
     beams = charlm_json("sample", "--model", pushed, "--beam", 3, "--length", 6, "--json")
     for text, log_p in zip(beams["samples"], beams["log_probs"]):
         assert len(words.split(text)) == 6, text
         assert charlm.load(str(pushed)).score(text).log_prob == pytest.approx(log_p, abs=1e-4)
+
+
+def words_pushed(model, folder):
+    """A copy of the word model whose output bias puts every word far above any other token."""
+    import charlm
+    from charlm.store import checkpoint
+    saved = checkpoint.load(str(model))
+    vocab = charlm.load(str(model)).vocab
+    is_word = np.array([t[:1].isalnum() for t in vocab.tokens])
+    saved.weights["out.b"][...] = np.where(is_word, 8.0, 0.0)
+    pushed = folder / "pushed.npz"
+    checkpoint.save(str(pushed), saved)
+    return pushed
+
+
+@pytest.mark.parametrize("prime", ["the Zork", "Zork"])
+def test_a_prime_ending_in_an_unknown_word_is_not_followed_by_a_word(trained, tmp_path, prime):
+    """The prime's last token reads as <UNK>, which is of no class by its id; drawing, beam
+    search and the chooser still put no word right after it, so it does not grow into another."""
+    import charlm
+    from charlm.generation.interactive import Chooser
+    model = charlm.load(str(words_pushed(trained[2], tmp_path)))
+    assert "Zork" not in model.vocab.index
+    for text in model.sample(num=8, length=3, prime=prime, seed=3):
+        assert not words.is_word(words.split(text)[0]), text
+    base = model.score(prime).log_prob
+    for found in model.beam_search(prime=prime, beam=3, length=3):
+        assert not words.is_word(words.split(found.text)[0]), found.text
+        assert model.score(prime + found.text).log_prob - base == pytest.approx(found.log_prob,
+                                                                              abs=1e-4)
+    offered = Chooser(model, prime=prime).probabilities()
+    is_word = np.array([words.is_word(t) for t in model.vocab.tokens])
+    assert offered[is_word].sum() == 0 and offered.sum() == pytest.approx(1.0)

@@ -74,7 +74,7 @@ def search(model, options):
     if options.length == 0:
         results = [BeamResult("", 0.0, 0.0, "length", 0)]
     else:
-        allowed = drawable(model.vocab, model.config.mode)
+        allowed = drawable(model.vocab, model.config.mode, options.prime)
         allowed[:, EOS_ID] &= options.stop_at_eos
         if options.match is not None and options.stops and not options.keep_stop:
             raise UsageError("--stop with --beam and --match needs --keep-stop: the search "

@@ -63,7 +63,7 @@ class Chooser:
         self.model, self.vocab = model, model.vocab
         self.engine = Engine(with_label(model.network, label_row(model, label)))
         self.stop_at_eos = model.config.mode == "lines" if stop_at_eos is None else stop_at_eos
-        self.allowed = drawable(model.vocab, model.config.mode)
+        self.allowed = drawable(model.vocab, model.config.mode, prime)
         self.temperature = float(temperature)
         self.rng = np.random.default_rng(seed)
         self.prime = prime

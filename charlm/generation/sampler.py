@@ -123,7 +123,7 @@ def pieces(model, options, streaming):
     vocab, network = model.vocab, with_label(model.network, options.label_row)
     num, length, stops = options.num, options.length, options.stops
     run = Generation(network, 1) if num == 1 else Batch(network, num)
-    allowed = drawable(vocab, model.config.mode)
+    allowed = drawable(vocab, model.config.mode, options.prime)
     rng = np.random.default_rng(options.seed)
     forced = vocab.encode(options.prime).astype(np.int64)
     scanner = StopScanner if options.match is None else partial(MatchingStops, options.match)

@@ -40,9 +40,10 @@ def kept(chars, counts, min_count, mode):
     return [ch for ch, n in zip(chars, counts) if n >= min_count or ch == "\n"]
 
 
-def drawable(vocab, mode):
+def drawable(vocab, mode, prime=""):
     """(2, V) bool: the tokens generation may draw as the first token of a text that has no prime
-    (row 0) and anywhere else (row 1). <UNK> is never drawn: it names no character. In lines mode
+    (row 0) and anywhere else (row 1), then the rows of ``vocab.following`` for a text that starts
+    with ``prime``. <UNK> is never drawn: it names no character. In lines mode
     no training line is blank, so a line never starts with <EOS>; and a line holds no newline
     (models trained before lines mode left the newline out of the vocabulary still have a token
     for it, which training never used as a target)."""
@@ -53,7 +54,7 @@ def drawable(vocab, mode):
         allowed[0, EOS_ID] = False
         if "\n" in vocab.index:
             allowed[:, vocab.index["\n"]] = False
-    return vocab.following(allowed)
+    return vocab.following(allowed, prime)
 
 
 class Vocab:
@@ -126,7 +127,7 @@ class Vocab:
                              "(or choose the mark with --blank)")
         return text.split(blank), positions
 
-    def following(self, allowed):
+    def following(self, allowed, prime=""):
         """:func:`drawable`'s rows, and the rows that restrict a token by the one before it
         (``kernels.draw.row_after``): none for characters, any may follow any."""
         return allowed

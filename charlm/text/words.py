@@ -228,15 +228,19 @@ class WordVocab(Vocab):
                                  f"(e.g. \"the {blank * 3} sat\")")
         return pieces, [run.start() for run in runs]
 
-    def following(self, allowed):
+    def following(self, allowed, prime=""):
         """``vocab.drawable``'s rows 0 and 1, then the two classes of ``kernels.draw.row_after``:
         row 2 marks the words, row 3 the runs of spaces (no newline), and rows 4 and 5 are row 1
         without them. A word drawn after a word, or a run of spaces after a run of spaces, would
         read back as one token, not two (the training text never holds such a pair, since
         :func:`split` takes the longest match). Where a class would leave nothing to draw, it
-        leaves row 1 as it is."""
-        kinds = [(i >= 2 and is_word(t), i >= 2 and t.isspace() and "\n" not in t)
-                 for i, t in enumerate(self.tokens)]
+        leaves row 1 as it is. <UNK> is never drawn, so it is read only in a prime: it takes the
+        class of the prime's last token when that one is out of the vocabulary."""
+        last = split(prime)[-1:]
+        texts = ["", ""] + list(self.tokens[2:])      # <EOS> and <UNK> are of neither class
+        if last and last[0] not in self.index:
+            texts[UNK_ID] = last[0]
+        kinds = [(is_word(t), t.isspace() and "\n" not in t) for t in texts]
         words, spaces = np.array(kinds, np.bool_).reshape(-1, 2).T
         rows = [allowed[0], allowed[1], words, spaces]
         for members in (words, spaces):
