@@ -429,6 +429,44 @@ def test_a_word_model_exports_its_token_kind_and_import_refuses_it(tmp_path, sma
     assert not (tmp_path / "back.npz").exists() and not leftovers(tmp_path)
 
 
+def labelled_model(path):
+    """A lines-mode model of text given one of two labels, its label tokens after the characters
+    as training puts them, with random weights."""
+    from charlm.text.labels import tokens
+    plain = make_model(hidden=4, layers=1, mode="lines")
+    vocab = Vocab(plain.vocab.tokens + tokens(["odd", "even"][::-1]))
+    config = Config(cell="lstm", hidden_size=4, num_layers=1, mode="lines", dropout=0.0,
+                    labels=["even", "odd"], label_counts=[3, 7])
+    params = FlatArrays(charlm.network.stack.parameter_shapes("lstm", len(vocab), 4, 1))
+    init_parameters(params, "lstm", np.random.default_rng(4))
+    return save_model(charlm.api.Model(Checkpoint(config, vocab, params)), path)
+
+
+def test_a_labelled_model_exports_its_labels_and_imports_with_them(tmp_path):
+    """The metadata lists the tokens never to draw (<UNK> and the label tokens) and the labels
+    with their counts; import gives back a model that classifies and samples by label as the
+    checkpoint it came from does. Labels that do not fit the vocabulary are refused."""
+    model = labelled_model(tmp_path / "labelled.npz")
+    target, back = tmp_path / "labelled.safetensors", tmp_path / "back.npz"
+    assert invoke("export", model, "-o", target).exit_code == 0
+    with safetensors.safe_open(target, framework="numpy") as f:
+        meta = json.loads(f.metadata()["charlm"])
+    vocab = charlm.load(str(model)).vocab.tokens
+    assert [vocab[i] for i in meta["never_drawn"]] == ["<UNK>", "<label:even>", "<label:odd>"]
+    assert meta["labels"] == ["even", "odd"] and meta["label_counts"] == [3, 7]
+    assert invoke("import", target, "-o", back).exit_code == 0
+    original, imported = charlm.load(str(model)), charlm.load(str(back))
+    assert imported.labels == ["even", "odd"]
+    assert imported.classify(["the fox", "a dog"]) == original.classify(["the fox", "a dog"])
+    assert (imported.sample(label="odd", num=3, length=10, seed=2)
+            == original.sample(label="odd", num=3, length=10, seed=2))
+    meta["labels"] = ["even", "other"]
+    rewrite(target, metadata={"format": "pt", "charlm": json.dumps(meta)})
+    assert_one_line_error(invoke("import", target, "-o", tmp_path / "bad.npz"), 4,
+                          "labels in its metadata do not fit")
+    assert not (tmp_path / "bad.npz").exists()
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, small, monkeypatch):
     target = tmp_path / "m.onnx"
     target.write_bytes(b"old")

@@ -7,7 +7,7 @@ import os
 
 from ..errors import CharlmError, UsageError
 from ..store.outputs import check_writable, refuse_inputs
-from ..text.vocab import EOS, EOS_ID, UNK, UNK_ID
+from ..text.vocab import EOS, EOS_ID, UNK, UNK_ID, is_label
 from ..version import __version__
 
 FORMATS = {"onnx": ".onnx", "torch": ".safetensors"}   # format -> its file extension
@@ -37,13 +37,17 @@ def description(ckpt):
     """The JSON text stored as the metadata property ``charlm`` of an exported file: what a client
     needs to encode text, start and stop a sample, and rebuild the network."""
     c = ckpt.config
+    tokens = ckpt.vocab.tokens
     return json.dumps({
-        "vocab": ckpt.vocab.tokens,                 # token strings, index = token id
+        "vocab": tokens,                            # token strings, index = token id
         "mode": c.mode,                             # "stream" or "lines"
         "special_tokens": {EOS: EOS_ID, UNK: UNK_ID},
         "first_input": EOS_ID,                      # every text is read after <EOS>
+        # <UNK> names no text, and a label token is an input only (docs/labels.md)
+        "never_drawn": [UNK_ID] + [i for i, t in enumerate(tokens) if is_label(t)],
         "tokens": c.tokens,                         # "chars", or "words" (docs/words.md)
         "cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
+        **({"labels": c.labels, "label_counts": c.label_counts} if c.labels else {}),
         "charlm_version": __version__,
     }, ensure_ascii=False)
 

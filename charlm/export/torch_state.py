@@ -13,7 +13,7 @@ charlm's bias as ``bias_ih`` and zeros as ``bias_hh`` (PyTorch adds both), the t
 with the gate blocks in PyTorch's order (:data:`charlm.export.gates.TORCH`), and layer 0's
 input weights as an embedding and ``weight_ih_l0`` (:func:`charlm.export.gates.input_projection`:
 E = V, a one-hot embedding, when V <= G*H). The file's metadata holds ``format: pt`` and
-``charlm``: the vocabulary and the mode as JSON.
+``charlm``: the vocabulary, the mode and a labelled model's labels as JSON.
 
 Import reads any such state dict (an embedding of any width E, or none: then layer 0 reads the
 one-hot vector and ``weight_ih_l0`` is (G*H, V)) and folds it into charlm's layout: W_x of layer 0
@@ -33,7 +33,8 @@ from ..config import Config, default_seq_len
 from ..errors import CheckpointError, UsageError
 from ..network.stack import FlatArrays, parameter_shapes
 from ..store.checkpoint import Checkpoint
-from ..text.vocab import Vocab
+from ..text.labels import tokens as label_tokens
+from ..text.vocab import Vocab, is_label
 from . import gates
 from .files import description, require
 
@@ -189,13 +190,32 @@ def _config_and_vocab(meta, path, cell, V, H, L, vocab, mode):
     if mode not in ("stream", "lines"):
         raise bad(f"{where} gives the mode {mode!r}; charlm's are stream and lines")
     config = Config(cell=cell, hidden_size=H, num_layers=L, mode=mode, dropout=0.0,
-                    weight_drop=0.0, cold_starts=0.0, ema_decay=0.0, seq_len=default_seq_len(mode))
+                    weight_drop=0.0, cold_starts=0.0, ema_decay=0.0, seq_len=default_seq_len(mode),
+                    **_labels(meta, voc, path))
     try:
         config.validate()
     except UsageError:
         raise CheckpointError(f"{path} holds {L} layers of {H} units; charlm holds 1 to 16 layers "
                               "of 1 to 8192") from None
     return config, voc
+
+
+def _labels(meta, voc, path):
+    """The labels and their training counts that export recorded for a labelled model ({} for
+    none), checked against the vocabulary's label tokens: with them the model generates and
+    classifies by label as the checkpoint it came from did."""
+    names, counts = meta.get("labels"), meta.get("label_counts")
+    if names is None:
+        return {}
+    in_vocab = [t for t in voc.tokens if is_label(t)]
+    fits = (isinstance(names, list) and all(isinstance(n, str) for n in names)
+            and label_tokens(names) == in_vocab and isinstance(counts, list)
+            and len(counts) == len(names)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts))
+    if not fits:
+        raise CheckpointError(f"{path}: the labels in its metadata do not fit its vocabulary's "
+                              "label tokens")
+    return {"labels": names, "label_counts": counts}
 
 
 def _folded_weights(state, cell, V, H, L):
