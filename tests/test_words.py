@@ -362,6 +362,7 @@ def test_a_file_cut_by_chars_is_read_to_its_last_whole_token(trained, tmp_path):
     held.write_text("The cat sat on the mat. The dog ran to a red box.\n", encoding="utf-8")
     vocab = words.WordVocab(["<EOS>", "<UNK>", "the"], words.Spelling(["a"], [-1.0, -2.0], 0.5))
     assert vocab.whole_tokens("The cat sa") == "The cat " and vocab.whole_tokens("sa") == "sa"
+    assert vocab.whole_tokens("the well-") == "the " and vocab.whole_tokens("a - ") == "a -"
     for command in (["neurons", "--top", 3], ["gradients", "--max-distance", 2]):
         done = run_charlm(*command, "--file", held, "--chars", 10, "--model", model)
         assert done.returncode == 0, done.stderr

@@ -48,6 +48,7 @@ from .vocab import EOS, UNK, UNK_ID, Vocab, is_label
 DEFAULT_MAX_WORDS = 10_000
 CODE_POINTS = 0x110000
 
+JOINERS = ("'", "’", "-")     # join the letters or digits on either side into one word
 _WORD = r"[^\W_]+(?:['’\-][^\W_]+)*"
 TOKEN = re.compile(rf"{_WORD}|\n|[^\S\n]+|.", re.DOTALL)
 WORD = re.compile(_WORD)
@@ -65,16 +66,25 @@ def split(text):
 
 def split_chunks(chunks):
     """The tokens of a text given in pieces (an iterable of str), as a list per piece: together,
-    ``split("".join(chunks))``. Each piece's last two tokens wait for the next piece: a token that
-    ends two or more characters before the cut is decided by characters before it (a word goes on
-    only through a letter, or a joiner followed by a letter), so only the last token, or a word
-    before a joiner that ends the piece (``well-`` then ``known``), can change."""
+    ``split("".join(chunks))``. A piece's tokens that the next piece may change
+    (:func:`settled`) wait for it."""
     held = ""
     for chunk in chunks:
         tokens = split(held + chunk)
-        held = "".join(tokens[-2:])
-        yield tokens[:-2]
+        k = settled(tokens)
+        held = "".join(tokens[k:])
+        yield tokens[:k]
     yield split(held)
+
+
+def settled(tokens):
+    """How many of a text's tokens no text after it can change: all but the last, and but a word
+    before a joiner that ends the text (``well-`` then ``known``). A token that ends two or more
+    characters before the end is decided by the characters before it (a word goes on only
+    through a letter, or a joiner followed by a letter)."""
+    if len(tokens) >= 2 and tokens[-1] in JOINERS and is_word(tokens[-2]):
+        return len(tokens) - 2
+    return max(len(tokens) - 1, 0)
 
 
 class TokenNumbers:
@@ -201,10 +211,11 @@ class WordVocab(Vocab):
         return self.spelling.arrays()
 
     def whole_tokens(self, start):
-        """``start``, the beginning of a longer text, without its last token, which the rest of
-        the text may lengthen (``goo`` of ``good``)."""
+        """``start``, the beginning of a longer text, without the tokens the rest of the text
+        may change (:func:`settled`: ``goo`` of ``good``, ``well-`` of ``well-known``)."""
         tokens = split(start)
-        return start[:len(start) - len(tokens[-1])] if len(tokens) > 1 else start
+        k = settled(tokens)
+        return "".join(tokens[:k]) if k else start
 
     def fillers(self):
         """(V,) bool: the tokens ``charlm fill`` may put in a blank: the words."""
