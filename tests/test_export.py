@@ -369,6 +369,8 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     (["--to", "onnx", "-o", "model.safetensors"], "--to onnx writes .onnx, but model.safetensors"),
     (["-o", "no/such/folder/m.onnx"], "there is no folder"),
     (["-o", "."], "it is a folder"),
+    (["-o", "m.safetensors.npz"], "the extension of charlm's checkpoints"),
+    (["--to", "torch", "-o", "m.npz"], "the extension of charlm's checkpoints"),
 ])
 def test_export_refuses_bad_options_in_one_line(tmp_path, small, args, pattern):
     before = sorted(os.listdir(tmp_path))
@@ -525,6 +527,22 @@ def test_import_refuses_a_gru_and_a_file_that_is_not_safetensors(tmp_path, expor
     (tmp_path / "m.onnx").write_bytes(b"\x08\x08")
     assert_one_line_error(invoke("import", tmp_path / "m.onnx"), 4, "is an ONNX file")
     assert not any(p.suffix == ".npz" for p in tmp_path.iterdir() if p.name != "small.npz")
+
+
+def test_import_refuses_misleading_names_and_an_unknown_mode(tmp_path, small, exported):
+    assert_one_line_error(invoke("import", small), 2, "named as a charlm checkpoint")
+    for name in ("m.onnx", "m.safetensors"):
+        assert_one_line_error(invoke("import", exported, "-o", tmp_path / name), 2,
+                              "import writes a charlm checkpoint")
+    with pytest.raises(UsageError, match="the mode must be stream or lines, not 'bogus'"):
+        charlm.import_model(str(exported), mode="bogus")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.npz", "small.safetensors"]
+
+
+def test_a_mistyped_model_is_named_not_its_default_output(tmp_path):
+    (tmp_path / "typo.onnx").write_bytes(b"mine")
+    assert_one_line_error(invoke("export", tmp_path / "typo.npz"), 4, "no checkpoint at")
+    assert (tmp_path / "typo.onnx").read_bytes() == b"mine"
 
 
 def test_import_gives_the_float32_hint_for_a_bfloat16_state_dict_only(tmp_path, small,

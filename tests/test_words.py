@@ -231,6 +231,8 @@ def test_an_unknown_token_kind_is_refused_in_one_line(trained, tmp_path):
     (["--tokens", "bytes"], "'bytes' is not one of 'chars', 'words'"),
     (["--tokens", "words", "--vocab-size", "0"], "--vocab-size must be >= 1"),
     (["--vocab-size", "10"], "--vocab-size applies to a word model"),
+    (["--tokens", "words", "--min-count", "100000"], "--min-count 100000 leaves no token"),
+    (["--tokens", "words", "--min-count", "100000", "--vocab-size", "10"], "lower it"),
 ])
 def test_bad_options_are_one_line_and_write_nothing(tmp_path, prose_file, options, pattern):
     result = run_charlm("train", prose_file, *options, "--steps", 1, "--out", "m.npz")

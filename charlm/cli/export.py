@@ -23,7 +23,7 @@ Examples:
 @click.option("--to", "to", type=click.Choice(list(FORMATS)), default=None,
               help="onnx: standard RNN/GRU/LSTM operators; torch: a .safetensors state dict of "
                    "nn.Embedding + nn.RNN/nn.LSTM + nn.Linear.  [default: from the extension of "
-                   "FILE, else onnx]")
+                   "-o FILE; onnx without -o]")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"path", "format", "bytes"}.')
 @reports_errors
@@ -38,7 +38,8 @@ def export(model, out, to, force, as_json):
 
     from ..export import export as export_model
     from ..export.files import claim_export
-    from ..store.checkpoint import load
+    from ..store.checkpoint import load, require_file
+    require_file(model)        # a mistyped MODEL is named as such, not by its default output
     if out is None:
         out = os.path.splitext(model)[0] + FORMATS[to or "onnx"]
     fmt = claim_export(out, to, force, model)       # before the checkpoint is read

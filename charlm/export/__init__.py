@@ -47,9 +47,10 @@ def import_checkpoint(path, vocab=None, mode=None, out=None, force=False):
 
     from ..store import checkpoint
     from ..store.outputs import OutputLock
-    from .files import claim_output, read_vocab
+    from .files import check_import_names, claim_output, read_vocab
     from .torch_state import checkpoint_from_state, read_state
     vocab_file = vocab if isinstance(vocab, (str, os.PathLike)) else None
+    check_import_names(path, out, mode)
     if out is not None:
         claim_output(out, force, [(path, "the file"), (vocab_file, "the --vocab file")],
                      example="model.npz")

@@ -11,6 +11,7 @@ from ..text.vocab import EOS, EOS_ID, UNK, UNK_ID, is_label
 from ..version import __version__
 
 FORMATS = {"onnx": ".onnx", "torch": ".safetensors"}   # format -> its file extension
+CHECKPOINT_EXT = ".npz"                                # charlm's own checkpoints: no export
 WRITERS = {"onnx": "onnx", "torch": "safetensors.numpy"}   # format -> the package that writes it
 EXTRAS = {"onnx": "onnx", "safetensors": "torch"}      # optional package -> charlm's extra
 
@@ -19,6 +20,9 @@ def format_for(path, to=None):
     """The format to write at path: ``to`` when given, else the one its extension names. A
     name whose extension is another format's is refused: that file would mislead its readers."""
     ext = os.path.splitext(str(path))[1].lower()
+    if ext == CHECKPOINT_EXT:
+        raise UsageError(f"{path} ends in {ext}, the extension of charlm's checkpoints: end it in "
+                         ".onnx or .safetensors")
     named = next((fmt for fmt, known in FORMATS.items() if ext == known), None)
     if to is not None:
         if to not in FORMATS:
@@ -88,6 +92,20 @@ def claim_export(path, to, force, source):
     fmt = format_for(path, to)
     require(WRITERS[fmt], f"charlm export --to {fmt}")
     return fmt
+
+
+def check_import_names(path, out, mode):
+    """Refuse, before any work, an import whose input is a charlm checkpoint, whose output is
+    named as an export format, or whose mode is not one of charlm's."""
+    if os.path.splitext(str(path))[1].lower() == CHECKPOINT_EXT:
+        raise UsageError(f"{path} is named as a charlm checkpoint ({CHECKPOINT_EXT}): import reads "
+                         "a PyTorch state dict in .safetensors, and a checkpoint needs none")
+    ext = os.path.splitext(str(out))[1].lower() if out is not None else ""
+    if ext in FORMATS.values():
+        raise UsageError(f"-o {out} ends in {ext}, an export's extension: import writes a charlm "
+                         f"checkpoint (name it {CHECKPOINT_EXT})")
+    if mode is not None and mode not in ("stream", "lines"):
+        raise UsageError(f"the mode must be stream or lines, not {mode!r}")
 
 
 def claim_output(path, force, inputs=(), example="model.onnx"):

@@ -75,15 +75,20 @@ def save(path, checkpoint):
                      "the previous checkpoint (if any) is unchanged")
 
 
-def load(path, with_training_state=False):
-    """Read and check a checkpoint. Raises CheckpointError with a one-line reason for a file that is
-    missing, not a checkpoint, truncated, corrupted, from a newer charlm, inconsistent or not finite."""
+def require_file(path):
+    """Raise CheckpointError unless path is a regular file (what :func:`load` reads first)."""
     if not os.path.exists(path):
         raise CheckpointError(f"no checkpoint at {path} (train one with `charlm train CORPUS --out {path}`)")
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not os.path.isfile(path):        # a pipe or a device: reading it could wait for ever
         raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
+
+
+def load(path, with_training_state=False):
+    """Read and check a checkpoint. Raises CheckpointError with a one-line reason for a file that is
+    missing, not a checkpoint, truncated, corrupted, from a newer charlm, inconsistent or not finite."""
+    require_file(path)
     try:
         is_zip = _is_zip(path)
     except OSError as e:

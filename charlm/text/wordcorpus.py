@@ -106,7 +106,7 @@ class WordCorpus:
         else:
             kept = [t for t, n in ranked if n >= config.min_count][:config.vocab_size]
             how = f"--vocab-size {config.vocab_size}"
-        if not kept and config.vocab_size is None:
+        if not kept and config.vocab_size is None and config.min_count <= 2:
             raise UsageError(f"no token of {self.name} is seen {least} times or more in its "
                              "training text, so the default vocabulary is empty: give "
                              "--vocab-size N to keep the N most frequent tokens")
