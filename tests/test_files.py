@@ -252,6 +252,29 @@ def test_resume_with_its_target_reached_leaves_the_file_untouched(names_file, tr
     assert snapshot(trained) == before
 
 
+def test_a_run_out_of_time_stays_done_and_a_resume_trains_to_its_own_target(names_file,
+                                                                            tmp_path):
+    """A run stopped by --max-time keeps room for its last validation, so it ends before the
+    budget: resumed as it was, it still has nothing to do. --resume --steps N trains to step N
+    whatever budget the run had, and says that budget no longer applies (on stderr, with --json
+    too)."""
+    out = tmp_path / "timed.npz"
+    first = run_charlm("train", names_file, "--out", out, "--hidden", 8, "--max-time", "3s",
+                       "--json")
+    assert first.returncode == 0, first.stderr
+    steps = json.loads(first.stdout)["steps"]
+    assert json.loads(first.stdout)["stopped"] == "time"
+    before = snapshot(out)
+    again = run_charlm("train", names_file, "--out", out, "--resume", "--json")
+    assert json.loads(again.stdout)["stopped"] == "already time" and snapshot(out) == before
+    further = run_charlm("train", names_file, "--out", out, "--resume", "--steps", steps + 5,
+                         "--json")
+    summary = json.loads(further.stdout)
+    assert summary["stopped"] == "steps" and summary["steps"] == steps + 5
+    assert "--max-time 3s no longer apply" in further.stderr
+    assert checkpoint.load(str(out)).config.max_time is None
+
+
 # ---- 7: every output checked before any work ----------------------------------------------------
 
 @pytest.mark.parametrize("command", [["train", "CORPUS", "--steps", "1", "--out"],

@@ -131,8 +131,9 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
     from ..training.trainer import new_trainer
     out_console, err_console = consoles()
     speaks = group is None or group.rank == 0
-    # a progress bar only on a terminal: in a file, the lines of LogReporter
-    reporter = (Reporter() if as_json or not speaks else NoticeReporter(err_console) if quiet
+    # a progress bar only on a terminal: in a file, the lines of LogReporter; with --json the
+    # choices made and what --resume ignored still go to stderr, the summary to stdout
+    reporter = (Reporter() if not speaks else NoticeReporter(err_console) if quiet or as_json
                 else ProgressReporter(err_console) if err_console.is_terminal
                 else LogReporter(err_console))
     if group is None:

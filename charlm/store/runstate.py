@@ -49,6 +49,7 @@ class RunState:
                                         # novelty check of `charlm sample`
     corpus_encoding: str = "utf-8"      # the --encoding it was read with
     dropout_masks: str = DROPOUT_MASKS  # how the run draws them (stack.Network.dropout_masks)
+    out_of_time: float | None = None    # the --max-time the run stopped on, its budget spent
 
     @property
     def validated(self):
@@ -79,7 +80,7 @@ class RunState:
             _check(_count(getattr(state, name)), name)
         for name in ("elapsed", "loss_sum", "epochs_done"):
             _check(_number(getattr(state, name)), name)
-        for name in ("best_val_loss", "train_loss", "eval_seconds"):     # none is negative
+        for name in ("best_val_loss", "train_loss", "eval_seconds", "out_of_time"):  # none < 0
             _check(getattr(state, name) is None or _number(getattr(state, name), 0), name)
         _check(state.best_step is None or _count(state.best_step), "best_step")
         _check((state.best_step is None) == (state.best_val_loss is None), "best_step")

@@ -337,7 +337,7 @@ class Trainer:
             return "no improvement"
         if c.epochs is not None and self.epochs_done >= c.epochs - 1e-9:
             return "epochs"
-        if c.max_time is not None and self.elapsed >= c.max_time:
+        if c.max_time is not None and (self.elapsed >= c.max_time or rs.out_of_time == c.max_time):
             return "time"
         return None
 
@@ -400,6 +400,8 @@ class Trainer:
                 self._evaluate()
             elif not self.dataset.val_tokens:
                 self.run_state.close_interval()     # nothing held out: the interval is the run
+            if self.stop_reason == "time":          # what a resume with this budget finds spent
+                self.run_state.out_of_time = self.config.max_time
             self.save()
             self.reporter.finish(self)
             return self.stop_reason
@@ -707,6 +709,27 @@ RESUMABLE = ("steps", "epochs", "max_time", "checkpoint_every", "eval_every", "p
              "val_windows", "val_dynamic")
 
 
+STOP_RULES = {"steps": "--steps", "epochs": "--epochs", "max_time": "--max-time"}
+
+
+def _stop_rules_replaced(saved, given, reporter):
+    """The saved stop rules that a resume's own rules replace, as None: ``--resume --steps
+    5000`` trains to step 5000, whatever --epochs or --max-time the run had (and the learning
+    rate follows the rules of the resumed run: docs/training.md)."""
+    if not any(k in given for k in STOP_RULES):
+        return {}
+    dropped = [k for k in STOP_RULES if k not in given and getattr(saved, k) is not None]
+    if dropped:
+        def shown(k):
+            value = getattr(saved, k)
+            return format_duration(value) if k == "max_time" else f"{value:g}"
+        reporter.notice("--resume with " + ", ".join(STOP_RULES[k] for k in STOP_RULES
+                                                        if k in given)
+                        + ": the run's own " + ", ".join(f"{STOP_RULES[k]} {shown(k)}"
+                                                         for k in dropped) + " no longer apply")
+    return {k: None for k in dropped}
+
+
 def _resume(out, corpus, options, reporter):
     if not os.path.exists(out):
         raise UsageError(f"--resume: there is no {out} to continue (train without --resume first)")
@@ -727,6 +750,7 @@ def _resume(out, corpus, options, reporter):
                         "continued")
     saved.training.run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
+    given.update(_stop_rules_replaced(saved.config, given, reporter))
     config = replace(saved.config, **given).validate()
     _, dataset = build_dataset(config, wordcorpus.reopened(corpus, saved.vocab, reporter),
                                saved.vocab)
