@@ -134,17 +134,22 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path, names_file):
     assert not (tmp_path / "m.npz.lock").exists()
 
 
-@pytest.mark.parametrize("kind", ["a file of the user's", "a symbolic link", "the corpus"])
+USERS_LOCK_NAMED_FILES = {"a file of the user's": "my notes\n", "notes with a number first":
+                          "2024\nmy budget notes\n", "an empty file": ""}
+
+
+@pytest.mark.parametrize("kind", [*USERS_LOCK_NAMED_FILES, "a symbolic link", "the corpus"])
 def test_a_file_at_the_lock_path_that_is_no_lock_is_left_alone(tmp_path, names_file, kind):
-    """OUT.lock is written and removed only when it is charlm's: a user's file there, a link to
-    one, or the very corpus the run would read is refused before anything is written."""
+    """OUT.lock is written and removed only when it is charlm's: a user's file there (even one
+    that starts with a number, or an empty one), a link to one, or the very corpus the run would
+    read is refused before anything is written."""
     lock = tmp_path / "m.npz.lock"
     if kind == "a symbolic link":
         lock.symlink_to(names_file)
     elif kind == "the corpus":
         lock.write_bytes(names_file.read_bytes())
     else:
-        lock.write_text("my notes\n")
+        lock.write_text(USERS_LOCK_NAMED_FILES[kind])
     target = lock.resolve()
     before = target.read_bytes()
     corpus = lock if kind == "the corpus" else names_file
@@ -154,6 +159,24 @@ def test_a_file_at_the_lock_path_that_is_no_lock_is_left_alone(tmp_path, names_f
     assert "m.npz.lock" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert lock.is_symlink() == (kind == "a symbolic link")
     assert target.read_bytes() == before and not (tmp_path / "m.npz").exists()
+
+
+def test_an_output_that_is_a_link_is_written_through_it(tmp_path, names_file, trained):
+    """--out naming a link to a checkpoint: the checkpoint is what --resume reads and writes, the
+    link stays a link, and the file and its link share one lock."""
+    from charlm.store.outputs import OutputLock
+    (tmp_path / "runs").mkdir()
+    real = tmp_path / "runs" / "real.npz"
+    trained.rename(real)
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    result = run_charlm("train", names_file, "--out", link, "--resume", "--steps", 9, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and checkpoint.load(str(real), True).training.run.step == 9
+    with OutputLock(str(real)):
+        held = run_charlm("train", names_file, "--out", link, "--resume", "--steps", 12)
+    assert held.returncode == 6 and "being written by another charlm run" in held.stderr
+    assert checkpoint.load(str(real), True).training.run.step == 9
 
 
 def test_a_lock_taken_over_is_a_lock_the_next_run_can_take_over(tmp_path):

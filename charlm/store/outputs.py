@@ -10,13 +10,14 @@
   replaced keeps its permission bits (:func:`mode_for`);
 - every file is written atomically (:func:`write_atomically`): a temporary file in the same folder,
   flushed to disk, then renamed over the path, so a failure at any moment leaves the previous file
-  or the new one, never a torn one;
+  or the new one, never a torn one; a symbolic link at the path is followed, and stays a link;
 - one writer per checkpoint: :class:`OutputLock` holds an OS lock (``flock``) on ``OUT.lock``
   while a run may write OUT. The kernel drops the lock when its process ends, however it ends,
   so a lock file left by a killed run (kill -9) blocks nothing.
 """
 import fcntl
 import os
+import re
 import socket
 import stat
 import sys
@@ -88,17 +89,19 @@ def mode_for(path):
 
 def write_atomically(path, write, error=UsageError, kept="the previous file (if any) is unchanged"):
     """Write the file at path through ``write(binary_file)`` atomically (see the module
-    docstring), with the mode :func:`mode_for` gives. An OSError becomes ``error`` in one line."""
-    folder = os.path.dirname(os.path.abspath(path))
+    docstring), with the mode :func:`mode_for` gives. A symbolic link at path is followed: the
+    file it names is replaced and the link stays. An OSError becomes ``error`` in one line."""
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".charlm-", suffix=".tmp")
-        os.fchmod(fd, mode_for(path))     # mkstemp's 0600 would hide a shared file from others
+        os.fchmod(fd, mode_for(target))   # mkstemp's 0600 would hide a shared file from others
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         tmp = None
         _fsync_folder(folder)
     except OSError as e:
@@ -134,13 +137,15 @@ class OutputLock:
 
     def __init__(self, path, option="--out"):
         self.path, self.option = path, option
-        self.lock_path = path + ".lock"
+        self.lock_path = os.path.realpath(path) + ".lock"   # one lock for a file and its links
         self.fd = None
 
     def acquire(self):
         while True:
             try:     # O_NOFOLLOW: a symbolic link there is never followed to write elsewhere
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+                fd, created = self._open()
+            except FileNotFoundError:       # its holder removed it between the two opens
+                continue
             except OSError as e:
                 what = ("is a symbolic link, not a charlm lock file"
                         if os.path.islink(self.lock_path)
@@ -162,7 +167,7 @@ class OutputLock:
             if current is not None and os.path.samestat(os.fstat(fd), current):
                 break
             os.close(fd)
-        if not _holds_a_lock_record(fd):
+        if not created and not _holds_a_lock_record(fd):
             os.close(fd)
             raise UsageError(f"{self.option}: {self.lock_path} exists and is not a charlm lock "
                              "file (charlm never writes over it): move it away or choose another "
@@ -175,6 +180,14 @@ class OutputLock:
             errors="surrogateescape"))
         self.fd = fd
         return self
+
+    def _open(self):
+        """(fd, whether this call created the file): a new lock file, or the one there."""
+        flags = os.O_RDWR | os.O_NOFOLLOW
+        try:
+            return os.open(self.lock_path, flags | os.O_CREAT | os.O_EXCL, 0o666), True
+        except FileExistsError:
+            return os.open(self.lock_path, flags), False
 
     def release(self):
         if self.fd is None:
@@ -201,14 +214,17 @@ class OutputLock:
         return False
 
 
+LOCK_RECORD = re.compile(rb"\d+\n\S+\n.*\n", re.DOTALL)     # process id, host, command
+
+
 def _holds_a_lock_record(fd):
-    """Whether the file open at fd is a lock file: a regular file, empty (its holder is starting)
-    or beginning with a holder's process id, as :meth:`OutputLock.acquire` writes it."""
+    """Whether the file open at fd, which this process did not create, is a lock file that a run
+    left: a regular file holding a whole record as :meth:`OutputLock.acquire` writes it. (Its
+    holder writes the record at once, holding the lock, so a file found empty is not one.)"""
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         return False
     os.lseek(fd, 0, os.SEEK_SET)
-    start = os.read(fd, 64)
-    return not start or start.split(b"\n", 1)[0].strip().isdigit()
+    return LOCK_RECORD.fullmatch(os.read(fd, 1 << 20)) is not None
 
 
 def _read_holder(fd):
