@@ -145,6 +145,11 @@ def rewrite(tmp_path, saved_bytes, change):
     (lambda a: a.update({"state.json": np.array(json.dumps(
         {**json.loads(a["state.json"].item()), "train_loss": -0.5}))}),
      "'train_loss' has an invalid value"),
+    # a config far larger than its arrays: refused on the first array, before any allocation
+    (lambda a: a.update(config=np.array(a["config"].item().replace('"num_layers": 2',
+                                                                     '"num_layers": 16')
+                                        .replace('"hidden_size": 6', '"hidden_size": 8192'))),
+     "has shape"),
 ])
 def test_bad_contents_are_refused_with_a_reason(tmp_path, saved_bytes, change, message):
     path = rewrite(tmp_path, saved_bytes, change)

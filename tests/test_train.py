@@ -165,6 +165,25 @@ def test_resume_refuses_another_corpus(tmp_path, names_file, prose_file, tiny):
         new_trainer(str(prose_file), str(out), resume=True, steps=4)
 
 
+@pytest.mark.parametrize("corpus, place", [("names_file", {"index": 10**6}),
+                                           ("names_file", {"chunk": 7}),
+                                           ("prose_file", {"chunk": 1})])
+def test_a_training_state_outside_the_data_is_refused(tmp_path, request, tiny, corpus, place):
+    """A run state whose place in the data its corpus's batches do not have (a damaged file) is
+    refused as a damaged checkpoint, not met as an IndexError mid-run."""
+    import json
+    from charlm.errors import CheckpointError
+    corpus = request.getfixturevalue(corpus)
+    out = tmp_path / "m.npz"
+    run(corpus, out, steps=2, **tiny)
+    with np.load(out) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["state.json"] = np.array(json.dumps({**json.loads(str(arrays["state.json"])), **place}))
+    np.savez(out, **arrays)
+    with pytest.raises(CheckpointError, match="the checkpoint is damaged"):
+        new_trainer(str(corpus), str(out), resume=True, steps=4)
+
+
 class TickingClock:
     """A clock that advances 10 ms at every reading: under it a run takes the same steps on any
     machine, and a test of a time budget never times the machine."""

@@ -145,9 +145,10 @@ def _parse(path, arrays, with_training_state):
     except ValueError as e:
         raise CheckpointError(f"{path} has an invalid vocabulary ({e})") from None
     shapes = shapes_for(config, len(vocab))
-    weights = FlatArrays(shapes)
-    for name, shape in shapes:
-        weights[name][...] = _weight(arrays, name, shape, path)
+    checked = [(name, _weight(arrays, name, shape, path)) for name, shape in shapes]
+    weights = FlatArrays(shapes)        # allocated once the arrays are known to fit the config
+    for name, array in checked:
+        weights[name][...] = array
     training = _training_state(path, arrays, config, weights.flat.size) if with_training_state else None
     return Checkpoint(config, vocab, weights, training)
 

@@ -730,6 +730,20 @@ def _stop_rules_replaced(saved, given, reporter):
     return {k: None for k in dropped}
 
 
+def _check_position(out, run, train):
+    """CheckpointError unless the run state's place in the data (batch ``index`` of its epoch,
+    and ``chunk`` of a lines-mode batch) is one that the corpus's batches have."""
+    fits = run.index < len(train)
+    if fits and isinstance(train, data.LineBatches):
+        fits = run.chunk < len(train.batch(run.epoch, run.index))
+    elif fits:
+        fits = run.chunk == 0
+    if not fits:
+        raise CheckpointError(f"{out}: its training state stands at batch {run.index}, chunk "
+                              f"{run.chunk} of an epoch, which its corpus's {len(train):,} "
+                              "batches do not have; the checkpoint is damaged")
+
+
 def _resume(out, corpus, options, reporter):
     if not os.path.exists(out):
         raise UsageError(f"--resume: there is no {out} to continue (train without --resume first)")
@@ -755,6 +769,7 @@ def _resume(out, corpus, options, reporter):
     _, dataset = build_dataset(config, wordcorpus.reopened(corpus, saved.vocab, reporter),
                                saved.vocab)
     check_needs(config, dataset)
+    _check_position(out, saved.training.run, dataset.train)
     trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
     if saved.training.run.validated:
         trainer.best = saved.weights.flat.copy()
