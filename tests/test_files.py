@@ -406,6 +406,35 @@ def test_train_output_in_files_has_no_frames_no_padding_and_a_pasteable_resume(
     assert "steps in this run" in summary and "chars/s" in summary
 
 
+@pytest.mark.parametrize("labelled", [True, "files"])
+def test_the_resume_command_gives_the_corpus_as_it_was_given(tmp_path, labelled):
+    """What the resume command holds besides --out and --resume: the corpus with --labels, or
+    the --label NAME=FILE options, and an --encoding other than UTF-8. A run resumes with them."""
+    from charlm.cli.train import _corpus_args
+    text = {"ça": ["Émile", "Zoé", "Anaïs"] * 20, "la": ["Noël", "Inès", "Loïc"] * 20}
+    if labelled is True:
+        corpus = tmp_path / "names.tsv"
+        corpus.write_text("".join(f"{k}\t{n}\n" for k in text for n in text[k]),
+                          encoding="latin-1")
+        given, args = True, [str(corpus), "--labels"]
+    else:
+        for k in text:
+            (tmp_path / f"{k}.txt").write_text("\n".join(text[k]) + "\n", encoding="latin-1")
+        given = [(k, str(tmp_path / f"{k}.txt")) for k in text]
+        corpus, args = None, [a for k, f in given for a in ("--label", f"{k}={f}")]
+    assert _corpus_args(corpus and str(corpus), given, "latin-1") == [*args, "--encoding",
+                                                                      "latin-1"]
+    assert _corpus_args(corpus and str(corpus), given, "UTF-8") == args
+    out = tmp_path / "m.npz"
+    first = run_charlm("train", *args, "--encoding", "latin-1", "--out", out, "--steps", 2,
+                       "--hidden", 8, "--quiet")
+    assert first.returncode == 0, first.stderr
+    again = run_charlm("train", *_corpus_args(corpus and str(corpus), given, "latin-1"), "--out",
+                       out, "--resume", "--steps", 4, "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert checkpoint.load(str(out), True).training.run.step == 4
+
+
 def test_info_and_prepare_in_a_file_read_well(tmp_path, trained, prose_file):
     shown = run_charlm("info", trained)
     assert shown.returncode == 0, shown.stderr

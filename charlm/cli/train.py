@@ -166,7 +166,8 @@ def _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
     if as_json:
         print_json(summary)
     else:
-        _report_end(trainer, summary, reason, corpus, out_console, quiet)
+        _report_end(trainer, summary, reason, _corpus_args(corpus, options["labelled"], encoding),
+                    out_console, quiet)
     if reason == "interrupted":
         raise SystemExit(130)
 
@@ -193,14 +194,24 @@ def summarize(trainer, reason):
     }
 
 
-def _report_end(trainer, summary, reason, corpus, console, quiet):
+def _corpus_args(corpus, labelled, encoding):
+    """The arguments that give a run its corpus again, as ``--resume`` needs it."""
+    args = [corpus] if corpus else []
+    if labelled is True:
+        args.append("--labels")
+    elif labelled:
+        args += [a for name, path in labelled for a in ("--label", f"{name}={path}")]
+    return args + (["--encoding", encoding] if encoding.lower() != "utf-8" else [])
+
+
+def _report_end(trainer, summary, reason, corpus_args, console, quiet):
     from rich.markup import escape
     if reason.startswith("already "):
         console.print(_nothing_to_do(trainer, reason[len("already "):]), markup=False)
         return
     if reason == "interrupted":
-        again = shlex.join(["charlm", "train", *([corpus] if corpus else []), "--out",
-                            trainer.out, "--resume"])       # quoted: it is pasted into a shell
+        again = shlex.join(["charlm", "train", *corpus_args, "--out", trainer.out,
+                            "--resume"])                    # quoted: it is pasted into a shell
         console.print(f"[yellow]Stopped at step {trainer.run_state.step}; saved to "
                       f"{escape(trainer.out)}.[/] Continue with: [bold]{escape(again)}[/]")
         return

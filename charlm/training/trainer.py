@@ -751,26 +751,29 @@ def _resume(out, corpus, options, reporter):
     labels.check_resume(out, saved.config, corpus)
     if saved.training is None:
         raise CheckpointError(f"{out} has no training state to resume from (only weights)")
-    if saved.training.run.corpus not in (None, corpus.fingerprint()):
-        raise UsageError(f"--resume: this is not the corpus {out} was trained on")
+    run = saved.training.run
+    if run.corpus not in (None, corpus.fingerprint()):
+        raise UsageError(f"--resume: this is not the corpus {out} was trained on ("
+                         f"{run.corpus_path or 'the bundled names'}, read as "
+                         f"{run.corpus_encoding}): give that one")
     ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE
                      and getattr(saved.config, k) != v)
     if ignored:
         reporter.notice("--resume keeps the run's settings; ignored: " + ", ".join(ignored))
-    if saved.training.run.dropout_masks != DROPOUT_MASKS and saved.config.dropout > 0:
+    if run.dropout_masks != DROPOUT_MASKS and saved.config.dropout > 0:
         reporter.notice(f"{out} was written by an earlier charlm, which drew its dropout masks "
-                        f"another way ({saved.training.run.dropout_masks}); the run continues with "
+                        f"another way ({run.dropout_masks}); the run continues with "
                         "this version's masks, so it is not the run the earlier version would have "
                         "continued")
-    saved.training.run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
+    run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
     given.update(_stop_rules_replaced(saved.config, given, reporter))
     config = replace(saved.config, **given).validate()
     _, dataset = build_dataset(config, wordcorpus.reopened(corpus, saved.vocab, reporter),
                                saved.vocab)
     check_needs(config, dataset)
-    _check_position(out, saved.training.run, dataset.train)
+    _check_position(out, run, dataset.train)
     trainer = Trainer(config, dataset, out, saved.training.params, saved.training, reporter)
-    if saved.training.run.validated:
+    if run.validated:
         trainer.best = saved.weights.flat.copy()
     return trainer
