@@ -114,6 +114,19 @@ def test_without_a_validation_split_there_is_no_average_and_the_latest_weights_a
     assert not (tmp_path / "r.npz").exists()
 
 
+@pytest.mark.parametrize("options, named", [({"patience": 2}, "--patience acts"),
+                                            ({"eval_every": 3, "val_max_chars": 9},
+                                             "--eval-every, --val-max-chars act")])
+def test_validation_options_without_a_validation_split_are_refused(tmp_path, prose_file, tiny,
+                                                                   options, named):
+    with pytest.raises(UsageError, match=f"{named} on validation, and --val-frac 0"):
+        run(prose_file, tmp_path / "r.npz", steps=2, val_frac=0.0, **options, **tiny)
+    assert not (tmp_path / "r.npz").exists()
+    run(prose_file, tmp_path / "s.npz", steps=2, val_frac=0.0, patience=0, **tiny)
+    with pytest.raises(UsageError, match="on validation, and --val-frac 0"):
+        run(prose_file, tmp_path / "s.npz", resume=True, steps=4, **options)
+
+
 @pytest.mark.parametrize("val_frac", [0.1, 0.4])     # one segment, and several with burn-in
 def test_stream_validation_loss_is_the_score_of_the_validation_text(tmp_path, prose_file, tiny,
                                                                      val_frac):

@@ -649,6 +649,7 @@ def new_trainer(corpus=None, out=DEFAULT_MODEL, resume=False, force=False, encod
         if resume:
             trainer = _resume(out, source, options, reporter)
         else:
+            refuse_validation_options(options.get("val_frac"), options)
             config = Config(**options).validate()
             config, notices = resolve_config(config, source)
             config, source, vocab = wordcorpus.tokenized(config, source, notices, reporter)
@@ -686,6 +687,16 @@ def check_needs(config, dataset):
     if config.ema_decay and not config.val_frac:
         raise UsageError("--ema-decay averages the weights that validation reads; with --val-frac "
                          "0 nothing is validated and the latest weights are kept: drop one of them")
+
+
+def refuse_validation_options(val_frac, options):
+    """UsageError for options given that act on validation when --val-frac 0 holds nothing out:
+    they would be ignored (--patience 0 and --val-max-chars 0 ask for nothing)."""
+    acting = [f"--{k.replace('_', '-')}" for k in ("eval_every", "patience", "val_max_chars")
+              if options.get(k)]
+    if val_frac == 0 and acting:
+        raise UsageError(f"{', '.join(acting)} act{'s' * (len(acting) == 1)} on validation, and "
+                         "--val-frac 0 holds nothing out: drop one or the other")
 
 
 def check_held_out_figures(config, dataset):
@@ -767,6 +778,7 @@ def _resume(out, corpus, options, reporter):
                         "continued")
     run.dropout_masks = DROPOUT_MASKS       # how it goes on from here
     given = {k: options[k] for k in RESUMABLE if options.get(k) is not None}
+    refuse_validation_options(saved.config.val_frac, given)
     given.update(_stop_rules_replaced(saved.config, given, reporter))
     config = replace(saved.config, **given).validate()
     _, dataset = build_dataset(config, wordcorpus.reopened(corpus, saved.vocab, reporter),
