@@ -201,6 +201,17 @@ def test_a_line_is_never_blank_and_never_holds_a_newline():
     assert "<EOS>" not in labels and "↵" not in labels and "\n" not in labels
     chooser = Chooser(model, seed=0)
     assert chooser.draw(3) == 2 and len(chooser.text) == 1 and chooser.ended
+    running = Chooser(model, seed=0, stop_at_eos=False)
+    assert running.draw(9) == 9 and "\n\n" not in running.text and running.text[0] != "\n"
+
+
+def test_the_text_ends_at_its_length_and_undo_reopens_it():
+    for model in (make_model("gru", hidden=8), make_word_model()):
+        chooser = Chooser(model, prime="the", seed=2, length=5)
+        assert chooser.draw(3) == 3 and not chooser.ended
+        assert chooser.draw(RUN) == 2 and chooser.ended and "--length" in respond(chooser, "d")
+        assert len(model.vocab.split(chooser.text[3:])) == 5 or model.vocab.kind == "chars"
+        assert chooser.undo() and not chooser.ended and chooser.draw(RUN) == 2
 
 
 # ---- a word model: the next word token --------------------------------------------------------

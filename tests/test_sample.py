@@ -355,6 +355,14 @@ def test_a_line_is_never_blank_and_never_holds_a_newline():
     assert [len(t) for t in certain_eos.sample(num=40, seed=1)] == [1] * 40
     stream = make_model("lstm", mode="stream", text=TEXT + "\n", newline_bias=5.0)
     assert stream.sample(length=50, seed=0)[0].count("\n") > 25       # the rules are lines mode's
+    # lines that <EOS> does not end: written one per line, <EOS> at every chance, none blank
+    for texts in (certain_eos.sample(num=8, seed=1, stop_at_eos=False, length=40),
+                  [certain_eos.sample(seed=k, stop_at_eos=False, length=40)[0] for k in range(3)]):
+        for text in texts:
+            assert "\n\n" not in text and not text.startswith("\n"), texts
+            assert text.count("\n") == len(text) // 2, texts
+
+
 
 
 def test_samples_of_a_batch_stop_independently():

@@ -5,7 +5,7 @@ The screen shows the text so far and the model's most probable next tokens with 
 probabilities at the current temperature. Keys:
 
     1-9   take that token                d   let the model draw one
-    r     let the model draw a run (RUN tokens, or to the end of the line in lines mode)
+    r     let the model draw a run (RUN tokens, fewer if the text ends first)
     u     undo the last action (a pick, a draw or a whole run); Backspace too
     + -   temperature up or down by 0.1 (0 is greedy: the draws take the most probable)
     q     quit and print the text (Ctrl-D and Ctrl-C too)
@@ -46,12 +46,14 @@ class Snapshot:
     ended: bool
     last: int | None
     where: int = 0
+    count: int = 0
 
 
 class Chooser:
     """An interactive session on ``model``, started from ``prime``. ``stop_at_eos`` (default:
     lines mode) makes <EOS> end the text; otherwise it is written as a newline, as in sampling.
     ``label``: text of this label, for a model trained with labels (:mod:`charlm.text.labels`).
+    ``length``: the text ends once that many tokens follow the prime (None: never).
     ``match``: a :class:`charlm.generation.pattern.Pattern` (from ``for_model``) the text must
     match within ``length`` characters after the prime: only the characters that keep it on a
     path to a match are offered or drawn, and the text ends when it can go no further."""
@@ -71,6 +73,7 @@ class Chooser:
         self.ended = False
         self.history = []
         self.match, self.length = match, length
+        self.count = 0                  # tokens after the prime
         self.where = 0 if match is None else match.start      # the state of match's automaton
         self.state = self.engine.zero_state(1)
         self.log_p = None
@@ -90,7 +93,7 @@ class Chooser:
         z = self.log_p.copy()
         z[~self.allowed[0 if self.last is None else row_after(self.allowed, self.last)]] = -np.inf
         if self.match is not None:
-            left = self.length - (len(self.text) - len(self.prime))
+            left = self.length - self.count
             z[~self.match.choices(self.where, left, self.match.eos_ends)] = -np.inf
         if self.temperature == 0.0:
             p = np.zeros_like(z)
@@ -139,7 +142,7 @@ class Chooser:
             return False
         snap = self.history.pop()
         self.text, self.state, self.log_p, self.ended = snap.text, snap.state, snap.log_p, snap.ended
-        self.last, self.where = snap.last, snap.where
+        self.last, self.where, self.count = snap.last, snap.where, snap.count
         return True
 
     def warmer(self, step=TEMPERATURE_STEP):
@@ -150,7 +153,7 @@ class Chooser:
 
     def _save(self):
         self.history.append(Snapshot(self.text, self.state.copy(), self.log_p, self.ended,
-                                     self.last, self.where))
+                                     self.last, self.where, self.count))
 
     def _append(self, token):
         if token == EOS_ID and self.stop_at_eos:
@@ -158,11 +161,12 @@ class Chooser:
             return
         self.text += "\n" if token == EOS_ID else self.vocab.tokens[token]
         self.last = token
+        self.count += 1
         self._read([token])
         if self.match is not None:
             self.where = int(self.match.table[self.where, token])
-            if len(self.text) - len(self.prime) >= self.length:
-                self.ended = True             # the length is used up: the text is a match
+        if self.length is not None and self.count >= self.length:
+            self.ended = True       # the length is used up (with a pattern: the text is a match)
 
     def pattern_status(self):
         """A line on the pattern's state: whether the text is a match, and how many characters
@@ -196,15 +200,18 @@ def run_interactive(model, prime="", temperature=1.0, seed=None, stop_at_eos=Non
     sys.stdout.flush()
 
 
+ENDED = "the text has ended (<EOS>, or --length used up): u to undo, q to quit"
+
+
 def respond(chooser, key):
     """Apply one key to the session; returns the status line to show."""
     if key.isdigit() and key != "0":
         if chooser.ended:
-            return "the text has ended at <EOS>: u to undo, q to quit"
+            return ENDED
         return "picked" if chooser.pick(int(key)) else f"there is no choice {key}"
     if key in ("d", "r"):
         if chooser.ended:
-            return "the text has ended at <EOS>: u to undo, q to quit"
+            return ENDED
         drawn = chooser.draw(1 if key == "d" else RUN)
         return f"the model drew {drawn} {chooser.vocab.noun}{'s' if drawn != 1 else ''}"
     if key in ("u", "\x7f", "\x08"):

@@ -41,12 +41,13 @@ def kept(chars, counts, min_count, mode):
 
 
 def drawable(vocab, mode, prime=""):
-    """(2, V) bool: the tokens generation may draw as the first token of a text that has no prime
-    (row 0) and anywhere else (row 1), then the rows of ``vocab.following`` for a text that starts
-    with ``prime``. <UNK> is never drawn: it names no character. In lines mode
-    no training line is blank, so a line never starts with <EOS>; and a line holds no newline
-    (models trained before lines mode left the newline out of the vocabulary still have a token
-    for it, which training never used as a target)."""
+    """(2 + 2C, V) bool: the tokens generation may draw as the first token of a text that has no
+    prime (row 0) and anywhere else (row 1), then the rows of C classes of tokens that restrict
+    the token after them (``kernels.draw.row_after``): those of ``vocab.following`` for a text
+    that starts with ``prime``, and in lines mode :func:`after_eos`. <UNK> is never drawn: it
+    names no character. In lines mode no training line is blank, so a line never starts with
+    <EOS>; and a line holds no newline (models trained before lines mode left the newline out of
+    the vocabulary still have a token for it, which training never used as a target)."""
     allowed = np.ones((2, len(vocab)), np.bool_)
     allowed[:, UNK_ID] = False
     allowed[:, [i for i, t in enumerate(vocab.tokens) if is_label(t)]] = False   # inputs only
@@ -54,7 +55,19 @@ def drawable(vocab, mode, prime=""):
         allowed[0, EOS_ID] = False
         if "\n" in vocab.index:
             allowed[:, vocab.index["\n"]] = False
-    return vocab.following(allowed, prime)
+    rows = vocab.following(allowed, prime)
+    return after_eos(rows) if mode == "lines" else rows
+
+
+def after_eos(rows):
+    """The rows of :func:`drawable` with one class more, <EOS>, after which a line starts: what
+    row 0 allows. A line never starts with <EOS>, so none is blank even where <EOS> does not end
+    the text (``--no-stop-at-eos``)."""
+    classes = (rows.shape[0] - 2) // 2
+    eos = np.zeros(rows.shape[1], np.bool_)
+    eos[EOS_ID] = True
+    return np.ascontiguousarray(np.concatenate([rows[:2 + classes], eos[None],
+                                                rows[2 + classes:], rows[:1]]))
 
 
 class Vocab:
