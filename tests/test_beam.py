@@ -102,6 +102,13 @@ def test_lines_mode_stops_at_eos_and_the_cap_ends_the_rest():
     stream = make_model("lstm", hidden=8, mode="stream", eos_bias=30.0)
     for r in beam_search(stream, beam=3, length=5):
         assert r.ended == "length" and len(r.text) == 5 and "\n" not in r.text
+    # so a newline stop string could never end one where no other token writes a newline
+    with pytest.raises(UsageError, match="--stop with a newline never occurs"):
+        beam_search(never, beam=2, length=9, stop_at_eos=False, stop="\n")
+    with pytest.raises(UsageError, match="--stop with a newline never occurs"):
+        beam_search(stream, beam=2, length=9, stop="a\n")
+    writes = make_model("lstm", hidden=8, mode="stream", chars="ab\n")
+    assert beam_search(writes, beam=2, length=9, stop="\n")
 
 
 def test_stop_strings_end_beams_cut_or_kept():

@@ -234,8 +234,10 @@ def test_for_model_refuses_what_cannot_be_generated():
         for_model(_model(), "Ka+", 10, prime="Kb")
     with pytest.raises(UsageError, match="only the empty text"):
         for_model(_model(), "(a{0})", 10)
-    with pytest.raises(UsageError, match="--no-stop-at-eos"):
-        for_model(_model(), "a+", 10, stop_at_eos=False)
+    for mode in ("lines", "stream"):
+        with pytest.raises(UsageError, match="--no-stop-at-eos does not apply"):
+            for_model(_model(mode=mode), "a+", 10, stop_at_eos=False)
+    assert for_model(_model(mode="stream"), "a+", 10).eos_ends is False     # not asked: fine
     pattern = for_model(_model(), "Ka{2,3}", 10, prime="Ka")
     state, _ = pattern.walk("Ka")
     assert pattern.distance[state] == 1

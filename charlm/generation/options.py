@@ -67,6 +67,7 @@ class SamplingOptions:
                      top_p, prime, stop_at_eos, seed)
         check_prime(model, prime)
         stops = check_stops(model, stop)
+        asked_eos = stop_at_eos
         if stop_at_eos is None:
             stop_at_eos = model.config.mode == "lines"
         if length is None:
@@ -74,16 +75,27 @@ class SamplingOptions:
         pattern = None
         if match is not None:
             from .pattern import for_model
-            pattern = for_model(model, match, length, prime, stop_at_eos)
+            pattern = for_model(model, match, length, prime, asked_eos)
             stop_at_eos = True             # a text ends where its match may end, at <EOS>
         if beam is not None:
             check_beam(beam, length, length_penalty)
             check_beam_num(num, beam)
+            check_beam_stops(model, stops, stop_at_eos)
         return cls(num=num, length=int(length), temperature=float(temperature),
                    top_k=int(top_k), top_p=float(top_p), prime=prime,
                    stop_at_eos=bool(stop_at_eos), seed=seed, stops=stops,
                    keep_stop=bool(keep_stop), beam=beam, length_penalty=float(length_penalty),
                    label_row=int(row), match=pattern)
+
+
+def check_beam_stops(model, stops, stop_at_eos):
+    """Raise UsageError for a stop string with a newline that a beam search cannot write: without
+    stopping at <EOS> its continuations hold none, and a lines-mode model draws no newline."""
+    writes_newline = model.config.mode != "lines" and "\n" in model.vocab.index
+    if not stop_at_eos and not writes_newline and any("\n" in s for s in stops):
+        raise UsageError("--stop with a newline never occurs in --beam's continuations here: "
+                         "without stopping at <EOS> they hold none, and this model writes no "
+                         "newline otherwise")
 
 
 def refuse_for_exact(match, given):

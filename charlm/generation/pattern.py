@@ -482,8 +482,8 @@ def for_model(model, regex, length, prime="", stop_at_eos=None):
     text wherever the pattern is matched (lines mode) or only where no character may follow
     (stream mode). Refuses, in one line (UsageError): a bidirectional or word model, a pattern
     the model's characters cannot match, a prime that leaves the pattern, a pattern that cannot
-    be matched within ``length`` characters after the prime, and --no-stop-at-eos in lines mode
-    (a match ends at the end of a line)."""
+    be matched within ``length`` characters after the prime, and --no-stop-at-eos (``stop_at_eos``
+    False: a match ends at <EOS>, the end of a line in lines mode)."""
     from ..text.vocab import drawable
     if model.config.bidirectional:
         raise UsageError(f"{OPTION} needs a left-to-right model: {model.path or 'this model'} is "
@@ -492,9 +492,10 @@ def for_model(model, regex, length, prime="", stop_at_eos=None):
         raise UsageError(f"{OPTION} matches characters: {model.path or 'this model'} is a word "
                          "model")
     lines = model.config.mode == "lines"
-    if lines and stop_at_eos is False:
-        raise UsageError(f"--no-stop-at-eos does not apply to {OPTION}: in lines mode a match "
-                         "ends at the end of its line")
+    if stop_at_eos is False:
+        raise UsageError(f"--no-stop-at-eos does not apply to {OPTION}: " + (
+            "in lines mode a match ends at the end of its line" if lines else
+            "a text ends where its match may end, at <EOS>"))
     pattern = Pattern(regex, model.vocab)
     state, bad = pattern.walk(prime)
     if state < 0:
