@@ -108,7 +108,7 @@ def test_novel_draws_until_enough_distinct_new_samples(trained):
     corpus, out = trained
     model = charlm.load(str(out))
     check = Reference(corpus.read_text(encoding="utf-8"), "lines", "names")
-    texts, novelties, drawn = novel_samples(model, check, 5, seed=3, temperature=1.5)
+    texts, novelties, drawn, copied = novel_samples(model, check, 5, seed=3, temperature=1.5)
     assert len(texts) == len(set(texts)) == 5 and drawn >= 5
     assert all(n.new for n in novelties)
     assert not any(t in NAMES or t == "" for t in texts)
@@ -132,6 +132,12 @@ def test_command_novelty_json_and_the_cap_message(trained, tmp_path):
     brief = save_model(make_model(mode="lines", eos_bias=40.0, chars="abc"), tmp_path / "brief.npz")
     capped = run_charlm("sample", "--model", brief, "--novel", "--corpus", letters, "--num", 2)
     assert capped.returncode == 0 and "only 0 of 2" in capped.stderr and "1,000 draws" in capped.stderr
+    assert "repeats its training text" in capped.stderr
+    # greedy draws of a corpus that lacks them: new, but one text over and over
+    (tmp_path / "other.txt").write_text("x\n", encoding="utf-8")
+    greedy = run_charlm("sample", "--model", brief, "--novel", "--corpus", tmp_path / "other.txt",
+                        "--num", 3, "--temperature", 0)
+    assert "only 1 of 3" in greedy.stderr and "repeats its own samples" in greedy.stderr
 
 
 def test_command_marks_samples_in_the_text(trained):
@@ -194,5 +200,5 @@ def test_novel_draws_for_a_large_num_ask_no_more_than_one_call_allows():
         return [f"{seed}-{k}" for k in range(num)]
 
     check = SimpleNamespace(check=lambda text, prime: SimpleNamespace(new=True))
-    found, _, drawn = novel_samples(SimpleNamespace(sample=sample), check, MAX_NUM // 2 + 1)
+    found, _, drawn, _ = novel_samples(SimpleNamespace(sample=sample), check, MAX_NUM // 2 + 1)
     assert len(found) == MAX_NUM // 2 + 1 and max(asked) <= MAX_NUM and drawn == sum(asked)

@@ -332,7 +332,7 @@ def test_stop_rules():
     assert [len(t) for t in eos.sample(num=2, seed=0)] == [1, 1]
     assert eos.sample(prime="ab", seed=0) == [""]
     text = eos.sample(length=5, stop_at_eos=False, seed=0)[0]     # <EOS> written as newline
-    assert text[0] != "\n" and text[1:] == "\n" * 4
+    assert text[1::2] == "\n" * 2 and "\n" not in text[::2]       # after each line's letter
     stream = make_model("lstm", mode="stream", eos_bias=40.0)
     assert stream.sample(length=5, seed=0) == ["\n" * 5]                # stream: length only
     assert stream.sample(length=5, stop_at_eos=True, seed=0) == [""]
@@ -455,6 +455,16 @@ def test_command_bad_options_end_with_one_line(model_file, args, pattern):
     assert result.exit_code == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and pattern in lines[0]
+
+
+def test_the_python_api_refuses_what_the_command_refuses_before_any_work():
+    lines, stream = make_model(mode="lines"), make_model(mode="stream")
+    with pytest.raises(UsageError, match="--keep-stop applies to --stop STR"):
+        lines.sample(keep_stop=True)
+    with pytest.raises(UsageError, match="--exact needs a lines-mode model"):
+        SamplingOptions.checked(stream, match="the", exact=True)
+    with pytest.raises(UsageError, match="needs --keep-stop"):
+        SamplingOptions.checked(lines, beam=2, match="t[a-z]+", stop="e")
 
 
 def test_command_missing_model(tmp_path):

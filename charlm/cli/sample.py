@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import compile_notice, model_option, print_json, refuse_given, reports_errors
+from .common import compile_notice, model_option, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -106,8 +106,6 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
     from .warmup import warm_up_sampling
     from ..generation.options import SamplingOptions, refuse_for_exact
     stops = [unescape(s) for s in stop] or None
-    if stops is None:
-        refuse_given(["keep_stop"], "--stop STR")
     model = load(model_path)
     model.require_left_to_right("sample from")
     if model.vocab.kind == "words":
@@ -292,11 +290,14 @@ def novelty_note(novelty):
 def print_novel(model, check, num, seed, options, as_json):
     """--novel: samples drawn until num are new; a warning on stderr if the cap came first."""
     from ..generation.novelty import novel_samples
-    texts, novelties, drawn = novel_samples(model, check, num, seed=seed, **options)
+    texts, novelties, drawn, copied = novel_samples(model, check, num, seed=seed, **options)
     if len(texts) < num:
+        repeated = drawn - len(texts) - copied          # new, but drawn before
+        why = ("its training text" if copied >= repeated else
+               "its own samples (the same ones over and over)")
         click.echo(click.style("warning: ", fg="yellow", bold=True)
                    + f"only {len(texts)} of {num} samples were new after {drawn:,} draws: the "
-                   "model mostly repeats its training text (try a higher --temperature)", err=True)
+                   f"model mostly repeats {why} (try a higher --temperature)", err=True)
     if as_json:
         print_json({"samples": texts, "novelty": [n.to_json() for n in novelties],
                     "drawn": drawn})

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UsageError
 from ..kernels import beam_steps as kernel
 from ..network.inputs import with_label
 from ..text.vocab import EOS_ID, drawable
@@ -76,9 +75,6 @@ def search(model, options):
     else:
         allowed = drawable(model.vocab, model.config.mode, options.prime)
         allowed[:, EOS_ID] &= options.stop_at_eos
-        if options.match is not None and options.stops and not options.keep_stop:
-            raise UsageError("--stop with --beam and --match needs --keep-stop: the search "
-                             "checks that the text with its stop string matches")
         run = Search(with_label(model.network, options.label_row), options.beam,
                      options.length, allowed, stop_table(model.vocab, options.stops),
                      options.length_penalty, match=options.match)

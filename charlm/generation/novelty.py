@@ -195,19 +195,20 @@ def stored_run(model):
 def novel_samples(model, check, num, prime="", seed=None, **options):
     """Draw samples (``options`` as :func:`charlm.generation.sampler.sample` takes them) until ``num``
     distinct new ones are found or max(MIN_DRAWS, DRAWS_PER_SAMPLE * num) draws are spent;
-    returns (the new samples, their Novelty, the number of samples drawn). ``check`` is a
-    Reference."""
+    returns (the new samples, their Novelty, the number of samples drawn, how many of those were
+    not new: in the training text). ``check`` is a Reference."""
     cap = max(MIN_DRAWS, DRAWS_PER_SAMPLE * num)
     seeds = np.random.default_rng(seed)
-    found, checks, drawn, seen = [], [], 0, set()
+    found, checks, drawn, copied, seen = [], [], 0, 0, set()
     while len(found) < num and drawn < cap:
         batch = min(cap - drawn, max(8, 2 * (num - len(found))), MAX_NUM)   # one call's most
         texts = model.sample(num=batch, prime=prime, seed=int(seeds.integers(2**63)), **options)
         drawn += batch
         for text in texts:
             result = check.check(text, prime)
+            copied += not result.new
             if result.new and text not in seen and len(found) < num:
                 found.append(text)
                 seen.add(text)
                 checks.append(result)
-    return found, checks, drawn
+    return found, checks, drawn, copied

@@ -52,6 +52,9 @@ class SamplingOptions:
         (:func:`charlm.generation.pattern.for_model`)."""
         from ..text.labels import label_row
         row = label_row(model, label)
+        if exact and model.config.mode != "lines":
+            raise UsageError("--exact needs a lines-mode model: a match is a whole line, which "
+                             "ends at <EOS>")
         if exact:
             refuse_for_exact(match, [(beam is not None, "--beam"),
                                      (temperature != 1.0, "--temperature"),
@@ -67,6 +70,8 @@ class SamplingOptions:
                      top_p, prime, stop_at_eos, seed)
         check_prime(model, prime)
         stops = check_stops(model, stop)
+        if keep_stop and not stops:
+            raise UsageError("--keep-stop applies to --stop STR")
         asked_eos = stop_at_eos
         if stop_at_eos is None:
             stop_at_eos = model.config.mode == "lines"
@@ -81,6 +86,9 @@ class SamplingOptions:
             check_beam(beam, length, length_penalty)
             check_beam_num(num, beam)
             check_beam_stops(model, stops, stop_at_eos)
+            if match is not None and stops and not keep_stop:
+                raise UsageError("--stop with --beam and --match needs --keep-stop: the search "
+                                 "checks that the text with its stop string matches")
         return cls(num=num, length=int(length), temperature=float(temperature),
                    top_k=int(top_k), top_p=float(top_p), prime=prime,
                    stop_at_eos=bool(stop_at_eos), seed=seed, stops=stops,

@@ -583,9 +583,6 @@ def exact_distribution(model, options, limit=EXACT_LIMIT):
     from ..network.engine import softmax
     from ..scoring.scorer import score
     pattern = options.match
-    if model.config.mode != "lines":
-        raise UsageError("--exact needs a lines-mode model: a match is a whole line, which "
-                         "ends at <EOS>")
     found = pattern.matches_up_to(options.length, limit, state=pattern.start)
     texts = [t for t in found if t or options.prime]       # no prime: a line has a character
     if not texts:
