@@ -119,15 +119,14 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
     if meta.get("tokens", "chars") != "chars":
         raise CheckpointError(f"{path} holds a model of {meta['tokens']}, not characters; charlm "
                               "import reads character models (load the .npz it was exported from)")
-    cell, state = _checked_state(arrays, path)
+    cell, L, state = _checked_state(arrays, path)
     V, H = state["out.weight"].shape
-    L = sum(1 for key in state if key.startswith("rnn.weight_hh_l"))
     config, voc = _config_and_vocab(meta, path, cell, V, H, L, vocab, mode)
     return Checkpoint(config, voc, _folded_weights(state, cell, V, H, L))
 
 
 def _checked_state(arrays, path):
-    """(cell name, {key: float32 array}) of a state dict, every key and shape checked against
+    """(cell name, layers, {key: float32 array}) of a state dict, every key and shape checked against
     an nn.Embedding (optional) + nn.RNN/nn.LSTM + nn.Linear(H, V) module."""
     keys = set(arrays)
     for key in sorted(keys):
@@ -167,7 +166,7 @@ def _checked_state(arrays, path):
                               f"nn.Linear(H, V) state dict has: {', '.join(unexpected[:4])} "
                               "(see docs/export.md for the names)")
     state = {name: _array(arrays, name, path, shape=shape) for name, shape in expected.items()}
-    return CELLS_BY_GATES[G], state
+    return CELLS_BY_GATES[G], L, state
 
 
 def _config_and_vocab(meta, path, cell, V, H, L, vocab, mode):

@@ -61,10 +61,11 @@ class Chooser:
     def __init__(self, model, prime="", temperature=1.0, seed=None, stop_at_eos=None, label=None,
                  match=None, length=None):
         from ..network.inputs import with_label
+        from .options import default_stop_at_eos
         from ..text.labels import label_row
         self.model, self.vocab = model, model.vocab
         self.engine = Engine(with_label(model.network, label_row(model, label)))
-        self.stop_at_eos = model.config.mode == "lines" if stop_at_eos is None else stop_at_eos
+        self.stop_at_eos = default_stop_at_eos(model) if stop_at_eos is None else stop_at_eos
         self.allowed = drawable(model.vocab, model.config.mode, prime)
         self.temperature = float(temperature)
         self.rng = np.random.default_rng(seed)

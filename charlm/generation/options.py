@@ -74,7 +74,7 @@ class SamplingOptions:
             raise UsageError("--keep-stop applies to --stop STR")
         asked_eos = stop_at_eos
         if stop_at_eos is None:
-            stop_at_eos = model.config.mode == "lines"
+            stop_at_eos = default_stop_at_eos(model)
         if length is None:
             length = DEFAULT_EOS_CAP if stop_at_eos else DEFAULT_LENGTH
         pattern = None
@@ -94,6 +94,11 @@ class SamplingOptions:
                    stop_at_eos=bool(stop_at_eos), seed=seed, stops=stops,
                    keep_stop=bool(keep_stop), beam=beam, length_penalty=float(length_penalty),
                    label_row=int(row), match=pattern)
+
+
+def default_stop_at_eos(model):
+    """Whether <EOS> ends a text unless told: in lines mode, where it ends a line."""
+    return model.config.mode == "lines"
 
 
 def check_beam_stops(model, stops, stop_at_eos):

@@ -364,10 +364,7 @@ def tables(regex, tokens):
             t = moves.get(sym)
             if t is None:
                 continue
-            if t not in order:
-                if len(order) >= MAX_STATES:
-                    raise UsageError(f"{OPTION} {regex!r} needs an automaton of more than "
-                                     f"{MAX_STATES:,} states; simplify the pattern")
+            if t not in order:      # at most the states of the capped construction
                 order[t] = len(order)
                 queue.append(t)
             edges.append((order[s], v, order[t]))
