@@ -66,7 +66,9 @@ def _default(setting):
 @click.option("--epochs", type=float, help="Stop after this many passes over the training data.")
 @click.option("--max-time", help="Stop within this wall time, validation included: 90s, 10m, 2h.")
 @click.option("--val-frac", type=float, help="Fraction held out for validation; 0 for none.  " + _default("val_frac"))
-@click.option("--val-max-chars", type=int, help="Validate on at most this many held-out characters (the first ones; tokens, for a word model); 0 for all.  " + _default("val_max_chars"))
+@click.option("--val-max-chars", type=int,
+              help="Validate on at most this many held-out characters (the first ones; tokens, "
+                   "for a word model); 0 for all.  " + _default("val_max_chars"))
 @click.option("--val-windows", type=int, metavar="N",
               help="After training, also score the held-out text on nanoGPT's protocol: 12,800 "
                    "windows of N targets from a cold start, as score --windows N (as long as "

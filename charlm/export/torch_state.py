@@ -126,8 +126,8 @@ def checkpoint_from_state(arrays, metadata, path, vocab=None, mode=None):
 
 
 def _checked_state(arrays, path):
-    """(cell name, layers, {key: float32 array}) of a state dict, every key and shape checked against
-    an nn.Embedding (optional) + nn.RNN/nn.LSTM + nn.Linear(H, V) module."""
+    """(cell name, layers, {key: float32 array}) of a state dict, every key and shape checked
+    against an nn.Embedding (optional) + nn.RNN/nn.LSTM + nn.Linear(H, V) module."""
     keys = set(arrays)
     for key in sorted(keys):
         if key.endswith("_reverse") or "_reverse." in key:

@@ -86,8 +86,9 @@ def require_file(path):
 
 
 def load(path, with_training_state=False):
-    """Read and check a checkpoint. Raises CheckpointError with a one-line reason for a file that is
-    missing, not a checkpoint, truncated, corrupted, from a newer charlm, inconsistent or not finite."""
+    """Read and check a checkpoint. Raises CheckpointError with a one-line reason for a file that
+    is missing, not a checkpoint, truncated, corrupted, from a newer charlm, inconsistent or not
+    finite."""
     require_file(path)
     try:
         is_zip = _is_zip(path)
