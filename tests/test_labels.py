@@ -289,6 +289,25 @@ BAD_CORPORA = [
 ]
 
 
+def test_labels_and_paths_that_look_like_markup_are_shown_as_they_are(tmp_path):
+    """Label names and model paths are the user's text: the tables of info, classify and
+    gradients show them verbatim, never read them as rich markup (a closing tag raised)."""
+    folder = tmp_path / "[/x]"            # a folder "[" holding one named "x]"
+    folder.mkdir(parents=True)
+    lines = [("[/a]" if label == sorted(ALPHABETS)[0] else "[bold]b", text)
+             for label, text in labelled_lines(120, 3)]
+    corpus = write_tsv(folder / "c.tsv", lines)
+    model = folder / "m.npz"
+    ok(run_charlm("train", corpus, "--labels", "--hidden", 8, "--steps", 3, "--out", model,
+                  "--quiet"))
+    for command in (["info", model], ["classify", "abc", "--model", model],
+                    ["classify", "--eval", corpus, "--model", model],
+                    ["gradients", "abc", "--model", model]):
+        shown = ok(run_charlm(*command)).stdout
+        assert "[/a]" in shown or "[/x]" in shown, shown
+        assert "[bold]b" in shown or command[0] == "gradients", shown
+
+
 @pytest.mark.parametrize("text, message", BAD_CORPORA)
 def test_a_bad_labelled_corpus_is_refused_in_one_line(tmp_path, text, message):
     (tmp_path / "bad.tsv").write_text(text, encoding="utf-8")

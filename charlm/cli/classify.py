@@ -114,7 +114,7 @@ def _table(results, names):
         table.add_column("true")
     table.add_column("label")
     for name in shown or ["P"]:
-        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column(Text(name), justify="right", no_wrap=True)
     for r in results:
         row = [Text(r.text if len(r.text) <= 40 else r.text[:39] + "…")]
         if r.true is not None:
@@ -127,11 +127,14 @@ def _table(results, names):
 
 def _figures(figures):
     from rich.table import Table
-    names = figures["confusion"]["labels"]
+    from rich.text import Text
+    names = figures["confusion"]["labels"]      # the user's label names: text, never markup
     majority = figures["majority"]
     title = (f"accuracy {figures['accuracy']:.1%} on {figures['examples']:,} examples; majority "
              f"baseline (always {majority['label']!r}) {majority['accuracy']:.1%}")
-    table = Table(*(["true \\ predicted"] + names), title=title, title_justify="left")
+    table = Table("true \\ predicted", title=Text(title), title_justify="left")
+    for name in names:
+        table.add_column(Text(name))
     for name, row in zip(names, figures["confusion"]["matrix"]):
-        table.add_row(name, *map(str, row))
+        table.add_row(Text(name), *map(str, row))
     return table

@@ -181,7 +181,7 @@ def _table(curves, max_distance):
     for curve in curves:
         norms = curve["norms"]
         cells = [_ratio(norms[k], norms[0]) for k in shown]
-        table.add_row(curve["label"], f"{norms[0]:.3g}", *cells)
+        table.add_row(Text(curve["label"]), f"{norms[0]:.3g}", *cells)   # a path: no markup
     return Group(table, Text("k = 0: the mean norm; k > 0: the norm relative to k = 0",
                              style="dim"))
 

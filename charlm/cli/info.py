@@ -57,6 +57,7 @@ def _config(config):
 
 def _print(report):
     from rich.table import Table
+    from rich.text import Text
     from ..text.vocab import is_label
     console, _ = consoles()
     c = report["config"]
@@ -81,17 +82,18 @@ def _print(report):
                     and not is_label(t))
     if report["tokens"] == "words":     # docs/words.md
         shown = " ".join(t for t in report["vocab"][2:42] if t.strip() and not is_label(t))
-        table.add_row("vocabulary", f"{report['vocab_size']:,} tokens (words, punctuation, "
-                                    f"whitespace): <EOS> <UNK>, most frequent first: {shown} ...")
+        table.add_row("vocabulary", Text(f"{report['vocab_size']:,} tokens (words, punctuation, "
+                                         f"whitespace): <EOS> <UNK>, most frequent first: "
+                                         f"{shown} ..."))
     else:
         spaces = {" ": "space", "\n": "newline", "\t": "tab"}
         named = " ".join(name for ch, name in spaces.items() if ch in report["vocab"])
-        table.add_row("vocabulary", f"{report['vocab_size']} tokens: <EOS> <UNK> "
-                                    f"{named + ' ' if named else ''}and {chars}")
+        table.add_row("vocabulary", Text(f"{report['vocab_size']} tokens: <EOS> <UNK> "
+                                         f"{named + ' ' if named else ''}and {chars}"))
     table.add_row("resumable", "yes (--resume)" if report["resumable"] else "no (weights only)")
     if report["labels"]:
-        table.add_row("labels", ", ".join(f"{r['label']} ({r['count']:,})" for r in report["labels"])
-                      + " training examples")
+        table.add_row("labels", Text(", ".join(f"{r['label']} ({r['count']:,})"
+                                               for r in report["labels"]) + " training examples"))
     console.print(table)
     if report["history"]:
         _print_history(console, report["history"])
@@ -101,7 +103,7 @@ def _print_history(console, history):
     """The validation curve at a glance: at most a dozen rows, evenly spread, and the last."""
     from rich.table import Table
     keep = sorted(set(history[i]["step"] for i in
-                      range(0, len(history), max(1, len(history) // 12))) | {history[-1]["step"]})
+                      range(0, len(history), -(-len(history) // 12))) | {history[-1]["step"]})
     table = Table("step", "time", "train", "val", "bits/char", title="validation history")
     for r in history:
         if r["step"] in keep:
