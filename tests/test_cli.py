@@ -252,3 +252,20 @@ SAMPLE_OUT_OF_RANGE = {
 def test_sample_options_out_of_range_are_one_line(tiny_model, option, data):
     value = data.draw(SAMPLE_OUT_OF_RANGE[option])
     assert_one_line_error(invoke("sample", "--model", tiny_model, option, value), 2, option)
+
+
+def test_views_are_in_colour_only_where_the_terminal_shows_colour(monkeypatch):
+    """A terminal with NO_COLOR set, or TERM=dumb, gets the plain views that files get (which
+    say in text what colour would show), not coloured ones with the colour stripped."""
+    import io
+    from rich.console import Console
+    from charlm.cli.common import in_colour
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert in_colour(Console(force_terminal=True))
+    assert not in_colour(Console(file=io.StringIO()))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not in_colour(Console(force_terminal=True))
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    assert not in_colour(Console(force_terminal=True))

@@ -45,6 +45,12 @@ def consoles():
     return console(highlight=False), console(stderr=True, highlight=False)
 
 
+def in_colour(console):
+    """Whether a view is shown in colour on this console: a terminal that takes colour (not with
+    NO_COLOR set, nor TERM=dumb); else the plain form that files get, which says it in text."""
+    return console.is_terminal and console.color_system is not None and not console.no_color
+
+
 @functools.cache
 def _console_class():
     from rich.console import Console

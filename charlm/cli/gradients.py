@@ -5,7 +5,7 @@ import math
 import click
 
 from ..config import Config
-from .common import (DEFAULT_MODEL, compile_notice, consoles, print_json, refuse_given,
+from .common import (DEFAULT_MODEL, compile_notice, consoles, in_colour, print_json, refuse_given,
                      reports_errors)
 from .textinput import read_text, text_options
 
@@ -162,7 +162,7 @@ def _plot(curves, console, unit):
         values += [v for _, v in points]
     width = min(console.width, 100)
     last = max(max(line.xs) for line in lines)
-    return line_plot(lines, width, 18, colour=console.is_terminal,
+    return line_plot(lines, width, 18, colour=in_colour(console),
                      title="||dL_t / dh_(t-k)||, mean over t (log scale)",
                      xlabel=f"distance k ({unit})", xticks=even_ticks(last),
                      yticks=log_ticks(min(values), max(values)))

@@ -4,7 +4,7 @@ import math
 import click
 
 from ..config import recipe_text
-from .common import DEFAULT_MODEL, consoles, print_json, reports_errors
+from .common import DEFAULT_MODEL, consoles, in_colour, print_json, reports_errors
 
 EXAMPLES = """
 \b
@@ -119,5 +119,5 @@ def _print_curves(ckpt):
     from ..views import curves
     console, _ = consoles()
     run = ckpt.training.run if ckpt.training else None
-    console.print(curves.render(run, width=min(console.width, 100), colour=console.is_terminal,
+    console.print(curves.render(run, width=min(console.width, 100), colour=in_colour(console),
                                 kind=ckpt.vocab.kind))

@@ -2,7 +2,7 @@
 :mod:`charlm.views.neurons`)."""
 import click
 
-from .common import compile_notice, consoles, model_option, print_json, reports_errors
+from .common import compile_notice, consoles, in_colour, model_option, print_json, reports_errors
 from .textinput import read_text, text_options
 
 EXAMPLES = """
@@ -143,7 +143,7 @@ def _print_unit(out, tokens, noun, values, layer, unit, state, correlations):
     best = max(known, key=lambda k: abs(known[k]), default=None)
     tracks = f": tracks [bold]{best}[/] (r = {known[best]:+.3f})" if best else ""
     out.print(f"layer {layer}, unit {unit}, state {state}{tracks}")
-    if out.is_terminal:
+    if in_colour(out):
         out.print(views.coloured_text(tokens, values, scale))
         out.print(views.legend(scale))
         return

@@ -3,7 +3,7 @@ import math
 
 import click
 
-from .common import (compile_notice, consoles, model_option, print_json, refuse_given,
+from .common import (compile_notice, consoles, in_colour, model_option, print_json, refuse_given,
                      reports_errors)
 from ..scoring.options import DEFAULT_WINDOWS, Settings
 
@@ -126,7 +126,7 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
             err.print(f"[yellow]warning:[/] {len(r.unknown)} {kind} of {escape(where)} not "
                       f"in the model's vocabulary, scored as <UNK>: {escape(chars)}")
     out.print(_table(results, model))
-    if per_char and out.is_terminal:
+    if per_char and in_colour(out):
         for r in results[:len(texts)]:
             out.print(_surprise_map(r))
         out.print(_legend())

@@ -10,7 +10,7 @@ import click
 from ..network.celltypes import CELLS
 from ..config import COLD_STARTS, EMA_DECAY, MODES, OPTIMIZERS, TOKENS, Config, recipe_text
 from ..training.reporter import Reporter
-from .common import (DEFAULT_MODEL, compile_notice, consoles, pipe_closed, print_json,
+from .common import (DEFAULT_MODEL, compile_notice, consoles, in_colour, pipe_closed, print_json,
                      reports_errors, silence)
 
 EXAMPLES = """
@@ -234,7 +234,7 @@ def _report_end(trainer, summary, reason, corpus_args, console, quiet):
         return
     from ..views import curves
     console.print(curves.render(trainer.run_state, width=min(console.width, 100),
-                                colour=console.is_terminal, kind=trainer.dataset.vocab.kind))
+                                colour=in_colour(console), kind=trainer.dataset.vocab.kind))
     if trainer.config.bidirectional:
         what, example = (("words", "The ___ sat") if trainer.config.tokens == "words" else
                          ("characters", "Th_ c_t"))

@@ -231,7 +231,7 @@ def card(model, ckpt):
             ("training", f"batch {c.batch_size}x{c.seq_len}, {c.optimizer} lr {c.lr:g}, "
                          f"{recipe}, clip {c.clip:g}, seed {c.seed}")]
     if run is not None:
-        rows.append(("progress", f"{run.step:,} steps, {run.epoch} epochs, "
+        rows.append(("progress", f"{run.step:,} steps, {run.epochs_done:.2f} epochs, "
                                  f"{run.elapsed:,.0f} s of training, "
                                  f"{run.chars_seen:,} {model.vocab.noun}s read"))
         rows.append(("clipping", loss_curves.clipping_summary(run.clipped_steps, run.step)))
