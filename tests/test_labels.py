@@ -289,6 +289,27 @@ BAD_CORPORA = [
 ]
 
 
+@pytest.mark.parametrize("change", [lambda c: c["labels"].append("zzz"),
+                                    lambda c: c.update(label_counts=[1]),
+                                    lambda c: c.update(label_counts=[-1] * len(c["labels"])),
+                                    lambda c: c.update(labels=None)])
+def test_labels_that_do_not_fit_the_vocabulary_are_a_damaged_checkpoint(trained, tmp_path,
+                                                                        change):
+    """A label without its token, a count per label missing or negative, label counts without
+    labels: refused on loading in one line (exit 4), never met later as a traceback or a
+    posterior computed from a count broadcast over the labels."""
+    with np.load(trained["model"]) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    config = json.loads(str(arrays["config"]))
+    change(config)
+    arrays["config"] = np.array(json.dumps(config))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    result = run_charlm("classify", "abc", "--model", bad)
+    assert result.returncode == 4 and "do not fit its vocabulary" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_labels_and_paths_that_look_like_markup_are_shown_as_they_are(tmp_path):
     """Label names and model paths are the user's text: the tables of info, classify and
     gradients show them verbatim, never read them as rich markup (a closing tag raised)."""

@@ -33,8 +33,8 @@ from ..config import Config, default_seq_len
 from ..errors import CheckpointError, UsageError
 from ..network.stack import FlatArrays, parameter_shapes
 from ..store.checkpoint import Checkpoint
-from ..text.labels import tokens as label_tokens
-from ..text.vocab import Vocab, is_label
+from ..text import labels
+from ..text.vocab import Vocab
 from . import gates
 from .files import description, require
 
@@ -206,12 +206,7 @@ def _labels(meta, voc, path):
     names, counts = meta.get("labels"), meta.get("label_counts")
     if names is None:
         return {}
-    in_vocab = [t for t in voc.tokens if is_label(t)]
-    fits = (isinstance(names, list) and all(isinstance(n, str) for n in names)
-            and label_tokens(names) == in_vocab and isinstance(counts, list)
-            and len(counts) == len(names)
-            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts))
-    if not fits:
+    if not (isinstance(names, list) and labels.fit(names, counts, voc.tokens)):
         raise CheckpointError(f"{path}: the labels in its metadata do not fit its vocabulary's "
                               "label tokens")
     return {"labels": names, "label_counts": counts}

@@ -28,6 +28,7 @@ from ..errors import CheckpointError, UsageError
 from ..network.celltypes import cell as cell_named
 from ..network.shapes import FlatArrays, shapes_for
 from .runstate import RunState
+from ..text import labels
 from ..text.vocab import Vocab
 from ..text.words import vocab_for
 
@@ -145,6 +146,9 @@ def _parse(path, arrays, with_training_state):
         vocab = vocab_for(config.tokens, tokens.tolist(), arrays)
     except ValueError as e:
         raise CheckpointError(f"{path} has an invalid vocabulary ({e})") from None
+    if not labels.fit(config.labels, config.label_counts, vocab.tokens):
+        raise CheckpointError(f"{path}: its labels and their counts do not fit its vocabulary's "
+                              "label tokens")
     shapes = shapes_for(config, len(vocab))
     checked = [(name, _weight(arrays, name, shape, path)) for name, shape in shapes]
     weights = FlatArrays(shapes)        # allocated once the arrays are known to fit the config

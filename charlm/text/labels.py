@@ -32,7 +32,7 @@ from ..errors import CorpusError, UsageError
 from .corpus import Corpus, LineBatches, fingerprint
 from .corpus import read_corpus as read_plain
 from .textfile import read_text
-from .vocab import LABEL_PREFIX, Vocab
+from .vocab import LABEL_PREFIX, Vocab, is_label
 
 HIDDEN_SHARE = 0.1      # examples read with the label hidden: what the <any> label is
 ANY = "<any>"           # no label: the text read as an unlabelled model reads it
@@ -47,6 +47,19 @@ def tokens(names):
     """The label tokens of names, in order: what follows the text's tokens (characters or words)
     in a labelled model's vocabulary."""
     return [token(name) for name in names]
+
+
+def fit(names, counts, vocab_tokens):
+    """Whether a model's labels (``Config.labels``) and their training counts fit its vocabulary:
+    the vocabulary's label tokens are those of the labels, in order, with one count (a whole
+    number >= 0) each. A model without labels has no counts; its vocabulary may still hold label
+    tokens (an export of a labelled model imported without its labels: the <any> model)."""
+    if names is None:
+        return counts is None
+    return (all(isinstance(n, str) for n in names)
+            and tokens(names) == [t for t in vocab_tokens if is_label(t)]
+            and isinstance(counts, list) and len(counts) == len(names)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts))
 
 
 # ---- reading ------------------------------------------------------------------------------------
