@@ -118,9 +118,10 @@ def parse_label_options(values):
 
 def read_label_files(pairs, encoding="utf-8"):
     """The :class:`LabelledCorpus` of ``--label NAME=FILE`` pairs: each non-blank line of FILE is
-    an example of NAME."""
+    an example of NAME. The files are read in the order of their names, so the order of the
+    options changes nothing (the run, the fingerprint that --resume checks)."""
     examples, texts = [], []
-    for name, path in pairs:
+    for name, path in sorted(pairs):
         text = read_plain(path, encoding).text
         texts.append(f"{name}\0{text}")
         examples += [(name, line) for line in text.split("\n") if line.strip()]

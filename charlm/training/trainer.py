@@ -764,9 +764,10 @@ def _resume(out, corpus, options, reporter):
         raise CheckpointError(f"{out} has no training state to resume from (only weights)")
     run = saved.training.run
     if run.corpus not in (None, corpus.fingerprint()):
-        raise UsageError(f"--resume: this is not the corpus {out} was trained on ("
-                         f"{run.corpus_path or 'the bundled names'}, read as "
-                         f"{run.corpus_encoding}): give that one")
+        source = run.corpus_path or ("its --label NAME=FILE files" if saved.config.labels
+                                     else "the bundled names")
+        raise UsageError(f"--resume: this is not the corpus {out} was trained on ({source}, "
+                         f"read as {run.corpus_encoding}): give that one")
     ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE
                      and getattr(saved.config, k) != v)
     if ignored:
