@@ -242,6 +242,16 @@ def test_a_rank_that_fails_ends_the_job_and_the_checkpoint_loads(tmp_path, prose
 
 
 @needs_mpi
+def test_a_labelled_corpus_is_refused_once_for_the_whole_job(tmp_path):
+    corpus = tmp_path / "c.tsv"
+    corpus.write_text("a\tAnna\nb\tBob\n" * 20, encoding="utf-8")
+    refused = ranks(2, "train", corpus, "--labels", "--steps", 2, "--out", tmp_path / "m.npz")
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert refused.returncode == 2 and len(errors) == 1, refused.stderr
+    assert "trains in one process" in errors[0] and not (tmp_path / "m.npz").exists()
+
+
+@needs_mpi
 def test_a_diverged_loss_stops_every_rank_with_one_message(tmp_path, prose_file):
     done, out = failing_job(tmp_path, prose_file, "nan")
     assert done.returncode == 5

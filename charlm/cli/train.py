@@ -9,6 +9,7 @@ import click
 
 from ..network.celltypes import CELLS
 from ..config import COLD_STARTS, EMA_DECAY, MODES, OPTIMIZERS, TOKENS, Config, recipe_text
+from ..errors import UsageError
 from ..training.reporter import Reporter
 from .common import (DEFAULT_MODEL, compile_notice, consoles, in_colour, pipe_closed, print_json,
                      reports_errors, silence)
@@ -115,14 +116,18 @@ def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **opti
     if max_time is not None:
         options["max_time"] = parse_duration(max_time)
     from ..text.labels import labelled_option
-    options["labelled"] = labelled_option(options.pop("labelled"), options.pop("label_files"),
-                                          distributed.launched())
+    labelled = options.pop("labelled"), options.pop("label_files")
     if not distributed.launched():
+        options["labelled"] = labelled_option(*labelled)
         return _train(None, corpus, out, resume, force, encoding, as_json, quiet, options)
     from ..network.parallel import blas_for
     group = distributed.join()
     # a rank of one thread calls BLAS outside parallel.fan_out: one BLAS thread, as a thread has
     with group.failing_together(), blas_for(group.threads):
+        try:
+            options["labelled"] = labelled_option(*labelled, distributed=True)
+        except UsageError as e:         # every rank knows it: said once, by rank 0
+            raise distributed.AgreedError(e, e.exit_code) from None
         _train(group, corpus, out, resume, force, encoding, as_json, quiet, options)
 
 
