@@ -77,11 +77,12 @@ class Model:
         settings) adapts the model as it reads, ``windows=N`` adds nanoGPT's windowed figure
         (see :func:`charlm.scoring.scorer.score` and docs/dynamic-evaluation.md); ``label``
         gives log P(text | label) for a model trained with labels (docs/labels.md)."""
+        from .scoring.options import settings_from
         from .scoring.scorer import score
         self.require_left_to_right("score with")
         if label is not None:
             from .scoring.classify import score_given
-            if dynamic or windows is not None:
+            if settings_from(dynamic) is not None or windows is not None:
                 raise UsageError("label= scores with the trained weights: no dynamic= or windows=")
             return score_given(self, text, label, per_char)
         return score(self, text, per_char=per_char, dynamic=dynamic, windows=windows,

@@ -259,6 +259,18 @@ def test_dynamic_in_the_python_api(tmp_path):
                                              rel=1e-9)
 
 
+def test_the_python_api_refuses_figures_that_cannot_go_together(tmp_path):
+    """As the command refuses them: dynamic evaluation beside windows or an exact pass."""
+    from charlm.errors import UsageError
+    model = make_model(hidden=8, chars=CHARS)
+    path = write(tmp_path / "t.txt", PIECE[:300])
+    for call in (lambda: model.score(PIECE[:300], dynamic=True, windows=8),
+                 lambda: model.score_file(path, dynamic=True, windows=8),
+                 lambda: model.score_file(path, dynamic={}, exact=True)):
+        with pytest.raises(UsageError, match="give different figures: ask for one at a time"):
+            call()
+
+
 # ---- nanoGPT's windows ---------------------------------------------------------------------------
 
 def test_windows_are_the_mean_of_windows_scored_one_by_one():

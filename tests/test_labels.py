@@ -316,6 +316,12 @@ def test_labels_that_do_not_fit_the_vocabulary_are_a_damaged_checkpoint(trained,
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_score_given_a_label_refuses_dynamic_settings_however_given(trained_model):
+    for dynamic in (True, {}, {"lr": 0.001}):
+        with pytest.raises(charlm.errors.UsageError, match="label= scores with the trained"):
+            trained_model.score("abc", label="low", dynamic=dynamic)
+
+
 def test_labels_and_paths_that_look_like_markup_are_shown_as_they_are(tmp_path):
     """Label names and model paths are the user's text: the tables of info, classify and
     gradients show them verbatim, never read them as rich markup (a closing tag raised)."""

@@ -94,13 +94,9 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
     if windows is None:
         refuse_given(["num_windows", "seed"], "--windows N")
     adapting = _dynamic_settings(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
-    if dynamic and (windows is not None or exact):
-        raise UsageError(f"--dynamic and {'--windows' if windows is not None else '--exact'} "
-                         "give different figures: ask for one at a time")
     model = load(model_path)
     model.require_left_to_right("score with")
-    if windows is not None:
-        scorer.check_windows(model, windows, num_windows, seed)
+    scorer.check_figures(model, adapting, windows, num_windows, seed, exact)
     out, err = consoles()
     with compile_notice():
         warm_up_forward(model.network)

@@ -113,8 +113,7 @@ def score(model, text, per_char=False, dynamic=None, windows=None, num_windows=D
             raise UsageError("cannot score an empty text: there is no character to predict")
         require_unicode(t)
     settings = settings_from(dynamic)
-    if windows is not None:
-        check_windows(model, windows, num_windows, seed)
+    check_figures(model, settings, windows, num_windows, seed)
     if settings is not None and per_char:
         raise UsageError("per-character figures are not given with dynamic evaluation")
     if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
@@ -163,6 +162,17 @@ def score_texts(model, texts, per_char, label_row=0):
     return results
 
 
+def check_figures(model, settings, windows, num_windows, seed, exact=False):
+    """Refuse, before any work, figures that cannot be asked for together: dynamic evaluation
+    (``settings``) beside nanoGPT's windows or an ``exact`` pass, which are other figures; and
+    windows that mean nothing for this model (:func:`check_windows`)."""
+    if settings is not None and (windows is not None or exact):
+        raise UsageError(f"--dynamic and {'--windows' if windows is not None else '--exact'} "
+                         "give different figures: ask for one at a time")
+    if windows is not None:
+        check_windows(model, windows, num_windows, seed)
+
+
 # ---- files ---------------------------------------------------------------------------------------
 
 def score_file(model, path, encoding="utf-8", progress=None, exact=False, dynamic=None,
@@ -174,11 +184,7 @@ def score_file(model, path, encoding="utf-8", progress=None, exact=False, dynami
     ``windows=N`` adds nanoGPT's figure over ``num_windows`` windows of N targets, seeded by
     ``seed``, to the result (the file's token ids are then held in memory)."""
     settings = settings_from(dynamic)
-    if windows is not None:
-        if settings is not None:
-            raise UsageError("windows and dynamic evaluation are two different figures: ask for "
-                             "one at a time")
-        check_windows(model, windows, num_windows, seed)
+    check_figures(model, settings, windows, num_windows, seed, exact)
     if model.vocab.kind == "words":         # per character, <UNK>s spelt out (scoring/words.py)
         return words.score_file(model, path, encoding, progress, exact, settings)
     reader = TextFile(path, encoding, READ_BYTES)
