@@ -404,6 +404,8 @@ def test_classify_refuses_an_empty_or_blank_file_as_score_does(trained, tmp_path
     assert result.returncode == 3, result.stderr
     assert "empty.txt is empty" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+    evaluated = run_charlm("classify", "--eval", "empty.txt", "--model", trained["model"])
+    assert evaluated.returncode == 3 and "there is nothing to classify" in evaluated.stderr
 
 
 # ---- a word model of a labelled corpus (--labels --tokens words) ------------------------------

@@ -113,7 +113,7 @@ def evaluate(model, path, encoding="utf-8", progress=None):
     label). A label the model does not know raises UsageError naming it."""
     from ..text.textfile import read_text
     text_labels.require_labels(model, "classify --eval")
-    pairs = text_labels.parse(read_text(path, encoding), path)
+    pairs = text_labels.parse(read_text(path, encoding), path, "classify")
     names = model.config.labels
     unknown = sorted({label for label, _ in pairs} - set(names))
     if unknown:

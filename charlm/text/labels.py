@@ -64,9 +64,10 @@ def fit(names, counts, vocab_tokens):
 
 # ---- reading ------------------------------------------------------------------------------------
 
-def parse(text, source):
+def parse(text, source, purpose="learn from"):
     """[(label, text)] of the ``LABEL<TAB>TEXT`` lines of text; blank lines skipped. Raises
-    CorpusError naming source and the line for a line without a tab, an empty label or no text."""
+    CorpusError naming source and the line for a line without a tab, an empty label or no text,
+    and one saying there is nothing to ``purpose`` for a text without such a line."""
     pairs = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
@@ -84,7 +85,7 @@ def parse(text, source):
             raise CorpusError(f"{source}, line {number}: label {label!r} but no text after the tab")
         pairs.append((label, body))
     if not pairs:
-        raise CorpusError(f"{source} has no LABEL<TAB>TEXT line: there is nothing to learn from")
+        raise CorpusError(f"{source} has no LABEL<TAB>TEXT line: there is nothing to {purpose}")
     return pairs
 
 
