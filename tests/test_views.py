@@ -448,6 +448,12 @@ def test_gradients_bad_inputs(model_file, tmp_path):
                           "--chars applies to --file only")
     assert_one_line_error(invoke("gradients", "Anna", "--cell", "rnn", "--encoding", "latin-1"),
                           2, "--encoding applies to --file only")
+    for option, value in (("--top", 50), ("--per-feature", 7)):     # no ranking is shown
+        assert_one_line_error(invoke("neurons", "Anna", "--model", model_file, "--unit", 0,
+                                     option, value), 2, f"{option} applies to the ranking")
+    assert_one_line_error(invoke("report", "--model", model_file, "--encoding", "latin-1", "-o",
+                                 tmp_path / "r.html"), 2, "--encoding applies to --text FILE")
+    assert not (tmp_path / "r.html").exists()
     (tmp_path / "t.txt").write_text("abc" * 10)
     assert_one_line_error(invoke("neurons", "--file", tmp_path / "t.txt", "--model", model_file,
                                  "--chars", 100_001), 2, "--chars must be between 1 and 100,000")

@@ -2,7 +2,8 @@
 :mod:`charlm.views.neurons`)."""
 import click
 
-from .common import compile_notice, consoles, in_colour, model_option, print_json, reports_errors
+from .common import (compile_notice, consoles, in_colour, model_option, print_json, refuse_given,
+                     reports_errors)
 from .textinput import read_text, text_options
 
 EXAMPLES = """
@@ -50,6 +51,8 @@ def neurons(text, file_path, chars, encoding, model_path, layer, unit, state, to
     from ..errors import UsageError
     from ..views import neurons as views
     from ..text.vocab import require_unicode
+    if unit is not None and not as_json:        # the ranking is shown without --unit, or in JSON
+        refuse_given(["top", "per_feature"], "the ranking: without --unit, or with --json")
     text, truncated = read_text(text, file_path, chars, encoding)
     require_unicode(text)
     if top < 1:

@@ -1,7 +1,7 @@
 """``charlm report``: one self-contained HTML page about a model (see :mod:`charlm.views.report`)."""
 import click
 
-from .common import consoles, model_option, print_json, reports_errors
+from .common import consoles, model_option, print_json, refuse_given, reports_errors
 
 EXAMPLES = """
 \b
@@ -45,6 +45,8 @@ def report(model_path, text_path, encoding, out, force, precision, seed, as_json
     from ..store import outputs
     from ..views.report import build, write, written_by_charlm
     # refused before the work, not after it
+    if text_path is None:
+        refuse_given(["encoding"], "--text FILE")
     outputs.check_writable(out, "-o", "report.html")
     outputs.refuse_inputs(out, "-o", [(model_path, "the checkpoint"),
                                       (text_path, "the --text file")])

@@ -162,7 +162,9 @@ def report_text(model, text_file, encoding, seed):
                           + (" (lines mode: a line of at most "
                              f"{TEXT_CHARS} characters)" if lines else ""))
     if text_file is not None and cut:
-        source += f" (its first {sum(map(len, examples)):,} characters)"
+        shown = f"{sum(map(len, examples)):,} characters"
+        source += (f" ({len(examples):,} of its lines, {shown}: those that fit in "
+                   f"{TEXT_CHARS:,})" if lines else f" (its first {shown})")
     return examples, source
 
 
