@@ -426,11 +426,13 @@ def neurons_of(path):
     return neurons.activations(load(path), TEXT)
 
 
-def test_gradient_plot_is_views_gradients_over_the_text(models):
+def test_gradient_plot_is_views_gradients_over_the_text_s_pieces(models):
+    """The page's curve (and charlm gradients' over a lines model's lines) averages the pieces
+    read from the zero state pair by pair: every (t, k) pair of every piece weighs the same."""
     from charlm.views import gradients
     model = load(models["gru"])
     ids = model.vocab.encode(TEXT)
-    norms, counts = report._mean_norms(model.network, [ids[:20], ids[20:]])
+    norms, counts = gradients.mean_norms(model.network, [ids[:20], ids[20:]], report.MAX_DISTANCE)
     first, n1 = gradients.distance_norms(model.network, ids[:20], report.MAX_DISTANCE)
     second, n2 = gradients.distance_norms(model.network, ids[20:], report.MAX_DISTANCE)
     np.testing.assert_array_equal(counts, n1 + n2)

@@ -171,15 +171,18 @@ def test_activation_i_is_the_state_after_reading_character_i():
     np.testing.assert_allclose(acts[:, 1], run["cs"][:, 1:, 0], atol=1e-5)
 
 
-def test_a_lines_mode_model_reads_a_newline_as_its_end_of_line():
+def test_a_lines_mode_model_reads_each_line_as_an_example_ended_by_eos():
+    """As training read its lines: each from the zero state and <EOS>, its newline read as the
+    <EOS> that ends it; a stream model reads the text as one sequence."""
     model = make_model("gru", hidden=6)
     model.config.mode = "lines"
     acts = activations(model, "Anna\nBob")
-    ids = model.vocab.encode("Anna\nBob")
-    ids[4] = EOS_ID
-    x = np.concatenate([[EOS_ID], ids])[:, None]
-    run = ReferenceNetwork("gru", model.network.params).run(x)
-    np.testing.assert_allclose(acts[:, 0], run["hs"][:, 1:, 0], atol=1e-5)
+    reference = ReferenceNetwork("gru", model.network.params)
+    for line, at in (("Anna", 0), ("Bob", 5)):
+        ids = np.concatenate([[EOS_ID], model.vocab.encode(line), [EOS_ID]])[:, None]
+        hs = reference.run(ids)["hs"][:, 1:, 0]               # after each token of the line
+        np.testing.assert_allclose(acts[:, 0, at:at + len(line) + 1], hs[:, :len(acts[0, 0]) - at],
+                                   atol=1e-5)
     model.config.mode = "stream"
     assert not np.allclose(activations(model, "Anna\nBob")[:, :, 5:], acts[:, :, 5:], atol=1e-3)
 

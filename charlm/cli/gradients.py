@@ -125,15 +125,15 @@ def _distance_unit(vocabs, fresh):
 def _model_curve(path, model, text, max_distance, err):
     from rich.markup import escape
 
-    from ..views.gradients import distance_norms
-    from ..views.text import text_ids, unknown_tokens
+    from ..views.gradients import mean_norms
+    from ..views.text import text_pieces, unknown_tokens
     unknown = unknown_tokens(model, text)
     if unknown:
         err.print(f"[yellow]warning:[/] {len(unknown)} {model.vocab.noun}(s) not in "
                   f"{escape(path)}'s "
                   f"vocabulary, read as <UNK>: {escape(', '.join(map(repr, unknown[:20])))}")
     c = model.config
-    norms, counts = distance_norms(model.network, text_ids(model, text), max_distance)
+    norms, counts = mean_norms(model.network, text_pieces(model, text), max_distance)
     return _curve(path, c.cell, c.hidden_size, c.num_layers, False, norms, counts)
 
 

@@ -52,6 +52,19 @@ def fresh_network(cell, vocab_size, hidden_size, num_layers, seed):
     return Network(cell, vocab_size, hidden_size, num_layers, params)
 
 
+def mean_norms(network, pieces, max_distance):
+    """(norms, counts) as :func:`distance_norms` gives them, over several pieces of token ids,
+    each read from the zero state: each distance's mean over every (t, k) pair of the pieces."""
+    total = np.zeros(max_distance + 1)
+    counts = np.zeros(max_distance + 1, np.int64)
+    for ids in pieces:
+        norms, n = distance_norms(network, ids, max_distance)
+        total += np.nan_to_num(norms) * n
+        counts += n
+    with np.errstate(invalid="ignore"):
+        return np.where(counts > 0, total / np.maximum(counts, 1), np.nan), counts
+
+
 def distance_norms(network, ids, max_distance):
     """(norms (K+1,) float64, counts (K+1,) int) for the text of token ids (n,), K =
     max_distance. Distances with no target (k >= n) have count 0 and norm NaN."""

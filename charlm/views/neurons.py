@@ -11,7 +11,7 @@ import numpy as np
 from ..network.engine import Engine
 from ..text.vocab import EOS_ID
 from ..text.words import is_word
-from .text import text_ids
+from .text import text_pieces
 
 STATE_NAMES = ("h", "c")        # the state axis S, in the cell table's order
 QUOTES = {'"': None, "“": True, "”": False}   # straight quotes toggle; curly ones open or close
@@ -47,11 +47,12 @@ TOKEN_CLASSES = {
 
 def activations(model, text):
     """(L, S, n, H) float32: every layer's state (h, and the LSTM's c) after each of the n
-    tokens of text, read as :func:`text.text_ids` says (``model``: a charlm.api.Model)."""
-    ids = text_ids(model, text)
-    x = np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None]
+    tokens of text, read as :func:`text.text_pieces` says (``model``: a charlm.api.Model)."""
     engine = Engine(model.network)
-    return engine.states(x, engine.zero_state(1))[:, :, 1:, 0]
+    states = [engine.states(np.concatenate([[EOS_ID], ids]).astype(np.int32)[:, None],
+                            engine.zero_state(1))[:, :, 1:, 0]
+              for ids in text_pieces(model, text)]
+    return np.concatenate(states, axis=2)
 
 
 def features(tokens, kind="chars"):

@@ -374,7 +374,7 @@ def gradient_plot(model, examples, seed):
             texts.append(model.vocab.encode(ex)[:budget - used])
             used += len(texts[-1])
     fresh = gradients.fresh_network(c.cell, net.vocab_size, c.hidden_size, c.num_layers, seed)
-    series = [(label, *_mean_norms(network, texts)) for label, network in
+    series = [(label, *gradients.mean_norms(network, texts, MAX_DISTANCE)) for label, network in
               (("this model", net), (f"freshly initialised (seed {seed})", fresh))]
     distances = list(range(MAX_DISTANCE + 1))
     plot = svg.line_plot([(label, distances, norms.tolist()) for label, norms, _ in series],
@@ -386,18 +386,6 @@ def gradient_plot(model, examples, seed):
             f'output k {noun}s earlier: the norm of the gradient, averaged over the {used:,} '
             f'{noun}s of the text read for it (k up to {reach}, fewer positions at larger k), '
             f'float64. A curve that falls fast is a network that forgets fast.</p>')
-
-
-def _mean_norms(network, texts):
-    """(norms, counts) over several texts: each distance's mean over every (t, k) pair."""
-    total = np.zeros(MAX_DISTANCE + 1)
-    counts = np.zeros(MAX_DISTANCE + 1, np.int64)
-    for ids in texts:
-        norms, n = gradients.distance_norms(network, ids, MAX_DISTANCE)
-        total += np.nan_to_num(norms) * n
-        counts += n
-    with np.errstate(invalid="ignore"):
-        return np.where(counts > 0, total / np.maximum(counts, 1), np.nan), counts
 
 
 # ---- the page ------------------------------------------------------------------------------------
