@@ -360,3 +360,20 @@ def test_python_dash_m_charlm_score(tmp_path):
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)["results"][0]
     assert result["log_prob"] == pytest.approx(load(path).score("a cat").log_prob, abs=1e-9)
+
+
+def test_a_table_too_wide_for_the_terminal_becomes_blocks_with_every_figure():
+    """Squeezed below its width, rich would cut the figures short (-78.1…); the rows come as
+    blocks of "column: value" lines instead. A terminal wide enough keeps the table."""
+    import io
+    from rich.console import Console
+    from charlm.cli.score import _fitted, _table
+    model = make_model()
+    results = model.score(["the cat", "a dog"])
+    for width, table_kept in ((50, False), (120, True)):
+        console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+        console.print(_fitted(console, _table(results, model)))
+        shown = console.file.getvalue()
+        assert ("┃" in shown) == table_kept and "…" not in shown
+        for r in results:
+            assert f"{r.log2_prob:.3f}" in shown and f"{r.perplexity:.2f}" in shown

@@ -121,7 +121,7 @@ def score(texts, model_path, file_path, per_char, as_json, encoding, exact, dyna
             kind = "word token(s)" if model.vocab.kind == "words" else "character(s)"
             err.print(f"[yellow]warning:[/] {len(r.unknown)} {kind} of {escape(where)} not "
                       f"in the model's vocabulary, scored as <UNK>: {escape(chars)}")
-    out.print(_table(results, model))
+    out.print(_fitted(out, _table(results, model)))
     if per_char and in_colour(out):
         for r in results[:len(texts)]:
             out.print(_surprise_map(r))
@@ -200,6 +200,22 @@ def _table(results, model):
                         f"targets, each from the zero state (seed {w.seed})")
             table.caption = Text(f"{r.file}: {r.num_tokens:,} tokens{how}")
     return table
+
+
+def _fitted(console, table):
+    """The table, or where the console is too narrow for its figures, each row as a block of
+    "column: value" lines (a table squeezed below its width cuts the figures short)."""
+    from rich.console import Group
+    from rich.measure import Measurement
+    from rich.text import Text
+    natural = Measurement.get(console, console.options.update_width(10**4), table).maximum
+    if natural <= console.width:
+        return table
+    names = [str(column.header) for column in table.columns]
+    rows = zip(*(list(column.cells) for column in table.columns))
+    blocks = [Text(f"{names[0]}: ") + Text(str(row[0]), style="bold") + Text("".join(
+        f"\n  {name}: {value}" for name, value in zip(names[1:], row[1:]))) for row in rows]
+    return Group(*[table.title or ""], *blocks, *([table.caption] if table.caption else []))
 
 
 def _shade(bits):
