@@ -96,15 +96,17 @@ def _print(report):
                                                for r in report["labels"]) + " training examples"))
     console.print(table)
     if report["history"]:
-        _print_history(console, report["history"])
+        _print_history(console, report["history"], report["tokens"])
 
 
-def _print_history(console, history):
+def _print_history(console, history, tokens):
     """The validation curve at a glance: at most a dozen rows, evenly spread, and the last."""
     from rich.table import Table
     keep = sorted(set(history[i]["step"] for i in
                       range(0, len(history), -(-len(history) // 12))) | {history[-1]["step"]})
-    table = Table("step", "time", "train", "val", "bits/char", title="validation history")
+    # a word model trains on tokens and validates per character (docs/words.md)
+    train = "train nats/token" if tokens == "words" else "train nats"
+    table = Table("step", "time", train, "val nats/char", "bits/char", title="validation history")
     for r in history:
         if r["step"] in keep:
             val = r["val_loss"]
