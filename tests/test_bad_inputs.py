@@ -18,11 +18,14 @@ import zipfile
 import numpy as np
 import pytest
 
+import charlm
+
 from conftest import NAMES, run_charlm
 from tiny_models import make_model, save_model
 
 # ---- the paths: each a command line with PATH where the bad input goes -------------------------
-# MODEL is a good checkpoint and CORPUS a good text, for the other arguments of the command.
+# MODEL is a good checkpoint, STATE its export as a PyTorch state dict and CORPUS a good text, for
+# the other arguments of the command.
 
 TEXT_PATHS = {
     "train CORPUS": ["train", "PATH", "--out", "out.npz", "--steps", "1", "--hidden", "8"],
@@ -51,7 +54,7 @@ OUTPUT_PATHS = {
     "train --out": ["train", "CORPUS", "--steps", "1", "--hidden", "8", "--out", "PATH"],
     "report -o": ["report", "--model", "MODEL", "-o", "PATH"],
     "export -o": ["export", "MODEL", "--to", "onnx", "-o", "PATH"],
-    "import -o": ["import", "MODEL", "-o", "PATH"],
+    "import -o": ["import", "STATE", "-o", "PATH"],
 }
 
 # ---- the bad inputs of each kind: name -> (how to make it, exit code, words of the message) ----
@@ -188,7 +191,8 @@ BAD_INPUTS = [(kind, path, bad) for kind, (paths, inputs) in KINDS.items()
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "corpus.txt").write_text(TEXT)
-    save_model(make_model(hidden=8, chars=TEXT), str(tmp_path / "model.npz"))
+    model = save_model(make_model(hidden=8, chars=TEXT), str(tmp_path / "model.npz"))
+    charlm.load(model).export(str(tmp_path / "model.safetensors"))
     return tmp_path
 
 
@@ -203,11 +207,10 @@ def command_line(kind, path_name, bad, folder):
         if bad == "a device":
             make = a_fifo       # never /dev/null for a path that a run may write
     given = make(folder)
+    named = {"MODEL": "model.npz", "STATE": "model.safetensors", "CORPUS": "corpus.txt"}
     if given == "READ":         # an output that is the file the command reads
-        read = "MODEL" if "MODEL" in args else "CORPUS"
-        given = str(folder / ("model.npz" if read == "MODEL" else "corpus.txt"))
-    args = [given if a == "PATH" else str(folder / "model.npz") if a == "MODEL"
-            else str(folder / "corpus.txt") if a == "CORPUS" else a for a in args]
+        given = str(folder / next(named[a] for a in args if a in named))
+    args = [given if a == "PATH" else str(folder / named[a]) if a in named else a for a in args]
     return args, codes, words
 
 
