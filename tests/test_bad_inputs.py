@@ -206,6 +206,8 @@ def command_line(kind, path_name, bad, folder):
         codes = codes | {2}     # also an output: a path that cannot be one is a usage error
         if bad == "a device":
             make = a_fifo       # never /dev/null for a path that a run may write
+    if path_name == "import -o" and bad == "the file it reads":
+        words = ["import writes a charlm checkpoint"]   # a .safetensors name: refused as such
     given = make(folder)
     named = {"MODEL": "model.npz", "STATE": "model.safetensors", "CORPUS": "corpus.txt"}
     if given == "READ":         # an output that is the file the command reads
