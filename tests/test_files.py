@@ -179,6 +179,27 @@ def test_an_output_that_is_a_link_is_written_through_it(tmp_path, names_file, tr
     assert checkpoint.load(str(real), True).training.run.step == 9
 
 
+def test_a_lock_file_appears_with_its_record_and_leaves_nothing_beside_it(tmp_path,
+                                                                          monkeypatch):
+    """The lock file is written and locked under another name, then linked into place: a run
+    that finds it finds a whole record, never an empty file it would take for the user's."""
+    from charlm.store import outputs
+    seen = []
+    real_link = os.link
+
+    def link(source, target):
+        seen.append(open(source, "rb").read())      # what appears at the lock's path
+        real_link(source, target)
+
+    monkeypatch.setattr(outputs.os, "link", link)
+    lock = outputs.OutputLock(str(tmp_path / "m.npz")).acquire()
+    assert outputs.LOCK_RECORD.fullmatch(seen[0])
+    assert (tmp_path / "m.npz.lock").read_bytes() == seen[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz.lock"]
+    lock.release()
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_lock_taken_over_is_a_lock_the_next_run_can_take_over(tmp_path):
     """A stale lock (its holder killed) is rewritten from its start, so when this holder dies in
     turn its record is again one a later run recognises."""

@@ -15,6 +15,7 @@
   while a run may write OUT. The kernel drops the lock when its process ends, however it ends,
   so a lock file left by a killed run (kill -9) blocks nothing.
 """
+import errno
 import fcntl
 import os
 import re
@@ -143,13 +144,17 @@ class OutputLock:
     def acquire(self):
         while True:
             try:     # O_NOFOLLOW: a symbolic link there is never followed to write elsewhere
-                fd, created = self._open()
-            except FileNotFoundError:       # its holder removed it between the two opens
-                continue
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                fd = self._create()
+                if fd is None:          # another run's lock appeared first: look at it
+                    continue
+                self.fd = fd
+                return self
             except OSError as e:
                 what = ("is a symbolic link, not a charlm lock file"
                         if os.path.islink(self.lock_path)
-                        else f"cannot be created: {e.strerror or e}")
+                        else f"cannot be opened: {e.strerror or e}")
                 raise UsageError(f"{self.option}: {self.lock_path} {what}; remove it or choose "
                                  f"another {self.option}") from None
             try:
@@ -167,27 +172,56 @@ class OutputLock:
             if current is not None and os.path.samestat(os.fstat(fd), current):
                 break
             os.close(fd)
-        if not created and not _holds_a_lock_record(fd):
+        if not _holds_a_lock_record(fd):
             os.close(fd)
             raise UsageError(f"{self.option}: {self.lock_path} exists and is not a charlm lock "
                              "file (charlm never writes over it): move it away or choose another "
                              f"{self.option}")
-        os.ftruncate(fd, 0)
+        os.ftruncate(fd, 0)             # a lock its killed holder left: taken over
         os.lseek(fd, 0, os.SEEK_SET)        # the check above read from the start: write there
-        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-        # the command's bytes as given: an argument need not be valid UTF-8
-        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n{command}\n".encode(
-            errors="surrogateescape"))
+        os.write(fd, _record())
         self.fd = fd
         return self
 
-    def _open(self):
-        """(fd, whether this call created the file): a new lock file, or the one there."""
-        flags = os.O_RDWR | os.O_NOFOLLOW
+    def _create(self):
+        """A new lock file at the lock's path, locked and holding this run's record from the
+        moment it appears there (a file written and locked beside it, then linked into place),
+        so no run ever finds a lock file without a record; None if one appeared there first."""
+        folder, name = os.path.split(self.lock_path)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-", suffix=".tmp")
         try:
-            return os.open(self.lock_path, flags | os.O_CREAT | os.O_EXCL, 0o666), True
+            os.fchmod(fd, 0o666 & ~umask())
+            os.write(fd, _record())
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.link(tmp, self.lock_path)
         except FileExistsError:
-            return os.open(self.lock_path, flags), False
+            os.close(fd)
+            return None
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in NO_HARD_LINKS:
+                raise UsageError(f"{self.option}: {self.lock_path} cannot be created: "
+                                 f"{e.strerror or e}; choose another {self.option}") from None
+            return self._create_in_place()
+        finally:
+            os.unlink(tmp)
+        return fd
+
+    def _create_in_place(self):
+        """:meth:`_create` on a file system without hard links: created, locked, then written
+        (a run that looks in between finds it empty and refuses it as no lock)."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o666)
+        except FileExistsError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:         # another run took it in between: look at it again
+            os.close(fd)
+            return None
+        os.write(fd, _record())
+        return fd
 
     def release(self):
         if self.fd is None:
@@ -217,10 +251,20 @@ class OutputLock:
 LOCK_RECORD = re.compile(rb"\d+\n\S+\n.*\n", re.DOTALL)     # process id, host, command
 
 
+NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
+
+
+def _record():
+    """This run's lock record: process id, host and command line, a line each (the command's
+    bytes as given: an argument need not be valid UTF-8)."""
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+    return f"{os.getpid()}\n{socket.gethostname()}\n{command}\n".encode(errors="surrogateescape")
+
+
 def _holds_a_lock_record(fd):
-    """Whether the file open at fd, which this process did not create, is a lock file that a run
-    left: a regular file holding a whole record as :meth:`OutputLock.acquire` writes it. (Its
-    holder writes the record at once, holding the lock, so a file found empty is not one.)"""
+    """Whether the file open at fd is a lock file that a run left: a regular file holding a whole
+    record as :func:`_record` writes it (a lock file appears with its record: an empty file is
+    not one)."""
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         return False
     os.lseek(fd, 0, os.SEEK_SET)
