@@ -119,10 +119,10 @@ def parse_label_options(values):
 
 def read_label_files(pairs, encoding="utf-8"):
     """The :class:`LabelledCorpus` of ``--label NAME=FILE`` pairs: each non-blank line of FILE is
-    an example of NAME. The files are read in the order of their names, so the order of the
-    options changes nothing (the run, the fingerprint that --resume checks)."""
+    an example of NAME, the files read in the order given (which --resume needs again: it is the
+    order of the examples)."""
     examples, texts = [], []
-    for name, path in sorted(pairs):
+    for name, path in pairs:
         text = read_plain(path, encoding).text
         texts.append(f"{name}\0{text}")
         examples += [(name, line) for line in text.split("\n") if line.strip()]

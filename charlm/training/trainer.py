@@ -764,8 +764,8 @@ def _resume(out, corpus, options, reporter):
         raise CheckpointError(f"{out} has no training state to resume from (only weights)")
     run = saved.training.run
     if run.corpus not in (None, corpus.fingerprint()):
-        source = run.corpus_path or ("its --label NAME=FILE files" if saved.config.labels
-                                     else "the bundled names")
+        source = run.corpus_path or ("its --label NAME=FILE files, in the order given then"
+                                     if saved.config.labels else "the bundled names")
         raise UsageError(f"--resume: this is not the corpus {out} was trained on ({source}, "
                          f"read as {run.corpus_encoding}): give that one")
     ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE
