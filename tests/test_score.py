@@ -369,8 +369,8 @@ def test_a_table_too_wide_for_the_terminal_becomes_blocks_with_every_figure():
     from rich.console import Console
     from charlm.cli.score import _fitted, _table
     model = make_model()
-    results = model.score(["the cat", "a dog"])
-    for width, table_kept in ((50, False), (120, True)):
+    results = model.score(["the cat", "a dog", "the cat sat on a mat and the dog ran to"])
+    for width, table_kept in ((50, False), (80, True), (120, True)):
         console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
         console.print(_fitted(console, _table(results, model)))
         shown = console.file.getvalue()

@@ -176,7 +176,7 @@ def _table(results, model):
     table = Table(title=f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.mode} mode"
                         + (" (<EOS> counted as a character)" if c.mode == "lines" else ""),
                   title_justify="left", caption_justify="left")
-    table.add_column("text", overflow="fold", min_width=12, max_width=40)
+    table.add_column("text", overflow="fold", min_width=8, max_width=40)
     for name in ("log P (nats)", "log2 P", "probability", "bits/char", "perplexity"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in results:
@@ -208,8 +208,12 @@ def _fitted(console, table):
     from rich.console import Group
     from rich.measure import Measurement
     from rich.text import Text
-    natural = Measurement.get(console, console.options.update_width(10**4), table).maximum
-    if natural <= console.width:
+    text_column = table.columns[0]
+    widest = text_column.max_width
+    text_column.max_width = text_column.min_width       # the text folds; the figures cannot
+    needed = Measurement.get(console, console.options.update_width(10**4), table).maximum
+    text_column.max_width = widest
+    if needed <= console.width:
         return table
     names = [str(column.header) for column in table.columns]
     rows = zip(*(list(column.cells) for column in table.columns))
