@@ -129,7 +129,7 @@ def sample(model_path, length, temperature, top_k, top_p, prime, num, seed, stop
             warm_up_forward(model.network)
         run_interactive(model, prime=prime, temperature=temperature, seed=seed,
                         stop_at_eos=checked.stop_at_eos, label=label, match=checked.match,
-                        length=checked.length)
+                        length=checked.length if length is not None or match else None)
         return
     check = None
     if corpus_path is not None or novelty or novel:

@@ -71,10 +71,10 @@ class Chooser:
         self.rng = np.random.default_rng(seed)
         self.prime = prime
         self.text = prime
-        self.ended = False
         self.history = []
         self.match, self.length = match, length
         self.count = 0                  # tokens after the prime
+        self.ended = length is not None and length <= 0
         self.where = 0 if match is None else match.start      # the state of match's automaton
         self.state = self.engine.zero_state(1)
         self.log_p = None
