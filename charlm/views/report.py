@@ -46,6 +46,7 @@ from ..text.textfile import read_text
 from ..text.vocab import EOS, EOS_ID, drawable, visible
 from . import curves as loss_curves
 from . import gradients, neurons, svg
+from .text import text_pieces
 
 TEMPERATURES = (0.5, 0.8, 1.0)
 SAMPLE_CHARS = 300             # stream mode: the length of each sample shown
@@ -368,10 +369,11 @@ def gradient_plot(model, examples, seed):
     c, net, noun = model.config, model.network, model.vocab.noun
     per_token = 2 * MAX_DISTANCE * net.cell.gates * c.hidden_size ** 2
     budget = max(MAX_DISTANCE + 1, int(GRADIENT_WORK // per_token))
+    lines = c.mode == "lines"           # each example ends with its <EOS>, as text_pieces reads it
     texts, used = [], 0
-    for ex in examples:
+    for ids in text_pieces(model, "\n".join(examples) + "\n" * lines):
         if used < budget:
-            texts.append(model.vocab.encode(ex)[:budget - used])
+            texts.append(ids[:budget - used])
             used += len(texts[-1])
     fresh = gradients.fresh_network(c.cell, net.vocab_size, c.hidden_size, c.num_layers, seed)
     series = [(label, *gradients.mean_norms(network, texts, MAX_DISTANCE)) for label, network in
