@@ -177,6 +177,11 @@ def test_an_output_that_is_a_link_is_written_through_it(tmp_path, names_file, tr
         held = run_charlm("train", names_file, "--out", link, "--resume", "--steps", 12)
     assert held.returncode == 6 and "being written by another charlm run" in held.stderr
     assert checkpoint.load(str(real), True).training.run.step == 9
+    ahead = tmp_path / "ahead.npz"                  # a link to a checkpoint still to come
+    ahead.symlink_to(tmp_path / "runs" / "next.npz")
+    ok = run_charlm("train", names_file, "--out", ahead, "--steps", 2, "--hidden", 8, "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert ahead.is_symlink() and (tmp_path / "runs" / "next.npz").is_file()
 
 
 def test_a_lock_file_appears_with_its_record_and_leaves_nothing_beside_it(tmp_path,

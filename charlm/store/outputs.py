@@ -39,10 +39,11 @@ def check_writable(path, option, example="charlm.npz"):
     if os.path.isdir(path):
         raise UsageError(f"{option}: cannot write {path}: it is a folder; give a file name such "
                          f"as {os.path.join(path, example)}")
-    if os.path.lexists(path) and not os.path.isfile(path):
+    target = os.path.realpath(path)     # a link is written through (write_atomically)
+    if os.path.lexists(target) and not os.path.isfile(target):
         raise UsageError(f"{option}: {path} is not a regular file; charlm writes only regular "
                          "files")
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise UsageError(f"{option}: cannot write {path}: there is no folder {folder}")
     try:
