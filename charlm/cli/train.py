@@ -99,7 +99,9 @@ def _default(setting):
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the corpus.")
 @click.option("--seed", type=int, help="Random seed: same seed, same run.  " + _default("seed"))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end, nothing else.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON summary at the end on stdout, no progress; the choices made "
+                   "still go to stderr.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_errors
 def train(corpus, out, resume, force, encoding, as_json, quiet, max_time, **options):
