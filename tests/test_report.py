@@ -542,6 +542,9 @@ def test_word_page_sampler_draws_tokens_that_read_back_as_drawn(browser, word_pa
         assert draw_in_page(tab, seed, 2.5, 200)[0] == text
     text, message = draw_in_page(tab, 1, 1.0, 20, prime="The Zork cat")
     assert text.startswith("The Zork cat") and '"Zork"' in message and "<UNK>" in message
+    for seed in range(1, 25):       # after an unknown last word, never a word: it would join it
+        text, _ = draw_in_page(tab, seed, 2.5, 3, prime="The Zork")
+        assert words.split(text)[:2] == ["The", " "] and words.split(text)[2] == "Zork", text
     assert "next token" in tab.evaluate("document.getElementById('next-chars').textContent")
     assert tab.problems() == []
 

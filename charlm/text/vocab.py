@@ -78,6 +78,7 @@ class Vocab:
     kind = "chars"
     noun = "character"          # what one token is, as the views name it
     split = staticmethod(list)  # the tokens of a text, as strings
+    classes_js = ()             # the classes of ``following`` as JavaScript (none: see words)
     # The same cut as a JavaScript regular expression (flags "gsu"): one code point
     split_js = "."
 

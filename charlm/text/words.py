@@ -57,6 +57,9 @@ WORD = re.compile(_WORD)
 # on U+001C..U+001F and U+0085 (whitespace to Python), U+FEFF (to JavaScript) and the letters of
 # Unicode versions one of the two does not know yet (docs/words.md)
 TOKEN_JS = r"[\p{L}\p{N}]+(?:['’\-][\p{L}\p{N}]+)*|\n|[^\S\n]+|."
+# The two classes of WordVocab.following, as JavaScript regular expressions of a whole token
+# (flags "u"): the report page's sampler classes a prime's unknown last token by its text
+CLASSES_JS = (r"^[\p{L}\p{N}]+(?:['’\-][\p{L}\p{N}]+)*$", r"^[^\S\n]+$")
 
 
 def split(text):
@@ -180,6 +183,7 @@ class WordVocab(Vocab):
     noun = "token"
     split = staticmethod(split)
     split_js = TOKEN_JS
+    classes_js = CLASSES_JS
 
     def __init__(self, tokens, spelling):
         tokens = list(tokens)

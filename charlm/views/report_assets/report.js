@@ -286,6 +286,12 @@
       logits = net.step(state, id, label);
       row = rowAfter(id);
     }
+    // <UNK> has no class by its id: a prime's unknown last token takes the class of its text,
+    // as `charlm sample` gives it (charlm.text.words.WordVocab.following)
+    const last = split(prime).at(-1);
+    const c = last === undefined || tokenIndex.has(last) ? -1
+      : model.classes.findIndex((pattern) => new RegExp(pattern, "u").test(last));
+    if (c >= 0) row = 2 + (model.drawable.length - 2) / 2 + c;
     const primeSpan = document.createElement("span");
     primeSpan.className = "prime";
     primeSpan.textContent = prime;
