@@ -56,10 +56,11 @@ WORD = re.compile(_WORD)
 # accepts, the letters and numbers of Unicode, which JavaScript names [\p{L}\p{N}]. They differ
 # on U+001C..U+001F and U+0085 (whitespace to Python), U+FEFF (to JavaScript) and the letters of
 # Unicode versions one of the two does not know yet (docs/words.md)
-TOKEN_JS = r"[\p{L}\p{N}]+(?:['’\-][\p{L}\p{N}]+)*|\n|[^\S\n]+|."
+_WORD_JS = r"[\p{L}\p{N}]+(?:['’\-][\p{L}\p{N}]+)*"
+TOKEN_JS = rf"{_WORD_JS}|\n|[^\S\n]+|."
 # The two classes of WordVocab.following, as JavaScript regular expressions of a whole token
 # (flags "u"): the report page's sampler classes a prime's unknown last token by its text
-CLASSES_JS = (r"^[\p{L}\p{N}]+(?:['’\-][\p{L}\p{N}]+)*$", r"^[^\S\n]+$")
+CLASSES_JS = (rf"^{_WORD_JS}$", r"^[^\S\n]+$")
 
 
 def split(text):

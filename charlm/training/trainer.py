@@ -731,14 +731,16 @@ def _stop_rules_replaced(saved, given, reporter):
         return {}
     dropped = [k for k in STOP_RULES if k not in given and getattr(saved, k) is not None]
     if dropped:
-        def shown(k):
-            value = getattr(saved, k)
-            return format_duration(value) if k == "max_time" else f"{value:g}"
-        reporter.notice("--resume with " + ", ".join(STOP_RULES[k] for k in STOP_RULES
-                                                        if k in given)
-                        + ": the run's own " + ", ".join(f"{STOP_RULES[k]} {shown(k)}"
-                                                         for k in dropped) + " no longer apply")
+        asked = ", ".join(STOP_RULES[k] for k in STOP_RULES if k in given)
+        old = ", ".join(f"{STOP_RULES[k]} {_rule_value(saved, k)}" for k in dropped)
+        reporter.notice(f"--resume with {asked}: the run's own {old} no longer apply")
     return {k: None for k in dropped}
+
+
+def _rule_value(config, rule):
+    """A stop rule's value as the command line writes it (10m00s, 25, 5000)."""
+    value = getattr(config, rule)
+    return format_duration(value) if rule == "max_time" else f"{value:g}"
 
 
 def _check_position(out, run, train):
